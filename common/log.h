@@ -1,0 +1,40 @@
+/* Logging: one macro with level, subsystem tag and optional connection id.
+ * Output goes to stderr (or the configured file) as text or JSON lines.
+ * Never pass key material or media payload to these functions. */
+#ifndef HK_LOG_H
+#define HK_LOG_H
+
+#include <stdint.h>
+
+typedef enum { HK_LOG_DEBUG = 0, HK_LOG_INFO, HK_LOG_WARN, HK_LOG_ERROR } hk_log_level_t;
+typedef enum { HK_LOG_FORMAT_TEXT = 0, HK_LOG_FORMAT_JSON } hk_log_format_t;
+
+/* Sets the minimum level and the format; process-wide (logging is not media state). */
+void hk_log_setup(hk_log_level_t level, hk_log_format_t format);
+int hk_log_enabled(hk_log_level_t level);
+
+/* conn_id may be NULL. */
+void hk_log_write(hk_log_level_t level, const char *subsystem, const char *conn_id,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#define HK_LOG(level, subsystem, conn_id, ...)                                                     \
+    do {                                                                                           \
+        if (hk_log_enabled(level))                                                                 \
+            hk_log_write(level, subsystem, conn_id, __VA_ARGS__);                                  \
+    } while (0)
+
+/* Rate limiter for per-packet warnings: at most `burst` lines per `interval_ms`.
+ * Embed one per warning site in the owning object (no globals in the media path). */
+typedef struct {
+    uint64_t window_start_ms;
+    uint32_t count;
+    uint32_t suppressed;
+} hk_log_ratelimit_t;
+
+/* Returns 1 when a line may be written now; counts suppressed lines otherwise. */
+int hk_log_ratelimit_allow(hk_log_ratelimit_t *rl, uint64_t now_ms, uint32_t interval_ms,
+                           uint32_t burst);
+
+const char *hk_log_level_name(hk_log_level_t level);
+
+#endif

@@ -1,0 +1,121 @@
+/* SDP (RFC 8866, JSEP RFC 8829): the server's offer writer and the client's answer
+ * parser. Pure: no I/O, no globals.
+ *
+ * Payload types and header-extension ids are fixed server-wide (below), so forwarding
+ * never rewrites them. */
+#ifndef HK_SDP_H
+#define HK_SDP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fixed payload types. */
+#define HK_PT_OPUS     111
+#define HK_PT_VP8      96
+#define HK_PT_VP8_RTX  97
+#define HK_PT_VP9      98
+#define HK_PT_VP9_RTX  99
+#define HK_PT_H264     102
+#define HK_PT_H264_RTX 103
+#define HK_PT_AV1      104
+#define HK_PT_AV1_RTX  105
+
+/* Fixed header-extension ids (one-byte form). */
+#define HK_EXT_MID           1 /* urn:ietf:params:rtp-hdrext:sdes:mid */
+#define HK_EXT_ABS_SEND_TIME 2 /* http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time */
+#define HK_EXT_TRANSPORT_CC  3 /* http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01 */
+#define HK_EXT_AUDIO_LEVEL   4 /* urn:ietf:params:rtp-hdrext:ssrc-audio-level; never in E2EE */
+
+#define HK_SDP_MAX_MEDIA      512 /* m-sections per session */
+#define HK_SDP_MAX_CANDIDATES 8
+#define HK_SDP_MID_LEN        16
+#define HK_SDP_ID_LEN         64 /* msid stream/track ids */
+
+typedef enum { HK_MEDIA_AUDIO = 0, HK_MEDIA_VIDEO = 1 } hk_media_kind_t;
+
+typedef enum {
+    HK_DIR_INACTIVE = 0,
+    HK_DIR_SENDONLY,
+    HK_DIR_RECVONLY,
+    HK_DIR_SENDRECV,
+} hk_direction_t;
+
+typedef enum { HK_VIDEO_VP8 = 0, HK_VIDEO_VP9, HK_VIDEO_H264, HK_VIDEO_AV1 } hk_video_codec_t;
+
+/* One m-section of the server's offer.
+ * - RECV: the client sends here (direction recvonly from the server's view); no ssrc.
+ * - FORWARD: the server sends a publisher's track here (sendonly) with that
+ *   publisher's msid and SSRCs (ssrc 0 = not known yet: no a=ssrc lines written).
+ * - CLOSED: a track that went away: written rejected (port 0, a=inactive), not in
+ *   the BUNDLE group. */
+typedef enum { HK_SECTION_RECV = 0, HK_SECTION_FORWARD, HK_SECTION_CLOSED } hk_section_type_t;
+
+typedef struct {
+    hk_section_type_t type;
+    hk_media_kind_t kind;
+    char mid[HK_SDP_MID_LEN];
+    char stream_id[HK_SDP_ID_LEN]; /* FORWARD: the publisher's connection_id */
+    char track_id[HK_SDP_ID_LEN];  /* FORWARD: the publisher's track id */
+    uint32_t ssrc;                 /* FORWARD: media SSRC, 0 = unknown */
+    uint32_t rtx_ssrc;             /* FORWARD video: RTX SSRC, 0 = none */
+    char cname[HK_SDP_ID_LEN];     /* FORWARD: cname for the a=ssrc lines */
+} hk_sdp_section_t;
+
+typedef struct {
+    uint64_t session_id;
+    uint64_t session_version;          /* increases with every re-offer */
+    const char *ice_ufrag;             /* server's, 4..256 ice-chars */
+    const char *ice_pwd;               /* server's, 22..256 ice-chars */
+    const char *fingerprint;           /* "sha-256 AB:CD:..." */
+    const char *candidate_addresses[HK_SDP_MAX_CANDIDATES]; /* IPv4/IPv6 literals */
+    size_t n_candidates;
+    uint16_t media_port;
+    bool e2ee;                         /* leaves out the audio-level extension */
+    hk_video_codec_t preferred_video;  /* listed first in every video m-section */
+    const hk_sdp_section_t *sections;
+    size_t n_sections;
+} hk_sdp_offer_t;
+
+/* Writes the offer into buf (NUL-terminated, CRLF line ends).
+ * Returns the length written, HK_ENOSPC when buf is too small, HK_EINVAL for bad params. */
+int hk_sdp_write_offer(const hk_sdp_offer_t *offer, char *buf, size_t size);
+
+/* One m-section of the client's answer. */
+typedef struct {
+    hk_media_kind_t kind;
+    bool rejected;                  /* port 0 */
+    hk_direction_t direction;       /* as written in the answer (client's view) */
+    char mid[HK_SDP_MID_LEN];
+    char stream_id[HK_SDP_ID_LEN];  /* a=msid first token, "" if absent */
+    char track_id[HK_SDP_ID_LEN];   /* a=msid second token */
+    uint32_t ssrc;                  /* first SSRC not in an FID group's second slot, 0 = none */
+    uint32_t rtx_ssrc;              /* a=ssrc-group:FID second SSRC, 0 = none */
+    int payload_type;               /* first payload type on the m= line, -1 if none */
+    int n_payload_types;
+} hk_sdp_media_t;
+
+typedef struct {
+    char ice_ufrag[257];
+    char ice_pwd[257];
+    char fingerprint_algorithm[16]; /* lower case, e.g. "sha-256" */
+    uint8_t fingerprint[64];
+    size_t fingerprint_len;
+    char setup[16];                 /* "active", "passive", ... */
+    hk_sdp_media_t media[HK_SDP_MAX_MEDIA];
+    size_t n_media;
+} hk_sdp_answer_t;
+
+/* Parses a client's answer. Session-level or media-level ice-ufrag, ice-pwd,
+ * fingerprint and setup are accepted (media-level of the first non-rejected section
+ * wins over nothing; conflicting values are an error). Refuses: more than max_size bytes,
+ * lines over 4096 bytes, no m= line, more than HK_SDP_MAX_MEDIA m= lines, duplicate mids,
+ * missing ice-ufrag/ice-pwd/fingerprint, a malformed fingerprint, non-printable bytes.
+ * Returns 0, or HK_EINVAL with *err set to a static reason. */
+int hk_sdp_parse_answer(const char *sdp, size_t len, size_t max_size, hk_sdp_answer_t *out,
+                        const char **err);
+
+/* Returns the section of the answer with this mid, or NULL. */
+const hk_sdp_media_t *hk_sdp_answer_find(const hk_sdp_answer_t *answer, const char *mid);
+
+#endif

@@ -1,0 +1,62 @@
+#!/bin/bash
+# Runs every test suite and ends with one line "N passed, N failed".
+# Each suite prints its own "N passed, N failed" last; a suite that exits non-zero
+# without such a line counts as one failure. Logs: build/test-logs/<suite>.log
+cd "$(dirname "$0")/.." || exit 2
+mkdir -p build/test-logs
+total_passed=0
+total_failed=0
+
+run_suite() {
+    local name=$1
+    shift
+    local log=build/test-logs/$name.log
+    echo "=== $name: $*"
+    local start=$SECONDS
+    "$@" >"$log" 2>&1
+    local rc=$?
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    local p=0 f=0
+    if [ -n "$line" ]; then
+        p=$(echo "$line" | awk '{print $1}')
+        f=$(echo "$line" | awk '{print $3}')
+    fi
+    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1
+    fi
+    grep -E '^(FAILED|not ok)' "$log" | head -40
+    if [ "$f" -ne 0 ]; then
+        echo "--- last lines of $log:"
+        tail -40 "$log"
+    fi
+    echo "=== $name: $p passed, $f failed ($((SECONDS - start)) s)"
+    total_passed=$((total_passed + p))
+    total_failed=$((total_failed + f))
+}
+
+format_check() {
+    if make -s format-check; then
+        echo "1 passed, 0 failed"
+    else
+        echo "0 passed, 1 failed"
+        return 1
+    fi
+}
+
+run_suite format format_check
+run_suite unit build/unit-tests
+run_suite unit-asan build-asan/unit-tests
+run_suite fuzz-replay make -s fuzz-replay
+run_suite integration tests/node-suite.sh build/hisoka tests/integration
+run_suite integration-asan tests/node-suite.sh build-asan/hisoka tests/integration
+if [ -d tests/abuse ] && ls tests/abuse/*.test.mjs >/dev/null 2>&1; then
+    run_suite abuse tests/node-suite.sh build/hisoka tests/abuse
+    run_suite abuse-asan tests/node-suite.sh build-asan/hisoka tests/abuse
+fi
+if ls tests/browser/*.test.mjs >/dev/null 2>&1; then
+    run_suite browser tests/node-suite.sh build/hisoka tests/browser
+fi
+
+echo "$total_passed passed, $total_failed failed"
+[ "$total_failed" -eq 0 ]
