@@ -1,0 +1,143 @@
+#include "server/signaling.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "server/peer.h"
+#include "server/worker.h"
+
+#define RX_CHUNK 65536
+
+typedef struct {
+    hk_peer_t *peer;
+} session_t;
+
+static hk_worker_t *worker_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+/* Appends one received piece; dispatches the message when it is complete. */
+static void on_receive(hk_peer_t *peer, const void *in, size_t len, struct lws *wsi)
+{
+    const hk_config_t *config = peer->worker->config;
+    size_t limit = peer->state == HK_PEER_WAIT_CONNECT ? config->max_message_size_before_connect
+                                                       : config->max_message_size;
+    if (peer->state == HK_PEER_CLOSING)
+        return;
+    if (lws_is_first_fragment(wsi)) {
+        peer->rx_len = 0;
+        peer->rx_binary = lws_frame_is_binary(wsi);
+    }
+    if (peer->rx_len + len > limit) {
+        peer->worker->counters.refused_too_large++;
+        peer->rx_len = 0;
+        char reason[96];
+        snprintf(reason, sizeof reason, "MESSAGE-TOO-LARGE: messages are limited to %zu bytes",
+                 limit);
+        hk_peer_close(peer, HK_CLOSE_TOO_LARGE, reason);
+        return;
+    }
+    if (peer->rx_len + len + 1 > peer->rx_cap) {
+        size_t cap = peer->rx_cap ? peer->rx_cap : 4096;
+        while (cap < peer->rx_len + len + 1)
+            cap *= 2;
+        char *rx = realloc(peer->rx, cap);
+        if (!rx) {
+            hk_peer_close(peer, HK_CLOSE_INTERNAL, "out of memory");
+            return;
+        }
+        peer->rx = rx;
+        peer->rx_cap = cap;
+    }
+    memcpy(peer->rx + peer->rx_len, in, len);
+    peer->rx_len += len;
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0)
+        return;
+    peer->rx[peer->rx_len] = '\0';
+    size_t n = peer->rx_len;
+    peer->rx_len = 0;
+    if (peer->rx_binary)
+        hk_peer_on_binary(peer, (const uint8_t *)peer->rx, n);
+    else
+        hk_peer_on_text(peer, peer->rx, n);
+    /* Large buffers are not kept between messages. */
+    if (peer->rx_cap > RX_CHUNK) {
+        free(peer->rx);
+        peer->rx = NULL;
+        peer->rx_cap = 0;
+    }
+}
+
+/* Writes one queued message; closes with the stored reason once the queue is empty. */
+static int on_writeable(hk_peer_t *peer, struct lws *wsi)
+{
+    hk_out_t *out = peer->tx_head;
+    if (out) {
+        peer->tx_head = out->next;
+        if (!peer->tx_head)
+            peer->tx_tail = NULL;
+        peer->tx_bytes -= out->len;
+        int n = lws_write(wsi, out->buf + LWS_PRE, out->len,
+                          out->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        free(out);
+        if (n < 0)
+            return -1;
+        if (peer->tx_head || peer->state == HK_PEER_CLOSING)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (peer->state == HK_PEER_CLOSING) {
+        lws_close_reason(wsi, (enum lws_close_status)peer->close_code,
+                         (unsigned char *)peer->close_reason, strlen(peer->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+static int callback_signaling(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                              void *in, size_t len)
+{
+    session_t *session = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char uri[64];
+        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 ||
+            strcmp(uri, "/signaling") != 0)
+            return 1;
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED: {
+        hk_worker_t *worker = worker_of(wsi);
+        if (worker->stopping)
+            return -1;
+        session->peer = hk_peer_create(worker, wsi);
+        if (!session->peer)
+            return -1;
+        HK_LOG(HK_LOG_DEBUG, "signaling", session->peer->connection_id, "websocket open");
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        if (session->peer)
+            on_receive(session->peer, in, len, wsi);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return session->peer ? on_writeable(session->peer, wsi) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (session->peer) {
+            HK_LOG(HK_LOG_DEBUG, "signaling", session->peer->connection_id, "websocket closed");
+            hk_peer_destroy(session->peer);
+            session->peer = NULL;
+        }
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+const struct lws_protocols hk_signaling_protocols[] = {
+    {"sora-signaling", callback_signaling, sizeof(session_t), RX_CHUNK, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};

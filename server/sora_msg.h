@@ -1,0 +1,127 @@
+/* Sora-compatible signaling messages (PROTOCOL.md §1): pure validation of what clients
+ * send and construction of what the server sends. JSON through jansson; no I/O.
+ * Unknown fields are ignored. */
+#ifndef HK_SORA_MSG_H
+#define HK_SORA_MSG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* WebSocket close codes the server uses (reason text goes with them). */
+#define HK_CLOSE_NORMAL          1000
+#define HK_CLOSE_GOING_AWAY      1001
+#define HK_CLOSE_BAD_REQUEST     4400 /* malformed or invalid message */
+#define HK_CLOSE_FORBIDDEN       4403 /* e2ee mode mismatch, not allowed */
+#define HK_CLOSE_TIMEOUT         4408 /* no connect in time, missed pongs */
+#define HK_CLOSE_TOO_LARGE       4413 /* message over the size limit */
+#define HK_CLOSE_LIMIT           4429 /* channel or server full */
+#define HK_CLOSE_INTERNAL        4500
+
+#define HK_CHANNEL_ID_MAX 255
+#define HK_CLIENT_ID_MAX  255
+
+typedef enum { HK_ROLE_SENDRECV = 0, HK_ROLE_SENDONLY, HK_ROLE_RECVONLY } hk_role_t;
+
+/* A validated `connect`. json_t members are owned (one reference each) and released by
+ * hk_connect_msg_clear; NULL when absent. */
+typedef struct {
+    hk_role_t role;
+    char channel_id[HK_CHANNEL_ID_MAX + 1];
+    char client_id[HK_CLIENT_ID_MAX + 1]; /* "" when absent */
+    bool e2ee;
+    bool audio;                           /* false only for "audio": false */
+    bool video;
+    char video_codec[8];                  /* "VP8" (default), "VP9", "H264", "AV1" */
+    bool redirect;
+    json_t *metadata;
+    json_t *signaling_notify_metadata;
+} hk_connect_msg_t;
+
+/* Parse error: the close code and a reason text the client can show. */
+typedef struct {
+    int close_code;
+    const char *reason; /* static */
+} hk_sora_error_t;
+
+/* Validates a `connect` message. Returns 0, or HK_EINVAL with *err filled.
+ * Rules: a JSON object; type "connect"; role one of sendrecv|sendonly|recvonly;
+ * channel_id a string of 1..255 printable ASCII characters; client_id (optional) likewise;
+ * e2ee/multistream/redirect booleans when present; audio/video booleans or objects;
+ * video.codec_type one of VP8|VP9|H264|AV1 when present (H265 refused); metadata any JSON;
+ * signaling_notify_metadata an object or null. */
+int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out,
+                          hk_sora_error_t *err);
+void hk_connect_msg_clear(hk_connect_msg_t *msg);
+
+typedef enum {
+    HK_MSG_ANSWER = 0, /* answer, re-answer and legacy update: sdp set */
+    HK_MSG_RE_ANSWER,
+    HK_MSG_CANDIDATE,
+    HK_MSG_PONG,
+    HK_MSG_DISCONNECT,
+    HK_MSG_STATS, /* accepted and ignored */
+} hk_msg_type_t;
+
+/* A validated message after `connect`. root keeps the JSON alive; sdp points into it. */
+typedef struct {
+    hk_msg_type_t type;
+    json_t *root;
+    const char *sdp; /* answer / re-answer / update */
+    size_t sdp_len;
+    const char *reason; /* disconnect, may be NULL */
+} hk_sora_msg_t;
+
+/* Validates a message received after `connect`. A second `connect`, an unknown type,
+ * a missing or non-string sdp: HK_EINVAL with *err filled. */
+int hk_sora_parse_message(const char *text, size_t len, hk_sora_msg_t *out,
+                          hk_sora_error_t *err);
+void hk_sora_msg_clear(hk_sora_msg_t *msg);
+
+const char *hk_role_name(hk_role_t role);
+
+/* Builders. Each returns a new JSON text (caller frees with free()) or NULL on ENOMEM. */
+
+typedef struct {
+    const char *sdp;
+    const char *client_id;
+    const char *connection_id;
+    const char *channel_id;
+    const char *audio_mid; /* NULL when the connection does not send audio */
+    const char *video_mid;
+    const json_t *authn_metadata; /* may be NULL */
+} hk_offer_msg_t;
+
+char *hk_sora_build_offer(const hk_offer_msg_t *offer);
+char *hk_sora_build_reoffer(const char *sdp);
+char *hk_sora_build_ping(void);
+
+/* What a notify says about one connection. */
+typedef struct {
+    hk_role_t role;
+    const char *client_id;
+    const char *connection_id;
+    bool audio;
+    bool video;
+    long minutes;
+    const json_t *metadata;       /* signaling_notify_metadata, may be NULL */
+    const json_t *authn_metadata; /* may be NULL */
+} hk_notify_conn_t;
+
+typedef struct {
+    int connections;
+    int sendrecv;
+    int sendonly;
+    int recvonly;
+} hk_channel_counts_t;
+
+/* connection.created / connection.updated / connection.destroyed.
+ * include_metadata adds metadata/authn_metadata (created and destroyed only).
+ * existing (may be NULL) adds `data` and `metadata_list`: the joiner's own event. */
+char *hk_sora_build_notify(const char *event_type, const char *channel_id,
+                           const hk_notify_conn_t *conn, const hk_channel_counts_t *counts,
+                           bool include_metadata, const hk_notify_conn_t *existing,
+                           size_t n_existing);
+
+#endif

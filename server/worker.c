@@ -1,0 +1,188 @@
+#include "server/worker.h"
+
+#include <arpa/inet.h>
+#include <libwebsockets.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "server/api.h"
+#include "server/peer.h"
+#include "server/signaling.h"
+
+uint64_t hk_worker_now_ms(const hk_worker_t *worker)
+{
+    return uv_now(worker->loop);
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    HK_LOG(level == LLL_ERR ? HK_LOG_ERROR : HK_LOG_WARN, "lws", NULL, "%.*s", (int)n, line);
+}
+
+/* Host candidates: public_ipv4_address when set, else every IPv4 address of the host
+ * (non-loopback first, loopback last so tests on one machine work). */
+static void pick_candidates(hk_worker_t *worker)
+{
+    const hk_config_t *config = worker->config;
+    if (config->public_ipv4_address[0]) {
+        snprintf(worker->candidate_addresses[0], sizeof worker->candidate_addresses[0], "%s",
+                 config->public_ipv4_address);
+        worker->n_candidates = 1;
+        return;
+    }
+    uv_interface_address_t *ifs = NULL;
+    int n = 0;
+    if (uv_interface_addresses(&ifs, &n) != 0)
+        n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < n && worker->n_candidates < 4; i++) {
+            if (ifs[i].address.address4.sin_family != AF_INET || ifs[i].is_internal != pass)
+                continue;
+            uv_ip4_name(&ifs[i].address.address4, worker->candidate_addresses[worker->n_candidates],
+                        sizeof worker->candidate_addresses[0]);
+            worker->n_candidates++;
+        }
+    }
+    uv_free_interface_addresses(ifs, n);
+    if (worker->n_candidates == 0) {
+        strcpy(worker->candidate_addresses[0], "127.0.0.1");
+        worker->n_candidates = 1;
+    }
+}
+
+static void on_tick(uv_timer_t *timer)
+{
+    hk_worker_t *worker = timer->data;
+    uint64_t now = hk_worker_now_ms(worker);
+    for (hk_peer_t *p = worker->peers; p; p = p->next)
+        hk_peer_tick(p, now);
+}
+
+static void on_stop_signal(uv_signal_t *handle, int signum)
+{
+    hk_worker_t *worker = handle->data;
+    if (worker->stopping)
+        return;
+    HK_LOG(HK_LOG_INFO, "worker", NULL, "signal %d: shutting down", signum);
+    worker->stopping = 1;
+    uv_stop(worker->loop);
+}
+
+int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *config)
+{
+    memset(worker, 0, sizeof *worker);
+    worker->loop = loop;
+    worker->config = config;
+    if (hk_cert_generate(&worker->cert) != 0) {
+        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot generate the DTLS certificate");
+        return HK_EIO;
+    }
+    pick_candidates(worker);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    void *foreign_loops[1] = {loop};
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.foreign_loops = foreign_loops;
+    info.user = worker;
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    worker->lws = lws_create_context(&info);
+    if (!worker->lws) {
+        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot create the libwebsockets context");
+        hk_cert_free(&worker->cert);
+        return HK_EIO;
+    }
+
+    const char *iface = strcmp(config->listen_address, "0.0.0.0") ? config->listen_address : NULL;
+    struct lws_context_creation_info vinfo;
+    memset(&vinfo, 0, sizeof vinfo);
+    vinfo.vhost_name = "signaling";
+    vinfo.port = config->signaling_port;
+    vinfo.iface = iface;
+    vinfo.protocols = hk_signaling_protocols;
+    vinfo.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (config->tls_certificate_file[0]) {
+        vinfo.ssl_cert_filepath = config->tls_certificate_file;
+        vinfo.ssl_private_key_filepath = config->tls_private_key_file;
+    }
+    if (!lws_create_vhost(worker->lws, &vinfo)) {
+        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot listen for signaling on %s:%d",
+               config->listen_address, config->signaling_port);
+        goto fail;
+    }
+
+    memset(&vinfo, 0, sizeof vinfo);
+    vinfo.vhost_name = "api";
+    vinfo.port = config->api_port;
+    vinfo.iface = iface;
+    vinfo.protocols = hk_api_protocols;
+    vinfo.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (config->demo_directory[0] && realpath(config->demo_directory, worker->demo_origin)) {
+        struct lws_http_mount *m = &worker->demo_mount;
+        m->mountpoint = "/demo";
+        m->mountpoint_len = 5;
+        m->origin = worker->demo_origin;
+        m->def = "index.html";
+        m->origin_protocol = LWSMPRO_FILE;
+        vinfo.mounts = m;
+    }
+    if (!lws_create_vhost(worker->lws, &vinfo)) {
+        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot listen for the API on %s:%d",
+               config->listen_address, config->api_port);
+        goto fail;
+    }
+
+    uv_timer_init(loop, &worker->tick);
+    worker->tick.data = worker;
+    uv_timer_start(&worker->tick, on_tick, 1000, 1000);
+    uv_signal_init(loop, &worker->sigint);
+    uv_signal_init(loop, &worker->sigterm);
+    worker->sigint.data = worker->sigterm.data = worker;
+    uv_signal_start(&worker->sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&worker->sigterm, on_stop_signal, SIGTERM);
+
+    HK_LOG(HK_LOG_INFO, "worker", NULL,
+           "listening: signaling %s://%s:%d/signaling, api http://%s:%d, media udp %d (%s)",
+           config->tls_certificate_file[0] ? "wss" : "ws", config->listen_address,
+           config->signaling_port, config->listen_address, config->api_port, config->media_port,
+           worker->candidate_addresses[0]);
+    return 0;
+
+fail:
+    lws_context_destroy(worker->lws);
+    worker->lws = NULL;
+    uv_run(loop, UV_RUN_NOWAIT);
+    hk_cert_free(&worker->cert);
+    return HK_EIO;
+}
+
+static void on_closed(uv_handle_t *handle)
+{
+    (void)handle;
+}
+
+void hk_worker_stop(hk_worker_t *worker)
+{
+    /* Let every client read a close frame with a reason before the context goes. */
+    for (hk_peer_t *p = worker->peers; p; p = p->next)
+        hk_peer_close(p, HK_CLOSE_GOING_AWAY, "server shutting down");
+    uint64_t deadline = hk_worker_now_ms(worker) + 2000;
+    while (worker->peers && hk_worker_now_ms(worker) < deadline)
+        uv_run(worker->loop, UV_RUN_ONCE);
+
+    uv_close((uv_handle_t *)&worker->tick, on_closed);
+    uv_close((uv_handle_t *)&worker->sigint, on_closed);
+    uv_close((uv_handle_t *)&worker->sigterm, on_closed);
+    lws_context_destroy(worker->lws);
+    worker->lws = NULL;
+    uv_run(worker->loop, UV_RUN_DEFAULT);
+    hk_cert_free(&worker->cert);
+}
