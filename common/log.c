@@ -38,8 +38,8 @@ static void json_escape(FILE *f, const char *s)
     }
 }
 
-void hk_log_write(hk_log_level_t level, const char *subsystem, const char *conn_id,
-                  const char *fmt, ...)
+void hk_log_write(hk_log_level_t level, const char *subsystem, const char *conn_id, const char *fmt,
+                  ...)
 {
     char msg[1024];
     va_list ap;

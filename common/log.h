@@ -14,8 +14,8 @@ void hk_log_setup(hk_log_level_t level, hk_log_format_t format);
 int hk_log_enabled(hk_log_level_t level);
 
 /* conn_id may be NULL. */
-void hk_log_write(hk_log_level_t level, const char *subsystem, const char *conn_id,
-                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void hk_log_write(hk_log_level_t level, const char *subsystem, const char *conn_id, const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
 
 #define HK_LOG(level, subsystem, conn_id, ...)                                                     \
     do {                                                                                           \

@@ -36,8 +36,8 @@ static char *stats_json(const hk_worker_t *worker)
         json_t *members = json_array();
         for (const hk_peer_t *m = c->members; m; m = m->channel_next)
             json_array_append_new(members,
-                                  json_pack("{s:s,s:s,s:s,s:b}", "connection_id",
-                                            m->connection_id, "client_id", m->client_id, "role",
+                                  json_pack("{s:s,s:s,s:s,s:b}", "connection_id", m->connection_id,
+                                            "client_id", m->client_id, "role",
                                             hk_role_name(m->role), "announced", m->announced));
         json_array_append_new(channels, json_pack("{s:s,s:b,s:o}", "channel_id", c->id, "e2ee",
                                                   c->e2ee, "connections", members));

@@ -21,13 +21,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HK_KEYMSG_HEADER_LEN    4
-#define HK_KEYMSG_IDS_LEN       52
-#define HK_KEYMSG_PREKEY        0
-#define HK_KEYMSG_CIPHER        1
-#define HK_KEYMSG_WRAPPED       2
-#define HK_KEYMSG_MAX_LEN       2048
-#define HK_KEYMSG_WRAPPED_MAX   1024
+#define HK_KEYMSG_HEADER_LEN  4
+#define HK_KEYMSG_IDS_LEN     52
+#define HK_KEYMSG_PREKEY      0
+#define HK_KEYMSG_CIPHER      1
+#define HK_KEYMSG_WRAPPED     2
+#define HK_KEYMSG_MAX_LEN     2048
+#define HK_KEYMSG_WRAPPED_MAX 1024
 
 typedef struct {
     uint8_t type;

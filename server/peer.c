@@ -148,8 +148,7 @@ void hk_peer_close(hk_peer_t *peer, int code, const char *reason)
 
 /* --- offers ---------------------------------------------------------------------- */
 
-static hk_sdp_section_t *add_section(hk_peer_t *peer, hk_section_type_t type,
-                                     hk_media_kind_t kind)
+static hk_sdp_section_t *add_section(hk_peer_t *peer, hk_section_type_t type, hk_media_kind_t kind)
 {
     if (peer->n_sections == HK_SDP_MAX_MEDIA)
         return NULL;
@@ -233,8 +232,7 @@ static char *write_offer(hk_peer_t *peer)
         return NULL;
     int n = hk_sdp_write_offer(&offer, sdp, size);
     if (n < 0) {
-        HK_LOG(HK_LOG_ERROR, "sdp", peer->connection_id, "cannot write offer: %s",
-               hk_strerror(n));
+        HK_LOG(HK_LOG_ERROR, "sdp", peer->connection_id, "cannot write offer: %s", hk_strerror(n));
         free(sdp);
         return NULL;
     }
@@ -307,7 +305,8 @@ static void on_connect(hk_peer_t *peer, const char *text, size_t len)
     }
     if (msg.e2ee && !config->e2ee) {
         worker->counters.refused_e2ee_mismatch++;
-        hk_peer_close(peer, HK_CLOSE_FORBIDDEN, "E2EE-DISABLED: e2ee is not enabled on this server");
+        hk_peer_close(peer, HK_CLOSE_FORBIDDEN,
+                      "E2EE-DISABLED: e2ee is not enabled on this server");
         goto done;
     }
     if (worker->n_connections >= config->max_connections) {
@@ -389,8 +388,7 @@ static void take_track(const hk_sdp_answer_t *answer, const char *mid, hk_track_
     if (!mid[0])
         return;
     const hk_sdp_media_t *m = hk_sdp_answer_find(answer, mid);
-    if (!m || m->rejected ||
-        (m->direction != HK_DIR_SENDONLY && m->direction != HK_DIR_SENDRECV))
+    if (!m || m->rejected || (m->direction != HK_DIR_SENDONLY && m->direction != HK_DIR_SENDRECV))
         return;
     track->ssrc = m->ssrc;
     track->rtx_ssrc = m->rtx_ssrc;

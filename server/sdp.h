@@ -24,8 +24,9 @@
 /* Fixed header-extension ids (one-byte form). */
 #define HK_EXT_MID           1 /* urn:ietf:params:rtp-hdrext:sdes:mid */
 #define HK_EXT_ABS_SEND_TIME 2 /* http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time */
-#define HK_EXT_TRANSPORT_CC  3 /* http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01 */
-#define HK_EXT_AUDIO_LEVEL   4 /* urn:ietf:params:rtp-hdrext:ssrc-audio-level; never in E2EE */
+#define HK_EXT_TRANSPORT_CC                                                                        \
+    3 /* http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01 */
+#define HK_EXT_AUDIO_LEVEL 4 /* urn:ietf:params:rtp-hdrext:ssrc-audio-level; never in E2EE */
 
 #define HK_SDP_MAX_MEDIA      512 /* m-sections per session */
 #define HK_SDP_MAX_CANDIDATES 8
@@ -64,15 +65,15 @@ typedef struct {
 
 typedef struct {
     uint64_t session_id;
-    uint64_t session_version;          /* increases with every re-offer */
-    const char *ice_ufrag;             /* server's, 4..256 ice-chars */
-    const char *ice_pwd;               /* server's, 22..256 ice-chars */
-    const char *fingerprint;           /* "sha-256 AB:CD:..." */
+    uint64_t session_version;                               /* increases with every re-offer */
+    const char *ice_ufrag;                                  /* server's, 4..256 ice-chars */
+    const char *ice_pwd;                                    /* server's, 22..256 ice-chars */
+    const char *fingerprint;                                /* "sha-256 AB:CD:..." */
     const char *candidate_addresses[HK_SDP_MAX_CANDIDATES]; /* IPv4/IPv6 literals */
     size_t n_candidates;
     uint16_t media_port;
-    bool e2ee;                         /* leaves out the audio-level extension */
-    hk_video_codec_t preferred_video;  /* listed first in every video m-section */
+    bool e2ee;                        /* leaves out the audio-level extension */
+    hk_video_codec_t preferred_video; /* listed first in every video m-section */
     const hk_sdp_section_t *sections;
     size_t n_sections;
 } hk_sdp_offer_t;
@@ -84,14 +85,14 @@ int hk_sdp_write_offer(const hk_sdp_offer_t *offer, char *buf, size_t size);
 /* One m-section of the client's answer. */
 typedef struct {
     hk_media_kind_t kind;
-    bool rejected;                  /* port 0 */
-    hk_direction_t direction;       /* as written in the answer (client's view) */
+    bool rejected;            /* port 0 */
+    hk_direction_t direction; /* as written in the answer (client's view) */
     char mid[HK_SDP_MID_LEN];
-    char stream_id[HK_SDP_ID_LEN];  /* a=msid first token, "" if absent */
-    char track_id[HK_SDP_ID_LEN];   /* a=msid second token */
-    uint32_t ssrc;                  /* first SSRC not in an FID group's second slot, 0 = none */
-    uint32_t rtx_ssrc;              /* a=ssrc-group:FID second SSRC, 0 = none */
-    int payload_type;               /* first payload type on the m= line, -1 if none */
+    char stream_id[HK_SDP_ID_LEN]; /* a=msid first token, "" if absent */
+    char track_id[HK_SDP_ID_LEN];  /* a=msid second token */
+    uint32_t ssrc;                 /* first SSRC not in an FID group's second slot, 0 = none */
+    uint32_t rtx_ssrc;             /* a=ssrc-group:FID second SSRC, 0 = none */
+    int payload_type;              /* first payload type on the m= line, -1 if none */
     int n_payload_types;
 } hk_sdp_media_t;
 
@@ -101,7 +102,7 @@ typedef struct {
     char fingerprint_algorithm[16]; /* lower case, e.g. "sha-256" */
     uint8_t fingerprint[64];
     size_t fingerprint_len;
-    char setup[16];                 /* "active", "passive", ... */
+    char setup[16]; /* "active", "passive", ... */
     hk_sdp_media_t media[HK_SDP_MAX_MEDIA];
     size_t n_media;
 } hk_sdp_answer_t;

@@ -90,8 +90,15 @@ static int on_writeable(hk_peer_t *peer, struct lws *wsi)
         return 0;
     }
     if (peer->state == HK_PEER_CLOSING) {
-        lws_close_reason(wsi, (enum lws_close_status)peer->close_code,
-                         (unsigned char *)peer->close_reason, strlen(peer->close_reason));
+        /* The close frame is written here, then the connection dropped: lws 4.1's
+         * deferred close (lws_close_reason + return -1) drops the frame. 4 is lws's
+         * internal LWS_WRITE_CLOSE (lws-write.h: "handled by lws_close_reason"). */
+        unsigned char frame[LWS_PRE + 2 + sizeof peer->close_reason];
+        size_t reason_len = strlen(peer->close_reason);
+        frame[LWS_PRE] = (unsigned char)(peer->close_code >> 8);
+        frame[LWS_PRE + 1] = (unsigned char)(peer->close_code & 0xff);
+        memcpy(frame + LWS_PRE + 2, peer->close_reason, reason_len);
+        lws_write(wsi, frame + LWS_PRE, 2 + reason_len, (enum lws_write_protocol)4);
         return -1;
     }
     return 0;

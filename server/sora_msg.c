@@ -75,8 +75,7 @@ void hk_connect_msg_clear(hk_connect_msg_t *msg)
     msg->signaling_notify_metadata = NULL;
 }
 
-int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out,
-                          hk_sora_error_t *err)
+int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out, hk_sora_error_t *err)
 {
     memset(out, 0, sizeof *out);
     out->audio = true;
@@ -136,7 +135,8 @@ int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out,
     }
 
     bool multistream = true;
-    if (optional_bool(root, "e2ee", &out->e2ee) || optional_bool(root, "redirect", &out->redirect) ||
+    if (optional_bool(root, "e2ee", &out->e2ee) ||
+        optional_bool(root, "redirect", &out->redirect) ||
         optional_bool(root, "multistream", &multistream)) {
         fail(err, HK_CLOSE_BAD_REQUEST, "e2ee, redirect and multistream must be booleans");
         goto done;
@@ -155,7 +155,8 @@ int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out,
             goto done;
         } else {
             json_t *codec = json_object_get(audio, "codec_type");
-            if (codec && !(json_is_string(codec) && strcmp(json_string_value(codec), "OPUS") == 0)) {
+            if (codec &&
+                !(json_is_string(codec) && strcmp(json_string_value(codec), "OPUS") == 0)) {
                 fail(err, HK_CLOSE_BAD_REQUEST, "audio.codec_type must be \"OPUS\"");
                 goto done;
             }
@@ -217,8 +218,7 @@ void hk_sora_msg_clear(hk_sora_msg_t *msg)
     memset(msg, 0, sizeof *msg);
 }
 
-int hk_sora_parse_message(const char *text, size_t len, hk_sora_msg_t *out,
-                          hk_sora_error_t *err)
+int hk_sora_parse_message(const char *text, size_t len, hk_sora_msg_t *out, hk_sora_error_t *err)
 {
     memset(out, 0, sizeof *out);
     json_t *root = load_object(text, len, err);

@@ -10,14 +10,14 @@
 #include <stdint.h>
 
 /* WebSocket close codes the server uses (reason text goes with them). */
-#define HK_CLOSE_NORMAL          1000
-#define HK_CLOSE_GOING_AWAY      1001
-#define HK_CLOSE_BAD_REQUEST     4400 /* malformed or invalid message */
-#define HK_CLOSE_FORBIDDEN       4403 /* e2ee mode mismatch, not allowed */
-#define HK_CLOSE_TIMEOUT         4408 /* no connect in time, missed pongs */
-#define HK_CLOSE_TOO_LARGE       4413 /* message over the size limit */
-#define HK_CLOSE_LIMIT           4429 /* channel or server full */
-#define HK_CLOSE_INTERNAL        4500
+#define HK_CLOSE_NORMAL      1000
+#define HK_CLOSE_GOING_AWAY  1001
+#define HK_CLOSE_BAD_REQUEST 4400 /* malformed or invalid message */
+#define HK_CLOSE_FORBIDDEN   4403 /* e2ee mode mismatch, not allowed */
+#define HK_CLOSE_TIMEOUT     4408 /* no connect in time, missed pongs */
+#define HK_CLOSE_TOO_LARGE   4413 /* message over the size limit */
+#define HK_CLOSE_LIMIT       4429 /* channel or server full */
+#define HK_CLOSE_INTERNAL    4500
 
 #define HK_CHANNEL_ID_MAX 255
 #define HK_CLIENT_ID_MAX  255
@@ -31,9 +31,9 @@ typedef struct {
     char channel_id[HK_CHANNEL_ID_MAX + 1];
     char client_id[HK_CLIENT_ID_MAX + 1]; /* "" when absent */
     bool e2ee;
-    bool audio;                           /* false only for "audio": false */
+    bool audio; /* false only for "audio": false */
     bool video;
-    char video_codec[8];                  /* "VP8" (default), "VP9", "H264", "AV1" */
+    char video_codec[8]; /* "VP8" (default), "VP9", "H264", "AV1" */
     bool redirect;
     json_t *metadata;
     json_t *signaling_notify_metadata;
@@ -75,8 +75,7 @@ typedef struct {
 
 /* Validates a message received after `connect`. A second `connect`, an unknown type,
  * a missing or non-string sdp: HK_EINVAL with *err filled. */
-int hk_sora_parse_message(const char *text, size_t len, hk_sora_msg_t *out,
-                          hk_sora_error_t *err);
+int hk_sora_parse_message(const char *text, size_t len, hk_sora_msg_t *out, hk_sora_error_t *err);
 void hk_sora_msg_clear(hk_sora_msg_t *msg);
 
 const char *hk_role_name(hk_role_t role);

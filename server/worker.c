@@ -85,7 +85,8 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
     }
     pick_candidates(worker);
 
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    lws_set_log_level(LLL_ERR | LLL_WARN | (getenv("HK_LWS_DEBUG") ? LLL_NOTICE | LLL_INFO : 0),
+                      lws_log_emit);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     void *foreign_loops[1] = {loop};

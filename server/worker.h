@@ -40,16 +40,16 @@ typedef struct hk_worker_s {
     uv_loop_t *loop;
     const hk_config_t *config;
     struct lws_context *lws;
-    char demo_origin[PATH_MAX];        /* absolute demo_directory */
+    char demo_origin[PATH_MAX];       /* absolute demo_directory */
     struct lws_http_mount demo_mount; /* /demo on the API vhost */
     hk_cert_t cert;
     char candidate_addresses[4][64]; /* host candidates written into offers */
     size_t n_candidates;
     hk_channel_t *channels; /* list of live channels */
     int n_channels;
-    hk_peer_t *peers; /* every connection, for timers */
-    int n_connections;   /* connections that passed `connect` */
-    uv_timer_t tick;     /* 1 s: pings, connect timeouts */
+    hk_peer_t *peers;  /* every connection, for timers */
+    int n_connections; /* connections that passed `connect` */
+    uv_timer_t tick;   /* 1 s: pings, connect timeouts */
     uv_signal_t sigint, sigterm;
     int stopping;
     hk_counters_t counters;

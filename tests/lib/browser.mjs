@@ -1,0 +1,86 @@
+// Headless Debian Chromium driven by playwright-core. A BrowserPeer is one page with one
+// RTCPeerConnection that plays a Sora client's WebRTC side: it applies the server's
+// offers and produces real Chromium answers.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+];
+
+export async function launchChromium() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      fs.rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export class BrowserPeer {
+  static async open(browser, origin) {
+    const page = await browser.context.newPage();
+    await page.goto(`${origin}/health`);
+    await page.evaluate(() => {
+      window.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+      window.trackEvents = [];
+      window.pc.ontrack = (e) => {
+        window.trackEvents.push({ kind: e.track.kind, mid: e.transceiver.mid,
+          streams: e.streams.map((s) => s.id), track: e.track });
+      };
+    });
+    const peer = new BrowserPeer();
+    peer.page = page;
+    return peer;
+  }
+
+  // Applies an offer and returns Chromium's answer. With mids, the fake camera and
+  // microphone are attached to those transceivers first, as Sora's JS SDK does.
+  answer(sdp, mids = null) {
+    return this.page.evaluate(async ({ sdp, mids }) => {
+      await window.pc.setRemoteDescription({ type: 'offer', sdp });
+      if (mids && !window.sending) {
+        window.sending = true;
+        const stream = await navigator.mediaDevices.getUserMedia({ audio: !!mids.audio, video: !!mids.video });
+        for (const track of stream.getTracks()) {
+          const mid = track.kind === 'audio' ? mids.audio : mids.video;
+          const t = window.pc.getTransceivers().find((x) => x.mid === mid);
+          if (!t) throw new Error(`no transceiver with mid ${mid}`);
+          await t.sender.replaceTrack(track);
+          t.direction = 'sendonly';
+          t.sender.setStreams(stream);
+        }
+      }
+      const answer = await window.pc.createAnswer();
+      await window.pc.setLocalDescription(answer);
+      return answer.sdp;
+    }, { sdp, mids });
+  }
+
+  // Every ontrack so far: kind, mid, stream ids, and whether the track has ended.
+  trackEvents() {
+    return this.page.evaluate(() => window.trackEvents.map((e) => ({
+      kind: e.kind, mid: e.mid, streams: e.streams, ended: e.track.readyState === 'ended',
+    })));
+  }
+
+  transceivers() {
+    return this.page.evaluate(() => window.pc.getTransceivers().map((t) => ({
+      mid: t.mid, direction: t.direction, currentDirection: t.currentDirection, stopped: t.currentDirection === 'stopped',
+    })));
+  }
+
+  async close() { await this.page.close(); }
+}

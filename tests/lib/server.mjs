@@ -1,0 +1,91 @@
+// Starts a hisoka binary (HISOKA_BIN, default build/hisoka) with a generated config on
+// free loopback ports, and stops it checking it exited cleanly and without sanitizer
+// reports.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = process.env.HISOKA_BIN || path.join(ROOT, 'build/hisoka');
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function writeConfig(entries) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-test-'));
+  const file = path.join(dir, 'sora.conf');
+  fs.writeFileSync(file, Object.entries(entries).map(([k, v]) => `${k} = ${v}\n`).join(''));
+  return file;
+}
+
+export function run(args, opts = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+export async function startServer(overrides = {}) {
+  const signalingPort = await freePort();
+  const apiPort = await freePort();
+  const mediaPort = await freePort();
+  const config = {
+    listen_address: '127.0.0.1',
+    signaling_port: signalingPort,
+    api_port: apiPort,
+    media_port: mediaPort,
+    public_ipv4_address: '127.0.0.1',
+    demo_directory: path.join(ROOT, 'client'),
+    log_level: 'debug',
+    ...overrides,
+  };
+  const file = writeConfig(config);
+  const child = spawn(BIN, ['--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout.on('data', (d) => { log += d; });
+  child.stderr.on('data', (d) => { log += d; });
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const deadline = Date.now() + 10000;
+  while (!log.includes('started with')) {
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error(`hisoka did not start:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    config,
+    url: `ws://127.0.0.1:${signalingPort}/signaling`,
+    apiUrl: `http://127.0.0.1:${apiPort}`,
+    get log() { return log; },
+    alive() { return child.exitCode === null && child.signalCode === null; },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+      const result = await exited;
+      clearTimeout(timer);
+      if (/AddressSanitizer|LeakSanitizer|runtime error:/.test(log)) {
+        throw new Error(`sanitizer report from hisoka:\n${log.slice(-6000)}`);
+      }
+      if (result.code !== 0) {
+        throw new Error(`hisoka exited with ${result.code ?? result.signal}:\n${log.slice(-3000)}`);
+      }
+      return result;
+    },
+  };
+}
