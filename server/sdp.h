@@ -24,8 +24,9 @@
 /* Fixed header-extension ids (one-byte form). */
 #define HK_EXT_MID           1 /* urn:ietf:params:rtp-hdrext:sdes:mid */
 #define HK_EXT_ABS_SEND_TIME 2 /* http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time */
-#define HK_EXT_TRANSPORT_CC  3 /* http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01 */
-#define HK_EXT_AUDIO_LEVEL   4 /* urn:ietf:params:rtp-hdrext:ssrc-audio-level; never in E2EE */
+/* http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01 */
+#define HK_EXT_TRANSPORT_CC 3
+#define HK_EXT_AUDIO_LEVEL  4 /* urn:ietf:params:rtp-hdrext:ssrc-audio-level; never in E2EE */
 
 #define HK_SDP_MAX_MEDIA      512 /* m-sections per session */
 #define HK_SDP_MAX_CANDIDATES 8
@@ -64,34 +65,40 @@ typedef struct {
 
 typedef struct {
     uint64_t session_id;
-    uint64_t session_version;          /* increases with every re-offer */
-    const char *ice_ufrag;             /* server's, 4..256 ice-chars */
-    const char *ice_pwd;               /* server's, 22..256 ice-chars */
-    const char *fingerprint;           /* "sha-256 AB:CD:..." */
+    uint64_t session_version;                               /* increases with every re-offer */
+    const char *ice_ufrag;                                  /* server's, 4..256 ice-chars */
+    const char *ice_pwd;                                    /* server's, 22..256 ice-chars */
+    const char *fingerprint;                                /* "sha-256 AB:CD:..." */
     const char *candidate_addresses[HK_SDP_MAX_CANDIDATES]; /* IPv4/IPv6 literals */
     size_t n_candidates;
     uint16_t media_port;
-    bool e2ee;                         /* leaves out the audio-level extension */
-    hk_video_codec_t preferred_video;  /* listed first in every video m-section */
+    bool e2ee;                        /* leaves out the audio-level extension */
+    hk_video_codec_t preferred_video; /* listed first in every video m-section */
     const hk_sdp_section_t *sections;
     size_t n_sections;
 } hk_sdp_offer_t;
 
-/* Writes the offer into buf (NUL-terminated, CRLF line ends).
- * Returns the length written, HK_ENOSPC when buf is too small, HK_EINVAL for bad params. */
+/* Writes the offer into buf (NUL-terminated, CRLF line ends). Every non-closed section
+ * carries the ICE credentials, the fingerprint and all candidates.
+ * Returns the length written (without the NUL), HK_ENOSPC when buf is too small (buf is
+ * then "" and nothing is written past size), HK_EINVAL for bad params: NULL or malformed
+ * ufrag/pwd/fingerprint, n_sections 0 or over HK_SDP_MAX_MEDIA, over HK_SDP_MAX_CANDIDATES
+ * or non-literal candidate addresses, a mid/stream/track/cname that is empty, unterminated
+ * or holds spaces or control bytes, duplicate mids. With no candidates only
+ * a=end-of-candidates is written. */
 int hk_sdp_write_offer(const hk_sdp_offer_t *offer, char *buf, size_t size);
 
 /* One m-section of the client's answer. */
 typedef struct {
     hk_media_kind_t kind;
-    bool rejected;                  /* port 0 */
-    hk_direction_t direction;       /* as written in the answer (client's view) */
+    bool rejected;            /* port 0 */
+    hk_direction_t direction; /* as written in the answer (client's view) */
     char mid[HK_SDP_MID_LEN];
-    char stream_id[HK_SDP_ID_LEN];  /* a=msid first token, "" if absent */
-    char track_id[HK_SDP_ID_LEN];   /* a=msid second token */
-    uint32_t ssrc;                  /* first SSRC not in an FID group's second slot, 0 = none */
-    uint32_t rtx_ssrc;              /* a=ssrc-group:FID second SSRC, 0 = none */
-    int payload_type;               /* first payload type on the m= line, -1 if none */
+    char stream_id[HK_SDP_ID_LEN]; /* a=msid first token, "" if absent */
+    char track_id[HK_SDP_ID_LEN];  /* a=msid second token */
+    uint32_t ssrc;                 /* first SSRC not in an FID group's second slot, 0 = none */
+    uint32_t rtx_ssrc;             /* a=ssrc-group:FID second SSRC, 0 = none */
+    int payload_type;              /* first payload type on the m= line, -1 if none */
     int n_payload_types;
 } hk_sdp_media_t;
 
@@ -101,7 +108,7 @@ typedef struct {
     char fingerprint_algorithm[16]; /* lower case, e.g. "sha-256" */
     uint8_t fingerprint[64];
     size_t fingerprint_len;
-    char setup[16];                 /* "active", "passive", ... */
+    char setup[16]; /* "active", "passive", "actpass", "holdconn"; "" if absent */
     hk_sdp_media_t media[HK_SDP_MAX_MEDIA];
     size_t n_media;
 } hk_sdp_answer_t;
@@ -111,7 +118,13 @@ typedef struct {
  * wins over nothing; conflicting values are an error). Refuses: more than max_size bytes,
  * lines over 4096 bytes, no m= line, more than HK_SDP_MAX_MEDIA m= lines, duplicate mids,
  * missing ice-ufrag/ice-pwd/fingerprint, a malformed fingerprint, non-printable bytes.
- * Returns 0, or HK_EINVAL with *err set to a static reason. */
+ * Attributes of rejected (port 0) sections are not read for ice-ufrag, ice-pwd,
+ * fingerprint and setup (Chromium gives them fresh credentials). Sections that are neither
+ * audio nor video (e.g. application) count against the limit and their mid against
+ * duplicates, but are left out of media[]. A missing a=setup is not refused: setup is "".
+ * Every number is range-checked (SSRC <= 2^32-1, payload type <= 127, port <= 65535).
+ * Returns 0, or HK_EINVAL with *err set to a static reason (err may be NULL); on error
+ * *out is zeroed. */
 int hk_sdp_parse_answer(const char *sdp, size_t len, size_t max_size, hk_sdp_answer_t *out,
                         const char **err);
 
