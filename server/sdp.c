@@ -756,6 +756,8 @@ static const char *check_answer(parser_t *ps)
         k++;
     }
     out->n_media = k;
+    if (k == 0)
+        return "no audio or video m= line";
     return NULL;
 }
 

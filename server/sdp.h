@@ -121,10 +121,10 @@ typedef struct {
  * Attributes of rejected (port 0) sections are not read for ice-ufrag, ice-pwd,
  * fingerprint and setup (Chromium gives them fresh credentials). Sections that are neither
  * audio nor video (e.g. application) count against the limit and their mid against
- * duplicates, but are left out of media[]. A missing a=setup is not refused: setup is "".
- * Every number is range-checked (SSRC <= 2^32-1, payload type <= 127, port <= 65535).
- * Returns 0, or HK_EINVAL with *err set to a static reason (err may be NULL); on error
- * *out is zeroed. */
+ * duplicates, but are left out of media[]; an answer with none but those is refused. A missing
+ * a=setup is not refused: setup is "". Every number is range-checked (SSRC <= 2^32-1, payload type
+ * <= 127, port <= 65535). Returns 0, or HK_EINVAL with *err set to a static reason (err may be
+ * NULL); on error *out is zeroed. */
 int hk_sdp_parse_answer(const char *sdp, size_t len, size_t max_size, hk_sdp_answer_t *out,
                         const char **err);
 

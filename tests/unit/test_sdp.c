@@ -846,6 +846,12 @@ TEST(sdp_answer_other_media_skipped)
     CHECK_STR_EQ(answer.media[1].mid, "1");
     CHECK(hk_sdp_answer_find(&answer, "d") == NULL);
     free(text);
+    /* nothing but an application section */
+    static const char only_app[] = "v=0\na=ice-ufrag:AbCd\na=ice-pwd:0123456789abcdefghijKL\n"
+                                   "a=fingerprint:" FP_SHA256 "\n"
+                                   "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\na=mid:d\n";
+    CHECK_INT_EQ(parse_text(only_app, &err), HK_EINVAL);
+    CHECK_STR_EQ(err, "no audio or video m= line");
     /* its mid still counts for duplicates */
     text = edit("m=video", "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
                            "a=mid:1\r\nm=video");
