@@ -281,7 +281,7 @@ static int validate_offer(const hk_sdp_offer_t *o)
             if (strcmp(o->sections[j].mid, s->mid) == 0)
                 return HK_EINVAL;
         }
-        if (s->type != HK_SECTION_FORWARD)
+        if (s->type != HK_SECTION_FORWARD || s->stream_id[0] == '\0')
             continue;
         if (!valid_id(s->stream_id, sizeof s->stream_id) ||
             !valid_id(s->track_id, sizeof s->track_id))
@@ -349,6 +349,8 @@ static void write_section(writer_t *w, const hk_sdp_offer_t *o, const hk_sdp_sec
                 HK_EXT_AUDIO_LEVEL);
     if (s->type == HK_SECTION_RECV) {
         put_str(w, "a=recvonly\r\n");
+    } else if (s->stream_id[0] == '\0') {
+        put_str(w, "a=inactive\r\n"); /* idle FORWARD: no publisher yet */
     } else {
         put_str(w, "a=sendonly\r\n");
         put_fmt(w, "a=msid:%s %s\r\n", s->stream_id, s->track_id);
@@ -374,7 +376,7 @@ static void write_section(writer_t *w, const hk_sdp_offer_t *o, const hk_sdp_sec
         put_fmt(w, "a=rtcp-fb:%d transport-cc\r\n", HK_PT_OPUS);
         put_fmt(w, "a=fmtp:%d minptime=10;useinbandfec=1\r\n", HK_PT_OPUS);
     }
-    if (s->type == HK_SECTION_FORWARD && s->ssrc != 0) {
+    if (s->type == HK_SECTION_FORWARD && s->stream_id[0] && s->ssrc != 0) {
         if (s->rtx_ssrc != 0)
             put_fmt(w, "a=ssrc-group:FID %" PRIu32 " %" PRIu32 "\r\n", s->ssrc, s->rtx_ssrc);
         write_ssrc_lines(w, s, s->ssrc);
@@ -756,6 +758,8 @@ static const char *check_answer(parser_t *ps)
         k++;
     }
     out->n_media = k;
+    if (k == 0)
+        return "no audio or video m= line";
     return NULL;
 }
 

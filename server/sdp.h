@@ -24,9 +24,9 @@
 /* Fixed header-extension ids (one-byte form). */
 #define HK_EXT_MID           1 /* urn:ietf:params:rtp-hdrext:sdes:mid */
 #define HK_EXT_ABS_SEND_TIME 2 /* http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time */
-#define HK_EXT_TRANSPORT_CC                                                                        \
-    3 /* http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01 */
-#define HK_EXT_AUDIO_LEVEL 4 /* urn:ietf:params:rtp-hdrext:ssrc-audio-level; never in E2EE */
+/* http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01 */
+#define HK_EXT_TRANSPORT_CC 3
+#define HK_EXT_AUDIO_LEVEL  4 /* urn:ietf:params:rtp-hdrext:ssrc-audio-level; never in E2EE */
 
 #define HK_SDP_MAX_MEDIA      512 /* m-sections per session */
 #define HK_SDP_MAX_CANDIDATES 8
@@ -48,6 +48,8 @@ typedef enum { HK_VIDEO_VP8 = 0, HK_VIDEO_VP9, HK_VIDEO_H264, HK_VIDEO_AV1 } hk_
  * - RECV: the client sends here (direction recvonly from the server's view); no ssrc.
  * - FORWARD: the server sends a publisher's track here (sendonly) with that
  *   publisher's msid and SSRCs (ssrc 0 = not known yet: no a=ssrc lines written).
+ * - FORWARD with stream_id "": an idle placeholder, written a=inactive without msid
+ *   or SSRCs (a receiver with nobody to receive yet keeps a transport).
  * - CLOSED: a track that went away: written rejected (port 0, a=inactive), not in
  *   the BUNDLE group. */
 typedef enum { HK_SECTION_RECV = 0, HK_SECTION_FORWARD, HK_SECTION_CLOSED } hk_section_type_t;
@@ -78,8 +80,14 @@ typedef struct {
     size_t n_sections;
 } hk_sdp_offer_t;
 
-/* Writes the offer into buf (NUL-terminated, CRLF line ends).
- * Returns the length written, HK_ENOSPC when buf is too small, HK_EINVAL for bad params. */
+/* Writes the offer into buf (NUL-terminated, CRLF line ends). Every non-closed section
+ * carries the ICE credentials, the fingerprint and all candidates.
+ * Returns the length written (without the NUL), HK_ENOSPC when buf is too small (buf is
+ * then "" and nothing is written past size), HK_EINVAL for bad params: NULL or malformed
+ * ufrag/pwd/fingerprint, n_sections 0 or over HK_SDP_MAX_MEDIA, over HK_SDP_MAX_CANDIDATES
+ * or non-literal candidate addresses, a mid/stream/track/cname that is empty, unterminated
+ * or holds spaces or control bytes, duplicate mids. With no candidates only
+ * a=end-of-candidates is written. */
 int hk_sdp_write_offer(const hk_sdp_offer_t *offer, char *buf, size_t size);
 
 /* One m-section of the client's answer. */
@@ -102,7 +110,7 @@ typedef struct {
     char fingerprint_algorithm[16]; /* lower case, e.g. "sha-256" */
     uint8_t fingerprint[64];
     size_t fingerprint_len;
-    char setup[16]; /* "active", "passive", ... */
+    char setup[16]; /* "active", "passive", "actpass", "holdconn"; "" if absent */
     hk_sdp_media_t media[HK_SDP_MAX_MEDIA];
     size_t n_media;
 } hk_sdp_answer_t;
@@ -112,7 +120,13 @@ typedef struct {
  * wins over nothing; conflicting values are an error). Refuses: more than max_size bytes,
  * lines over 4096 bytes, no m= line, more than HK_SDP_MAX_MEDIA m= lines, duplicate mids,
  * missing ice-ufrag/ice-pwd/fingerprint, a malformed fingerprint, non-printable bytes.
- * Returns 0, or HK_EINVAL with *err set to a static reason. */
+ * Attributes of rejected (port 0) sections are not read for ice-ufrag, ice-pwd,
+ * fingerprint and setup (Chromium gives them fresh credentials). Sections that are neither
+ * audio nor video (e.g. application) count against the limit and their mid against
+ * duplicates, but are left out of media[]; an answer with none but those is refused. A missing
+ * a=setup is not refused: setup is "". Every number is range-checked (SSRC <= 2^32-1, payload type
+ * <= 127, port <= 65535). Returns 0, or HK_EINVAL with *err set to a static reason (err may be
+ * NULL); on error *out is zeroed. */
 int hk_sdp_parse_answer(const char *sdp, size_t len, size_t max_size, hk_sdp_answer_t *out,
                         const char **err);
 
