@@ -405,6 +405,10 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
     }
     const char *why = NULL;
     int rc = hk_sdp_parse_answer(sdp, len, peer->worker->config->max_message_size, answer, &why);
+    if (rc == 0 && strcmp(answer->setup, "active") != 0) {
+        why = "a=setup must be active (hisoka is the DTLS server)";
+        rc = HK_EINVAL;
+    }
     if (rc == 0) {
         for (size_t i = 0; i < peer->n_sections && rc == 0; i++)
             if (peer->sections[i].type != HK_SECTION_CLOSED &&
