@@ -330,21 +330,30 @@ int hk_stun_handle(hk_stun_t *stun, const uint8_t *req, size_t len, const struct
         return finish(result, HK_STUN_UNKNOWN_ATTRIBUTE, reply_len, n);
     }
 
-    /* ICE-lite is controlled. libnice answers an ICE-CONTROLLED request with 487
-     * when our tie-breaker is >= the peer's, and would switch roles otherwise, so
-     * the largest tie-breaker keeps our role whatever the peer sends. */
+    /* ICE-lite is always controlled (RFC 8445 §6.1.1): a peer that says it is
+     * controlled too gets 487 and, per §7.2.5.1, switches to controlling. This is
+     * answered here rather than by libnice, whose tie-breaker handling differs
+     * between versions and may "switch" our role instead. */
+    if (stun_message_has_attribute(&msg, STUN_ATTRIBUTE_ICE_CONTROLLED)) {
+        size_t n = 0;
+        if (stun_agent_init_error(&stun->agent, &out, reply, capacity, &msg,
+                                  STUN_ERROR_ROLE_CONFLICT))
+            n = stun_agent_finish_message(&stun->agent, &out, NULL, 0);
+        return finish(result, HK_STUN_ROLE_CONFLICT, reply_len, n);
+    }
+
+    /* No ICE-CONTROLLED here, so libnice's role-conflict branch (it looks for
+     * ICE-CONTROLLED when we are controlled) never runs. */
     bool controlling = false;
     size_t n = capacity;
     StunUsageIceReturn r = stun_usage_ice_conncheck_create_reply(
-        &stun->agent, &msg, &out, reply, &n, &src, srclen, &controlling, UINT64_MAX,
+        &stun->agent, &msg, &out, reply, &n, &src, srclen, &controlling, 0,
         STUN_USAGE_ICE_COMPATIBILITY_RFC5245);
-    if (r != STUN_USAGE_ICE_RETURN_SUCCESS || n == 0) {
-        if (r == STUN_USAGE_ICE_RETURN_INVALID_ADDRESS)
-            return finish(result, HK_STUN_BAD_ADDRESS, reply_len, 0);
+    if (r == STUN_USAGE_ICE_RETURN_INVALID_ADDRESS)
+        return finish(result, HK_STUN_BAD_ADDRESS, reply_len, 0);
+    if (r != STUN_USAGE_ICE_RETURN_SUCCESS || n == 0 ||
+        stun_message_get_class(&out) != STUN_RESPONSE)
         return finish(result, HK_STUN_NO_SPACE, reply_len, 0);
-    }
-    if (stun_message_get_class(&out) == STUN_ERROR)
-        return finish(result, HK_STUN_ROLE_CONFLICT, reply_len, n);
     return finish(result, HK_STUN_OK, reply_len, n);
 }
 
