@@ -171,7 +171,8 @@ static size_t put_attr(uint8_t *m, size_t off, uint16_t type, const void *v, uin
 {
     wr16(m + off, type);
     wr16(m + off + 2, len);
-    memcpy(m + off + 4, v, len);
+    if (len)
+        memcpy(m + off + 4, v, len);
     size_t padded = ((size_t)len + 3) & ~(size_t)3;
     memset(m + off + 4 + len, 0, padded - len);
     return off + 4 + padded;
