@@ -185,7 +185,7 @@ static bool validater(StunAgent *agent, StunMessage *message, uint8_t *username,
     local[local_len] = '\0';
     auth->state = AUTH_UNKNOWN_UFRAG;
     void *peer = NULL;
-    const char *pwd = auth->lookup(auth->lookup_arg, local, &peer);
+    const char *pwd = auth->lookup ? auth->lookup(auth->lookup_arg, local, &peer) : NULL;
     if (!pwd || pwd[0] == '\0')
         return false;
 

@@ -71,6 +71,9 @@ typedef enum {
  * unknown. Called at most once per hk_stun_handle call. */
 typedef const char *(*hk_stun_lookup_fn)(void *arg, const char *local_ufrag, void **peer);
 
+/* peer, remote_ufrag, use_candidate, ice_controlling and priority are only set for
+ * authenticated requests (HK_STUN_OK, HK_STUN_ROLE_CONFLICT,
+ * HK_STUN_UNKNOWN_ATTRIBUTE); they are zero/empty otherwise. */
 typedef struct {
     hk_stun_status_t status;
     void *peer;           /* from the lookup; NULL unless the ufrag was known */
