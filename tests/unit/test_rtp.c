@@ -199,7 +199,7 @@ TEST(rtp_element_past_extension_block)
 
 TEST(rtp_refuses_truncated_and_lying_headers)
 {
-    uint8_t pkt[64];
+    uint8_t pkt[128];
     hk_rtp_header_t h;
     const char *err = NULL;
     memset(pkt, 0, sizeof pkt);
