@@ -26,6 +26,7 @@ typedef struct hk_config_s {
     int max_channels;                       /* default 1000, 1..100000 */
     uint32_t ping_interval_ms;              /* ping_interval, default 5 s, 1 s..1 min */
     int max_missed_pongs;                   /* max_missed_pongs, default 3, 1..100 */
+    uint32_t consent_timeout_ms; /* consent_timeout: ICE liveness, default 30 s, 2 s..5 min */
     uint32_t connect_timeout_ms;            /* connect_timeout: WS open -> connect, default 10 s */
     size_t max_message_size_before_connect; /* default 64 KiB, 1 KiB..16 MiB */
     size_t max_message_size;                /* after connect, default 256 KiB, 1 KiB..16 MiB */

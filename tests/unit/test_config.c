@@ -58,6 +58,7 @@ static void check_same(const hk_config_t *a, const hk_config_t *b)
     CHECK_INT_EQ(a->ping_interval_ms, b->ping_interval_ms);
     CHECK_INT_EQ(a->max_missed_pongs, b->max_missed_pongs);
     CHECK_INT_EQ(a->connect_timeout_ms, b->connect_timeout_ms);
+    CHECK_INT_EQ(a->consent_timeout_ms, b->consent_timeout_ms);
     CHECK_INT_EQ(a->max_message_size_before_connect, b->max_message_size_before_connect);
     CHECK_INT_EQ(a->max_message_size, b->max_message_size);
     CHECK_INT_EQ(a->max_key_messages_per_second, b->max_key_messages_per_second);
@@ -85,6 +86,7 @@ static void check_full(const hk_config_t *c)
     CHECK_INT_EQ(c->ping_interval_ms, 60000);
     CHECK_INT_EQ(c->max_missed_pongs, 100);
     CHECK_INT_EQ(c->connect_timeout_ms, 1500);
+    CHECK_INT_EQ(c->consent_timeout_ms, 120000);
     CHECK_INT_EQ(c->max_message_size_before_connect, 1024);
     CHECK_INT_EQ(c->max_message_size, 16 * 1024 * 1024);
     CHECK_INT_EQ(c->max_key_messages_per_second, 1);
@@ -148,13 +150,13 @@ TEST(config_example_file_is_the_defaults)
     hk_config_defaults(&d);
     check_same(&c, &d);
 
-    /* ...and it names every key: each non-comment line sets one, and there are 22. */
+    /* ...and it names every key: each non-comment line sets one, and there are 23. */
     int keys = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] != '#')
             keys++;
     }
-    CHECK_INT_EQ(keys, 22);
+    CHECK_INT_EQ(keys, 23);
     free(text);
 }
 
