@@ -186,6 +186,13 @@ TEST(sora_msg_connect_json_ownership)
     CHECK_INT_EQ(msg.metadata->refcount, 1);
     hk_connect_msg_clear(&msg);
 
+    /* jansson's true/false/null are static values; metadata may be one of them. */
+    static const char boolean[] = CONNECT_WITH(",\"metadata\":true");
+    CHECK_INT_EQ(parse_connect(boolean, sizeof boolean - 1, &msg, &err), 0);
+    CHECK(json_is_true(msg.metadata));
+    hk_connect_msg_clear(&msg);
+    CHECK(msg.metadata == NULL);
+
     /* A refusal found after both members were taken releases them (LeakSanitizer would
      * report them otherwise). */
     CONNECT_REFUSED(CONNECT_WITH(",\"metadata\":{\"a\":[1]},"
