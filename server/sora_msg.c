@@ -265,10 +265,11 @@ int hk_sora_parse_message(const char *text, size_t len, hk_sora_msg_t *out, hk_s
         out->reason = json_string_value(json_object_get(root, "reason"));
         return 0;
     }
+    /* type points into root: decide before releasing it. */
+    const char *reason =
+        strcmp(type, "connect") == 0 ? "connect was already received" : "unknown message type";
     hk_sora_msg_clear(out);
-    if (strcmp(type, "connect") == 0)
-        return fail(err, HK_CLOSE_BAD_REQUEST, "connect was already received");
-    return fail(err, HK_CLOSE_BAD_REQUEST, "unknown message type");
+    return fail(err, HK_CLOSE_BAD_REQUEST, reason);
 }
 
 static char *dump(json_t *obj)

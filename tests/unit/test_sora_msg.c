@@ -1,0 +1,970 @@
+/* Sora signaling messages (PROTOCOL.md §1): connect validation with every refusal's close
+ * code and reason, the messages accepted after connect, and the exact JSON the builders
+ * write. Ownership of the json_t members is checked through their reference counts; run
+ * the ASan build with ASAN_OPTIONS=detect_leaks=1 to see leaks. */
+#include "common/error.h"
+#include "server/sora_msg.h"
+#include "tests/unit/unit.h"
+
+/* ---- connect ------------------------------------------------------------------------ */
+
+static int parse_connect(const char *text, size_t len, hk_connect_msg_t *msg, hk_sora_error_t *err)
+{
+    err->close_code = 0;
+    err->reason = NULL;
+    return hk_sora_parse_connect(text, len, msg, err);
+}
+
+/* Parses a NUL-terminated text that must be refused with code and reason; on refusal no
+ * json_t may be left behind in the output. */
+static void check_connect_refused(const char *text, size_t len, int code, const char *reason)
+{
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    int rc = parse_connect(text, len, &msg, &err);
+    if (rc != HK_EINVAL)
+        fprintf(stderr, "accepted: %.200s\n", text);
+    CHECK_INT_EQ(rc, HK_EINVAL);
+    CHECK_INT_EQ(err.close_code, code);
+    CHECK_STR_EQ(err.reason, reason);
+    CHECK(msg.metadata == NULL);
+    CHECK(msg.signaling_notify_metadata == NULL);
+    hk_connect_msg_clear(&msg); /* harmless after a refusal */
+}
+
+#define CONNECT_REFUSED(text, reason)                                                              \
+    check_connect_refused((text), strlen(text), HK_CLOSE_BAD_REQUEST, (reason))
+
+/* A connect with the mandatory members followed by extra members (text starting with a
+ * comma, or ""). */
+#define CONNECT_WITH(extra)                                                                        \
+    "{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"room\"" extra "}"
+
+static const char not_json[] = "message is not valid JSON";
+static const char bad_type[] = "first message must be type \"connect\"";
+static const char missing_role[] = "MISSING-ROLE: role must be a string";
+static const char invalid_role[] = "INVALID-ROLE: role must be sendrecv, sendonly or recvonly";
+static const char missing_channel[] = "MISSING-CHANNEL-ID: channel_id must be a string";
+static const char invalid_channel[] =
+    "INVALID-CHANNEL-ID: channel_id must be 1 to 255 printable ASCII characters";
+static const char invalid_client[] =
+    "INVALID-CLIENT-ID: client_id must be 1 to 255 printable ASCII characters";
+static const char not_bool[] = "e2ee, redirect and multistream must be booleans";
+static const char bad_video_codec[] = "video.codec_type must be one of VP8, VP9, H264, AV1";
+
+TEST(sora_msg_connect_minimal)
+{
+    static const char text[] = "{\"type\":\"connect\",\"role\":\"sendonly\",\"channel_id\":\"r1\"}";
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    CHECK_INT_EQ(parse_connect(text, sizeof text - 1, &msg, &err), 0);
+    CHECK_INT_EQ(msg.role, HK_ROLE_SENDONLY);
+    CHECK_STR_EQ(msg.channel_id, "r1");
+    CHECK_STR_EQ(msg.client_id, "");
+    CHECK(!msg.e2ee);
+    CHECK(msg.audio);
+    CHECK(msg.video);
+    CHECK_STR_EQ(msg.video_codec, "VP8");
+    CHECK(!msg.redirect);
+    CHECK(msg.metadata == NULL);
+    CHECK(msg.signaling_notify_metadata == NULL);
+    hk_connect_msg_clear(&msg);
+}
+
+TEST(sora_msg_connect_roles)
+{
+    static const struct {
+        const char *text;
+        hk_role_t role;
+    } cases[] = {
+        {"{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"c\"}", HK_ROLE_SENDRECV},
+        {"{\"type\":\"connect\",\"role\":\"sendonly\",\"channel_id\":\"c\"}", HK_ROLE_SENDONLY},
+        {"{\"type\":\"connect\",\"role\":\"recvonly\",\"channel_id\":\"c\"}", HK_ROLE_RECVONLY},
+        /* Member order does not matter. */
+        {"{\"channel_id\":\"c\",\"role\":\"recvonly\",\"type\":\"connect\"}", HK_ROLE_RECVONLY},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hk_connect_msg_t msg;
+        hk_sora_error_t err;
+        CHECK_INT_EQ(parse_connect(cases[i].text, strlen(cases[i].text), &msg, &err), 0);
+        CHECK_INT_EQ(msg.role, cases[i].role);
+        CHECK_STR_EQ(msg.channel_id, "c");
+        hk_connect_msg_clear(&msg);
+    }
+    CHECK_STR_EQ(hk_role_name(HK_ROLE_SENDRECV), "sendrecv");
+    CHECK_STR_EQ(hk_role_name(HK_ROLE_SENDONLY), "sendonly");
+    CHECK_STR_EQ(hk_role_name(HK_ROLE_RECVONLY), "recvonly");
+}
+
+/* What sora-js-sdk sends for an E2EE sendrecv connection, plus members hisoka ignores. */
+static const char sdk_connect[] =
+    "{\"type\":\"connect\","
+    "\"role\":\"sendrecv\","
+    "\"channel_id\":\"sora-devtools_room-01\","
+    "\"client_id\":\"alice@example.com\","
+    "\"sdp\":\"v=0\\r\\no=- 4611731400430051336 2 IN IP4 127.0.0.1\\r\\ns=-\\r\\nt=0 0\\r\\n\","
+    "\"sora_client\":\"Sora JavaScript SDK 2026.1.0\","
+    "\"environment\":\"Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0\","
+    "\"sora_ice_candidate_policy\":\"all\","
+    "\"audio\":{\"codec_type\":\"OPUS\",\"bit_rate\":64,"
+    "\"opus_params\":{\"channels\":2,\"stereo\":true,\"usedtx\":false}},"
+    "\"video\":{\"codec_type\":\"VP9\",\"bit_rate\":1500,\"vp9_params\":{\"profile_id\":0}},"
+    "\"metadata\":{\"access_token\":\"xyz\",\"n\":[1,2,{\"deep\":null}]},"
+    "\"signaling_notify_metadata\":{\"name\":\"Alice\",\"pre_key_bundle\":{"
+    "\"identityKey\":\"aWRlbnRpdHk=\",\"signedPreKey\":\"c2lnbmVk\","
+    "\"preKeySignature\":\"c2lnbmF0dXJl\"}},"
+    "\"e2ee\":true,"
+    "\"multistream\":true,"
+    "\"simulcast\":false,"
+    "\"spotlight\":false,"
+    "\"spotlight_number\":1,"
+    "\"data_channel_signaling\":true,"
+    "\"ignore_disconnect_websocket\":false,"
+    "\"data_channels\":[{\"label\":\"#sora-devtools\",\"direction\":\"sendrecv\"}],"
+    "\"forwarding_filter\":{\"action\":\"block\",\"rules\":[]},"
+    "\"redirect\":true,"
+    "\"bundle_id\":\"b1\","
+    "\"future_member\":{\"x\":[true,false]}}";
+
+TEST(sora_msg_connect_sdk_full)
+{
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    CHECK_INT_EQ(parse_connect(sdk_connect, sizeof sdk_connect - 1, &msg, &err), 0);
+    CHECK_INT_EQ(msg.role, HK_ROLE_SENDRECV);
+    CHECK_STR_EQ(msg.channel_id, "sora-devtools_room-01");
+    CHECK_STR_EQ(msg.client_id, "alice@example.com");
+    CHECK(msg.e2ee);
+    CHECK(msg.audio);
+    CHECK(msg.video);
+    CHECK_STR_EQ(msg.video_codec, "VP9");
+    CHECK(msg.redirect);
+
+    json_t *expected =
+        json_loads("{\"access_token\":\"xyz\",\"n\":[1,2,{\"deep\":null}]}", 0, NULL);
+    CHECK(expected != NULL);
+    CHECK(json_equal(msg.metadata, expected));
+    json_decref(expected);
+
+    CHECK(json_is_object(msg.signaling_notify_metadata));
+    CHECK_STR_EQ(json_string_value(json_object_get(msg.signaling_notify_metadata, "name")),
+                 "Alice");
+    json_t *bundle = json_object_get(msg.signaling_notify_metadata, "pre_key_bundle");
+    CHECK_STR_EQ(json_string_value(json_object_get(bundle, "identityKey")), "aWRlbnRpdHk=");
+    CHECK_STR_EQ(json_string_value(json_object_get(bundle, "signedPreKey")), "c2lnbmVk");
+    CHECK_STR_EQ(json_string_value(json_object_get(bundle, "preKeySignature")), "c2lnbmF0dXJl");
+    hk_connect_msg_clear(&msg);
+}
+
+/* The output owns exactly one reference to each json_t member (the parsed root is gone),
+ * and hk_connect_msg_clear gives them back. */
+TEST(sora_msg_connect_json_ownership)
+{
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    CHECK_INT_EQ(parse_connect(sdk_connect, sizeof sdk_connect - 1, &msg, &err), 0);
+    json_t *metadata = msg.metadata;
+    json_t *notify_metadata = msg.signaling_notify_metadata;
+    CHECK_INT_EQ(metadata->refcount, 1);
+    CHECK_INT_EQ(notify_metadata->refcount, 1);
+
+    json_incref(metadata);
+    json_incref(notify_metadata);
+    hk_connect_msg_clear(&msg);
+    CHECK(msg.metadata == NULL);
+    CHECK(msg.signaling_notify_metadata == NULL);
+    CHECK_INT_EQ(metadata->refcount, 1);
+    CHECK_INT_EQ(notify_metadata->refcount, 1);
+    hk_connect_msg_clear(&msg); /* a second clear is harmless */
+    json_decref(metadata);
+    json_decref(notify_metadata);
+
+    /* Metadata that is not an object (any JSON is allowed) is owned the same way. */
+    static const char scalar[] = CONNECT_WITH(",\"metadata\":\"token-123\"");
+    CHECK_INT_EQ(parse_connect(scalar, sizeof scalar - 1, &msg, &err), 0);
+    CHECK_STR_EQ(json_string_value(msg.metadata), "token-123");
+    CHECK_INT_EQ(msg.metadata->refcount, 1);
+    hk_connect_msg_clear(&msg);
+
+    /* jansson's true/false/null are static values; metadata may be one of them. */
+    static const char boolean[] = CONNECT_WITH(",\"metadata\":true");
+    CHECK_INT_EQ(parse_connect(boolean, sizeof boolean - 1, &msg, &err), 0);
+    CHECK(json_is_true(msg.metadata));
+    hk_connect_msg_clear(&msg);
+    CHECK(msg.metadata == NULL);
+
+    /* A refusal found after both members were taken releases them (LeakSanitizer would
+     * report them otherwise). */
+    CONNECT_REFUSED(CONNECT_WITH(",\"metadata\":{\"a\":[1]},"
+                                 "\"signaling_notify_metadata\":{\"b\":{}},\"sdp\":1"),
+                    "sdp must be a string");
+}
+
+TEST(sora_msg_connect_null_members_are_absent)
+{
+    static const char text[] =
+        CONNECT_WITH(",\"client_id\":null,\"e2ee\":null,\"redirect\":null,\"multistream\":null,"
+                     "\"audio\":null,\"video\":null,\"metadata\":null,"
+                     "\"signaling_notify_metadata\":null,\"sdp\":null");
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    CHECK_INT_EQ(parse_connect(text, sizeof text - 1, &msg, &err), 0);
+    CHECK_STR_EQ(msg.client_id, "");
+    CHECK(!msg.e2ee);
+    CHECK(!msg.redirect);
+    CHECK(msg.audio);
+    CHECK(msg.video);
+    CHECK_STR_EQ(msg.video_codec, "VP8");
+    CHECK(msg.metadata == NULL);
+    CHECK(msg.signaling_notify_metadata == NULL);
+    hk_connect_msg_clear(&msg);
+}
+
+TEST(sora_msg_connect_audio_video_forms)
+{
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    static const char off[] = CONNECT_WITH(",\"audio\":false,\"video\":false");
+    CHECK_INT_EQ(parse_connect(off, sizeof off - 1, &msg, &err), 0);
+    CHECK(!msg.audio);
+    CHECK(!msg.video);
+    hk_connect_msg_clear(&msg);
+
+    static const char on[] = CONNECT_WITH(",\"audio\":true,\"video\":true");
+    CHECK_INT_EQ(parse_connect(on, sizeof on - 1, &msg, &err), 0);
+    CHECK(msg.audio);
+    CHECK(msg.video);
+    hk_connect_msg_clear(&msg);
+
+    /* Objects without codec_type keep the defaults. */
+    static const char empty[] = CONNECT_WITH(",\"audio\":{},\"video\":{\"bit_rate\":300}");
+    CHECK_INT_EQ(parse_connect(empty, sizeof empty - 1, &msg, &err), 0);
+    CHECK(msg.audio);
+    CHECK(msg.video);
+    CHECK_STR_EQ(msg.video_codec, "VP8");
+    hk_connect_msg_clear(&msg);
+
+    static const char *const codecs[] = {"VP8", "VP9", "H264", "AV1"};
+    for (size_t i = 0; i < 4; i++) {
+        char text[256];
+        snprintf(text, sizeof text, CONNECT_WITH(",\"video\":{\"codec_type\":\"%s\"}"), codecs[i]);
+        CHECK_INT_EQ(parse_connect(text, strlen(text), &msg, &err), 0);
+        CHECK_STR_EQ(msg.video_codec, codecs[i]);
+        hk_connect_msg_clear(&msg);
+    }
+}
+
+TEST(sora_msg_connect_channel_and_client_id_limits)
+{
+    /* 255 characters (every printable ASCII character from '!' to '~' is allowed). */
+    char id[300];
+    for (int i = 0; i < 255; i++)
+        id[i] = (char)('!' + i % ('~' - '!' + 1));
+    id[255] = '\0';
+    CHECK(strchr(id, '"') && strchr(id, '\\'));
+
+    /* Escape '"' and '\\' for JSON. */
+    char escaped[600];
+    size_t n = 0;
+    for (int i = 0; i < 255; i++) {
+        if (id[i] == '"' || id[i] == '\\')
+            escaped[n++] = '\\';
+        escaped[n++] = id[i];
+    }
+    escaped[n] = '\0';
+
+    char text[1400];
+    snprintf(
+        text, sizeof text,
+        "{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"%s\",\"client_id\":\"%s\"}",
+        escaped, escaped);
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    CHECK_INT_EQ(parse_connect(text, strlen(text), &msg, &err), 0);
+    CHECK_STR_EQ(msg.channel_id, id);
+    CHECK_STR_EQ(msg.client_id, id);
+    hk_connect_msg_clear(&msg);
+
+    /* 256 characters. */
+    memset(id, 'a', 256);
+    id[256] = '\0';
+    snprintf(text, sizeof text,
+             "{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"%s\"}", id);
+    CONNECT_REFUSED(text, invalid_channel);
+    snprintf(text, sizeof text, CONNECT_WITH(",\"client_id\":\"%s\""), id);
+    CONNECT_REFUSED(text, invalid_client);
+}
+
+TEST(sora_msg_connect_refusals_not_an_object)
+{
+    CONNECT_REFUSED("", not_json);
+    CONNECT_REFUSED("connect", not_json);
+    CONNECT_REFUSED("{\"type\":\"connect\"", not_json);
+    CONNECT_REFUSED("{\"type\":\"connect\",}", not_json);
+    CONNECT_REFUSED("{'type':'connect'}", not_json);
+    CONNECT_REFUSED(CONNECT_WITH("") " {}", not_json); /* trailing data */
+    /* Top-level scalars are not JSON texts for json_loadb without JSON_DECODE_ANY. */
+    CONNECT_REFUSED("\"connect\"", not_json);
+    CONNECT_REFUSED("42", not_json);
+    CONNECT_REFUSED("null", not_json);
+    CONNECT_REFUSED("[]", "message is not a JSON object");
+    CONNECT_REFUSED("[{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"room\"}]",
+                    "message is not a JSON object");
+    /* Invalid UTF-8 inside a string. */
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"\xff\"}",
+                    not_json);
+
+    /* A NUL byte inside the buffer: the length given is honoured, the text is not JSON. */
+    static const char with_nul[] = "{\"type\":\"connect\",\0\"role\":\"sendrecv\"}";
+    check_connect_refused(with_nul, sizeof with_nul - 1, HK_CLOSE_BAD_REQUEST, not_json);
+    /* A valid message cut short by the length. */
+    static const char valid[] = CONNECT_WITH("");
+    check_connect_refused(valid, sizeof valid - 2, HK_CLOSE_BAD_REQUEST, not_json);
+}
+
+TEST(sora_msg_connect_refusals_type)
+{
+    CONNECT_REFUSED("{}", bad_type);
+    CONNECT_REFUSED("{\"role\":\"sendrecv\",\"channel_id\":\"room\"}", bad_type);
+    CONNECT_REFUSED("{\"type\":\"answer\",\"sdp\":\"v=0\\r\\n\"}", bad_type);
+    CONNECT_REFUSED("{\"type\":\"Connect\",\"role\":\"sendrecv\",\"channel_id\":\"room\"}",
+                    bad_type);
+    CONNECT_REFUSED("{\"type\":1,\"role\":\"sendrecv\",\"channel_id\":\"room\"}", bad_type);
+    CONNECT_REFUSED("{\"type\":null,\"role\":\"sendrecv\",\"channel_id\":\"room\"}", bad_type);
+    CONNECT_REFUSED("{\"type\":[\"connect\"],\"role\":\"sendrecv\",\"channel_id\":\"room\"}",
+                    bad_type);
+}
+
+TEST(sora_msg_connect_refusals_role)
+{
+    CONNECT_REFUSED("{\"type\":\"connect\",\"channel_id\":\"room\"}", missing_role);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":1,\"channel_id\":\"room\"}", missing_role);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":null,\"channel_id\":\"room\"}", missing_role);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":true,\"channel_id\":\"room\"}", missing_role);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"\",\"channel_id\":\"room\"}", invalid_role);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"SENDRECV\",\"channel_id\":\"room\"}",
+                    invalid_role);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"upstream\",\"channel_id\":\"room\"}",
+                    invalid_role);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv \",\"channel_id\":\"room\"}",
+                    invalid_role);
+}
+
+TEST(sora_msg_connect_refusals_channel_id)
+{
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\"}", missing_channel);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":1}",
+                    missing_channel);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":null}",
+                    missing_channel);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":{}}",
+                    missing_channel);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"\"}",
+                    invalid_channel);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"my room\"}",
+                    invalid_channel);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\" room\"}",
+                    invalid_channel);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"room\\t\"}",
+                    invalid_channel);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"a\\u0001b\"}",
+                    invalid_channel);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"a\\u007fb\"}",
+                    invalid_channel);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"caf\\u00e9\"}",
+                    invalid_channel);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"caf\xc3\xa9\"}",
+                    invalid_channel);
+    /* jansson refuses \u0000 unless JSON_ALLOW_NUL is given, so an embedded NUL (which
+     * would truncate the id in C) never reaches the validation. */
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"room\\u0000x\"}",
+                    not_json);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"\\u0000\"}",
+                    not_json);
+}
+
+TEST(sora_msg_connect_refusals_client_id)
+{
+    CONNECT_REFUSED(CONNECT_WITH(",\"client_id\":1"), invalid_client);
+    CONNECT_REFUSED(CONNECT_WITH(",\"client_id\":false"), invalid_client);
+    CONNECT_REFUSED(CONNECT_WITH(",\"client_id\":[]"), invalid_client);
+    CONNECT_REFUSED(CONNECT_WITH(",\"client_id\":\"\""), invalid_client);
+    CONNECT_REFUSED(CONNECT_WITH(",\"client_id\":\"a b\""), invalid_client);
+    CONNECT_REFUSED(CONNECT_WITH(",\"client_id\":\"a\\nb\""), invalid_client);
+    CONNECT_REFUSED(CONNECT_WITH(",\"client_id\":\"a\\u0000b\""), not_json);
+}
+
+TEST(sora_msg_connect_refusals_booleans)
+{
+    CONNECT_REFUSED(CONNECT_WITH(",\"e2ee\":\"true\""), not_bool);
+    CONNECT_REFUSED(CONNECT_WITH(",\"e2ee\":1"), not_bool);
+    CONNECT_REFUSED(CONNECT_WITH(",\"e2ee\":{}"), not_bool);
+    CONNECT_REFUSED(CONNECT_WITH(",\"redirect\":1"), not_bool);
+    CONNECT_REFUSED(CONNECT_WITH(",\"multistream\":\"yes\""), not_bool);
+    CONNECT_REFUSED(CONNECT_WITH(",\"multistream\":false"), "multistream false is not supported");
+}
+
+TEST(sora_msg_connect_refusals_audio_video)
+{
+    CONNECT_REFUSED(CONNECT_WITH(",\"audio\":1"), "audio must be a boolean or an object");
+    CONNECT_REFUSED(CONNECT_WITH(",\"audio\":\"OPUS\""), "audio must be a boolean or an object");
+    CONNECT_REFUSED(CONNECT_WITH(",\"audio\":[]"), "audio must be a boolean or an object");
+    CONNECT_REFUSED(CONNECT_WITH(",\"audio\":{\"codec_type\":\"AAC\"}"),
+                    "audio.codec_type must be \"OPUS\"");
+    CONNECT_REFUSED(CONNECT_WITH(",\"audio\":{\"codec_type\":\"opus\"}"),
+                    "audio.codec_type must be \"OPUS\"");
+    CONNECT_REFUSED(CONNECT_WITH(",\"audio\":{\"codec_type\":111}"),
+                    "audio.codec_type must be \"OPUS\"");
+    CONNECT_REFUSED(CONNECT_WITH(",\"audio\":{\"codec_type\":null}"),
+                    "audio.codec_type must be \"OPUS\"");
+    CONNECT_REFUSED(CONNECT_WITH(",\"video\":0"), "video must be a boolean or an object");
+    CONNECT_REFUSED(CONNECT_WITH(",\"video\":\"VP8\""), "video must be a boolean or an object");
+    CONNECT_REFUSED(CONNECT_WITH(",\"video\":{\"codec_type\":\"H265\"}"), bad_video_codec);
+    CONNECT_REFUSED(CONNECT_WITH(",\"video\":{\"codec_type\":\"vp8\"}"), bad_video_codec);
+    CONNECT_REFUSED(CONNECT_WITH(",\"video\":{\"codec_type\":\"VP8 \"}"), bad_video_codec);
+    CONNECT_REFUSED(CONNECT_WITH(",\"video\":{\"codec_type\":\"\"}"), bad_video_codec);
+    CONNECT_REFUSED(CONNECT_WITH(",\"video\":{\"codec_type\":8}"), bad_video_codec);
+    CONNECT_REFUSED(CONNECT_WITH(",\"video\":{\"codec_type\":null}"), bad_video_codec);
+    CONNECT_REFUSED(CONNECT_WITH(",\"video\":{\"codec_type\":\"VP8VP8VP8VP8\"}"), bad_video_codec);
+}
+
+TEST(sora_msg_connect_refusals_metadata_and_sdp)
+{
+    static const char not_object[] = "signaling_notify_metadata must be an object";
+    CONNECT_REFUSED(CONNECT_WITH(",\"signaling_notify_metadata\":\"x\""), not_object);
+    CONNECT_REFUSED(CONNECT_WITH(",\"signaling_notify_metadata\":[]"), not_object);
+    CONNECT_REFUSED(CONNECT_WITH(",\"signaling_notify_metadata\":1"), not_object);
+    CONNECT_REFUSED(CONNECT_WITH(",\"signaling_notify_metadata\":true"), not_object);
+    CONNECT_REFUSED(CONNECT_WITH(",\"sdp\":1"), "sdp must be a string");
+    CONNECT_REFUSED(CONNECT_WITH(",\"sdp\":{\"type\":\"offer\"}"), "sdp must be a string");
+    CONNECT_REFUSED(CONNECT_WITH(",\"metadata\":{\"a\":1},\"sdp\":false"), "sdp must be a string");
+}
+
+TEST(sora_msg_connect_refusals_duplicate_keys)
+{
+    CONNECT_REFUSED("{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"a\","
+                    "\"channel_id\":\"b\"}",
+                    not_json);
+    CONNECT_REFUSED("{\"type\":\"connect\",\"type\":\"connect\",\"role\":\"sendrecv\","
+                    "\"channel_id\":\"a\"}",
+                    not_json);
+    /* Duplicates are refused at any depth. */
+    CONNECT_REFUSED(CONNECT_WITH(",\"metadata\":{\"k\":1,\"k\":2}"), not_json);
+}
+
+/* 10,000 levels of arrays inside metadata: jansson's parser stops at 2048 levels, so the
+ * message is refused as invalid JSON without exhausting the stack. */
+TEST(sora_msg_connect_deep_nesting)
+{
+    const size_t depth = 10000;
+    static const char head[] =
+        "{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"room\","
+        "\"metadata\":";
+    size_t len = strlen(head) + 2 * depth + 1;
+    char *text = malloc(len + 1);
+    CHECK(text != NULL);
+    char *p = text;
+    memcpy(p, head, strlen(head));
+    p += strlen(head);
+    memset(p, '[', depth);
+    p += depth;
+    memset(p, ']', depth);
+    p += depth;
+    *p++ = '}';
+    *p = '\0';
+    CHECK_INT_EQ((size_t)(p - text), len);
+    CONNECT_REFUSED(text, not_json);
+
+    /* The same nesting left unclosed. */
+    text[strlen(head) + depth] = '\0';
+    CONNECT_REFUSED(text, not_json);
+    free(text);
+
+    /* 1000 levels are within jansson's limit: accepted, owned and released. */
+    const size_t ok_depth = 1000;
+    len = strlen(head) + 2 * ok_depth + 1;
+    text = malloc(len + 1);
+    CHECK(text != NULL);
+    p = text;
+    memcpy(p, head, strlen(head));
+    p += strlen(head);
+    memset(p, '[', ok_depth);
+    p += ok_depth;
+    memset(p, ']', ok_depth);
+    p += ok_depth;
+    *p++ = '}';
+    *p = '\0';
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    CHECK_INT_EQ(parse_connect(text, len, &msg, &err), 0);
+    CHECK(json_is_array(msg.metadata));
+    hk_connect_msg_clear(&msg);
+    free(text);
+}
+
+/* A 1 MiB string: the parser accepts it (the WebSocket layer enforces size limits). */
+TEST(sora_msg_connect_huge_string)
+{
+    const size_t big = 1024 * 1024;
+    static const char head[] =
+        "{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"room\","
+        "\"metadata\":{\"blob\":\"";
+    static const char tail[] = "\"}}";
+    size_t len = strlen(head) + big + strlen(tail);
+    char *text = malloc(len);
+    CHECK(text != NULL);
+    memcpy(text, head, strlen(head));
+    memset(text + strlen(head), 'x', big);
+    memcpy(text + strlen(head) + big, tail, strlen(tail));
+
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    CHECK_INT_EQ(parse_connect(text, len, &msg, &err), 0);
+    json_t *blob = json_object_get(msg.metadata, "blob");
+    CHECK_INT_EQ(json_string_length(blob), big);
+    hk_connect_msg_clear(&msg);
+
+    /* A 1 MiB channel_id is refused by its length check. */
+    static const char head2[] = "{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"";
+    static const char tail2[] = "\"}";
+    len = strlen(head2) + big + strlen(tail2);
+    free(text);
+    text = malloc(len);
+    CHECK(text != NULL);
+    memcpy(text, head2, strlen(head2));
+    memset(text + strlen(head2), 'x', big);
+    memcpy(text + strlen(head2) + big, tail2, strlen(tail2));
+    check_connect_refused(text, len, HK_CLOSE_BAD_REQUEST, invalid_channel);
+    free(text);
+}
+
+/* ---- messages after connect --------------------------------------------------------- */
+
+static int parse_message(const char *text, hk_sora_msg_t *msg, hk_sora_error_t *err)
+{
+    err->close_code = 0;
+    err->reason = NULL;
+    return hk_sora_parse_message(text, strlen(text), msg, err);
+}
+
+static void check_message_refused(const char *text, const char *reason)
+{
+    hk_sora_msg_t msg;
+    hk_sora_error_t err;
+    int rc = parse_message(text, &msg, &err);
+    if (rc != HK_EINVAL)
+        fprintf(stderr, "accepted: %.200s\n", text);
+    CHECK_INT_EQ(rc, HK_EINVAL);
+    CHECK_INT_EQ(err.close_code, HK_CLOSE_BAD_REQUEST);
+    CHECK_STR_EQ(err.reason, reason);
+    CHECK(msg.root == NULL);
+    CHECK(msg.sdp == NULL);
+    hk_sora_msg_clear(&msg);
+}
+
+static void check_message_type(const char *text, hk_msg_type_t type)
+{
+    hk_sora_msg_t msg;
+    hk_sora_error_t err;
+    int rc = parse_message(text, &msg, &err);
+    if (rc != 0)
+        fprintf(stderr, "refused: %.200s: %s\n", text, err.reason);
+    CHECK_INT_EQ(rc, 0);
+    CHECK_INT_EQ(msg.type, type);
+    CHECK(msg.root != NULL);
+    hk_sora_msg_clear(&msg);
+    CHECK(msg.root == NULL);
+}
+
+TEST(sora_msg_answer_sdp)
+{
+    static const struct {
+        const char *text;
+        hk_msg_type_t type;
+    } cases[] = {
+        {"{\"type\":\"answer\",\"sdp\":\"v=0\\r\\na=mid:0\\r\\n\"}", HK_MSG_ANSWER},
+        {"{\"type\":\"re-answer\",\"sdp\":\"v=0\\r\\na=mid:0\\r\\n\"}", HK_MSG_RE_ANSWER},
+        {"{\"sdp\":\"v=0\\r\\na=mid:0\\r\\n\",\"type\":\"update\"}", HK_MSG_RE_ANSWER},
+    };
+    static const char sdp[] = "v=0\r\na=mid:0\r\n";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hk_sora_msg_t msg;
+        hk_sora_error_t err;
+        CHECK_INT_EQ(parse_message(cases[i].text, &msg, &err), 0);
+        CHECK_INT_EQ(msg.type, cases[i].type);
+        CHECK(msg.sdp != NULL);
+        CHECK_INT_EQ(msg.sdp_len, sizeof sdp - 1);
+        CHECK_MEM_EQ(msg.sdp, sdp, sizeof sdp);
+        /* sdp lives in root. */
+        CHECK(msg.sdp == json_string_value(json_object_get(msg.root, "sdp")));
+        CHECK(msg.reason == NULL);
+        hk_sora_msg_clear(&msg);
+        CHECK(msg.root == NULL && msg.sdp == NULL && msg.sdp_len == 0);
+    }
+}
+
+TEST(sora_msg_answer_refusals)
+{
+    static const char no_sdp[] = "answer without a string sdp";
+    check_message_refused("{\"type\":\"answer\"}", no_sdp);
+    check_message_refused("{\"type\":\"answer\",\"sdp\":\"\"}", no_sdp);
+    check_message_refused("{\"type\":\"answer\",\"sdp\":1}", no_sdp);
+    check_message_refused("{\"type\":\"answer\",\"sdp\":null}", no_sdp);
+    check_message_refused("{\"type\":\"answer\",\"sdp\":[\"v=0\"]}", no_sdp);
+    check_message_refused("{\"type\":\"re-answer\",\"sdp\":\"\"}", no_sdp);
+    check_message_refused("{\"type\":\"re-answer\",\"sdp\":{}}", no_sdp);
+    check_message_refused("{\"type\":\"update\"}", no_sdp);
+    check_message_refused("{\"type\":\"answer\",\"sdp\":\"v=0\\u0000\"}", not_json);
+}
+
+TEST(sora_msg_candidate)
+{
+    /* sora-js-sdk form, C++ SDK form, end-of-candidates forms. */
+    check_message_type("{\"type\":\"candidate\",\"candidate\":\"candidate:1 1 udp 2122260223 "
+                       "192.0.2.1 54321 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0,"
+                       "\"usernameFragment\":\"abcd\"}",
+                       HK_MSG_CANDIDATE);
+    check_message_type("{\"type\":\"candidate\",\"candidate\":\"candidate:1 1 udp 1 192.0.2.1 9 "
+                       "typ host\"}",
+                       HK_MSG_CANDIDATE);
+    check_message_type("{\"type\":\"candidate\",\"candidate\":\"\"}", HK_MSG_CANDIDATE);
+    check_message_type("{\"type\":\"candidate\"}", HK_MSG_CANDIDATE);
+    check_message_type("{\"type\":\"candidate\",\"candidate\":null}", HK_MSG_CANDIDATE);
+    check_message_refused("{\"type\":\"candidate\",\"candidate\":1}", "candidate must be a string");
+    check_message_refused("{\"type\":\"candidate\",\"candidate\":{\"candidate\":\"x\"}}",
+                          "candidate must be a string");
+}
+
+TEST(sora_msg_pong_stats_disconnect)
+{
+    check_message_type("{\"type\":\"pong\"}", HK_MSG_PONG);
+    check_message_type("{\"type\":\"pong\",\"stats\":[{\"type\":\"inbound-rtp\",\"ssrc\":1}]}",
+                       HK_MSG_PONG);
+    check_message_type("{\"type\":\"stats\",\"reports\":[]}", HK_MSG_STATS);
+
+    hk_sora_msg_t msg;
+    hk_sora_error_t err;
+    CHECK_INT_EQ(parse_message("{\"type\":\"disconnect\",\"reason\":\"NO-ERROR\"}", &msg, &err), 0);
+    CHECK_INT_EQ(msg.type, HK_MSG_DISCONNECT);
+    CHECK_STR_EQ(msg.reason, "NO-ERROR");
+    hk_sora_msg_clear(&msg);
+    CHECK(msg.reason == NULL);
+
+    CHECK_INT_EQ(parse_message("{\"type\":\"disconnect\"}", &msg, &err), 0);
+    CHECK_INT_EQ(msg.type, HK_MSG_DISCONNECT);
+    CHECK(msg.reason == NULL);
+    hk_sora_msg_clear(&msg);
+
+    CHECK_INT_EQ(parse_message("{\"type\":\"disconnect\",\"reason\":42}", &msg, &err), 0);
+    CHECK_INT_EQ(msg.type, HK_MSG_DISCONNECT);
+    CHECK(msg.reason == NULL);
+    hk_sora_msg_clear(&msg);
+}
+
+TEST(sora_msg_message_refusals)
+{
+    check_message_refused(sdk_connect, "connect was already received");
+    check_message_refused(CONNECT_WITH(""), "connect was already received");
+    check_message_refused("{\"type\":\"connect\"}", "connect was already received");
+    check_message_refused("{\"type\":\"offer\",\"sdp\":\"v=0\\r\\n\"}", "unknown message type");
+    check_message_refused("{\"type\":\"re-offer\",\"sdp\":\"v=0\\r\\n\"}", "unknown message type");
+    check_message_refused("{\"type\":\"ping\"}", "unknown message type");
+    check_message_refused("{\"type\":\"\"}", "unknown message type");
+    check_message_refused("{\"type\":\"PONG\"}", "unknown message type");
+    check_message_refused("{}", "message has no string \"type\"");
+    check_message_refused("{\"type\":1}", "message has no string \"type\"");
+    check_message_refused("{\"type\":null}", "message has no string \"type\"");
+    check_message_refused("{\"type\":[\"pong\"]}", "message has no string \"type\"");
+    check_message_refused("", not_json);
+    check_message_refused("pong", not_json);
+    check_message_refused("{\"type\":\"pong\",\"type\":\"pong\"}", not_json);
+    check_message_refused("[{\"type\":\"pong\"}]", "message is not a JSON object");
+}
+
+/* ---- builders ----------------------------------------------------------------------- */
+
+/* Checks that text is the exact expected JSON and that it parses back to an object. */
+static void check_json_text(char *text, const char *expected)
+{
+    CHECK(text != NULL);
+    CHECK_STR_EQ(text, expected);
+    json_error_t jerr;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    CHECK(json_is_object(root));
+    json_decref(root);
+    free(text);
+}
+
+static const char offer_sdp[] = "v=0\r\no=hisoka 1 1 IN IP4 0.0.0.0\r\ns=-\r\n";
+#define OFFER_SDP_JSON "v=0\\r\\no=hisoka 1 1 IN IP4 0.0.0.0\\r\\ns=-\\r\\n"
+#define CONN_A         "0123456789ABCDEFGHJKMNPQRS"
+#define CONN_B         "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+#define CONN_C         "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+
+TEST(sora_msg_build_offer)
+{
+    hk_offer_msg_t offer = {
+        .sdp = offer_sdp,
+        .client_id = "alice",
+        .connection_id = CONN_A,
+        .channel_id = "room",
+        .audio_mid = "0",
+        .video_mid = "1",
+        .authn_metadata = NULL,
+    };
+    check_json_text(hk_sora_build_offer(&offer),
+                    "{\"type\":\"offer\",\"sdp\":\"" OFFER_SDP_JSON "\",\"client_id\":\"alice\","
+                    "\"connection_id\":\"" CONN_A "\",\"channel_id\":\"room\","
+                    "\"multistream\":true,\"simulcast\":false,\"spotlight\":false,"
+                    "\"config\":{\"iceServers\":[],\"iceTransportPolicy\":\"all\"},"
+                    "\"mid\":{\"audio\":\"0\",\"video\":\"1\"}}");
+
+    /* A recvonly connection sends nothing: mid is an empty object. */
+    offer.audio_mid = NULL;
+    offer.video_mid = NULL;
+    check_json_text(hk_sora_build_offer(&offer),
+                    "{\"type\":\"offer\",\"sdp\":\"" OFFER_SDP_JSON "\",\"client_id\":\"alice\","
+                    "\"connection_id\":\"" CONN_A "\",\"channel_id\":\"room\","
+                    "\"multistream\":true,\"simulcast\":false,\"spotlight\":false,"
+                    "\"config\":{\"iceServers\":[],\"iceTransportPolicy\":\"all\"},"
+                    "\"mid\":{}}");
+
+    /* Video only, with authn metadata (copied: the caller's value is untouched). */
+    json_t *authn = json_pack("{s:s,s:[i,b]}", "user", "alice", "groups", 7, 1);
+    CHECK(authn != NULL);
+    offer.video_mid = "v0";
+    offer.authn_metadata = authn;
+    check_json_text(hk_sora_build_offer(&offer),
+                    "{\"type\":\"offer\",\"sdp\":\"" OFFER_SDP_JSON "\",\"client_id\":\"alice\","
+                    "\"connection_id\":\"" CONN_A "\",\"channel_id\":\"room\","
+                    "\"multistream\":true,\"simulcast\":false,\"spotlight\":false,"
+                    "\"metadata\":{\"user\":\"alice\",\"groups\":[7,true]},"
+                    "\"config\":{\"iceServers\":[],\"iceTransportPolicy\":\"all\"},"
+                    "\"mid\":{\"video\":\"v0\"}}");
+    CHECK_INT_EQ(authn->refcount, 1);
+
+    /* Audio only. */
+    offer.audio_mid = "a";
+    offer.video_mid = NULL;
+    offer.authn_metadata = NULL;
+    char *text = hk_sora_build_offer(&offer);
+    CHECK(text != NULL);
+    json_t *root = json_loads(text, 0, NULL);
+    CHECK(root != NULL);
+    json_t *mid = json_object_get(root, "mid");
+    CHECK_INT_EQ(json_object_size(mid), 1);
+    CHECK_STR_EQ(json_string_value(json_object_get(mid, "audio")), "a");
+    CHECK(json_object_get(root, "metadata") == NULL);
+    CHECK_STR_EQ(json_string_value(json_object_get(root, "sdp")), offer_sdp);
+    json_decref(root);
+    free(text);
+    json_decref(authn);
+}
+
+TEST(sora_msg_build_reoffer_and_ping)
+{
+    check_json_text(hk_sora_build_reoffer(offer_sdp),
+                    "{\"type\":\"re-offer\",\"sdp\":\"" OFFER_SDP_JSON "\"}");
+    /* Characters JSON must escape. */
+    check_json_text(hk_sora_build_reoffer("a\"b\\c\td"),
+                    "{\"type\":\"re-offer\",\"sdp\":\"a\\\"b\\\\c\\td\"}");
+    CHECK(hk_sora_build_reoffer(NULL) == NULL);
+    check_json_text(hk_sora_build_ping(), "{\"type\":\"ping\",\"stats\":false}");
+}
+
+TEST(sora_msg_build_notify_created_with_data)
+{
+    json_t *alice_meta = json_pack("{s:s}", "name", "Alice");
+    json_t *alice_authn = json_pack("{s:i}", "uid", 1);
+    json_t *bob_meta =
+        json_pack("{s:s,s:{s:s}}", "name", "Bob", "pre_key_bundle", "identityKey", "aWQ=");
+    CHECK(alice_meta && alice_authn && bob_meta);
+
+    hk_notify_conn_t self = {
+        .role = HK_ROLE_SENDRECV,
+        .client_id = "alice",
+        .connection_id = CONN_A,
+        .audio = true,
+        .video = false,
+        .minutes = 0,
+        .metadata = alice_meta,
+        .authn_metadata = alice_authn,
+    };
+    hk_notify_conn_t existing[2] = {
+        {
+            .role = HK_ROLE_SENDONLY,
+            .client_id = "bob",
+            .connection_id = CONN_B,
+            .audio = true,
+            .video = true,
+            .minutes = 3,
+            .metadata = bob_meta,
+            .authn_metadata = NULL,
+        },
+        {
+            .role = HK_ROLE_RECVONLY,
+            .client_id = CONN_C,
+            .connection_id = CONN_C,
+            .metadata = NULL,
+            .authn_metadata = NULL,
+        },
+    };
+    hk_channel_counts_t counts = {.connections = 3, .sendrecv = 1, .sendonly = 1, .recvonly = 1};
+
+#define BOB_ENTRY                                                                                  \
+    "{\"connection_id\":\"" CONN_B "\",\"client_id\":\"bob\","                                     \
+    "\"metadata\":{\"name\":\"Bob\",\"pre_key_bundle\":{\"identityKey\":\"aWQ=\"}},"               \
+    "\"authn_metadata\":null}"
+#define CAROL_ENTRY                                                                                \
+    "{\"connection_id\":\"" CONN_C "\",\"client_id\":\"" CONN_C "\","                              \
+    "\"metadata\":null,\"authn_metadata\":null}"
+
+    char *text =
+        hk_sora_build_notify("connection.created", "room", &self, &counts, true, existing, 2);
+    check_json_text(text, "{\"type\":\"notify\",\"event_type\":\"connection.created\","
+                          "\"role\":\"sendrecv\",\"client_id\":\"alice\","
+                          "\"connection_id\":\"" CONN_A "\",\"channel_id\":\"room\","
+                          "\"audio\":true,\"video\":false,\"minutes\":0,"
+                          "\"channel_connections\":3,\"channel_sendrecv_connections\":1,"
+                          "\"channel_sendonly_connections\":1,\"channel_recvonly_connections\":1,"
+                          "\"metadata\":{\"name\":\"Alice\"},\"authn_metadata\":{\"uid\":1},"
+                          "\"data\":[" BOB_ENTRY "," CAROL_ENTRY "],"
+                          "\"metadata_list\":[" BOB_ENTRY "," CAROL_ENTRY "]}");
+
+    /* The first joiner: data and metadata_list are present and empty. */
+    counts = (hk_channel_counts_t){.connections = 1, .sendrecv = 1};
+    text = hk_sora_build_notify("connection.created", "room", &self, &counts, true, &self, 0);
+    check_json_text(text, "{\"type\":\"notify\",\"event_type\":\"connection.created\","
+                          "\"role\":\"sendrecv\",\"client_id\":\"alice\","
+                          "\"connection_id\":\"" CONN_A "\",\"channel_id\":\"room\","
+                          "\"audio\":true,\"video\":false,\"minutes\":0,"
+                          "\"channel_connections\":1,\"channel_sendrecv_connections\":1,"
+                          "\"channel_sendonly_connections\":0,\"channel_recvonly_connections\":0,"
+                          "\"metadata\":{\"name\":\"Alice\"},\"authn_metadata\":{\"uid\":1},"
+                          "\"data\":[],\"metadata_list\":[]}");
+
+    /* The builder copies: the callers' values keep their single reference. */
+    CHECK_INT_EQ(alice_meta->refcount, 1);
+    CHECK_INT_EQ(alice_authn->refcount, 1);
+    CHECK_INT_EQ(bob_meta->refcount, 1);
+    json_decref(alice_meta);
+    json_decref(alice_authn);
+    json_decref(bob_meta);
+#undef BOB_ENTRY
+#undef CAROL_ENTRY
+}
+
+TEST(sora_msg_build_notify_destroyed_and_updated)
+{
+    json_t *meta = json_pack("{s:s}", "name", "Bob");
+    CHECK(meta != NULL);
+    hk_notify_conn_t bob = {
+        .role = HK_ROLE_SENDONLY,
+        .client_id = "bob",
+        .connection_id = CONN_B,
+        .audio = false,
+        .video = true,
+        .minutes = 125,
+        .metadata = meta,
+        .authn_metadata = NULL,
+    };
+    hk_channel_counts_t counts = {.connections = 2, .sendrecv = 2, .sendonly = 0, .recvonly = 0};
+
+    /* destroyed: metadata, authn_metadata null when absent, no data. */
+    check_json_text(
+        hk_sora_build_notify("connection.destroyed", "room", &bob, &counts, true, NULL, 0),
+        "{\"type\":\"notify\",\"event_type\":\"connection.destroyed\","
+        "\"role\":\"sendonly\",\"client_id\":\"bob\","
+        "\"connection_id\":\"" CONN_B "\",\"channel_id\":\"room\","
+        "\"audio\":false,\"video\":true,\"minutes\":125,"
+        "\"channel_connections\":2,\"channel_sendrecv_connections\":2,"
+        "\"channel_sendonly_connections\":0,\"channel_recvonly_connections\":0,"
+        "\"metadata\":{\"name\":\"Bob\"},\"authn_metadata\":null}");
+
+    /* include_metadata false (signaling_notify_metadata = false in the config, or
+     * connection.updated): neither key appears. */
+    check_json_text(
+        hk_sora_build_notify("connection.created", "room", &bob, &counts, false, NULL, 0),
+        "{\"type\":\"notify\",\"event_type\":\"connection.created\","
+        "\"role\":\"sendonly\",\"client_id\":\"bob\","
+        "\"connection_id\":\"" CONN_B "\",\"channel_id\":\"room\","
+        "\"audio\":false,\"video\":true,\"minutes\":125,"
+        "\"channel_connections\":2,\"channel_sendrecv_connections\":2,"
+        "\"channel_sendonly_connections\":0,\"channel_recvonly_connections\":0}");
+
+    char *text = hk_sora_build_notify("connection.updated", "room", &bob, &counts, false, NULL, 0);
+    CHECK(text != NULL);
+    json_t *root = json_loads(text, 0, NULL);
+    CHECK(root != NULL);
+    CHECK_STR_EQ(json_string_value(json_object_get(root, "event_type")), "connection.updated");
+    CHECK(json_object_get(root, "metadata") == NULL);
+    CHECK(json_object_get(root, "authn_metadata") == NULL);
+    CHECK(json_object_get(root, "data") == NULL);
+    CHECK(json_object_get(root, "metadata_list") == NULL);
+    CHECK_INT_EQ(json_object_size(root), 13);
+    json_decref(root);
+    free(text);
+
+    /* No metadata at all: both keys are null. */
+    bob.metadata = NULL;
+    text = hk_sora_build_notify("connection.destroyed", "room", &bob, &counts, true, NULL, 0);
+    CHECK(text != NULL);
+    root = json_loads(text, 0, NULL);
+    CHECK(json_is_null(json_object_get(root, "metadata")));
+    CHECK(json_is_null(json_object_get(root, "authn_metadata")));
+    json_decref(root);
+    free(text);
+
+    CHECK_INT_EQ(meta->refcount, 1);
+    json_decref(meta);
+}
+
+/* A connect parsed from a client feeds the builders: its metadata round-trips into the
+ * offer and the notify unchanged. */
+TEST(sora_msg_connect_metadata_round_trip)
+{
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    CHECK_INT_EQ(parse_connect(sdk_connect, sizeof sdk_connect - 1, &msg, &err), 0);
+
+    hk_offer_msg_t offer = {
+        .sdp = offer_sdp,
+        .client_id = msg.client_id,
+        .connection_id = CONN_A,
+        .channel_id = msg.channel_id,
+        .audio_mid = "0",
+        .video_mid = "1",
+        .authn_metadata = msg.metadata,
+    };
+    char *text = hk_sora_build_offer(&offer);
+    CHECK(text != NULL);
+    json_t *root = json_loads(text, 0, NULL);
+    CHECK(json_equal(json_object_get(root, "metadata"), msg.metadata));
+    CHECK_STR_EQ(json_string_value(json_object_get(root, "client_id")), "alice@example.com");
+    CHECK_STR_EQ(json_string_value(json_object_get(root, "channel_id")), "sora-devtools_room-01");
+    json_decref(root);
+    free(text);
+
+    hk_notify_conn_t conn = {
+        .role = msg.role,
+        .client_id = msg.client_id,
+        .connection_id = CONN_A,
+        .audio = msg.audio,
+        .video = msg.video,
+        .metadata = msg.signaling_notify_metadata,
+        .authn_metadata = msg.metadata,
+    };
+    hk_channel_counts_t counts = {.connections = 1, .sendrecv = 1};
+    text =
+        hk_sora_build_notify("connection.created", msg.channel_id, &conn, &counts, true, &conn, 0);
+    CHECK(text != NULL);
+    root = json_loads(text, 0, NULL);
+    CHECK(json_equal(json_object_get(root, "metadata"), msg.signaling_notify_metadata));
+    CHECK(json_equal(json_object_get(root, "authn_metadata"), msg.metadata));
+    json_decref(root);
+    free(text);
+
+    CHECK_INT_EQ(msg.metadata->refcount, 1);
+    CHECK_INT_EQ(msg.signaling_notify_metadata->refcount, 1);
+    hk_connect_msg_clear(&msg);
+}
