@@ -48,6 +48,51 @@ static char *stats_json(const hk_worker_t *worker)
                         json_integer((json_int_t)worker->counters.key_messages_relayed));
     json_object_set_new(root, "key_messages_dropped",
                         json_integer((json_int_t)worker->counters.key_messages_dropped));
+    const hk_media_counters_t *mc = &worker->media.counters;
+    const hk_udp_counters_t *uc = &worker->media.udp.counters;
+    json_t *media = json_object();
+#define MEDIA_COUNTER(name) json_object_set_new(media, #name, json_integer((json_int_t)mc->name))
+    MEDIA_COUNTER(dropped_unvalidated);
+    MEDIA_COUNTER(dtls_errors);
+    MEDIA_COUNTER(dtls_connected);
+    MEDIA_COUNTER(dtls_before_answer);
+    MEDIA_COUNTER(srtp_unprotect_errors);
+    MEDIA_COUNTER(srtcp_unprotect_errors);
+    MEDIA_COUNTER(srtp_protect_errors);
+    MEDIA_COUNTER(before_keys);
+    MEDIA_COUNTER(unknown_ssrc);
+    MEDIA_COUNTER(rtp_packets_in);
+    MEDIA_COUNTER(rtp_bytes_in);
+    MEDIA_COUNTER(rtcp_packets_in);
+    MEDIA_COUNTER(forwarded_packets);
+    MEDIA_COUNTER(forwarded_bytes);
+    MEDIA_COUNTER(nacks_received);
+    MEDIA_COUNTER(retransmissions);
+    MEDIA_COUNTER(retransmission_misses);
+    MEDIA_COUNTER(nacks_sent);
+    MEDIA_COUNTER(plis_received);
+    MEDIA_COUNTER(plis_sent);
+    MEDIA_COUNTER(plis_throttled);
+    MEDIA_COUNTER(twcc_feedback_sent);
+    MEDIA_COUNTER(receiver_reports_sent);
+    MEDIA_COUNTER(sender_reports_relayed);
+    MEDIA_COUNTER(rtcp_errors);
+    MEDIA_COUNTER(consent_expired);
+#undef MEDIA_COUNTER
+    json_t *stun = json_object();
+    for (int i = 0; i < HK_STUN_STATUS_COUNT; i++)
+        json_object_set_new(stun, hk_stun_status_name((hk_stun_status_t)i),
+                            json_integer((json_int_t)mc->stun[i]));
+    json_object_set_new(media, "stun", stun);
+    json_t *demux = json_object();
+    for (int i = 1; i < HK_DEMUX_DROP_COUNT; i++)
+        json_object_set_new(demux, hk_demux_drop_name((hk_demux_drop_t)i),
+                            json_integer((json_int_t)mc->dropped_demux[i]));
+    json_object_set_new(media, "dropped_demux", demux);
+    json_object_set_new(media, "udp_rx_datagrams", json_integer((json_int_t)uc->rx_datagrams));
+    json_object_set_new(media, "udp_tx_datagrams", json_integer((json_int_t)uc->tx_datagrams));
+    json_object_set_new(media, "udp_tx_errors", json_integer((json_int_t)uc->tx_errors));
+    json_object_set_new(root, "media", media);
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return text;

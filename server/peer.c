@@ -7,6 +7,8 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "server/channel.h"
+#include "server/forward.h"
+#include "server/transport.h"
 
 #define TX_QUEUE_LIMIT (4u << 20) /* bytes queued for a client that does not read */
 #define CLOSE_GRACE_S  5          /* a closing peer that does not drain is cut */
@@ -79,6 +81,8 @@ void hk_peer_destroy(hk_peer_t *peer)
         hk_channel_leave(peer);
         worker->n_connections--;
     }
+    if (peer->transport)
+        hk_transport_destroy(peer->transport);
     if (peer->prev)
         peer->prev->next = peer->next;
     else
@@ -320,6 +324,11 @@ static void on_connect(hk_peer_t *peer, const char *text, size_t len)
     }
     worker->n_connections++;
     worker->counters.connections_total++;
+    peer->transport = hk_transport_create(peer);
+    if (!peer->transport) {
+        hk_peer_close(peer, HK_CLOSE_INTERNAL, "out of memory");
+        goto done;
+    }
     peer->role = msg.role;
     peer->e2ee = msg.e2ee;
     peer->audio = msg.audio;
@@ -432,6 +441,7 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
         peer->remote_fingerprint_len = answer->fingerprint_len;
         take_track(answer, peer->audio_mid, &peer->audio_track);
         take_track(answer, peer->video_mid, &peer->video_track);
+        hk_transport_set_streams(peer->transport);
     }
     free(answer);
     return 0;
@@ -474,6 +484,8 @@ void hk_peer_on_text(hk_peer_t *peer, const char *text, size_t len)
         if (accept_answer(peer, msg.sdp, msg.sdp_len, false) != 0)
             break;
         peer->offer_outstanding = false;
+        /* New tracks are known to the browser now: get it a keyframe of each. */
+        hk_forward_request_keyframes(peer, hk_worker_now_ms(peer->worker));
         if (peer->reoffer_pending)
             send_reoffer(peer);
         break;

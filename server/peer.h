@@ -45,6 +45,7 @@ struct hk_peer_s {
     hk_peer_t *next, *prev;                 /* worker->peers */
     hk_peer_t *channel_next, *channel_prev; /* channel->members */
     hk_channel_t *channel;
+    struct hk_transport_s *transport; /* media: created at connect, owned */
     hk_peer_state_t state;
     uint64_t created_ms;
     uint64_t joined_ms;

@@ -15,8 +15,7 @@
 
 /* Called for each received datagram; buf is writable (HK_UDP_BUF_SIZE bytes) and valid
  * until the callback returns. */
-typedef void (*hk_udp_recv_fn)(void *arg, uint8_t *buf, size_t len,
-                               const struct sockaddr_in *from);
+typedef void (*hk_udp_recv_fn)(void *arg, uint8_t *buf, size_t len, const struct sockaddr_in *from);
 
 typedef struct {
     uint64_t rx_datagrams;

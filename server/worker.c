@@ -11,6 +11,7 @@
 #include "server/api.h"
 #include "server/peer.h"
 #include "server/signaling.h"
+#include "server/srtp.h"
 
 uint64_t hk_worker_now_ms(const hk_worker_t *worker)
 {
@@ -79,11 +80,15 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
     memset(worker, 0, sizeof *worker);
     worker->loop = loop;
     worker->config = config;
-    if (hk_cert_generate(&worker->cert) != 0) {
+    if (hk_srtp_global_init() != 0 || hk_cert_generate(&worker->cert) != 0) {
         HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot generate the DTLS certificate");
         return HK_EIO;
     }
     pick_candidates(worker);
+    if (hk_media_start(&worker->media, worker) != 0) {
+        hk_cert_free(&worker->cert);
+        return HK_EIO;
+    }
 
     lws_set_log_level(LLL_ERR | LLL_WARN | (getenv("HK_LWS_DEBUG") ? LLL_NOTICE | LLL_INFO : 0),
                       lws_log_emit);
@@ -160,6 +165,7 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
 fail:
     lws_context_destroy(worker->lws);
     worker->lws = NULL;
+    hk_media_stop(&worker->media);
     uv_run(loop, UV_RUN_NOWAIT);
     hk_cert_free(&worker->cert);
     return HK_EIO;
@@ -179,6 +185,7 @@ void hk_worker_stop(hk_worker_t *worker)
     while (worker->peers && hk_worker_now_ms(worker) < deadline)
         uv_run(worker->loop, UV_RUN_ONCE);
 
+    hk_media_stop(&worker->media);
     uv_close((uv_handle_t *)&worker->tick, on_closed);
     uv_close((uv_handle_t *)&worker->sigint, on_closed);
     uv_close((uv_handle_t *)&worker->sigterm, on_closed);

@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "server/cert.h"
+#include "server/media.h"
 
 typedef struct hk_peer_s hk_peer_t;
 typedef struct hk_channel_s hk_channel_t;
@@ -53,6 +54,7 @@ typedef struct hk_worker_s {
     uv_signal_t sigint, sigterm;
     int stopping;
     hk_counters_t counters;
+    hk_media_t media; /* the UDP port and everything on it */
 } hk_worker_t;
 
 /* Creates the worker on loop: certificate, lws context with the signaling and API

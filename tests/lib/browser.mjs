@@ -10,7 +10,7 @@ export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
+  '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
 ];
 
 export async function launchChromium() {
@@ -83,4 +83,38 @@ export class BrowserPeer {
   }
 
   async close() { await this.page.close(); }
+}
+
+// One browser member of a call: a page running tests/browser/sora-page.js, which does
+// the whole Sora flow itself (signaling in the page, media from the fake devices).
+export class CallMember {
+  static async join(browser, server, connect) {
+    const page = await browser.context.newPage();
+    await page.goto(`${server.apiUrl}/health`);
+    await page.addScriptTag({ path: new URL('../browser/sora-page.js', import.meta.url).pathname });
+    const member = new CallMember();
+    member.page = page;
+    member.id = await page.evaluate(({ url, connect }) => window.hisokaTest.join(url, connect),
+      { url: server.url, connect });
+    if (!member.id) throw new Error('no offer received');
+    return member;
+  }
+
+  stats() { return this.page.evaluate(() => window.hisokaTest.stats()); }
+
+  async leave() {
+    await this.page.evaluate(() => window.hisokaTest.leave());
+    await this.page.close();
+  }
+}
+
+// Polls fn() until it returns a truthy value or timeout_ms passes; returns the last value.
+export async function waitFor(fn, timeoutMs, intervalMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  let value;
+  for (;;) {
+    value = await fn();
+    if (value || Date.now() > deadline) return value;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }
