@@ -3,12 +3,12 @@
 // mids the server names, answers pings, and exposes what the tests measure.
 /* eslint-disable no-undef */
 window.hisokaTest = {
-  async join(url, connect) {
+  async join(url, connect, constraints = { audio: true, video: true }, degradation = null) {
     const state = { connectionId: null, events: [], closed: null, remote: {} };
     window.hisokaTest.state = state;
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
     state.pc = pc;
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    const stream = await navigator.mediaDevices.getUserMedia(constraints);
     state.local = stream;
     pc.ontrack = (e) => {
       const id = e.streams[0] ? e.streams[0].id : null;
@@ -37,6 +37,11 @@ window.hisokaTest = {
               await t.sender.replaceTrack(track);
               t.direction = 'sendonly';
               t.sender.setStreams(stream);
+              if (degradation && track.kind === 'video') {
+                const params = t.sender.getParameters();
+                params.degradationPreference = degradation;
+                await t.sender.setParameters(params);
+              }
             }
           }
         }
@@ -67,9 +72,13 @@ window.hisokaTest = {
     const report = await state.pc.getStats();
     const byMid = {};
     let outbound = null;
+    let availableOutgoingBitrate = 0;
     report.forEach((s) => {
       if (s.type === 'inbound-rtp') byMid[s.mid] = s;
       if (s.type === 'outbound-rtp' && s.kind === 'video') outbound = s;
+      if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) {
+        availableOutgoingBitrate = s.availableOutgoingBitrate;
+      }
     });
     const remote = {};
     for (const [mid, r] of Object.entries(state.remote)) {
@@ -94,6 +103,9 @@ window.hisokaTest = {
       connectionId: state.connectionId,
       sentFrameWidth: outbound ? outbound.frameWidth : 0,
       sentBytes: outbound ? outbound.bytesSent : 0,
+      targetBitrate: outbound ? outbound.targetBitrate || 0 : 0,
+      qualityLimitationReason: outbound ? outbound.qualityLimitationReason : null,
+      availableOutgoingBitrate,
       remote,
       closed: state.closed,
       error: state.error || null,

@@ -13,10 +13,11 @@ export const CHROMIUM_ARGS = [
   '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
 ];
 
-export async function launchChromium() {
+// options.executablePath: another launcher (e.g. one that enters a network namespace).
+export async function launchChromium(options = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
+    executablePath: options.executablePath || '/usr/bin/chromium',
     headless: true,
     args: CHROMIUM_ARGS,
   });
@@ -88,19 +89,28 @@ export class BrowserPeer {
 // One browser member of a call: a page running tests/browser/sora-page.js, which does
 // the whole Sora flow itself (signaling in the page, media from the fake devices).
 export class CallMember {
-  static async join(browser, server, connect) {
+  // constraints: getUserMedia constraints of the fake devices (default audio + video);
+  // degradation: the video sender's degradationPreference (default: Chromium's).
+  static async join(browser, server, connect, constraints = undefined, degradation = null) {
     const page = await browser.context.newPage();
     await page.goto(`${server.apiUrl}/health`);
     await page.addScriptTag({ path: new URL('../browser/sora-page.js', import.meta.url).pathname });
     const member = new CallMember();
     member.page = page;
-    member.id = await page.evaluate(({ url, connect }) => window.hisokaTest.join(url, connect),
-      { url: server.url, connect });
+    member.id = await page.evaluate(
+      ({ url, connect, constraints, degradation }) =>
+        window.hisokaTest.join(url, connect, constraints, degradation),
+      { url: server.url, connect, constraints, degradation });
     if (!member.id) throw new Error('no offer received');
     return member;
   }
 
   stats() { return this.page.evaluate(() => window.hisokaTest.stats()); }
+
+  // The server's /stats, fetched from inside the page (works across namespaces).
+  serverStats() {
+    return this.page.evaluate(async () => (await fetch('/stats')).json());
+  }
 
   async leave() {
     await this.page.evaluate(() => window.hisokaTest.leave());

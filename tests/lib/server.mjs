@@ -40,7 +40,8 @@ export function run(args, opts = {}) {
   });
 }
 
-export async function startServer(overrides = {}) {
+// options.wrap: an argv prefix to run the server with (e.g. entering a network namespace).
+export async function startServer(overrides = {}, options = {}) {
   const signalingPort = await freePort();
   const apiPort = await freePort();
   const mediaPort = await freePort();
@@ -55,7 +56,8 @@ export async function startServer(overrides = {}) {
     ...overrides,
   };
   const file = writeConfig(config);
-  const child = spawn(BIN, ['--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...(options.wrap || []), BIN, '--config', file];
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });
