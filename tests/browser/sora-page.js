@@ -47,7 +47,13 @@ window.hisokaTest = {
         }
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
-        ws.send(JSON.stringify({ type: msg.type === 'offer' ? 'answer' : 're-answer', sdp: answer.sdp }));
+        let sdp = answer.sdp;
+        if (window.hisokaTest.forgeFingerprint) {
+          // Tells the server a certificate fingerprint that is not this browser's.
+          sdp = sdp.replace(/a=fingerprint:sha-256 [0-9A-F:]+/g,
+            'a=fingerprint:sha-256 ' + Array(32).fill('00').join(':'));
+        }
+        ws.send(JSON.stringify({ type: msg.type === 'offer' ? 'answer' : 're-answer', sdp }));
       } else if (msg.type === 'ping') {
         ws.send(JSON.stringify({ type: 'pong' }));
       } else if (msg.type === 'notify') {

@@ -62,19 +62,28 @@ export async function startServer(overrides = {}, options = {}) {
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // Ready when the API answers /health (whatever the log level).
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
   const deadline = Date.now() + 10000;
-  while (!log.includes('started with')) {
+  for (;;) {
     if (Date.now() > deadline || child.exitCode !== null) {
       child.kill('SIGKILL');
       throw new Error(`hisoka did not start:\n${log}`);
     }
-    await new Promise((r) => setTimeout(r, 20));
+    // Inside a namespace the API is out of our reach: the start-up log line tells
+    // (log_level info or debug).
+    const ok = options.wrap
+      ? log.includes('started with')
+      : await fetch(`${apiUrl}/health`).then((r) => r.ok, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 50));
   }
   return {
     config,
     url: `ws://127.0.0.1:${signalingPort}/signaling`,
-    apiUrl: `http://127.0.0.1:${apiPort}`,
+    apiUrl,
     get log() { return log; },
+    pid: child.pid,
     alive() { return child.exitCode === null && child.signalCode === null; },
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
