@@ -2,13 +2,13 @@
  *
  * Each connection's SSL reads and writes through one custom BIO:
  *
- *   hk_dtls_handle(buf) ──> in/in_len ──read──> SSL ──write──> out[] ──flush──> send()
+ *   hk_dtls_handle(buf) --> in/in_len --read--> SSL --write--> out[] --> send()
  *
- * The read side hands OpenSSL the current datagram once, then reports "retry". The write
- * side packs records into out[] (at most mtu bytes) and hands the datagram to send() when
- * the next record would not fit and at the end of every public call. BIO_CTRL_WPENDING reports the
- * bytes already packed, so OpenSSL's own fragmenting (dtls1_do_write) sizes each handshake fragment
- * to fit the rest of the datagram. */
+ * The read side hands OpenSSL the current datagram once, then reports "retry". The
+ * write side packs records into out[] (at most mtu bytes) and hands the datagram to
+ * send() when the next record would not fit and at the end of every public call.
+ * BIO_CTRL_WPENDING reports the bytes already packed, so OpenSSL's own fragmenting
+ * (dtls1_do_write) sizes each handshake fragment to fit the rest of the datagram. */
 #include "server/dtls.h"
 
 #include <openssl/bio.h>
