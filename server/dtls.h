@@ -43,7 +43,7 @@ typedef void (*hk_dtls_send_fn)(void *arg, const uint8_t *datagram, size_t len);
 
 /* Creates a DTLS 1.2 server context with the server's certificate: SRTP profiles
  * SRTP_AEAD_AES_128_GCM then SRTP_AES128_CM_SHA1_80 (server preference), ECDHE-ECDSA
- * AEAD ciphers, a client certificate required (any self-signed one: the real check is
+ * AES-GCM cipher suites only, a client certificate required (any self-signed one: the real check is
  * the fingerprint from the client's SDP), no session resumption, no renegotiation.
  * The context takes its own references to cert->x509 and cert->key, so the caller may
  * free cert afterwards. Returns NULL on failure. */
