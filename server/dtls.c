@@ -2,12 +2,12 @@
  *
  * Each connection's SSL reads and writes through one custom BIO:
  *
- *   hk_dtls_handle(buf) ──> in/in_len ──read──> SSL ──write──> out[] ──flush──> send()
+ *   hk_dtls_handle(buf) --> in/in_len --read--> SSL --write--> out[] --> send()
  *
- * The read side hands OpenSSL the current datagram once, then reports "retry". The write
- * side packs records into out[] (at most mtu bytes) and hands the datagram to send() when
- * OpenSSL flushes, when the next record would not fit, and at the end of every public
- * call. BIO_CTRL_WPENDING reports the bytes already packed, so OpenSSL's own fragmenting
+ * The read side hands OpenSSL the current datagram once, then reports "retry". The
+ * write side packs records into out[] (at most mtu bytes) and hands the datagram to
+ * send() when the next record would not fit and at the end of every public call.
+ * BIO_CTRL_WPENDING reports the bytes already packed, so OpenSSL's own fragmenting
  * (dtls1_do_write) sizes each handshake fragment to fit the rest of the datagram. */
 #include "server/dtls.h"
 
@@ -27,14 +27,16 @@
 
 /* Server preference order: GCM first (RFC 7714), then the mandatory CM_SHA1_80. */
 #define SRTP_PROFILES "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"
-/* Our certificate is ECDSA, so only ECDHE-ECDSA suites can be chosen. */
-#define CIPHERS                                                                                    \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"                                 \
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA"
-#define GROUPS         "X25519:P-256:P-384"
-#define EXPORTER_LABEL "EXTRACTOR-dtls_srtp" /* RFC 5764 §4.2 */
-#define MAX_CERT_LIST  16384                 /* bytes of client certificate chain we accept */
-#define MAX_TIMEOUT_MS 60000
+/* Our certificate is ECDSA, so only ECDHE-ECDSA suites can be chosen; AES-GCM is what
+ * every WebRTC browser offers, and with it alone every protected record has at least
+ * MIN_PROTECTED_RECORD bytes (see screen_datagram). */
+#define CIPHERS              "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
+#define MIN_PROTECTED_RECORD (8 + 16) /* RFC 5288 explicit nonce + GCM tag */
+#define GROUPS               "X25519:P-256:P-384"
+#define EXPORTER_LABEL       "EXTRACTOR-dtls_srtp" /* RFC 5764 §4.2 */
+#define MAX_CERT_LIST        16384                 /* bytes of client certificate chain we accept */
+#define MAX_TIMEOUT_MS       60000
+#define DTLS_RECORD_HEADER   13
 
 struct hk_dtls_context_s {
     SSL_CTX *ssl_ctx;
@@ -52,8 +54,9 @@ struct hk_dtls_s {
     hk_dtls_send_fn send;
     void *send_arg;
     state_t state;
-    int failure; /* the HK_E code returned forever once FAILED */
-    int verdict; /* set by the OpenSSL callbacks: why they aborted the handshake */
+    int failure;    /* the HK_E code returned forever once FAILED */
+    int verdict;    /* set by the OpenSSL callbacks: why they aborted the handshake */
+    int bio_failed; /* our BIO refused a write */
     hk_srtp_profile_t profile;
 
     const EVP_MD *md;
@@ -161,12 +164,12 @@ static void flush_out(hk_dtls_t *d)
 static int bio_write(BIO *bio, const char *data, int len)
 {
     hk_dtls_t *d = BIO_get_data(bio);
-    BIO_clear_retry_flags(bio);
     if (len <= 0)
         return 0;
     if ((size_t)len > d->mtu) {
         snprintf(d->error, sizeof d->error, "outgoing DTLS record of %d bytes exceeds the MTU",
                  len);
+        d->bio_failed = 1;
         return -1;
     }
     if (d->out_len + (size_t)len > d->mtu)
@@ -204,7 +207,9 @@ static long bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
     (void)ptr;
     switch (cmd) {
     case BIO_CTRL_FLUSH:
-        flush_out(d);
+        /* Deferred: every public entry point flushes on return, so records of one call
+         * share datagrams (OpenSSL flushes after each retransmitted message). If OpenSSL
+         * sized a record assuming an empty datagram, bio_write starts a new one. */
         return 1;
     case BIO_CTRL_WPENDING:
         return (long)d->out_len;
@@ -427,6 +432,47 @@ void hk_dtls_destroy(hk_dtls_t *d)
     free(d);
 }
 
+/* RFC 6347 §4.1 record header:
+ *
+ *    0        1        2        3        4        5 .. 10     11       12
+ *  +--------+--------+--------+--------+--------+-----------+--------+--------+
+ *  |  type  |     version     |      epoch      | seq (48)  |     length      |
+ *  +--------+--------+--------+--------+--------+-----------+--------+--------+
+ *
+ * OpenSSL 3.0 drops most invalid records silently, as DTLS should, but two kinds kill the
+ * connection with a fatal alert, and anyone able to spoof the client's address could send
+ * them: application data (type 23) in epoch 0 during the handshake ("unexpected record"),
+ * and a protected record (epoch >= 1) too short to hold the AES-GCM explicit nonce and
+ * tag ("internal error"). No real peer sends either, so a datagram carrying one is
+ * dropped before OpenSSL sees it. Returns the reason, or NULL when the datagram may go on. */
+static const char *screen_datagram(const hk_dtls_t *d, const uint8_t *buf, size_t len)
+{
+    size_t pos = 0;
+    while (len - pos >= DTLS_RECORD_HEADER) {
+        const uint8_t *r = buf + pos;
+        unsigned epoch = (unsigned)r[3] << 8 | r[4];
+        size_t length = (size_t)r[11] << 8 | r[12];
+        if (epoch == 0 && r[0] == 23 && d->state == STATE_HANDSHAKING)
+            return "application data in epoch 0";
+        if (epoch != 0 && length < MIN_PROTECTED_RECORD)
+            return "protected record too short";
+        pos += DTLS_RECORD_HEADER + length;
+        if (pos > len)
+            break;
+    }
+    return NULL;
+}
+
+/* OpenSSL drops an invalid record (bad tag, unknown epoch, replay) silently, but may then
+ * return -1 with SSL_ERROR_SYSCALL and no retry flag instead of WANT_READ. That is only
+ * "dropped" if the SSL is not in its error state and our BIO did not fail. */
+static int silently_dropped(hk_dtls_t *d, int err)
+{
+    return err == SSL_ERROR_SYSCALL && !d->bio_failed && ERR_peek_error() == 0 &&
+           strcmp(SSL_state_string(d->ssl), "SSLERR") != 0 &&
+           !(SSL_get_shutdown(d->ssl) & SSL_RECEIVED_SHUTDOWN);
+}
+
 static int finish_handshake(hk_dtls_t *d)
 {
     X509 *peer = SSL_get0_peer_certificate(d->ssl);
@@ -463,11 +509,12 @@ static int do_handshake(hk_dtls_t *d)
         return ret;
     }
     int err = SSL_get_error(d->ssl, ret);
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE || silently_dropped(d, err))
         return HK_DTLS_HANDSHAKING;
     if (d->verdict)
         return fail(d, d->verdict, "DTLS handshake failed");
-    return fail(d, err == SSL_ERROR_SSL ? HK_EINVAL : HK_EIO, "DTLS handshake failed");
+    return fail(d, err == SSL_ERROR_SSL && !d->bio_failed ? HK_EINVAL : HK_EIO,
+                "DTLS handshake failed");
 }
 
 static int do_read(hk_dtls_t *d)
@@ -478,19 +525,17 @@ static int do_read(hk_dtls_t *d)
         int ret = SSL_read(d->ssl, scratch, sizeof scratch);
         if (ret > 0)
             continue; /* no data channels: application data is discarded */
-        switch (SSL_get_error(d->ssl, ret)) {
-        case SSL_ERROR_WANT_READ:
-        case SSL_ERROR_WANT_WRITE:
+        int err = SSL_get_error(d->ssl, ret);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE || silently_dropped(d, err))
             return HK_DTLS_IDLE;
-        case SSL_ERROR_ZERO_RETURN:
+        if (err == SSL_ERROR_ZERO_RETURN) {
             d->state = STATE_CLOSED;
             snprintf(d->error, sizeof d->error, "peer sent close_notify");
             SSL_shutdown(d->ssl); /* answer with ours */
             ERR_clear_error();
             return HK_DTLS_CLOSED;
-        default:
-            return fail(d, HK_EINVAL, "DTLS connection failed");
         }
+        return fail(d, d->bio_failed ? HK_EIO : HK_EINVAL, "DTLS connection failed");
     }
 }
 
@@ -506,6 +551,8 @@ int hk_dtls_handle(hk_dtls_t *d, const uint8_t *buf, size_t len)
         break;
     }
     if (!buf || len == 0)
+        return d->state == STATE_CONNECTED ? HK_DTLS_IDLE : HK_DTLS_HANDSHAKING;
+    if (screen_datagram(d, buf, len))
         return d->state == STATE_CONNECTED ? HK_DTLS_IDLE : HK_DTLS_HANDSHAKING;
 
     d->in = buf;

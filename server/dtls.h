@@ -29,7 +29,8 @@
 #define HK_DTLS_MIN_MTU     256
 #define HK_DTLS_MAX_MTU     1500
 
-/* Retransmission defaults (RFC 6347 §4.2.4.1 timer, doubled each time, capped). */
+/* Retransmission defaults (RFC 6347 §4.2.4.1 timer, doubled each time, capped): an
+ * unanswered flight is given up about 30 s after it was first sent. */
 #define HK_DTLS_DEFAULT_INITIAL_TIMEOUT_MS 500
 #define HK_DTLS_DEFAULT_MAX_TIMEOUT_MS     4000
 #define HK_DTLS_DEFAULT_MAX_RETRANSMITS    8
@@ -42,7 +43,7 @@ typedef void (*hk_dtls_send_fn)(void *arg, const uint8_t *datagram, size_t len);
 
 /* Creates a DTLS 1.2 server context with the server's certificate: SRTP profiles
  * SRTP_AEAD_AES_128_GCM then SRTP_AES128_CM_SHA1_80 (server preference), ECDHE-ECDSA
- * AEAD ciphers, a client certificate required (any self-signed one: the real check is
+ * AES-GCM cipher suites only, a client certificate required (any self-signed one: the real check is
  * the fingerprint from the client's SDP), no session resumption, no renegotiation.
  * The context takes its own references to cert->x509 and cert->key, so the caller may
  * free cert afterwards. Returns NULL on failure. */
@@ -73,20 +74,26 @@ hk_dtls_t *hk_dtls_create(hk_dtls_context_t *ctx, const char *fp_algorithm, cons
 void hk_dtls_destroy(hk_dtls_t *dtls);
 
 /* Feeds one received DTLS datagram and sends whatever it calls for. Returns:
- *   HK_DTLS_HANDSHAKING  still handshaking (also for datagrams OpenSSL silently drops:
- *                        garbage, duplicates, empty datagrams);
+ *   HK_DTLS_HANDSHAKING  still handshaking (also for datagrams that are dropped: garbage,
+ *                        duplicates, empty datagrams, records OpenSSL discards, and the
+ *                        two kinds of forged record OpenSSL 3.0 would die of, which are
+ *                        screened out first: epoch-0 application data and protected
+ *                        records too short for the AES-GCM nonce and tag);
  *   HK_DTLS_CONNECTED    the handshake completed during this call, the client's
  *                        certificate matches the expected fingerprint and an SRTP
  *                        profile was negotiated;
  *   HK_DTLS_IDLE         already connected and nothing to report (application data is
- *                        discarded; retransmitted client flights are answered);
+ *                        discarded; a retransmitted client flight is answered; invalid
+ *                        records are dropped);
  *   HK_DTLS_CLOSED       the peer sent close_notify (also on every later call);
  *   HK_EPERM             the client's certificate does not match the fingerprint;
  *   HK_EINVAL            fatal handshake failure: no use_srtp offered, no common SRTP
- *                        profile, malformed handshake, a fatal alert from the peer;
+ *                        profile, malformed handshake message, a fatal alert from the
+ *                        peer (alerts in epoch 0 are unauthenticated: anyone who can
+ *                        spoof the client's address can end a handshake this way);
  *   HK_ELIMIT / HK_EIO   gave up retransmitting / internal failure.
  * After an error the connection is dead: every later call returns the same error and
- * hk_dtls_error() tells why. */
+ * hk_dtls_error() tells why. The SRTP keys, once fetched, do not depend on it. */
 int hk_dtls_handle(hk_dtls_t *dtls, const uint8_t *buf, size_t len);
 
 /* Milliseconds until hk_dtls_on_timeout() should be called (0: now), or -1 when no
