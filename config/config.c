@@ -91,6 +91,9 @@ enum {
     KEY_TLS_CERTIFICATE_FILE,
     KEY_TLS_PRIVATE_KEY_FILE,
     KEY_DEMO_DIRECTORY,
+    KEY_LOG_FILE,
+    KEY_SHUTDOWN_TIMEOUT,
+    KEY_DEBUG_PAYLOAD_DIRECTORY,
     KEY_COUNT
 };
 
@@ -130,6 +133,11 @@ static const key_spec_t keys[KEY_COUNT] = {
     [KEY_TLS_PRIVATE_KEY_FILE] = {"tls_private_key_file", TYPE_STRING, FIELD(tls_private_key_file),
                                   0, 0, true},
     [KEY_DEMO_DIRECTORY] = {"demo_directory", TYPE_STRING, FIELD(demo_directory), 0, 0, false},
+    [KEY_LOG_FILE] = {"log_file", TYPE_STRING, FIELD(log_file), 0, 0, true},
+    [KEY_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", TYPE_DURATION, FIELD(shutdown_timeout_ms), 0,
+                              5 * MS_PER_MINUTE, false},
+    [KEY_DEBUG_PAYLOAD_DIRECTORY] = {"debug_payload_directory", TYPE_STRING,
+                                     FIELD(debug_payload_directory), 0, 0, true},
 };
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
@@ -175,6 +183,9 @@ void hk_config_defaults(hk_config_t *config)
     config->tls_certificate_file[0] = '\0';
     config->tls_private_key_file[0] = '\0';
     snprintf(config->demo_directory, sizeof config->demo_directory, "client");
+    config->log_file[0] = '\0';
+    config->shutdown_timeout_ms = 10 * MS_PER_SECOND;
+    config->debug_payload_directory[0] = '\0';
 }
 
 /* ---- messages ---------------------------------------------------------------------------- */

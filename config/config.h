@@ -36,6 +36,9 @@ typedef struct hk_config_s {
     char tls_certificate_file[HK_CONFIG_STR]; /* default "" = plain ws */
     char tls_private_key_file[HK_CONFIG_STR]; /* both or neither */
     char demo_directory[HK_CONFIG_STR];       /* demo_directory, default "client" */
+    char log_file[HK_CONFIG_STR];             /* log_file, default "" = stderr; SIGHUP reopens */
+    uint32_t shutdown_timeout_ms;             /* shutdown_timeout, default 10 s, 0..5 min */
+    char debug_payload_directory[HK_CONFIG_STR]; /* debugging aid, default "" = off */
 } hk_config_t;
 
 /* Fills every field with its default. */

@@ -87,6 +87,9 @@ static void check_full(const hk_config_t *c)
     CHECK_INT_EQ(c->max_missed_pongs, 100);
     CHECK_INT_EQ(c->connect_timeout_ms, 1500);
     CHECK_INT_EQ(c->consent_timeout_ms, 120000);
+    CHECK_STR_EQ(c->log_file, "/var/log/hisoka.log");
+    CHECK_INT_EQ(c->shutdown_timeout_ms, 0);
+    CHECK_STR_EQ(c->debug_payload_directory, "/tmp/payloads");
     CHECK_INT_EQ(c->max_message_size_before_connect, 1024);
     CHECK_INT_EQ(c->max_message_size, 16 * 1024 * 1024);
     CHECK_INT_EQ(c->max_key_messages_per_second, 1);
@@ -150,13 +153,13 @@ TEST(config_example_file_is_the_defaults)
     hk_config_defaults(&d);
     check_same(&c, &d);
 
-    /* ...and it names every key: each non-comment line sets one, and there are 23. */
+    /* ...and it names every key: each non-comment line sets one, and there are 26. */
     int keys = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] != '#')
             keys++;
     }
-    CHECK_INT_EQ(keys, 23);
+    CHECK_INT_EQ(keys, 26);
     free(text);
 }
 
