@@ -347,6 +347,11 @@ static void write_section(writer_t *w, const hk_sdp_offer_t *o, const hk_sdp_sec
     if (!video && !o->e2ee)
         put_fmt(w, "a=extmap:%d urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n",
                 HK_EXT_AUDIO_LEVEL);
+    if (video && o->e2ee)
+        put_fmt(w,
+                "a=extmap:%d https://aomediacodec.github.io/av1-rtp-spec/"
+                "#dependency-descriptor-rtp-header-extension\r\n",
+                HK_EXT_DEPENDENCY_DESCRIPTOR);
     if (s->type == HK_SECTION_RECV) {
         put_str(w, "a=recvonly\r\n");
     } else if (s->stream_id[0] == '\0') {

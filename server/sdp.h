@@ -27,6 +27,10 @@
 /* http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01 */
 #define HK_EXT_TRANSPORT_CC 3
 #define HK_EXT_AUDIO_LEVEL  4 /* urn:ietf:params:rtp-hdrext:ssrc-audio-level; never in E2EE */
+/* https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension
+ * on video in E2EE sessions: the receiver learns frame boundaries and key frames from it,
+ * since the payload (ciphertext) cannot tell it. */
+#define HK_EXT_DEPENDENCY_DESCRIPTOR 5
 
 #define HK_SDP_MAX_MEDIA      512 /* m-sections per session */
 #define HK_SDP_MAX_CANDIDATES 8
