@@ -1,5 +1,6 @@
 #include "server/transport.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,9 +50,12 @@ void hk_transport_destroy(hk_transport_t *t)
         hk_dtls_destroy(t->dtls);
     if (t->srtp)
         hk_srtp_destroy(t->srtp);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         if (t->streams[i].cache)
             hk_nack_cache_destroy(t->streams[i].cache);
+        if (t->streams[i].dump)
+            fclose(t->streams[i].dump);
+    }
     hk_media_transport_removed(media);
     free(t);
 }
@@ -217,6 +221,22 @@ static void record_twcc(hk_transport_t *t, const uint8_t *buf, const hk_rtp_head
     t->n_twcc++;
 }
 
+/* Debugging aid (debug_payload_directory): appends each forwarded payload to
+ * DIR/<connection_id>-<ssrc>.bin, so one can check what the server relays. */
+static void dump_payload(hk_transport_t *t, hk_stream_t *s, const uint8_t *payload, size_t len)
+{
+    if (!s->dump) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s-%u.bin",
+                 t->peer->worker->config->debug_payload_directory, t->peer->connection_id,
+                 s->ssrc);
+        s->dump = fopen(path, "ab");
+        if (!s->dump)
+            return;
+    }
+    fwrite(payload, 1, len, s->dump);
+}
+
 void hk_transport_on_srtp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t now_ms)
 {
     hk_media_t *media = media_of(t);
@@ -254,6 +274,8 @@ void hk_transport_on_srtp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t 
     }
     if (hdr.payload_len == 0)
         return; /* padding-only probe: for bandwidth estimation, not for subscribers */
+    if (t->peer->worker->config->debug_payload_directory[0])
+        dump_payload(t, s, buf + hdr.payload_offset, hdr.payload_len);
     hk_forward_rtp(t->peer, buf, n, &hdr);
 }
 

@@ -38,6 +38,7 @@ typedef struct {
     struct hk_nack_cache_s *cache; /* video only: plain packets for retransmission */
     uint64_t packets;
     uint64_t bytes;
+    void *dump; /* FILE * of debug_payload_directory, when that debugging aid is on */
 } hk_stream_t;
 
 typedef struct hk_transport_s {

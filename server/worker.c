@@ -155,6 +155,11 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
     uv_signal_start(&worker->sigint, on_stop_signal, SIGINT);
     uv_signal_start(&worker->sigterm, on_stop_signal, SIGTERM);
 
+    if (config->debug_payload_directory[0])
+        HK_LOG(HK_LOG_WARN, "worker", NULL,
+               "debug_payload_directory is set: every forwarded payload is written to %s "
+               "(a debugging aid; never in production)",
+               config->debug_payload_directory);
     HK_LOG(HK_LOG_INFO, "worker", NULL,
            "listening: signaling %s://%s:%d/signaling, api http://%s:%d, media udp %d (%s)",
            config->tls_certificate_file[0] ? "wss" : "ws", config->listen_address,
