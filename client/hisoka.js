@@ -1,0 +1,216 @@
+// hisoka's browser client: Sora-compatible signaling over WebSocket, one
+// RTCPeerConnection, and (with e2ee) end-to-end encryption of every frame through
+// ./e2ee.js. Plain ES module, no build step.
+//
+//   const client = new HisokaClient('ws://host:5000/signaling', { channelId: 'room', e2ee: true });
+//   client.addEventListener('track', (e) => show(e.detail.connectionId, e.detail.stream));
+//   await client.connect(await navigator.mediaDevices.getUserMedia({ audio: true, video: true }));
+//
+// Events (CustomEvent, details in `detail`): 'connected' {connectionId}, 'track'
+// {connectionId, stream, track}, 'member-joined' {connectionId, safetyNumber},
+// 'member-left' {connectionId}, 'closed' {code, reason}, 'error' {message}.
+import { E2EE } from './e2ee.js';
+
+export class HisokaClient extends EventTarget {
+  constructor(signalingUrl, { channelId, role = 'sendrecv', e2ee = false, metadata = null,
+    notifyMetadata = {} } = {}) {
+    super();
+    this.signalingUrl = signalingUrl;
+    this.channelId = channelId;
+    this.role = role;
+    this.useE2EE = e2ee;
+    this.metadata = metadata;
+    this.notifyMetadata = notifyMetadata;
+    this.connectionId = null;
+    this.members = new Map(); // connectionId -> { safetyNumber, publicKey }
+    this.remoteStreams = new Map(); // connectionId -> MediaStream
+    this.e2ee = null;
+    this.pc = null;
+    this.ws = null;
+    this._queue = Promise.resolve();
+  }
+
+  _emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  // Connects, publishes localStream (unless recvonly) and resolves once the server's
+  // offer is answered.
+  async connect(localStream = null) {
+    this.localStream = localStream;
+    if (this.useE2EE) {
+      this.e2ee = await E2EE.create({
+        sendKeyMessage: (dst, bytes) => this._sendBinary(bytes),
+      });
+    }
+    this.pc = new RTCPeerConnection({
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+      ...(this.useE2EE ? E2EE.peerConnectionConfig() : {}),
+    });
+    this.pc.ontrack = (e) => this._onTrack(e);
+    this.ws = new WebSocket(this.signalingUrl);
+    this.ws.binaryType = 'arraybuffer';
+    const answered = new Promise((resolve, reject) => {
+      this._answered = resolve;
+      this._failed = reject;
+    });
+    this.ws.onmessage = (e) => {
+      this._queue = this._queue.then(() => this._onMessage(e.data)).catch((err) => {
+        this._emit('error', { message: String(err && err.message ? err.message : err) });
+      });
+    };
+    this.ws.onclose = (e) => {
+      this._emit('closed', { code: e.code, reason: e.reason });
+      this._failed(new Error(`signaling closed: ${e.code} ${e.reason}`));
+    };
+    await new Promise((resolve, reject) => {
+      this.ws.onopen = resolve;
+      this.ws.onerror = () => reject(new Error('cannot open the signaling WebSocket'));
+    });
+    const notifyMetadata = { ...this.notifyMetadata };
+    if (this.e2ee) notifyMetadata.e2ee_public_key = this.e2ee.publicKeyBase64;
+    this._send({
+      type: 'connect',
+      role: this.role,
+      channel_id: this.channelId,
+      multistream: true,
+      e2ee: this.useE2EE,
+      audio: true,
+      video: this.useE2EE ? { codec_type: 'VP8' } : true,
+      metadata: this.metadata,
+      signaling_notify_metadata: notifyMetadata,
+      sora_client: 'hisoka client',
+    });
+    await answered;
+    return this.connectionId;
+  }
+
+  _send(obj) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(obj));
+  }
+
+  _sendBinary(bytes) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(bytes);
+  }
+
+  _onTrack(e) {
+    const connectionId = e.streams[0] ? e.streams[0].id : null;
+    if (!connectionId || connectionId === this.connectionId) return;
+    if (this.e2ee) this.e2ee.setupReceiver(e.receiver, connectionId);
+    let stream = this.remoteStreams.get(connectionId);
+    if (!stream) {
+      stream = new MediaStream();
+      this.remoteStreams.set(connectionId, stream);
+    }
+    stream.addTrack(e.track);
+    e.track.addEventListener('ended', () => stream.removeTrack(e.track));
+    this._emit('track', { connectionId, stream, track: e.track, mid: e.transceiver.mid });
+  }
+
+  async _onMessage(data) {
+    if (typeof data !== 'string') {
+      if (this.e2ee) await this.e2ee.onKeyMessage(new Uint8Array(data));
+      return;
+    }
+    const msg = JSON.parse(data);
+    switch (msg.type) {
+      case 'offer':
+        this.connectionId = msg.connection_id;
+        if (this.e2ee) this.e2ee.setSelf(msg.connection_id);
+        await this.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+        await this._attachLocal(msg.mid || {});
+        await this._answer('answer');
+        this._answered();
+        this._emit('connected', { connectionId: this.connectionId });
+        break;
+      case 're-offer':
+      case 'update':
+        await this.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+        await this._answer(msg.type === 'update' ? 'update' : 're-answer');
+        break;
+      case 'ping':
+        this._send({ type: 'pong' });
+        break;
+      case 'notify':
+        await this._onNotify(msg);
+        break;
+      default:
+        break;
+    }
+  }
+
+  async _attachLocal(mids) {
+    if (!this.localStream) return;
+    for (const track of this.localStream.getTracks()) {
+      const mid = mids[track.kind];
+      const t = mid !== undefined && this.pc.getTransceivers().find((x) => x.mid === mid);
+      if (!t) continue;
+      await t.sender.replaceTrack(track);
+      t.direction = 'sendonly';
+      t.sender.setStreams(this.localStream);
+      if (this.e2ee) this.e2ee.setupSender(t.sender);
+    }
+  }
+
+  async _answer(type) {
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    this._send({ type, sdp: answer.sdp });
+  }
+
+  async _onNotify(msg) {
+    const id = msg.connection_id;
+    if (msg.event_type === 'connection.created') {
+      if (id === this.connectionId) {
+        // Our own event lists everyone already here: send each of them our key.
+        for (const m of msg.data || []) await this._addMember(m.connection_id, m.metadata, false);
+      } else {
+        await this._addMember(id, msg.metadata, true);
+      }
+    } else if (msg.event_type === 'connection.destroyed' && id !== this.connectionId) {
+      this.members.delete(id);
+      if (this.e2ee) await this.e2ee.removeMember(id);
+      this._emit('member-left', { connectionId: id });
+    }
+  }
+
+  async _addMember(id, metadata, joinedNow) {
+    const publicKey = metadata && metadata.e2ee_public_key;
+    const member = { publicKey: publicKey || null, safetyNumber: null };
+    if (this.e2ee && publicKey) {
+      member.safetyNumber = await this.e2ee.safetyNumber(publicKey);
+      await this.e2ee.addMember(id, publicKey, { joinedNow });
+    }
+    this.members.set(id, member);
+    this._emit('member-joined', { connectionId: id, safetyNumber: member.safetyNumber });
+  }
+
+  // Our own safety number (E2EE only).
+  async safetyNumber() {
+    return this.e2ee ? this.e2ee.safetyNumber(this.e2ee.publicKeyBase64) : null;
+  }
+
+  // Per sender: {decrypted, failed, missing} and a status string.
+  async e2eeStatus() {
+    if (!this.e2ee) return {};
+    const stats = await this.e2ee.stats();
+    const out = {};
+    for (const id of this.members.keys()) {
+      const s = stats[id] || { decrypted: 0, failed: 0, missing: 0 };
+      const prev = (this._lastStats || {})[id] || { decrypted: 0, failed: 0, missing: 0 };
+      let status = 'key missing';
+      if (s.decrypted > prev.decrypted) status = 'decrypting';
+      else if (s.failed > prev.failed) status = 'failing';
+      else if (s.missing > prev.missing || s.decrypted === 0) status = 'key missing';
+      else status = 'idle';
+      out[id] = { ...s, status };
+    }
+    this._lastStats = stats;
+    return out;
+  }
+
+  disconnect() {
+    this._send({ type: 'disconnect', reason: 'NO-ERROR' });
+    if (this.ws) this.ws.close(1000);
+    if (this.pc) this.pc.close();
+  }
+}
