@@ -94,6 +94,8 @@ enum {
     KEY_LOG_FILE,
     KEY_SHUTDOWN_TIMEOUT,
     KEY_DEBUG_PAYLOAD_DIRECTORY,
+    KEY_AUTH_WEBHOOK_URL,
+    KEY_AUTH_WEBHOOK_TIMEOUT,
     KEY_COUNT
 };
 
@@ -138,6 +140,9 @@ static const key_spec_t keys[KEY_COUNT] = {
                               5 * MS_PER_MINUTE, false},
     [KEY_DEBUG_PAYLOAD_DIRECTORY] = {"debug_payload_directory", TYPE_STRING,
                                      FIELD(debug_payload_directory), 0, 0, true},
+    [KEY_AUTH_WEBHOOK_URL] = {"auth_webhook_url", TYPE_STRING, FIELD(auth_webhook_url), 0, 0, true},
+    [KEY_AUTH_WEBHOOK_TIMEOUT] = {"auth_webhook_timeout", TYPE_DURATION,
+                                  FIELD(auth_webhook_timeout_ms), 100, MS_PER_MINUTE, false},
 };
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
@@ -186,6 +191,8 @@ void hk_config_defaults(hk_config_t *config)
     config->log_file[0] = '\0';
     config->shutdown_timeout_ms = 10 * MS_PER_SECOND;
     config->debug_payload_directory[0] = '\0';
+    config->auth_webhook_url[0] = '\0';
+    config->auth_webhook_timeout_ms = 5 * MS_PER_SECOND;
 }
 
 /* ---- messages ---------------------------------------------------------------------------- */

@@ -39,6 +39,8 @@ typedef struct hk_config_s {
     char log_file[HK_CONFIG_STR];             /* log_file, default "" = stderr; SIGHUP reopens */
     uint32_t shutdown_timeout_ms;             /* shutdown_timeout, default 10 s, 0..5 min */
     char debug_payload_directory[HK_CONFIG_STR]; /* debugging aid, default "" = off */
+    char auth_webhook_url[HK_CONFIG_STR];        /* auth_webhook_url, default "" = no webhook */
+    uint32_t auth_webhook_timeout_ms;            /* auth_webhook_timeout, default 5 s */
 } hk_config_t;
 
 /* Fills every field with its default. */

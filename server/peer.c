@@ -9,6 +9,7 @@
 #include "server/channel.h"
 #include "server/forward.h"
 #include "server/transport.h"
+#include "server/webhook.h"
 
 #define TX_QUEUE_LIMIT (4u << 20) /* bytes queued for a client that does not read */
 #define CLOSE_GRACE_S  5          /* a closing peer that does not drain is cut */
@@ -83,6 +84,12 @@ void hk_peer_destroy(hk_peer_t *peer)
     }
     if (peer->transport)
         hk_transport_destroy(peer->transport);
+    if (peer->webhook)
+        hk_webhook_cancel(peer->webhook);
+    if (peer->pending_connect) {
+        hk_connect_msg_clear(peer->pending_connect);
+        free(peer->pending_connect);
+    }
     if (peer->prev)
         peer->prev->next = peer->next;
     else
@@ -296,6 +303,59 @@ static void refuse(hk_peer_t *peer, const hk_sora_error_t *err)
     hk_peer_close(peer, err->close_code, err->reason);
 }
 
+static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in);
+
+/* The auth webhook decided (server/webhook.h). */
+static void on_webhook(hk_peer_t *peer, hk_webhook_result_t *result)
+{
+    hk_connect_msg_t *msg = peer->pending_connect;
+    peer->webhook = NULL;
+    peer->pending_connect = NULL;
+    if (!result->allowed) {
+        peer->worker->counters.refused_auth++;
+        hk_peer_close(peer, HK_CLOSE_UNAUTHORIZED, result->reason);
+    } else {
+        peer->authn_metadata = result->authn_metadata;
+        result->authn_metadata = NULL;
+        admit(peer, msg);
+    }
+    if (msg) {
+        hk_connect_msg_clear(msg);
+        free(msg);
+    }
+}
+
+/* Starts the auth webhook for a valid connect; the peer waits in WAIT_AUTH. */
+static void ask_webhook(hk_peer_t *peer, hk_connect_msg_t *msg)
+{
+    hk_worker_t *worker = peer->worker;
+    char address[64] = "";
+    lws_get_peer_simple(peer->wsi, address, sizeof address);
+    json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s}", "channel_id", msg->channel_id,
+                             "connection_id", peer->connection_id, "client_id",
+                             msg->client_id[0] ? msg->client_id : peer->connection_id, "role",
+                             hk_role_name(msg->role), "e2ee", msg->e2ee, "remote_address", address);
+    json_object_set(body, "metadata", msg->metadata ? msg->metadata : json_null());
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    hk_connect_msg_t *pending = text ? malloc(sizeof *pending) : NULL;
+    if (pending) {
+        *pending = *msg; /* takes the JSON references */
+        memset(msg, 0, sizeof *msg);
+        peer->pending_connect = pending;
+        peer->state = HK_PEER_WAIT_AUTH;
+        peer->auth_started_ms = hk_worker_now_ms(worker);
+        peer->webhook = hk_webhook_start(worker->lws, lws_get_vhost(peer->wsi),
+                                         worker->config->auth_webhook_url, text, peer, on_webhook);
+    }
+    free(text);
+    if (!peer->webhook) {
+        worker->counters.refused_auth++;
+        hk_peer_close(peer, HK_CLOSE_UNAUTHORIZED,
+                      "AUTH-WEBHOOK-FAILED: cannot reach the auth webhook");
+    }
+}
+
 static void on_connect(hk_peer_t *peer, const char *text, size_t len)
 {
     hk_worker_t *worker = peer->worker;
@@ -311,8 +371,25 @@ static void on_connect(hk_peer_t *peer, const char *text, size_t len)
         worker->counters.refused_e2ee_mismatch++;
         hk_peer_close(peer, HK_CLOSE_FORBIDDEN,
                       "E2EE-DISABLED: e2ee is not enabled on this server");
-        goto done;
+    } else if (config->auth_webhook_url[0]) {
+        ask_webhook(peer, &msg);
+    } else {
+        admit(peer, &msg);
     }
+    hk_connect_msg_clear(&msg);
+}
+
+/* Admits a validated (and, with a webhook, approved) connect: joins the channel and
+ * sends the offer. msg's JSON references are taken. */
+static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
+{
+    hk_worker_t *worker = peer->worker;
+    const hk_config_t *config = worker->config;
+    hk_connect_msg_t msg = *msg_in;
+    memset(msg_in, 0, sizeof *msg_in);
+    hk_sora_error_t err;
+    if (peer->state == HK_PEER_CLOSING)
+        goto done;
     if (worker->n_connections >= config->max_connections) {
         worker->counters.refused_server_full++;
         hk_peer_close(peer, HK_CLOSE_LIMIT, "SERVER-FULL: too many connections on this server");
@@ -456,6 +533,8 @@ void hk_peer_on_text(hk_peer_t *peer, const char *text, size_t len)
         on_connect(peer, text, len);
         return;
     }
+    if (peer->state == HK_PEER_WAIT_AUTH)
+        return; /* nothing is expected before the offer */
     hk_sora_msg_t msg;
     hk_sora_error_t err;
     if (hk_sora_parse_message(text, len, &msg, &err) != 0) {
@@ -507,8 +586,8 @@ void hk_peer_on_binary(hk_peer_t *peer, const uint8_t *buf, size_t len)
     if (peer->state == HK_PEER_CLOSING)
         return;
     peer->worker->counters.messages_in++;
-    if (peer->state == HK_PEER_WAIT_CONNECT) {
-        hk_peer_close(peer, HK_CLOSE_BAD_REQUEST, "binary message before connect");
+    if (peer->state == HK_PEER_WAIT_CONNECT || peer->state == HK_PEER_WAIT_AUTH) {
+        hk_peer_close(peer, HK_CLOSE_BAD_REQUEST, "binary message before the offer");
         return;
     }
     hk_channel_relay_key(peer, buf, len);
@@ -519,6 +598,16 @@ void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms)
     const hk_config_t *config = peer->worker->config;
     if (peer->state == HK_PEER_CLOSING)
         return;
+    if (peer->state == HK_PEER_WAIT_AUTH) {
+        if (now_ms - peer->auth_started_ms >= config->auth_webhook_timeout_ms) {
+            hk_webhook_cancel(peer->webhook);
+            peer->webhook = NULL;
+            peer->worker->counters.refused_auth++;
+            hk_peer_close(peer, HK_CLOSE_UNAUTHORIZED,
+                          "AUTH-WEBHOOK-TIMEOUT: the auth webhook did not answer in time");
+        }
+        return;
+    }
     if (peer->state == HK_PEER_WAIT_CONNECT) {
         if (now_ms - peer->created_ms >= config->connect_timeout_ms) {
             peer->worker->counters.timeouts_connect++;

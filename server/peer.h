@@ -1,5 +1,6 @@
 /* One signaling connection and its state machine (Sora protocol):
- *   WAIT_CONNECT --connect--> WAIT_ANSWER --answer--> ACTIVE --> CLOSING
+ *   WAIT_CONNECT --connect--> [WAIT_AUTH --webhook-->] WAIT_ANSWER --answer--> ACTIVE
+ *   --> CLOSING
  * Ownership: created by signaling.c when the WebSocket is established, freed by
  * hk_peer_destroy when it is closed. A peer is in at most one channel. */
 #ifndef HK_PEER_H
@@ -19,6 +20,7 @@ struct lws;
 
 typedef enum {
     HK_PEER_WAIT_CONNECT = 0,
+    HK_PEER_WAIT_AUTH, /* the auth webhook decides */
     HK_PEER_WAIT_ANSWER,
     HK_PEER_ACTIVE,
     HK_PEER_CLOSING,
@@ -45,7 +47,10 @@ struct hk_peer_s {
     hk_peer_t *next, *prev;                 /* worker->peers */
     hk_peer_t *channel_next, *channel_prev; /* channel->members */
     hk_channel_t *channel;
-    struct hk_transport_s *transport; /* media: created at connect, owned */
+    struct hk_transport_s *transport;  /* media: created at connect, owned */
+    struct hk_webhook_s *webhook;      /* auth webhook in flight, or NULL */
+    hk_connect_msg_t *pending_connect; /* the connect it decides on, owned */
+    uint64_t auth_started_ms;
     hk_peer_state_t state;
     uint64_t created_ms;
     uint64_t joined_ms;

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "server/peer.h"
+#include "server/webhook.h"
 #include "server/worker.h"
 
 #define RX_CHUNK 65536
@@ -146,5 +147,6 @@ static int callback_signaling(struct lws *wsi, enum lws_callback_reasons reason,
 
 const struct lws_protocols hk_signaling_protocols[] = {
     {"sora-signaling", callback_signaling, sizeof(session_t), RX_CHUNK, 0, NULL, 0},
+    {HK_WEBHOOK_PROTOCOL, hk_webhook_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -10,14 +10,15 @@
 #include <stdint.h>
 
 /* WebSocket close codes the server uses (reason text goes with them). */
-#define HK_CLOSE_NORMAL      1000
-#define HK_CLOSE_GOING_AWAY  1001
-#define HK_CLOSE_BAD_REQUEST 4400 /* malformed or invalid message */
-#define HK_CLOSE_FORBIDDEN   4403 /* e2ee mode mismatch, not allowed */
-#define HK_CLOSE_TIMEOUT     4408 /* no connect in time, missed pongs */
-#define HK_CLOSE_TOO_LARGE   4413 /* message over the size limit */
-#define HK_CLOSE_LIMIT       4429 /* channel or server full */
-#define HK_CLOSE_INTERNAL    4500
+#define HK_CLOSE_NORMAL       1000
+#define HK_CLOSE_GOING_AWAY   1001
+#define HK_CLOSE_BAD_REQUEST  4400 /* malformed or invalid message */
+#define HK_CLOSE_UNAUTHORIZED 4401 /* refused by the auth webhook */
+#define HK_CLOSE_FORBIDDEN    4403 /* e2ee mode mismatch, not allowed */
+#define HK_CLOSE_TIMEOUT      4408 /* no connect in time, missed pongs */
+#define HK_CLOSE_TOO_LARGE    4413 /* message over the size limit */
+#define HK_CLOSE_LIMIT        4429 /* channel or server full */
+#define HK_CLOSE_INTERNAL     4500
 
 #define HK_CHANNEL_ID_MAX 255
 #define HK_CLIENT_ID_MAX  255

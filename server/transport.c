@@ -228,8 +228,7 @@ static void dump_payload(hk_transport_t *t, hk_stream_t *s, const uint8_t *paylo
     if (!s->dump) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s-%u.bin",
-                 t->peer->worker->config->debug_payload_directory, t->peer->connection_id,
-                 s->ssrc);
+                 t->peer->worker->config->debug_payload_directory, t->peer->connection_id, s->ssrc);
         s->dump = fopen(path, "ab");
         if (!s->dump)
             return;

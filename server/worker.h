@@ -20,6 +20,7 @@ typedef struct hk_channel_s hk_channel_t;
 typedef struct {
     uint64_t connections_total;
     uint64_t refused_bad_request;
+    uint64_t refused_auth;
     uint64_t refused_e2ee_mismatch;
     uint64_t refused_channel_full;
     uint64_t refused_server_full;
