@@ -116,6 +116,8 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
     vinfo.protocols = hk_signaling_protocols;
     vinfo.options = LWS_SERVER_OPTION_DISABLE_IPV6;
     if (config->tls_certificate_file[0]) {
+        /* lws enables TLS on a vhost only when its own options say so too. */
+        vinfo.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         vinfo.ssl_cert_filepath = config->tls_certificate_file;
         vinfo.ssl_private_key_filepath = config->tls_private_key_file;
     }
