@@ -14,6 +14,15 @@
 #define HK_ESTATE      (-9)  /* not valid in the current state */
 #define HK_EINCOMPLETE (-10) /* more input needed */
 
+/* For pure parsers: sets *err (when err is not NULL) to a static reason and returns
+ * HK_EINVAL. */
+static inline int hk_fail(const char **err, const char *why)
+{
+    if (err)
+        *err = why;
+    return HK_EINVAL;
+}
+
 /* Returns a static English description of an HK_E* code. */
 const char *hk_strerror(int err);
 

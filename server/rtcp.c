@@ -4,50 +4,8 @@
 
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/error.h"
-
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static uint32_t rd24(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 16) | ((uint32_t)p[1] << 8) | p[2];
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void wr24(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 16);
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static int fail(const char **err, const char *msg)
-{
-    if (err)
-        *err = msg;
-    return HK_EINVAL;
-}
 
 static int32_t sign_extend24(uint32_t v)
 {
@@ -69,23 +27,23 @@ int hk_rtcp_next(const uint8_t *buf, size_t len, size_t *offset, hk_rtcp_packet_
 {
     size_t off = *offset;
     if (off == 0 && len < 8)
-        return fail(err, "RTCP compound shorter than 8 bytes");
+        return hk_fail(err, "RTCP compound shorter than 8 bytes");
     if (off >= len)
         return 0;
     if (len - off < 4)
-        return fail(err, "RTCP trailing bytes shorter than a header");
+        return hk_fail(err, "RTCP trailing bytes shorter than a header");
     const uint8_t *p = buf + off;
     memset(out, 0, sizeof *out);
     out->version = p[0] >> 6;
     if (out->version != 2)
-        return fail(err, "RTCP version is not 2");
+        return hk_fail(err, "RTCP version is not 2");
     out->padding = (p[0] & 0x20) != 0;
     out->count = p[0] & 0x1f;
     out->type = p[1];
-    out->length_words = rd16(p + 2);
+    out->length_words = hk_rd16(p + 2);
     size_t plen = ((size_t)out->length_words + 1) * 4;
     if (plen > len - off)
-        return fail(err, "RTCP length past the end");
+        return hk_fail(err, "RTCP length past the end");
     out->data = p;
     out->len = plen;
     out->body = p + 4;
@@ -93,7 +51,7 @@ int hk_rtcp_next(const uint8_t *buf, size_t len, size_t *offset, hk_rtcp_packet_
     if (out->padding) {
         uint8_t pad = p[plen - 1];
         if (pad == 0 || pad > out->body_len)
-            return fail(err, "RTCP padding count larger than the packet");
+            return hk_fail(err, "RTCP padding count larger than the packet");
         out->body_len -= pad;
     }
     *offset = off + plen;
@@ -117,13 +75,13 @@ int hk_rtcp_next(const uint8_t *buf, size_t len, size_t *offset, hk_rtcp_packet_
  * +=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+ */
 static void read_block(const uint8_t *p, hk_rtcp_report_block_t *b)
 {
-    b->ssrc = rd32(p);
+    b->ssrc = hk_rd32(p);
     b->fraction_lost = p[4];
-    b->cumulative_lost = sign_extend24(rd24(p + 5));
-    b->highest_seq = rd32(p + 8);
-    b->jitter = rd32(p + 12);
-    b->lsr = rd32(p + 16);
-    b->dlsr = rd32(p + 20);
+    b->cumulative_lost = sign_extend24(hk_rd24(p + 5));
+    b->highest_seq = hk_rd32(p + 8);
+    b->jitter = hk_rd32(p + 12);
+    b->lsr = hk_rd32(p + 16);
+    b->dlsr = hk_rd32(p + 20);
 }
 
 static void write_block(uint8_t *p, const hk_rtcp_report_block_t *b)
@@ -133,13 +91,13 @@ static void write_block(uint8_t *p, const hk_rtcp_report_block_t *b)
         lost = 0x7fffff;
     if (lost < -0x800000)
         lost = -0x800000;
-    wr32(p, b->ssrc);
+    hk_wr32(p, b->ssrc);
     p[4] = b->fraction_lost;
-    wr24(p + 5, (uint32_t)lost & 0xffffff);
-    wr32(p + 8, b->highest_seq);
-    wr32(p + 12, b->jitter);
-    wr32(p + 16, b->lsr);
-    wr32(p + 20, b->dlsr);
+    hk_wr24(p + 5, (uint32_t)lost & 0xffffff);
+    hk_wr32(p + 8, b->highest_seq);
+    hk_wr32(p + 12, b->jitter);
+    hk_wr32(p + 16, b->lsr);
+    hk_wr32(p + 20, b->dlsr);
 }
 
 /* §6.4.1 SR: header, SSRC of sender, sender info (NTP timestamp msw/lsw, RTP timestamp,
@@ -148,22 +106,22 @@ static void write_block(uint8_t *p, const hk_rtcp_report_block_t *b)
 int hk_rtcp_parse_report(const hk_rtcp_packet_t *pkt, hk_rtcp_report_t *out, const char **err)
 {
     if (pkt->type != HK_RTCP_SR && pkt->type != HK_RTCP_RR)
-        return fail(err, "RTCP packet is not an SR or RR");
+        return hk_fail(err, "RTCP packet is not an SR or RR");
     memset(out, 0, sizeof *out);
     const uint8_t *p = pkt->body;
     size_t fixed = pkt->type == HK_RTCP_SR ? 24 : 4;
     if (pkt->body_len < fixed)
-        return fail(err, "RTCP report shorter than its fixed part");
+        return hk_fail(err, "RTCP report shorter than its fixed part");
     if ((pkt->body_len - fixed) / 24 < pkt->count)
-        return fail(err, "RTCP report block count past the end");
-    out->ssrc = rd32(p);
+        return hk_fail(err, "RTCP report block count past the end");
+    out->ssrc = hk_rd32(p);
     if (pkt->type == HK_RTCP_SR) {
         out->has_sender_info = true;
-        out->ntp_sec = rd32(p + 4);
-        out->ntp_frac = rd32(p + 8);
-        out->rtp_timestamp = rd32(p + 12);
-        out->packet_count = rd32(p + 16);
-        out->octet_count = rd32(p + 20);
+        out->ntp_sec = hk_rd32(p + 4);
+        out->ntp_frac = hk_rd32(p + 8);
+        out->rtp_timestamp = hk_rd32(p + 12);
+        out->packet_count = hk_rd32(p + 16);
+        out->octet_count = hk_rd32(p + 20);
     }
     out->report_count = pkt->count;
     for (uint8_t i = 0; i < pkt->count; i++)
@@ -176,28 +134,28 @@ int hk_rtcp_parse_report(const hk_rtcp_packet_t *pkt, hk_rtcp_report_t *out, con
 int hk_rtcp_parse_sdes(const hk_rtcp_packet_t *pkt, uint32_t *first_ssrc, const char **err)
 {
     if (pkt->type != HK_RTCP_SDES)
-        return fail(err, "RTCP packet is not an SDES");
+        return hk_fail(err, "RTCP packet is not an SDES");
     const uint8_t *p = pkt->body;
     size_t n = pkt->body_len, i = 0;
     *first_ssrc = 0;
     for (uint8_t c = 0; c < pkt->count; c++) {
         if (n - i < 4)
-            return fail(err, "RTCP SDES chunk past the end");
+            return hk_fail(err, "RTCP SDES chunk past the end");
         if (c == 0)
-            *first_ssrc = rd32(p + i);
+            *first_ssrc = hk_rd32(p + i);
         i += 4;
         for (;;) {
             if (i >= n)
-                return fail(err, "RTCP SDES chunk without terminator");
+                return hk_fail(err, "RTCP SDES chunk without terminator");
             if (p[i] == 0)
                 break;
             if (n - i < 2 || n - i - 2 < p[i + 1])
-                return fail(err, "RTCP SDES item past the end");
+                return hk_fail(err, "RTCP SDES item past the end");
             i += 2 + (size_t)p[i + 1];
         }
         i = (i + 1 + 3) & ~(size_t)3;
         if (i > n)
-            return fail(err, "RTCP SDES chunk padding past the end");
+            return hk_fail(err, "RTCP SDES chunk padding past the end");
     }
     return 0;
 }
@@ -207,15 +165,15 @@ int hk_rtcp_parse_bye(const hk_rtcp_packet_t *pkt, uint32_t *ssrcs, size_t max, 
                       const char **err)
 {
     if (pkt->type != HK_RTCP_BYE)
-        return fail(err, "RTCP packet is not a BYE");
+        return hk_fail(err, "RTCP packet is not a BYE");
     if (pkt->body_len / 4 < pkt->count)
-        return fail(err, "RTCP BYE SSRC count past the end");
+        return hk_fail(err, "RTCP BYE SSRC count past the end");
     for (size_t i = 0; i < pkt->count && i < max; i++)
-        ssrcs[i] = rd32(pkt->body + 4 * i);
+        ssrcs[i] = hk_rd32(pkt->body + 4 * i);
     *n = pkt->count;
     size_t rest = pkt->body_len - 4 * (size_t)pkt->count;
     if (rest > 0 && rest - 1 < pkt->body[4 * (size_t)pkt->count])
-        return fail(err, "RTCP BYE reason past the end");
+        return hk_fail(err, "RTCP BYE reason past the end");
     return 0;
 }
 
@@ -235,12 +193,12 @@ int hk_rtcp_parse_bye(const hk_rtcp_packet_t *pkt, uint32_t *ssrcs, size_t max, 
 int hk_rtcp_parse_fb(const hk_rtcp_packet_t *pkt, hk_rtcp_fb_t *out, const char **err)
 {
     if (pkt->type != HK_RTCP_RTPFB && pkt->type != HK_RTCP_PSFB)
-        return fail(err, "RTCP packet is not feedback");
+        return hk_fail(err, "RTCP packet is not feedback");
     if (pkt->body_len < 8)
-        return fail(err, "RTCP feedback shorter than 12 bytes");
+        return hk_fail(err, "RTCP feedback shorter than 12 bytes");
     out->fmt = pkt->count;
-    out->sender_ssrc = rd32(pkt->body);
-    out->media_ssrc = rd32(pkt->body + 4);
+    out->sender_ssrc = hk_rd32(pkt->body);
+    out->media_ssrc = hk_rd32(pkt->body + 4);
     out->fci = pkt->body + 8;
     out->fci_len = pkt->body_len - 8;
     return 0;
@@ -256,11 +214,11 @@ int hk_rtcp_parse_fb(const hk_rtcp_packet_t *pkt, hk_rtcp_fb_t *out, const char 
 int hk_rtcp_parse_nack(const hk_rtcp_fb_t *fb, uint16_t *seqs, size_t max, const char **err)
 {
     if (fb->fci_len < 4 || fb->fci_len % 4 != 0)
-        return fail(err, "RTCP NACK FCI is not a list of PID/BLP pairs");
+        return hk_fail(err, "RTCP NACK FCI is not a list of PID/BLP pairs");
     size_t n = 0;
     for (size_t i = 0; i < fb->fci_len; i += 4) {
-        uint16_t pid = rd16(fb->fci + i);
-        uint16_t blp = rd16(fb->fci + i + 2);
+        uint16_t pid = hk_rd16(fb->fci + i);
+        uint16_t blp = hk_rd16(fb->fci + i + 2);
         if (n < max)
             seqs[n] = pid;
         n++;
@@ -286,10 +244,10 @@ int hk_rtcp_parse_fir(const hk_rtcp_fb_t *fb, hk_rtcp_fir_entry_t *entries, size
                       const char **err)
 {
     if (fb->fci_len < 8 || fb->fci_len % 8 != 0)
-        return fail(err, "RTCP FIR FCI is not a list of 8-byte entries");
+        return hk_fail(err, "RTCP FIR FCI is not a list of 8-byte entries");
     size_t n = fb->fci_len / 8;
     for (size_t i = 0; i < n && i < max; i++) {
-        entries[i].ssrc = rd32(fb->fci + 8 * i);
+        entries[i].ssrc = hk_rd32(fb->fci + 8 * i);
         entries[i].seq = fb->fci[8 * i + 4];
     }
     return (int)n;
@@ -310,18 +268,18 @@ int hk_rtcp_parse_fir(const hk_rtcp_fb_t *fb, hk_rtcp_fir_entry_t *entries, size
 int hk_rtcp_parse_remb(const hk_rtcp_fb_t *fb, hk_rtcp_remb_t *out, const char **err)
 {
     if (fb->fci_len < 8)
-        return fail(err, "RTCP REMB shorter than 20 bytes");
+        return hk_fail(err, "RTCP REMB shorter than 20 bytes");
     if (memcmp(fb->fci, "REMB", 4) != 0)
         return HK_ENOENT;
     memset(out, 0, sizeof *out);
     out->ssrc_count = fb->fci[4];
     unsigned exp = fb->fci[5] >> 2;
-    uint64_t mantissa = ((uint64_t)(fb->fci[5] & 3) << 16) | rd16(fb->fci + 6);
+    uint64_t mantissa = ((uint64_t)(fb->fci[5] & 3) << 16) | hk_rd16(fb->fci + 6);
     if ((fb->fci_len - 8) / 4 < out->ssrc_count)
-        return fail(err, "RTCP REMB SSRC count past the end");
+        return hk_fail(err, "RTCP REMB SSRC count past the end");
     out->bitrate = (exp > 0 && mantissa > (UINT64_MAX >> exp)) ? UINT64_MAX : mantissa << exp;
     for (size_t i = 0; i < out->ssrc_count && i < HK_RTCP_MAX_REMB_SSRC; i++)
-        out->ssrcs[i] = rd32(fb->fci + 8 + 4 * i);
+        out->ssrcs[i] = hk_rd32(fb->fci + 8 + 4 * i);
     return 0;
 }
 
@@ -370,8 +328,8 @@ static int twcc_walk(const hk_rtcp_fb_t *fb, const hk_rtcp_twcc_t *h, size_t *de
     int64_t t = (int64_t)h->reference_time * 64000;
     while (done < h->status_count) {
         if (fb->fci_len - pos < 2)
-            return fail(err, "RTCP TWCC chunks past the end");
-        uint16_t chunk = rd16(fb->fci + pos);
+            return hk_fail(err, "RTCP TWCC chunks past the end");
+        uint16_t chunk = hk_rd16(fb->fci + pos);
         pos += 2;
         size_t take = chunk_capacity(chunk);
         if (take > h->status_count - done)
@@ -379,7 +337,7 @@ static int twcc_walk(const hk_rtcp_fb_t *fb, const hk_rtcp_twcc_t *h, size_t *de
         for (size_t k = 0; k < take; k++, done++) {
             unsigned sym = chunk_symbol(chunk, (unsigned)k);
             if (sym == 3)
-                return fail(err, "RTCP TWCC reserved status symbol");
+                return hk_fail(err, "RTCP TWCC reserved status symbol");
             if (!emit) {
                 need += sym;
                 continue;
@@ -388,7 +346,7 @@ static int twcc_walk(const hk_rtcp_fb_t *fb, const hk_rtcp_twcc_t *h, size_t *de
             if (sym == 1)
                 p.delta = fb->fci[dpos];
             else if (sym == 2)
-                p.delta = (int16_t)rd16(fb->fci + dpos);
+                p.delta = (int16_t)hk_rd16(fb->fci + dpos);
             dpos += sym;
             if (sym) {
                 t += (int64_t)p.delta * 250;
@@ -409,17 +367,17 @@ int hk_rtcp_parse_twcc(const hk_rtcp_fb_t *fb, hk_rtcp_twcc_t *out, hk_rtcp_twcc
                        size_t max, const char **err)
 {
     if (fb->fci_len < TWCC_HEADER_LEN)
-        return fail(err, "RTCP TWCC shorter than its header");
-    out->base_seq = rd16(fb->fci);
-    out->status_count = rd16(fb->fci + 2);
-    out->reference_time = sign_extend24(rd24(fb->fci + 4));
+        return hk_fail(err, "RTCP TWCC shorter than its header");
+    out->base_seq = hk_rd16(fb->fci);
+    out->status_count = hk_rd16(fb->fci + 2);
+    out->reference_time = sign_extend24(hk_rd24(fb->fci + 4));
     out->fb_count = fb->fci[7];
     size_t deltas_at = 0, delta_bytes = 0;
     int rc = twcc_walk(fb, out, &deltas_at, &delta_bytes, NULL, 0, false, err);
     if (rc != 0)
         return rc;
     if (fb->fci_len - deltas_at < delta_bytes)
-        return fail(err, "RTCP TWCC receive deltas past the end");
+        return hk_fail(err, "RTCP TWCC receive deltas past the end");
     if (max > 0) {
         rc = twcc_walk(fb, out, &deltas_at, &delta_bytes, pkts, max, true, err);
         if (rc != 0)
@@ -434,7 +392,7 @@ static void put_header(uint8_t *buf, bool padding, uint8_t count, uint8_t type, 
 {
     buf[0] = (uint8_t)(0x80 | (padding ? 0x20 : 0) | (count & 0x1f));
     buf[1] = type;
-    wr16(buf + 2, (uint16_t)(len / 4 - 1));
+    hk_wr16(buf + 2, (uint16_t)(len / 4 - 1));
 }
 
 int hk_rtcp_build_sr(uint8_t *buf, size_t cap, const hk_rtcp_report_t *report)
@@ -445,12 +403,12 @@ int hk_rtcp_build_sr(uint8_t *buf, size_t cap, const hk_rtcp_report_t *report)
     if (cap < len)
         return HK_ENOSPC;
     put_header(buf, false, report->report_count, HK_RTCP_SR, len);
-    wr32(buf + 4, report->ssrc);
-    wr32(buf + 8, report->ntp_sec);
-    wr32(buf + 12, report->ntp_frac);
-    wr32(buf + 16, report->rtp_timestamp);
-    wr32(buf + 20, report->packet_count);
-    wr32(buf + 24, report->octet_count);
+    hk_wr32(buf + 4, report->ssrc);
+    hk_wr32(buf + 8, report->ntp_sec);
+    hk_wr32(buf + 12, report->ntp_frac);
+    hk_wr32(buf + 16, report->rtp_timestamp);
+    hk_wr32(buf + 20, report->packet_count);
+    hk_wr32(buf + 24, report->octet_count);
     for (size_t i = 0; i < report->report_count; i++)
         write_block(buf + 28 + 24 * i, &report->reports[i]);
     return (int)len;
@@ -465,7 +423,7 @@ int hk_rtcp_build_rr(uint8_t *buf, size_t cap, uint32_t ssrc, const hk_rtcp_repo
     if (cap < len)
         return HK_ENOSPC;
     put_header(buf, false, (uint8_t)n, HK_RTCP_RR, len);
-    wr32(buf + 4, ssrc);
+    hk_wr32(buf + 4, ssrc);
     for (size_t i = 0; i < n; i++)
         write_block(buf + 8 + 24 * i, &blocks[i]);
     return (int)len;
@@ -476,8 +434,8 @@ int hk_rtcp_build_pli(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t m
     if (cap < 12)
         return HK_ENOSPC;
     put_header(buf, false, HK_RTCP_FMT_PLI, HK_RTCP_PSFB, 12);
-    wr32(buf + 4, sender_ssrc);
-    wr32(buf + 8, media_ssrc);
+    hk_wr32(buf + 4, sender_ssrc);
+    hk_wr32(buf + 8, media_ssrc);
     return 12;
 }
 
@@ -487,11 +445,11 @@ int hk_rtcp_build_fir(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t m
     if (cap < 20)
         return HK_ENOSPC;
     put_header(buf, false, HK_RTCP_FMT_FIR, HK_RTCP_PSFB, 20);
-    wr32(buf + 4, sender_ssrc);
-    wr32(buf + 8, 0);
-    wr32(buf + 12, media_ssrc);
+    hk_wr32(buf + 4, sender_ssrc);
+    hk_wr32(buf + 8, 0);
+    hk_wr32(buf + 12, media_ssrc);
     buf[16] = seq;
-    wr24(buf + 17, 0);
+    hk_wr24(buf + 17, 0);
     return 20;
 }
 
@@ -512,7 +470,7 @@ int hk_rtcp_build_nack(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t 
                 continue;
             if (d <= 16) {
                 blp |= (uint16_t)(1u << (d - 1));
-                wr16(buf + pos - 2, blp);
+                hk_wr16(buf + pos - 2, blp);
                 continue;
             }
         }
@@ -520,14 +478,14 @@ int hk_rtcp_build_nack(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t 
             return HK_ENOSPC;
         pid = seqs[i];
         blp = 0;
-        wr16(buf + pos, pid);
-        wr16(buf + pos + 2, 0);
+        hk_wr16(buf + pos, pid);
+        hk_wr16(buf + pos + 2, 0);
         pos += 4;
         open = true;
     }
     put_header(buf, false, HK_RTCP_FMT_NACK, HK_RTCP_RTPFB, pos);
-    wr32(buf + 4, sender_ssrc);
-    wr32(buf + 8, media_ssrc);
+    hk_wr32(buf + 4, sender_ssrc);
+    hk_wr32(buf + 8, media_ssrc);
     return (int)pos;
 }
 
@@ -544,14 +502,14 @@ int hk_rtcp_build_remb(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint64_t 
         exp++;
     uint32_t mantissa = (uint32_t)(bitrate >> exp);
     put_header(buf, false, HK_RTCP_FMT_AFB, HK_RTCP_PSFB, len);
-    wr32(buf + 4, sender_ssrc);
-    wr32(buf + 8, 0);
+    hk_wr32(buf + 4, sender_ssrc);
+    hk_wr32(buf + 8, 0);
     memcpy(buf + 12, "REMB", 4);
     buf[16] = (uint8_t)n;
     buf[17] = (uint8_t)((exp << 2) | (mantissa >> 16));
-    wr16(buf + 18, (uint16_t)mantissa);
+    hk_wr16(buf + 18, (uint16_t)mantissa);
     for (size_t i = 0; i < n; i++)
-        wr32(buf + 20 + 4 * i, ssrcs[i]);
+        hk_wr32(buf + 20 + 4 * i, ssrcs[i]);
     return (int)len;
 }
 
@@ -619,11 +577,11 @@ int hk_rtcp_build_twcc(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t 
 
     if (cap < 20)
         return HK_ENOSPC;
-    wr32(buf + 4, sender_ssrc);
-    wr32(buf + 8, media_ssrc);
-    wr16(buf + 12, base);
-    wr16(buf + 14, (uint16_t)count);
-    wr24(buf + 16, (uint32_t)ref & 0xffffff);
+    hk_wr32(buf + 4, sender_ssrc);
+    hk_wr32(buf + 8, media_ssrc);
+    hk_wr16(buf + 12, base);
+    hk_wr16(buf + 14, (uint16_t)count);
+    hk_wr24(buf + 16, (uint32_t)ref & 0xffffff);
     buf[19] = fb_count;
     size_t pos = 20;
 
@@ -668,7 +626,7 @@ int hk_rtcp_build_twcc(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t 
             cursor_next(&c, &delta);
         if (cap - pos < 2)
             return HK_ENOSPC;
-        wr16(buf + pos, chunk);
+        hk_wr16(buf + pos, chunk);
         pos += 2;
     }
 
@@ -683,7 +641,7 @@ int hk_rtcp_build_twcc(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t 
         if (s == 1)
             buf[pos] = (uint8_t)delta;
         else
-            wr16(buf + pos, (uint16_t)(int16_t)delta);
+            hk_wr16(buf + pos, (uint16_t)(int16_t)delta);
         pos += (size_t)s;
     }
 

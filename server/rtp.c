@@ -3,38 +3,8 @@
 
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/error.h"
-
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static int fail(const char **err, const char *msg)
-{
-    if (err)
-        *err = msg;
-    return HK_EINVAL;
-}
 
 /* RFC 3550 §5.1:
  *
@@ -63,34 +33,34 @@ static int fail(const char **err, const char *msg)
 int hk_rtp_parse(const uint8_t *buf, size_t len, hk_rtp_header_t *out, const char **err)
 {
     if (len < HK_RTP_HEADER_MIN)
-        return fail(err, "RTP packet shorter than 12 bytes");
+        return hk_fail(err, "RTP packet shorter than 12 bytes");
     memset(out, 0, sizeof *out);
     out->version = buf[0] >> 6;
     if (out->version != 2)
-        return fail(err, "RTP version is not 2");
+        return hk_fail(err, "RTP version is not 2");
     out->padding = (buf[0] & 0x20) != 0;
     out->extension = (buf[0] & 0x10) != 0;
     out->csrc_count = buf[0] & 0x0f;
     out->marker = (buf[1] & 0x80) != 0;
     out->pt = buf[1] & 0x7f;
-    out->seq = rd16(buf + 2);
-    out->timestamp = rd32(buf + 4);
-    out->ssrc = rd32(buf + 8);
+    out->seq = hk_rd16(buf + 2);
+    out->timestamp = hk_rd32(buf + 4);
+    out->ssrc = hk_rd32(buf + 8);
 
     size_t off = HK_RTP_HEADER_MIN;
     if ((len - off) / 4 < out->csrc_count)
-        return fail(err, "RTP CSRC list past the end");
+        return hk_fail(err, "RTP CSRC list past the end");
     for (uint8_t i = 0; i < out->csrc_count; i++, off += 4)
-        out->csrcs[i] = rd32(buf + off);
+        out->csrcs[i] = hk_rd32(buf + off);
 
     if (out->extension) {
         if (len - off < 4)
-            return fail(err, "RTP extension header past the end");
-        out->ext_profile = rd16(buf + off);
-        size_t words = rd16(buf + off + 2);
+            return hk_fail(err, "RTP extension header past the end");
+        out->ext_profile = hk_rd16(buf + off);
+        size_t words = hk_rd16(buf + off + 2);
         off += 4;
         if ((len - off) / 4 < words)
-            return fail(err, "RTP extension length past the end");
+            return hk_fail(err, "RTP extension length past the end");
         out->ext_offset = off;
         out->ext_len = words * 4;
         off += out->ext_len;
@@ -102,9 +72,9 @@ int hk_rtp_parse(const uint8_t *buf, size_t len, hk_rtp_header_t *out, const cha
     if (out->padding) {
         uint8_t pad = buf[len - 1];
         if (pad == 0)
-            return fail(err, "RTP padding count is 0");
+            return hk_fail(err, "RTP padding count is 0");
         if (pad > out->payload_len)
-            return fail(err, "RTP padding count larger than the payload");
+            return hk_fail(err, "RTP padding count larger than the payload");
         out->padding_len = pad;
         out->payload_len -= pad;
     }
@@ -200,7 +170,7 @@ int hk_rtp_ext_set_u16(uint8_t *buf, const hk_rtp_header_t *hdr, uint8_t id, uin
         return rc;
     if (len != 2)
         return HK_EINVAL;
-    wr16(buf + off, value);
+    hk_wr16(buf + off, value);
     return 0;
 }
 
@@ -218,7 +188,7 @@ int hk_rtp_rtx_original_seq(const uint8_t *buf, const hk_rtp_header_t *hdr, uint
 {
     if (hdr->payload_len < 2)
         return HK_EINVAL;
-    *seq = rd16(buf + hdr->payload_offset);
+    *seq = hk_rd16(buf + hdr->payload_offset);
     return 0;
 }
 
@@ -237,15 +207,15 @@ int hk_rtp_write_header(uint8_t *buf, size_t cap, const hk_rtp_header_t *hdr, co
     buf[0] =
         (uint8_t)(0x80 | (hdr->padding ? 0x20 : 0) | (hdr->extension ? 0x10 : 0) | hdr->csrc_count);
     buf[1] = (uint8_t)((hdr->marker ? 0x80 : 0) | hdr->pt);
-    wr16(buf + 2, hdr->seq);
-    wr32(buf + 4, hdr->timestamp);
-    wr32(buf + 8, hdr->ssrc);
+    hk_wr16(buf + 2, hdr->seq);
+    hk_wr32(buf + 4, hdr->timestamp);
+    hk_wr32(buf + 8, hdr->ssrc);
     size_t off = HK_RTP_HEADER_MIN;
     for (uint8_t i = 0; i < hdr->csrc_count; i++, off += 4)
-        wr32(buf + off, hdr->csrcs[i]);
+        hk_wr32(buf + off, hdr->csrcs[i]);
     if (hdr->extension) {
-        wr16(buf + off, hdr->ext_profile);
-        wr16(buf + off + 2, (uint16_t)(hdr->ext_len / 4));
+        hk_wr16(buf + off, hdr->ext_profile);
+        hk_wr16(buf + off + 2, (uint16_t)(hdr->ext_len / 4));
         off += 4;
         if (hdr->ext_len)
             memcpy(buf + off, ext, hdr->ext_len);

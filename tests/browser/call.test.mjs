@@ -1,23 +1,13 @@
 // Real calls through hisoka: headless Chromium members with fake camera and microphone
 // see and hear each other; a fourth joins, one leaves.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { CallMember, launchChromium, waitFor } from '../lib/browser.mjs';
-import { startServer } from '../lib/server.mjs';
+import { CallMember, serverAndBrowser, waitFor } from '../lib/browser.mjs';
 
 let server;
 let browser;
-
-before(async () => {
-  server = await startServer({ log_level: 'info' });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+serverAndBrowser({ log_level: 'info' }, (s, b) => { server = s; browser = b; });
 
 // True when `member` decodes video and receives audio from every id in `from`.
 function receivesAll(stats, from, minFrames = 1) {

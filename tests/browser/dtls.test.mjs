@@ -1,23 +1,13 @@
 // DTLS checks with a real browser: a certificate that does not match the fingerprint
 // in the answer closes the connection with a reason (and a log line); others go on.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { CallMember, launchChromium, waitFor } from '../lib/browser.mjs';
-import { startServer } from '../lib/server.mjs';
+import { CallMember, serverAndBrowser, waitFor } from '../lib/browser.mjs';
 
 let server;
 let browser;
-
-before(async () => {
-  server = await startServer({ log_level: 'info' });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+serverAndBrowser({ log_level: 'info' }, (s, b) => { server = s; browser = b; });
 
 test('a certificate that does not match the answer fingerprint closes the connection', async () => {
   const good = await CallMember.join(browser, server, { role: 'sendrecv', channel_id: 'fp' });

@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { launchChromium, waitFor } from '../lib/browser.mjs';
-import { ROOT, startServer } from '../lib/server.mjs';
+import { serverAndBrowser, waitFor } from '../lib/browser.mjs';
+import { ROOT } from '../lib/server.mjs';
 
 // The SDK's ESM build, exactly as npm ships it.
 const SDK_DIR = path.join(ROOT, 'tests/node_modules/sora-js-sdk');
@@ -16,16 +16,7 @@ const SDK_SOURCE = fs.readFileSync(path.join(SDK_DIR, 'dist/sora.js'));
 
 let server;
 let browser;
-
-before(async () => {
-  server = await startServer({ log_level: 'info' });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+serverAndBrowser({ log_level: 'info' }, (s, b) => { server = s; browser = b; });
 
 // Opens a page on the server's origin (a secure context) where the SDK module is served
 // at /sdk/sora.js by playwright itself (hisoka never sees that request), connects one

@@ -4,7 +4,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
+
+import { startServer } from './server.mjs';
 
 export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -127,4 +130,20 @@ export async function waitFor(fn, timeoutMs, intervalMs = 250) {
     if (value || Date.now() > deadline) return value;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+// For a test file: starts a server (with config overrides) and a browser before its
+// tests, hands both to set(server, browser), and stops them after.
+export function serverAndBrowser(overrides, set) {
+  let server;
+  let browser;
+  before(async () => {
+    server = await startServer(overrides);
+    browser = await launchChromium();
+    set(server, browser);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
 }

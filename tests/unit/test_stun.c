@@ -1,3 +1,4 @@
+#include "common/bytes.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -75,30 +76,6 @@ static const uint8_t rfc5769_response_ipv4[] = {
 static const uint8_t tid_5769[12] = {0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34,
                                      0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae};
 
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /* CRC-32 (ISO 3309, reflected 0xEDB88320), as FINGERPRINT uses (RFC 5389 §15.5). */
 static uint32_t crc32_iso(const uint8_t *p, size_t n)
 {
@@ -114,7 +91,7 @@ static uint32_t crc32_iso(const uint8_t *p, size_t n)
 /* Rewrites the FINGERPRINT value of a message ending with one. */
 static void fix_fingerprint(uint8_t *m, size_t len)
 {
-    wr32(m + len - 4, crc32_iso(m, len - 8) ^ 0x5354554eu);
+    hk_wr32(m + len - 4, crc32_iso(m, len - 8) ^ 0x5354554eu);
 }
 
 /* Offset of the first attribute `type` (stopping at none), or 0. */
@@ -122,7 +99,7 @@ static size_t find_attr(const uint8_t *m, size_t len, uint16_t type, uint16_t *a
 {
     size_t off = 20;
     while (off + 4 <= len) {
-        uint16_t t = rd16(m + off), l = rd16(m + off + 2);
+        uint16_t t = hk_rd16(m + off), l = hk_rd16(m + off + 2);
         if (t == type) {
             *alen = l;
             return off;
@@ -143,14 +120,14 @@ static void check_integrity_and_fingerprint(const uint8_t *m, size_t len, const 
     CHECK_INT_EQ(mi + 24 + 8, len); /* MI then FINGERPRINT, nothing else */
     uint8_t copy[2048];
     memcpy(copy, m, mi);
-    wr16(copy + 2, (uint16_t)(mi + 24 - 20));
+    hk_wr16(copy + 2, (uint16_t)(mi + 24 - 20));
     uint8_t mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
     CHECK(HMAC(EVP_sha1(), pwd, (int)strlen(pwd), copy, mi, mac, &mac_len) != NULL);
     CHECK_INT_EQ(mac_len, 20);
     CHECK_MEM_EQ(m + mi + 4, mac, 20);
-    CHECK_INT_EQ(rd16(m + len - 8), 0x8028);
-    CHECK_INT_EQ(rd32(m + len - 4), crc32_iso(m, len - 8) ^ 0x5354554eu);
+    CHECK_INT_EQ(hk_rd16(m + len - 8), 0x8028);
+    CHECK_INT_EQ(hk_rd32(m + len - 4), crc32_iso(m, len - 8) ^ 0x5354554eu);
 }
 
 /* A Binding request as Chromium sends it to an ICE-lite server:
@@ -169,8 +146,8 @@ typedef struct {
 
 static size_t put_attr(uint8_t *m, size_t off, uint16_t type, const void *v, uint16_t len)
 {
-    wr16(m + off, type);
-    wr16(m + off + 2, len);
+    hk_wr16(m + off, type);
+    hk_wr16(m + off + 2, len);
     if (len)
         memcpy(m + off + 4, v, len);
     size_t padded = ((size_t)len + 3) & ~(size_t)3;
@@ -180,8 +157,8 @@ static size_t put_attr(uint8_t *m, size_t off, uint16_t type, const void *v, uin
 
 static size_t build_request(uint8_t *m, const req_opts_t *o)
 {
-    wr16(m, o->type ? o->type : 0x0001);
-    wr32(m + 4, 0x2112a442);
+    hk_wr16(m, o->type ? o->type : 0x0001);
+    hk_wr32(m + 4, 0x2112a442);
     memcpy(m + 8, tid_5769, 12);
     size_t off = 20;
     if (o->username)
@@ -199,19 +176,19 @@ static size_t build_request(uint8_t *m, const req_opts_t *o)
         off = put_attr(m, off, o->extra_attr, zero, 4);
     }
     if (o->pwd) {
-        wr16(m + 2, (uint16_t)(off + 24 - 20));
+        hk_wr16(m + 2, (uint16_t)(off + 24 - 20));
         unsigned int mac_len = 0;
         uint8_t mac[EVP_MAX_MD_SIZE];
         HMAC(EVP_sha1(), o->pwd, (int)strlen(o->pwd), m, off, mac, &mac_len);
         off = put_attr(m, off, 0x0008, mac, 20);
     }
     if (!o->no_fingerprint) {
-        wr16(m + 2, (uint16_t)(off + 8 - 20));
+        hk_wr16(m + 2, (uint16_t)(off + 8 - 20));
         uint8_t zero[4] = {0};
         off = put_attr(m, off, 0x8028, zero, 4);
         fix_fingerprint(m, off);
     } else {
-        wr16(m + 2, (uint16_t)(off - 20));
+        hk_wr16(m + 2, (uint16_t)(off - 20));
     }
     return off;
 }
@@ -318,9 +295,9 @@ TEST(stun_rfc5769_request_authenticates)
     CHECK_MEM_EQ(r.res.transaction_id, tid_5769, 12);
 
     CHECK(r.reply_len > 20);
-    CHECK_INT_EQ(rd16(r.reply), 0x0111); /* Binding error response */
-    CHECK_INT_EQ(rd16(r.reply + 2), r.reply_len - 20);
-    CHECK_INT_EQ(rd32(r.reply + 4), 0x2112a442);
+    CHECK_INT_EQ(hk_rd16(r.reply), 0x0111); /* Binding error response */
+    CHECK_INT_EQ(hk_rd16(r.reply + 2), r.reply_len - 20);
+    CHECK_INT_EQ(hk_rd32(r.reply + 4), 0x2112a442);
     CHECK_MEM_EQ(r.reply + 8, tid_5769, 12);
     uint16_t alen = 0;
     size_t ec = find_attr(r.reply, r.reply_len, 0x0009, &alen); /* ERROR-CODE */
@@ -488,7 +465,7 @@ TEST(stun_reply_ipv6_xor_mapped_address)
     size_t off = find_attr(r.reply, r.reply_len, 0x0020, &alen);
     CHECK(off != 0);
     CHECK_MEM_EQ(r.reply + off, xma, sizeof xma);
-    CHECK_INT_EQ(rd16(r.reply), 0x0101);
+    CHECK_INT_EQ(hk_rd16(r.reply), 0x0101);
     CHECK_MEM_EQ(r.reply + 8, tid_5769, 12);
     check_integrity_and_fingerprint(r.reply, r.reply_len, "0123456789abcdefABCDEF");
     hk_stun_free(r.stun);
@@ -631,10 +608,10 @@ TEST(stun_malformed_framing)
     }
     /* Length field not len - 20: one too many/few, and the datagram truncated. */
     memcpy(m, rfc5769_request, sizeof rfc5769_request);
-    wr16(m + 2, 0x5c);
+    hk_wr16(m + 2, 0x5c);
     run_v4(&r, m, sizeof rfc5769_request);
     expect_refused(&r, HK_STUN_MALFORMED, HK_EINVAL);
-    wr16(m + 2, 0x54);
+    hk_wr16(m + 2, 0x54);
     run_v4(&r, m, sizeof rfc5769_request);
     expect_refused(&r, HK_STUN_MALFORMED, HK_EINVAL);
     run_v4(&r, rfc5769_request, sizeof rfc5769_request - 4);
@@ -643,24 +620,24 @@ TEST(stun_malformed_framing)
     memcpy(m, rfc5769_request, sizeof rfc5769_request);
     m[sizeof rfc5769_request] = 0;
     m[sizeof rfc5769_request + 1] = 0;
-    wr16(m + 2, 0x5a);
+    hk_wr16(m + 2, 0x5a);
     run_v4(&r, m, sizeof rfc5769_request + 2);
     expect_refused(&r, HK_STUN_MALFORMED, HK_EINVAL);
     CHECK(!hk_stun_is_binding_request(m, sizeof rfc5769_request + 2));
     /* An attribute running past the end: USERNAME claims 200 bytes. */
     memcpy(m, rfc5769_request, sizeof rfc5769_request);
-    wr16(m + 62, 200);
+    hk_wr16(m + 62, 200);
     run_v4(&r, m, sizeof rfc5769_request);
     expect_refused(&r, HK_STUN_MALFORMED, HK_EINVAL);
     /* The last attribute header cut: length field covers 2 bytes of a header. */
     memcpy(m, rfc5769_request, 20);
-    wr16(m + 2, 4);
+    hk_wr16(m + 2, 4);
     m[20] = 0x00, m[21] = 0x06, m[22] = 0x00, m[23] = 0x08;
     run_v4(&r, m, 24);
     expect_refused(&r, HK_STUN_MALFORMED, HK_EINVAL);
     /* No magic cookie (RFC 3489 style). */
     memcpy(m, rfc5769_request, sizeof rfc5769_request);
-    wr32(m + 4, 0x2112a443);
+    hk_wr32(m + 4, 0x2112a443);
     run_v4(&r, m, sizeof rfc5769_request);
     expect_refused(&r, HK_STUN_MALFORMED, HK_EINVAL);
     /* First two bits set (not STUN at all). */
@@ -680,15 +657,15 @@ TEST(stun_malformed_attribute_sizes)
     setup(&r, "evtj", PWD_5769);
     uint8_t m[128];
     memcpy(m, rfc5769_request, 80);
-    wr16(m + 2, 64);
-    wr16(m + 78, 4); /* MI length 4 */
+    hk_wr16(m + 2, 64);
+    hk_wr16(m + 78, 4); /* MI length 4 */
     memset(m + 80, 0, 4);
     run_v4(&r, m, 84);
     expect_refused(&r, HK_STUN_MALFORMED, HK_EINVAL);
 
     memcpy(m, rfc5769_request, sizeof rfc5769_request);
     memcpy(m + 108, "\x80\x22\x00\x00", 4); /* empty SOFTWARE after FINGERPRINT */
-    wr16(m + 2, 92);
+    hk_wr16(m + 2, 92);
     run_v4(&r, m, 112);
     expect_refused(&r, HK_STUN_MALFORMED, HK_EINVAL);
     hk_stun_free(r.stun);
@@ -730,7 +707,7 @@ TEST(stun_ice_controlled_gets_487)
     run_v4(&r, m, build_request(m, &o));
     CHECK_INT_EQ(r.res.status, HK_STUN_ROLE_CONFLICT);
     CHECK_INT_EQ(r.rc, HK_EPERM);
-    CHECK_INT_EQ(rd16(r.reply), 0x0111);
+    CHECK_INT_EQ(hk_rd16(r.reply), 0x0111);
     check_integrity_and_fingerprint(r.reply, r.reply_len, "0123456789abcdefABCDEF");
     hk_stun_free(r.stun);
 }
@@ -744,12 +721,12 @@ TEST(stun_unknown_mandatory_attribute_gets_420)
     run_v4(&r, m, build_request(m, &o));
     CHECK_INT_EQ(r.res.status, HK_STUN_UNKNOWN_ATTRIBUTE);
     CHECK_INT_EQ(r.rc, HK_EPERM);
-    CHECK_INT_EQ(rd16(r.reply), 0x0111);
+    CHECK_INT_EQ(hk_rd16(r.reply), 0x0111);
     uint16_t alen = 0;
     size_t off = find_attr(r.reply, r.reply_len, 0x000a, &alen); /* UNKNOWN-ATTRIBUTES */
     CHECK(off != 0);
     CHECK_INT_EQ(alen, 2);
-    CHECK_INT_EQ(rd16(r.reply + off + 4), 0x7001);
+    CHECK_INT_EQ(hk_rd16(r.reply + off + 4), 0x7001);
     check_integrity_and_fingerprint(r.reply, r.reply_len, "0123456789abcdefABCDEF");
 
     /* An unknown optional attribute (>= 0x8000) is fine. */
