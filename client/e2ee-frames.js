@@ -95,8 +95,7 @@ export class FrameCrypto {
         return { type: 'ack' };
       case 'debug-capture':
         this.captureLimit = Math.max(0, Math.floor(Number(msg.n) || 0));
-        this.captured = this.captured.slice(-this.captureLimit || this.captured.length);
-        if (this.captureLimit === 0) this.captured = [];
+        this.captured = this.captureLimit === 0 ? [] : this.captured.slice(-this.captureLimit);
         return { type: 'ack' };
       case 'debug-get-captured':
         return { type: 'captured', frames: this.captured.map((f) => ({ at: f.at, bytes: Uint8Array.from(f.bytes) })) };
