@@ -140,14 +140,19 @@ export class HisokaClient extends EventTarget {
 
   async _attachLocal(mids) {
     if (!this.localStream) return;
+    const pairs = [];
     for (const track of this.localStream.getTracks()) {
       const mid = mids[track.kind];
       const t = mid !== undefined && this.pc.getTransceivers().find((x) => x.mid === mid);
-      if (!t) continue;
+      if (t) pairs.push([t, track]);
+    }
+    // Every transform goes on before any track: Chromium 156 does not route the frames
+    // of a sender through a transform set after tracks started flowing.
+    if (this.e2ee) for (const [t] of pairs) this.e2ee.setupSender(t.sender);
+    for (const [t, track] of pairs) {
       await t.sender.replaceTrack(track);
       t.direction = 'sendonly';
       t.sender.setStreams(this.localStream);
-      if (this.e2ee) this.e2ee.setupSender(t.sender);
     }
   }
 

@@ -13,14 +13,7 @@ window.hisokaTest = {
     pc.ontrack = (e) => {
       const id = e.streams[0] ? e.streams[0].id : null;
       state.remote[e.transceiver.mid] = { id, kind: e.track.kind, track: e.track };
-      if (e.track.kind === 'audio') {
-        // Chromium pulls remote audio (and counts its samples) only while it plays.
-        const audio = document.createElement('audio');
-        audio.srcObject = new MediaStream([e.track]);
-        audio.autoplay = true;
-        document.body.appendChild(audio);
-        audio.play().catch(() => {});
-      }
+      window.hisokaTest.play(e.track);
     };
     const ws = new WebSocket(url);
     state.ws = ws;
@@ -72,9 +65,19 @@ window.hisokaTest = {
     return state.connectionId;
   },
 
+  // Chromium pulls remote audio (and counts its samples) only while it plays.
+  play(track) {
+    if (track.kind !== 'audio') return;
+    const audio = document.createElement('audio');
+    audio.srcObject = new MediaStream([track]);
+    audio.autoplay = true;
+    document.body.appendChild(audio);
+    audio.play().catch(() => {});
+  },
+
   // Per remote connection id: decoded video frames, width, audio samples, track state.
-  async stats() {
-    const state = window.hisokaTest.state;
+  // state: {pc, remote: {mid: {id, kind, track}}, connectionId, closed, error}.
+  async stats(state = window.hisokaTest.state) {
     const report = await state.pc.getStats();
     const byMid = {};
     let outbound = null;
