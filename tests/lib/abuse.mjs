@@ -49,11 +49,12 @@ export async function leave(member) {
 
 // Proves the server still serves: a new member in a fresh channel (or in `channel`,
 // where `others` already are) connects, gets its offer, answers and is announced;
-// every member of `others` is told about it. The new member leaves again.
-export async function assertServes(server, { channel, others = [] } = {}) {
+// every member of `others` is told about it. The new member leaves again. `extra` is
+// added to its connect message (e.g. { e2ee: true }).
+export async function assertServes(server, { channel, others = [], extra = {} } = {}) {
   assert.ok(server.alive(), 'hisoka is still running');
   const ch = channel ?? freshChannel();
-  const probe = await join(server.url, ch);
+  const probe = await join(server.url, ch, extra);
   assert.equal(probe.created.channel_connections, others.length + 1);
   for (const o of others) {
     const n = await o.client.nextNotify('connection.created');
