@@ -107,7 +107,14 @@ export async function withServer(overrides, fn) {
 }
 
 export async function stats(server) {
-  const res = await fetch(`${server.apiUrl}/stats`);
+  let res;
+  try {
+    res = await fetch(`${server.apiUrl}/stats`);
+  } catch (e) {
+    // Say why: hisoka gone (and how: its log ends with the reason) or not answering.
+    throw new Error(`GET /stats failed (${e.cause?.code ?? e.message}); hisoka running: `
+      + `${server.alive()}; log tail:\n${server.log.split('\n').slice(-8).join('\n')}`);
+  }
   assert.equal(res.status, 200);
   return res.json();
 }
