@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <libwebsockets.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -249,6 +250,11 @@ void hk_worker_stop(hk_worker_t *worker)
     uv_close((uv_handle_t *)&worker->sigint, on_closed);
     uv_close((uv_handle_t *)&worker->sigterm, on_closed);
     uv_walk(worker->loop, close_hup, worker);
+    /* Closing the watchers restored the default actions: a second SIGTERM now would kill
+     * the process with a signal instead of letting it finish and exit 0. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     lws_context_destroy(worker->lws);
     worker->lws = NULL;
     uv_run(worker->loop, UV_RUN_DEFAULT);
