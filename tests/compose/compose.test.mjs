@@ -5,6 +5,11 @@
 // namespace. Each member must decode both others' video over the veth link, with the
 // ICE pair on the veth addresses; the API (/health, /metrics) answers on the same
 // address.
+//
+// Remote mode (the browser-tests service of docker/compose.yaml): with
+// HISOKA_SIGNALING_URL, HISOKA_API_URL and HISOKA_MEDIA_PORT set, no server is started
+// and Chromium runs where the test runs; HK_SERVER_ADDR and HK_BROWSER_ADDR are then the
+// two services' static addresses.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,30 +24,39 @@ const NS_BROWSER = process.env.HK_NS_BROWSER;
 const SERVER_ADDR = process.env.HK_SERVER_ADDR;
 const BROWSER_ADDR = process.env.HK_BROWSER_ADDR;
 
+const REMOTE = !!process.env.HISOKA_SIGNALING_URL;
+
 let hisoka;
 let server; // what CallMember.join needs: the URLs on the veth address
+let mediaPort;
 let browser;
 let wrapperDir;
 
 before(async () => {
-  assert.ok(NS_SERVER && NS_BROWSER && SERVER_ADDR && BROWSER_ADDR,
+  assert.ok(SERVER_ADDR && BROWSER_ADDR && (REMOTE || (NS_SERVER && NS_BROWSER)),
     'run through docker/compose-test.sh (make compose-test), which creates the namespaces');
-  hisoka = await startServer({
-    listen_address: SERVER_ADDR,
-    public_ipv4_address: SERVER_ADDR,
-    log_level: 'info',
-  }, { wrap: ['ip', 'netns', 'exec', NS_SERVER] });
-  server = {
-    url: `ws://${SERVER_ADDR}:${hisoka.config.signaling_port}/signaling`,
-    apiUrl: `http://${SERVER_ADDR}:${hisoka.config.api_port}`,
-  };
+  if (REMOTE) {
+    server = { url: process.env.HISOKA_SIGNALING_URL, apiUrl: process.env.HISOKA_API_URL };
+    mediaPort = Number(process.env.HISOKA_MEDIA_PORT);
+  } else {
+    hisoka = await startServer({
+      listen_address: SERVER_ADDR,
+      public_ipv4_address: SERVER_ADDR,
+      log_level: 'info',
+    }, { wrap: ['ip', 'netns', 'exec', NS_SERVER] });
+    server = {
+      url: `ws://${SERVER_ADDR}:${hisoka.config.signaling_port}/signaling`,
+      apiUrl: `http://${SERVER_ADDR}:${hisoka.config.api_port}`,
+    };
+    mediaPort = hisoka.config.media_port;
+  }
   // Playwright drives Chromium over pipes, so a launcher that enters the browsers'
   // namespace is all it takes. getUserMedia needs a secure context: the page's plain
   // http:// origin on the veth address is declared one (as a TLS front would make it).
   wrapperDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-compose-'));
   const launcher = path.join(wrapperDir, 'chromium');
   fs.writeFileSync(launcher, '#!/bin/sh\n'
-    + `exec ip netns exec ${NS_BROWSER} /usr/bin/chromium `
+    + `exec ${REMOTE ? '' : `ip netns exec ${NS_BROWSER} `}/usr/bin/chromium `
     + `--unsafely-treat-insecure-origin-as-secure=${server.apiUrl} "$@"\n`);
   fs.chmodSync(launcher, 0o755);
   browser = await launchChromium({ executablePath: launcher });
@@ -119,7 +133,7 @@ test('three members call through hisoka across the veth link', async () => {
     const pair = await selectedPair(m);
     assert.ok(pair && pair.remote && pair.local, `${m.id}: a selected candidate pair`);
     assert.equal(pair.remote.address, SERVER_ADDR, `${m.id}: remote candidate ${JSON.stringify(pair.remote)}`);
-    assert.equal(pair.remote.port, hisoka.config.media_port);
+    assert.equal(pair.remote.port, mediaPort);
     assert.equal(pair.remote.type, 'host');
     assert.equal(pair.local.address, BROWSER_ADDR, `${m.id}: local candidate ${JSON.stringify(pair.local)}`);
   }
