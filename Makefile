@@ -21,7 +21,7 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 HEADERS   := $(wildcard common/*.h config/*.h server/*.h tests/unit/*.h)
 
 .PHONY: all build run test test-unit test-integration asan deps deps-test clean format \
-        format-check fuzz fuzz-build fuzz-replay bench soak
+        format-check fuzz fuzz-build fuzz-replay bench soak compose-test docker-lint
 
 all: build
 
@@ -92,3 +92,12 @@ fuzz-replay: fuzz-build
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# The docker/compose.yaml topology without Docker: network namespaces, a veth pair,
+# hisoka in one namespace and a three-member Chromium call in the other (needs root).
+compose-test: build
+	docker/compose-test.sh $(BUILD)/hisoka
+
+# Static checks of docker/Dockerfile (and `docker-compose config` when installed).
+docker-lint:
+	docker/lint.sh

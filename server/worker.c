@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <libwebsockets.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,14 +66,44 @@ static void on_tick(uv_timer_t *timer)
         hk_peer_tick(p, now);
 }
 
+/* SIGTERM / SIGINT: from now on /health answers 503 and new WebSockets are refused
+ * (signaling.c); the loop stops and hk_worker_stop drains the connections. */
 static void on_stop_signal(uv_signal_t *handle, int signum)
 {
     hk_worker_t *worker = handle->data;
     if (worker->stopping)
         return;
-    HK_LOG(HK_LOG_INFO, "worker", NULL, "signal %d: shutting down", signum);
+    HK_LOG(HK_LOG_INFO, "worker", NULL, "signal %d: shutting down (drain up to %u ms)", signum,
+           worker->config->shutdown_timeout_ms);
     worker->stopping = 1;
     uv_stop(worker->loop);
+}
+
+/* SIGHUP: reopen the log file (logrotate renamed it). */
+static void on_hup_signal(uv_signal_t *handle, int signum)
+{
+    (void)signum;
+    hk_worker_t *worker = handle->data;
+    if (hk_log_reopen() != 0)
+        HK_LOG(HK_LOG_ERROR, "worker", NULL, "SIGHUP: cannot reopen the log file %s",
+               worker->config->log_file);
+    else
+        HK_LOG(HK_LOG_INFO, "worker", NULL, "SIGHUP: log file reopened");
+}
+
+/* The SIGHUP handle is allocated (the worker struct has no slot for it) and found again
+ * with uv_walk when the worker stops. */
+static void free_handle(uv_handle_t *handle)
+{
+    free(handle);
+}
+
+static void close_hup(uv_handle_t *handle, void *arg)
+{
+    if (handle->type == UV_SIGNAL && handle->data == arg && !uv_is_closing(handle) &&
+        ((uv_signal_t *)handle)->signum == SIGHUP &&
+        ((uv_signal_t *)handle)->signal_cb == on_hup_signal)
+        uv_close(handle, free_handle);
 }
 
 int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *config)
@@ -80,6 +111,10 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
     memset(worker, 0, sizeof *worker);
     worker->loop = loop;
     worker->config = config;
+    if (hk_log_open(config->log_file) != 0) {
+        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot open the log file %s", config->log_file);
+        return HK_EIO;
+    }
     if (hk_srtp_global_init() != 0 || hk_cert_generate(&worker->cert) != 0) {
         HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot generate the DTLS certificate");
         return HK_EIO;
@@ -156,6 +191,12 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
     worker->sigint.data = worker->sigterm.data = worker;
     uv_signal_start(&worker->sigint, on_stop_signal, SIGINT);
     uv_signal_start(&worker->sigterm, on_stop_signal, SIGTERM);
+    uv_signal_t *hup = malloc(sizeof *hup);
+    if (hup) {
+        uv_signal_init(loop, hup);
+        hup->data = worker;
+        uv_signal_start(hup, on_hup_signal, SIGHUP);
+    }
 
     if (config->debug_payload_directory[0])
         HK_LOG(HK_LOG_WARN, "worker", NULL,
@@ -183,19 +224,44 @@ static void on_closed(uv_handle_t *handle)
     (void)handle;
 }
 
+static void on_drain_deadline(uv_timer_t *timer)
+{
+    *(int *)timer->data = 1;
+}
+
 void hk_worker_stop(hk_worker_t *worker)
 {
-    /* Let every client read a close frame with a reason before the context goes. */
-    for (hk_peer_t *p = worker->peers; p; p = p->next)
+    worker->stopping = 1;
+    /* Let every client read a close frame with a reason before the context goes: each
+     * peer writes 1001 and drops its connection once its queue is written. Clients that
+     * do not read are cut when shutdown_timeout expires (lws_context_destroy below). */
+    unsigned n = 0;
+    for (hk_peer_t *p = worker->peers; p; p = p->next, n++)
         hk_peer_close(p, HK_CLOSE_GOING_AWAY, "server shutting down");
-    uint64_t deadline = hk_worker_now_ms(worker) + 2000;
-    while (worker->peers && hk_worker_now_ms(worker) < deadline)
+    if (n)
+        HK_LOG(HK_LOG_INFO, "worker", NULL, "closing %u connection(s)", n);
+    int expired = 0;
+    uv_timer_t drain;
+    uv_timer_init(worker->loop, &drain);
+    drain.data = &expired;
+    uv_timer_start(&drain, on_drain_deadline, worker->config->shutdown_timeout_ms, 0);
+    while (worker->peers && !expired)
         uv_run(worker->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&drain, on_closed);
+    if (worker->peers)
+        HK_LOG(HK_LOG_WARN, "worker", NULL,
+               "shutdown_timeout: dropping connections that did not close in time");
 
     hk_media_stop(&worker->media);
     uv_close((uv_handle_t *)&worker->tick, on_closed);
     uv_close((uv_handle_t *)&worker->sigint, on_closed);
     uv_close((uv_handle_t *)&worker->sigterm, on_closed);
+    uv_walk(worker->loop, close_hup, worker);
+    /* Closing the watchers restored the default actions: a second SIGTERM now would kill
+     * the process with a signal instead of letting it finish and exit 0. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     lws_context_destroy(worker->lws);
     worker->lws = NULL;
     uv_run(worker->loop, UV_RUN_DEFAULT);

@@ -1,0 +1,156 @@
+// The docker/compose.yaml topology without Docker (run by docker/compose-test.sh, which
+// creates the namespaces and the veth pair and passes their names): hisoka in the
+// "server" namespace listening on its veth address, which it also announces
+// (public_ipv4_address), and three headless Chromium members in the "browsers"
+// namespace. Each member must decode both others' video over the veth link, with the
+// ICE pair on the veth addresses; the API (/health, /metrics) answers on the same
+// address.
+//
+// Remote mode (the browser-tests service of docker/compose.yaml): with
+// HISOKA_SIGNALING_URL, HISOKA_API_URL and HISOKA_MEDIA_PORT set, no server is started
+// and Chromium runs where the test runs; HK_SERVER_ADDR and HK_BROWSER_ADDR are then the
+// two services' static addresses.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { CallMember, launchChromium, waitFor } from '../lib/browser.mjs';
+import { startServer } from '../lib/server.mjs';
+
+const NS_SERVER = process.env.HK_NS_SERVER;
+const NS_BROWSER = process.env.HK_NS_BROWSER;
+const SERVER_ADDR = process.env.HK_SERVER_ADDR;
+const BROWSER_ADDR = process.env.HK_BROWSER_ADDR;
+
+const REMOTE = !!process.env.HISOKA_SIGNALING_URL;
+
+let hisoka;
+let server; // what CallMember.join needs: the URLs on the veth address
+let mediaPort;
+let browser;
+let wrapperDir;
+
+before(async () => {
+  assert.ok(SERVER_ADDR && BROWSER_ADDR && (REMOTE || (NS_SERVER && NS_BROWSER)),
+    'run through docker/compose-test.sh (make compose-test), which creates the namespaces');
+  if (REMOTE) {
+    server = { url: process.env.HISOKA_SIGNALING_URL, apiUrl: process.env.HISOKA_API_URL };
+    mediaPort = Number(process.env.HISOKA_MEDIA_PORT);
+  } else {
+    hisoka = await startServer({
+      listen_address: SERVER_ADDR,
+      public_ipv4_address: SERVER_ADDR,
+      log_level: 'info',
+    }, { wrap: ['ip', 'netns', 'exec', NS_SERVER] });
+    server = {
+      url: `ws://${SERVER_ADDR}:${hisoka.config.signaling_port}/signaling`,
+      apiUrl: `http://${SERVER_ADDR}:${hisoka.config.api_port}`,
+    };
+    mediaPort = hisoka.config.media_port;
+  }
+  // Playwright drives Chromium over pipes, so a launcher that enters the browsers'
+  // namespace is all it takes. getUserMedia needs a secure context: the page's plain
+  // http:// origin on the veth address is declared one (as a TLS front would make it).
+  wrapperDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-compose-'));
+  const launcher = path.join(wrapperDir, 'chromium');
+  fs.writeFileSync(launcher, '#!/bin/sh\n'
+    + `exec ${REMOTE ? '' : `ip netns exec ${NS_BROWSER} `}/usr/bin/chromium `
+    + `--unsafely-treat-insecure-origin-as-secure=${server.apiUrl} "$@"\n`);
+  fs.chmodSync(launcher, 0o755);
+  browser = await launchChromium({ executablePath: launcher });
+});
+
+after(async () => {
+  await browser?.close();
+  await hisoka?.stop();
+  if (wrapperDir) fs.rmSync(wrapperDir, { recursive: true, force: true });
+});
+
+// The addresses of the candidate pair ICE selected, from the page's RTCPeerConnection.
+function selectedPair(member) {
+  return member.page.evaluate(async () => {
+    const report = await window.hisokaTest.state.pc.getStats();
+    let pairId = null;
+    report.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    const pair = pairId && report.get(pairId);
+    if (!pair) return null;
+    const local = report.get(pair.localCandidateId);
+    const remote = report.get(pair.remoteCandidateId);
+    return {
+      local: local && { address: local.address, port: local.port, type: local.candidateType },
+      remote: remote && { address: remote.address, port: remote.port, type: remote.candidateType },
+    };
+  });
+}
+
+function fetchText(member, urlPath) {
+  return member.page.evaluate(async (p) => {
+    const r = await fetch(p);
+    return { status: r.status, text: await r.text() };
+  }, urlPath);
+}
+
+function sampleValue(metrics, name) {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : NaN;
+}
+
+test('three members call through hisoka across the veth link', async () => {
+  const members = [];
+  for (let i = 0; i < 3; i++) {
+    members.push(await CallMember.join(browser, server, { role: 'sendrecv', channel_id: 'compose' }));
+  }
+  const ids = members.map((m) => m.id);
+
+  // Every member decodes video (and receives audio) of both others...
+  for (const m of members) {
+    const others = ids.filter((id) => id !== m.id);
+    const ok = await waitFor(async () => {
+      const s = await m.stats();
+      return others.every((id) => s.remote[id] && s.remote[id].framesDecoded > 0);
+    }, 20000);
+    assert.ok(ok, `${m.id} decodes both others: ${JSON.stringify((await m.stats()).remote)}`);
+  }
+  // ...and keeps decoding: framesDecoded grows.
+  const first = await Promise.all(members.map((m) => m.stats()));
+  await new Promise((r) => setTimeout(r, 3000));
+  const second = await Promise.all(members.map((m) => m.stats()));
+  for (let i = 0; i < members.length; i++) {
+    for (const id of ids.filter((x) => x !== members[i].id)) {
+      assert.ok(second[i].remote[id].framesDecoded > first[i].remote[id].framesDecoded,
+        `${members[i].id} keeps decoding ${id}`);
+      assert.ok(second[i].remote[id].totalSamplesReceived > 0, `${members[i].id} hears ${id}`);
+    }
+  }
+
+  // ICE: the server's host candidate is its veth address (public_ipv4_address), the
+  // browser's side is the browser namespace's veth address.
+  for (const m of members) {
+    const pair = await selectedPair(m);
+    assert.ok(pair && pair.remote && pair.local, `${m.id}: a selected candidate pair`);
+    assert.equal(pair.remote.address, SERVER_ADDR, `${m.id}: remote candidate ${JSON.stringify(pair.remote)}`);
+    assert.equal(pair.remote.port, mediaPort);
+    assert.equal(pair.remote.type, 'host');
+    assert.equal(pair.local.address, BROWSER_ADDR, `${m.id}: local candidate ${JSON.stringify(pair.local)}`);
+  }
+
+  // The API answers on the compose network: health and metrics, as a probe would see them.
+  const health = await fetchText(members[0], '/health');
+  assert.equal(health.status, 200);
+  assert.deepEqual(JSON.parse(health.text), { status: 'ok' });
+  const metrics = await fetchText(members[0], '/metrics');
+  assert.equal(metrics.status, 200);
+  assert.equal(sampleValue(metrics.text, 'hisoka_connections'), 3);
+  assert.equal(sampleValue(metrics.text, 'hisoka_channels'), 1);
+  assert.ok(sampleValue(metrics.text, 'hisoka_forwarded_packets_total') > 0, 'packets forwarded');
+  assert.ok(sampleValue(metrics.text, 'hisoka_dtls_handshakes_total') >= 3, 'three DTLS handshakes');
+  const detail = JSON.parse((await fetchText(members[0], `/stats/connections/${ids[0]}`)).text);
+  assert.equal(detail.ice.selected.address, BROWSER_ADDR);
+  assert.equal(detail.dtls.state, 'connected');
+
+  for (const m of members) await m.leave();
+});
