@@ -170,6 +170,7 @@ static char *metrics_text(const hk_worker_t *worker)
             c->connections_total);
     family(&t, "hisoka_refusals_total", "counter", "Connections refused, by reason.");
     labelled(&t, "hisoka_refusals_total", "reason", "bad_request", c->refused_bad_request);
+    labelled(&t, "hisoka_refusals_total", "reason", "auth", c->refused_auth);
     labelled(&t, "hisoka_refusals_total", "reason", "e2ee_mismatch", c->refused_e2ee_mismatch);
     labelled(&t, "hisoka_refusals_total", "reason", "channel_full", c->refused_channel_full);
     labelled(&t, "hisoka_refusals_total", "reason", "server_full", c->refused_server_full);
@@ -345,6 +346,8 @@ static const char *state_name(hk_peer_state_t state)
     switch (state) {
     case HK_PEER_WAIT_CONNECT:
         return "wait_connect";
+    case HK_PEER_WAIT_AUTH:
+        return "wait_auth";
     case HK_PEER_WAIT_ANSWER:
         return "wait_answer";
     case HK_PEER_ACTIVE:
