@@ -101,6 +101,7 @@ struct hk_peer_s {
     int key_count;
 
     int close_code;
+    bool close_sent; /* the close frame is on the wire */
     char close_reason[120];
 };
 

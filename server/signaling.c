@@ -1,6 +1,7 @@
 #include "server/signaling.h"
 
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -90,17 +91,26 @@ static int on_writeable(hk_peer_t *peer, struct lws *wsi)
             lws_callback_on_writable(wsi);
         return 0;
     }
-    if (peer->state == HK_PEER_CLOSING) {
-        /* The close frame is written here, then the connection dropped: lws 4.1's
-         * deferred close (lws_close_reason + return -1) drops the frame. 4 is lws's
-         * internal LWS_WRITE_CLOSE (lws-write.h: "handled by lws_close_reason"). */
+    if (peer->state == HK_PEER_CLOSING && !peer->close_sent) {
+        /* The close frame is written here: lws 4.1's deferred close (lws_close_reason +
+         * return -1) drops the frame. 4 is lws's internal LWS_WRITE_CLOSE (lws-write.h:
+         * "handled by lws_close_reason"). Then only our sending side is shut: closing the
+         * socket while the client is still sending (a message over the limit) would make
+         * the kernel answer with a reset, and the client would never read the frame. What
+         * it sends meanwhile is discarded; its own close, or the grace timeout set by
+         * hk_peer_close, ends the connection. */
         unsigned char frame[LWS_PRE + 2 + sizeof peer->close_reason];
         size_t reason_len = strlen(peer->close_reason);
         frame[LWS_PRE] = (unsigned char)(peer->close_code >> 8);
         frame[LWS_PRE + 1] = (unsigned char)(peer->close_code & 0xff);
         memcpy(frame + LWS_PRE + 2, peer->close_reason, reason_len);
-        lws_write(wsi, frame + LWS_PRE, 2 + reason_len, (enum lws_write_protocol)4);
-        return -1;
+        if (lws_write(wsi, frame + LWS_PRE, 2 + reason_len, (enum lws_write_protocol)4) < 0)
+            return -1;
+        peer->close_sent = true;
+        if (lws_is_ssl(wsi))
+            return -1; /* no half-close under TLS: the record layer needs both ways */
+        shutdown(lws_get_socket_fd(wsi), SHUT_WR);
+        return 0;
     }
     return 0;
 }
