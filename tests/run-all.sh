@@ -35,6 +35,30 @@ run_suite() {
     total_failed=$((total_failed + f))
 }
 
+# Runs a node --test command with the TAP reporter and ends with "N passed, N failed".
+node-summary() {
+    local out
+    out=$(mktemp)
+    "$@" >"$out" 2>&1
+    local rc=$?
+    cat "$out"
+    echo "$(grep -E '^# pass ' "$out" | awk '{print $3}') passed, $(grep -E '^# fail ' "$out" | awk '{print $3}') failed"
+    rm -f "$out"
+    return $rc
+}
+
+# docker/Dockerfile lint and `docker-compose config` (no Docker engine here).
+docker_checks() {
+    local p=0 f=0
+    if docker/lint.sh; then p=$((p + 1)); else f=$((f + 1)); fi
+    if docker-compose -f docker/compose.yaml config >/dev/null; then p=$((p + 1)); else
+        echo "FAILED docker-compose config"
+        f=$((f + 1))
+    fi
+    echo "$p passed, $f failed"
+    [ "$f" -eq 0 ]
+}
+
 format_check() {
     if make -s format-check; then
         echo "1 passed, 0 failed"
@@ -48,15 +72,14 @@ run_suite format format_check
 run_suite unit build/unit-tests
 run_suite unit-asan build-asan/unit-tests
 run_suite fuzz-replay make -s fuzz-replay
+run_suite client node-summary node --test --test-reporter=tap tests/client/
+run_suite docker docker_checks
 run_suite integration tests/node-suite.sh build/hisoka tests/integration
 run_suite integration-asan tests/node-suite.sh build-asan/hisoka tests/integration
-if [ -d tests/abuse ] && ls tests/abuse/*.test.mjs >/dev/null 2>&1; then
-    run_suite abuse tests/node-suite.sh build/hisoka tests/abuse
-    run_suite abuse-asan tests/node-suite.sh build-asan/hisoka tests/abuse
-fi
-if ls tests/browser/*.test.mjs >/dev/null 2>&1; then
-    run_suite browser tests/node-suite.sh build/hisoka tests/browser
-fi
+run_suite abuse tests/node-suite.sh build/hisoka tests/abuse
+run_suite abuse-asan tests/node-suite.sh build-asan/hisoka tests/abuse
+run_suite browser tests/node-suite.sh build/hisoka tests/browser
+run_suite compose-test make -s compose-test
 
 echo "$total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]
