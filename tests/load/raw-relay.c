@@ -3,7 +3,10 @@
  * -> sendmmsg. No ICE, no DTLS, no RTCP, no header rewriting: peers register with a
  * hello datagram (tests/load/load.h) and use fixed keys derived from their id.
  *
- *   hisoka-raw-relay [--bind 127.0.0.1] --port PORT
+ *   hisoka-raw-relay [--bind 127.0.0.1] --port PORT [--corrupt N]
+ *
+ * --corrupt N flips the last payload byte of every Nth forwarded packet: a test hook
+ * proving that the generator's integrity check fails hard.
  *
  * Runs until SIGTERM/SIGINT; prints its counters to stderr on exit. */
 #include <arpa/inet.h>
@@ -46,6 +49,7 @@ static int slots[HASH_SLOTS]; /* peer index + 1, 0 = empty */
 static relay_channel_t channels[MAX_CHANNELS];
 static int n_channels;
 static volatile sig_atomic_t stop;
+static unsigned long corrupt_every;
 
 static uint8_t rx[RX_BATCH][PKT_CAP];
 static uint8_t tx[TX_BATCH][PKT_CAP];
@@ -176,6 +180,8 @@ static void on_media(int fd, uint8_t *b, size_t len, const struct sockaddr_in *f
         uint8_t *o = tx[tx_n];
         memcpy(o, b, len);
         size_t olen = len;
+        if (corrupt_every && (n_out + (uint64_t)tx_n) % corrupt_every == corrupt_every - 1)
+            o[olen - 1] ^= 0x01;
         if (hk_srtp_protect_rtp(sub->srtp, o, &olen, PKT_CAP) != 0) {
             n_errors++;
             continue;
@@ -199,11 +205,13 @@ int main(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port"))
             port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--corrupt"))
+            corrupt_every = strtoul(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--bind"))
             bind_addr = argv[i + 1];
     }
     if (port <= 0 || port > 65535) {
-        fprintf(stderr, "usage: hisoka-raw-relay [--bind 127.0.0.1] --port PORT\n");
+        fprintf(stderr, "usage: hisoka-raw-relay [--bind 127.0.0.1] --port PORT [--corrupt N]\n");
         return 2;
     }
     struct sigaction sa;
