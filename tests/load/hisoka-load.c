@@ -114,6 +114,7 @@ typedef struct {
     const char *srtp_profiles;
     int server_pid;
     const char *channel_prefix;
+    int connect_interval_ms;
 } options_t;
 
 typedef struct {
@@ -596,6 +597,8 @@ static void on_ws_message(void *arg, char *text, size_t len)
             fail_peer(p, "unusable offer");
         } else {
             const char *answer = build_answer(p, n);
+            if (getenv("HISOKA_LOAD_DEBUG_SDP"))
+                fprintf(stderr, "--- peer %d %s:\n%s--- answer:\n%s", p->idx, type, sdp, answer);
             ws_send_json(
                 p, json_pack("{s:s,s:s}", "type", initial ? "answer" : "re-answer", "sdp", answer));
             if (initial && p->state == P_WS) {
@@ -1070,6 +1073,8 @@ static void usage(void)
             "  --srtp gcm|cm|both        SRTP profiles offered in DTLS (default both)\n"
             "  --server-pid PID          measure the server's CPU and RSS over the window\n"
             "  --channel-prefix STR      channel ids are STR-<k> (default load)\n"
+            "  --connect-interval-ms N   start one initial peer every N ms (default: 10\n"
+            "                            every 10 ms)\n"
             "  --json FILE               write the result there (default stdout)\n");
 }
 
@@ -1097,6 +1102,7 @@ static int parse_options(int argc, char **argv)
                                              {"json", required_argument, 0, 'j'},
                                              {"channel-prefix", required_argument, 0, 'c'},
                                              {"help", no_argument, 0, 'h'},
+                                             {"connect-interval-ms", required_argument, 0, 'I'},
                                              {0, 0, 0, 0}};
     const char *relay = "127.0.0.1:5006";
     int c;
@@ -1173,6 +1179,9 @@ static int parse_options(int argc, char **argv)
             break;
         case 'c':
             opt.channel_prefix = optarg;
+            break;
+        case 'I':
+            opt.connect_interval_ms = atoi(optarg);
             break;
         default:
             return -1;
@@ -1276,11 +1285,16 @@ int main(int argc, char **argv)
     long rss_ready = -1;
     int next_start = 0;
     int n_initial = opt.channels * per_channel;
-    uint64_t last_tick = 0;
+    uint64_t last_tick = 0, last_start = 0;
     while (!interrupted) {
         uint64_t t = now_us();
         /* start initial peers in small bursts, so set-up is not itself a join storm */
-        if (next_start < n_initial && t - last_tick >= 10000) {
+        if (next_start < n_initial && opt.connect_interval_ms > 0) {
+            if (t >= last_start + (uint64_t)opt.connect_interval_ms * 1000u) {
+                last_start = t;
+                start_peer(&peers[next_start++]);
+            }
+        } else if (next_start < n_initial && t - last_tick >= 10000) {
             for (int k = 0; k < 10 && next_start < n_initial; k++)
                 start_peer(&peers[next_start++]);
         }
