@@ -1227,11 +1227,14 @@ int main(int argc, char **argv)
         return 2;
     }
     if (opt.mode == MODE_JANUS) {
-        fprintf(stderr, "hisoka-load: --mode janus is not implemented yet: it needs Janus' "
-                        "WebSocket API (create, attach janus.plugin.videoroom, join as "
-                        "publisher with an offer, subscribe and answer Janus' offer, "
-                        "keepalive) and a client-side ICE full agent, since Janus is not "
-                        "ICE-lite toward a controlled peer\n");
+        fprintf(stderr,
+                "hisoka-load: --mode janus is not implemented yet. Missing: Janus' WebSocket "
+                "API (subprotocol janus-protocol: create session, attach "
+                "janus.plugin.videoroom, create an E2EE room, join as publisher with OUR "
+                "offer (a=setup:active so we stay the DTLS client) and read Janus' answer, "
+                "join as subscriber and answer Janus' offer with start, keepalive every "
+                "25 s), an offer writer, and the bench's Janus config (apt-get install "
+                "janus)\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
