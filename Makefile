@@ -101,3 +101,24 @@ compose-test: build
 # Static checks of docker/Dockerfile (and `docker-compose config` when installed).
 docker-lint:
 	docker/lint.sh
+
+# Load generator and raw forwarding relay (tests/load/, `make bench`).
+LOAD_HDRS := $(wildcard tests/load/*.h)
+LOAD_OBJS := $(BUILD)/tests/load/hisoka-load.o $(BUILD)/tests/load/ws.o $(BUILD)/tests/load/load.o
+RELAY_OBJS := $(BUILD)/tests/load/raw-relay.o $(BUILD)/tests/load/load.o
+
+$(LOAD_OBJS) $(RELAY_OBJS): $(LOAD_HDRS)
+
+$(BUILD)/hisoka-load: $(LOAD_OBJS) $(LIB_OBJS)
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/hisoka-raw-relay: $(RELAY_OBJS) $(LIB_OBJS)
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+build: $(BUILD)/hisoka-load $(BUILD)/hisoka-raw-relay
+
+bench: build
+	tools/deps.sh bench
+	tests/load/bench.sh

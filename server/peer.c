@@ -242,6 +242,7 @@ static char *write_offer(hk_peer_t *peer)
     if (!sdp)
         return NULL;
     int n = hk_sdp_write_offer(&offer, sdp, size);
+    peer->offered_sections = peer->n_sections;
     if (n < 0) {
         HK_LOG(HK_LOG_ERROR, "sdp", peer->connection_id, "cannot write offer: %s", hk_strerror(n));
         free(sdp);
@@ -496,7 +497,9 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
         rc = HK_EINVAL;
     }
     if (rc == 0) {
-        for (size_t i = 0; i < peer->n_sections && rc == 0; i++)
+        /* Only what was offered: sections added since (a publisher that joined while
+         * this offer was out) go into the next re-offer. */
+        for (size_t i = 0; i < peer->offered_sections && rc == 0; i++)
             if (peer->sections[i].type != HK_SECTION_CLOSED &&
                 !hk_sdp_answer_find(answer, peer->sections[i].mid)) {
                 why = "answer lacks an m-section of the offer";

@@ -73,6 +73,7 @@ struct hk_peer_s {
     /* The m-sections of the offers this connection gets; mids never change. */
     hk_sdp_section_t *sections;
     size_t n_sections, cap_sections;
+    size_t offered_sections; /* how many the last offer or re-offer carried */
     unsigned next_mid;
     char audio_mid[HK_SDP_MID_LEN], video_mid[HK_SDP_MID_LEN];
     uint64_t session_id, session_version;

@@ -78,6 +78,7 @@ run_suite integration tests/node-suite.sh build/hisoka tests/integration
 run_suite integration-asan tests/node-suite.sh build-asan/hisoka tests/integration
 run_suite abuse tests/node-suite.sh build/hisoka tests/abuse
 run_suite abuse-asan tests/node-suite.sh build-asan/hisoka tests/abuse
+run_suite load-smoke tests/node-suite.sh build/hisoka tests/load
 run_suite browser tests/node-suite.sh build/hisoka tests/browser
 run_suite compose-test make -s compose-test
 

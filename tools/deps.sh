@@ -2,6 +2,7 @@
 # Installs what hisoka needs, idempotently, from Debian 12 packages (and npm for tests).
 #   tools/deps.sh run   — build and run dependencies
 #   tools/deps.sh test  — additionally what the test suites need
+#   tools/deps.sh bench — additionally Janus (the benchmark's comparison peer)
 set -e
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ fi
 
 missing=""
 want="$RUN_PKGS"
+if [ "$1" = bench ]; then
+    want="$RUN_PKGS janus util-linux curl procps"
+fi
 if [ "$1" = test ]; then
     want="$RUN_PKGS $TEST_PKGS"
     command -v node >/dev/null 2>&1 || want="$want nodejs npm"

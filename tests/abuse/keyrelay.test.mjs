@@ -221,7 +221,7 @@ test('abuse 12: a key message to a member that has not answered yet is relayed',
 test('abuse 12: binary before connect closes with 4400', async () => {
   const e = await open(server.url);
   e.sendBinary(prekey(a.id, b.id));
-  await expectClose(e, 4400, /binary message before connect/);
+  await expectClose(e, 4400, /binary message before the offer/);
   await expectNoBinary([a, b, c, d], 100);
   await relayed(prekey(a.id, b.id, 14));
   await assertServes(server, { channel: K2, others: [d], extra: { e2ee: true } });

@@ -1,0 +1,1529 @@
+/* hisoka-load: a load generator for hisoka (and for the raw relay, the forwarding
+ * ceiling). It emulates K channels x (P publishers + S subscribers + M sendrecv members),
+ * each peer with its own UDP socket and, in hisoka mode, its own WebSocket, real ICE
+ * (binding request with USE-CANDIDATE), DTLS client (OpenSSL, memory BIOs) and SRTP
+ * (libsrtp2 through server/srtp.c). Publishers send synthetic, already E2EE-encrypted
+ * frames (tests/load/load.h); subscribers count every packet from its RTP header and
+ * decrypt every Nth frame to check integrity and measure latency.
+ *
+ * One epoll loop; recvmmsg/sendmmsg per socket. Output: one JSON object (stdout or
+ * --json FILE). Exit 0, 1 on integrity failures, 3 when peers failed to join, 2 on
+ * usage or setup errors. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "server/cert.h"
+#include "server/rtp.h"
+#include "server/sdp.h"
+#include "server/srtp.h"
+#include "tests/load/load.h"
+#include "tests/load/ws.h"
+
+#define MAX_STREAMS   64
+#define BATCH         64
+#define PKT_CAP       1536
+#define MAX_SAMPLES   (1u << 21)
+#define SETUP_TIMEOUT 30000000u /* µs for all initial peers to be ready */
+#define JOIN_TIMEOUT  20000000u /* µs for one peer from start to ready */
+#define DRAIN_US      700000u
+#define ICE_RETRY_US  100000u
+#define ICE_MAX_TRIES 100
+#define CONSENT_US    5000000u
+
+typedef enum { MODE_HISOKA, MODE_RAW, MODE_JANUS } mode_t_;
+typedef enum { ROLE_PUB, ROLE_SUB, ROLE_MEMBER } role_t;
+typedef enum { P_IDLE, P_WS, P_ICE, P_DTLS, P_HELLO, P_READY, P_FAILED } pstate_t;
+
+typedef struct {
+    uint32_t ssrc;
+    bool started;
+    uint16_t last_seq;
+    uint64_t ext_first, ext_max;
+    uint64_t received;
+    /* sampled frame reassembly */
+    bool sampling;
+    uint32_t sample_ctr;
+    uint8_t count;
+    uint8_t got;
+    uint64_t bitmap[4];
+    size_t frame_len;
+    uint8_t *buf;
+} stream_t;
+
+typedef struct {
+    int idx;
+    role_t role;
+    int channel;
+    bool late;
+    pstate_t state;
+    uint64_t t_start, t_ready, t_first_rtp;
+    hk_ws_t ws;
+    bool ws_out; /* EPOLLOUT registered */
+    int udp;
+    char connection_id[40];
+    /* ICE */
+    char srv_ufrag[64], srv_pwd[160];
+    uint8_t srv_fp[32];
+    bool have_fp;
+    uint8_t tid[12];
+    int ice_tries;
+    uint64_t next_ice;
+    /* DTLS / SRTP */
+    SSL *ssl;
+    BIO *rbio, *wbio;
+    hk_srtp_t *srtp;
+    /* publishing */
+    bool send_audio, send_video;
+    char mid_audio[HK_SDP_MID_LEN], mid_video[HK_SDP_MID_LEN];
+    uint32_t ssrc_audio, ssrc_video, ssrc_rtx;
+    uint16_t seq_audio, seq_video, twcc;
+    uint32_t ctr_audio, ctr_video;
+    uint64_t next_audio, next_video;
+    /* receiving */
+    stream_t streams[MAX_STREAMS];
+    int n_streams;
+} peer_t;
+
+typedef struct {
+    mode_t_ mode;
+    char url[256];
+    int channels, publishers, subscribers, members, late;
+    double late_at;
+    double duration;
+    int video_kbps, fps;
+    bool audio, video, e2ee;
+    int sample;
+    const char *json_path;
+    const char *srtp_profiles;
+    int server_pid;
+    const char *channel_prefix;
+    int connect_interval_ms;
+} options_t;
+
+typedef struct {
+    uint64_t packets_sent, bytes_sent, frames_sent;
+    uint64_t packets_received, bytes_received, rtcp_received;
+    uint64_t frames_verified, integrity_failures, samples_incomplete, srtp_errors;
+    uint64_t send_errors, ws_closed, pacing_skips;
+    uint64_t *latency;
+    size_t n_latency;
+} stats_t;
+
+static options_t opt = {
+    .mode = MODE_HISOKA,
+    .channels = 1,
+    .publishers = 1,
+    .subscribers = 2,
+    .duration = 10,
+    .video_kbps = 1000,
+    .fps = 30,
+    .audio = true,
+    .video = true,
+    .e2ee = true,
+    .sample = 5,
+    .srtp_profiles = "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80",
+    .late_at = -1,
+    .channel_prefix = "load",
+};
+static stats_t st;
+static peer_t *peers;
+static int n_peers;
+static int ep;
+static SSL_CTX *dtls_ctx;
+static hk_cert_t cert;
+static struct sockaddr_in signaling_addr, raw_addr;
+static char url_host[128], url_path[256];
+static size_t frame_cap; /* reassembly buffer per sampled stream */
+static uint8_t frame_buf[HK_LOAD_MAX_FRAME];
+static uint8_t pkt_buf[BATCH][PKT_CAP];
+static char scratch[1 << 20];
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static uint64_t now_us(void)
+{
+    return hk_load_now_us();
+}
+
+static void fail_peer(peer_t *p, const char *why)
+{
+    if (p->state == P_FAILED)
+        return;
+    fprintf(stderr, "hisoka-load: peer %d (%s) failed: %s\n", p->idx, p->connection_id, why);
+    p->state = P_FAILED;
+}
+
+/* ---- ICE (RFC 8445 §7.1.1, RFC 5389 §15) ------------------------------------------- */
+
+static uint32_t crc32_bytes(const uint8_t *b, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= b[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+static size_t stun_attr(uint8_t *out, uint16_t type, const void *val, size_t len)
+{
+    out[0] = (uint8_t)(type >> 8);
+    out[1] = (uint8_t)type;
+    out[2] = (uint8_t)(len >> 8);
+    out[3] = (uint8_t)len;
+    memcpy(out + 4, val, len);
+    size_t padded = (len + 3) & ~(size_t)3;
+    memset(out + 4 + len, 0, padded - len);
+    return 4 + padded;
+}
+
+static void stun_set_len(uint8_t *msg, size_t body)
+{
+    msg[2] = (uint8_t)(body >> 8);
+    msg[3] = (uint8_t)body;
+}
+
+/* Binding request: USERNAME "server:ours", PRIORITY, ICE-CONTROLLING, USE-CANDIDATE,
+ * MESSAGE-INTEGRITY (HMAC-SHA1 keyed with the server's ice-pwd), FINGERPRINT. */
+static size_t stun_binding_request(peer_t *p, uint8_t *msg)
+{
+    RAND_bytes(p->tid, sizeof p->tid);
+    msg[0] = 0x00;
+    msg[1] = 0x01;
+    msg[4] = 0x21;
+    msg[5] = 0x12;
+    msg[6] = 0xa4;
+    msg[7] = 0x42;
+    memcpy(msg + 8, p->tid, 12);
+    size_t n = 20;
+    char user[200];
+    int ul = snprintf(user, sizeof user, "%s:ld%04x", p->srv_ufrag, p->idx & 0xffff);
+    n += stun_attr(msg + n, 0x0006, user, (size_t)ul);
+    uint8_t prio[4] = {0x6e, 0x00, 0x1e, 0xff};
+    n += stun_attr(msg + n, 0x0024, prio, 4);
+    uint8_t tie[8];
+    RAND_bytes(tie, 8);
+    n += stun_attr(msg + n, 0x802a, tie, 8);
+    n += stun_attr(msg + n, 0x0025, "", 0);
+    stun_set_len(msg, n - 20 + 24);
+    uint8_t mac[20];
+    unsigned ml = 0;
+    HMAC(EVP_sha1(), p->srv_pwd, (int)strlen(p->srv_pwd), msg, n, mac, &ml);
+    n += stun_attr(msg + n, 0x0008, mac, 20);
+    stun_set_len(msg, n - 20 + 8);
+    uint32_t crc = crc32_bytes(msg, n) ^ 0x5354554eu;
+    uint8_t fp[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
+    n += stun_attr(msg + n, 0x8028, fp, 4);
+    return n;
+}
+
+static void send_binding(peer_t *p)
+{
+    uint8_t msg[512];
+    size_t n = stun_binding_request(p, msg);
+    if (send(p->udp, msg, n, 0) < 0)
+        st.send_errors++;
+}
+
+/* ---- DTLS client ------------------------------------------------------------------- */
+
+static int verify_any(int ok, X509_STORE_CTX *store)
+{
+    (void)ok;
+    (void)store;
+    return 1; /* checked against the offer's fingerprint after the handshake */
+}
+
+static int make_dtls_ctx(void)
+{
+    if (hk_cert_generate(&cert) != 0)
+        return -1;
+    dtls_ctx = SSL_CTX_new(DTLS_client_method());
+    if (!dtls_ctx || SSL_CTX_use_certificate(dtls_ctx, cert.x509) != 1 ||
+        SSL_CTX_use_PrivateKey(dtls_ctx, cert.key) != 1 ||
+        SSL_CTX_set_tlsext_use_srtp(dtls_ctx, opt.srtp_profiles) != 0 ||
+        SSL_CTX_set_cipher_list(dtls_ctx, "ECDHE-ECDSA-AES128-GCM-SHA256") != 1)
+        return -1;
+    SSL_CTX_set_verify(dtls_ctx, SSL_VERIFY_PEER, verify_any);
+    return 0;
+}
+
+/* Sends what OpenSSL wrote: whole DTLS records (RFC 6347 §4.1: 13-byte header with the
+ * length in its last two bytes), packed into datagrams of at most 1200 bytes. */
+static void dtls_flush(peer_t *p)
+{
+    uint8_t buf[16384];
+    for (;;) {
+        int n = BIO_read(p->wbio, buf, sizeof buf);
+        if (n <= 0)
+            return;
+        size_t pos = 0, start = 0;
+        while (pos + 13 <= (size_t)n) {
+            size_t rec = 13 + ((size_t)buf[pos + 11] << 8 | buf[pos + 12]);
+            if (pos + rec > (size_t)n)
+                break;
+            if (pos + rec - start > 1200 && pos > start) {
+                send(p->udp, buf + start, pos - start, 0);
+                start = pos;
+            }
+            pos += rec;
+        }
+        if ((size_t)n > start)
+            send(p->udp, buf + start, (size_t)n - start, 0);
+    }
+}
+
+static int dtls_finish(peer_t *p)
+{
+    X509 *peer_cert = SSL_get1_peer_certificate(p->ssl);
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned mdl = 0;
+    int ok = peer_cert && X509_digest(peer_cert, EVP_sha256(), md, &mdl) == 1 && mdl == 32 &&
+             (!p->have_fp || memcmp(md, p->srv_fp, 32) == 0);
+    X509_free(peer_cert);
+    if (!ok)
+        return -1;
+    const SRTP_PROTECTION_PROFILE *prof = SSL_get_selected_srtp_profile(p->ssl);
+    if (!prof)
+        return -1;
+    hk_srtp_keys_t keys;
+    memset(&keys, 0, sizeof keys);
+    keys.key_len = HK_SRTP_KEY_LEN;
+    if (prof->id == SRTP_AEAD_AES_128_GCM) {
+        keys.profile = HK_SRTP_AEAD_AES_128_GCM;
+        keys.salt_len = HK_SRTP_GCM_SALT_LEN;
+    } else if (prof->id == SRTP_AES128_CM_SHA1_80) {
+        keys.profile = HK_SRTP_AES128_CM_SHA1_80;
+        keys.salt_len = HK_SRTP_CM_SALT_LEN;
+    } else {
+        return -1;
+    }
+    /* RFC 5764 §4.2: client key, server key, client salt, server salt. */
+    size_t kl = keys.key_len, sl = keys.salt_len;
+    uint8_t km[2 * (HK_SRTP_KEY_LEN + HK_SRTP_CM_SALT_LEN)];
+    if (SSL_export_keying_material(p->ssl, km, 2 * (kl + sl), "EXTRACTOR-dtls_srtp", 19, NULL, 0,
+                                   0) != 1)
+        return -1;
+    memcpy(keys.local_key, km, kl);
+    memcpy(keys.local_key + kl, km + 2 * kl, sl);
+    memcpy(keys.remote_key, km + kl, kl);
+    memcpy(keys.remote_key + kl, km + 2 * kl + sl, sl);
+    p->srtp = hk_srtp_create(&keys);
+    hk_srtp_keys_wipe(&keys);
+    OPENSSL_cleanse(km, sizeof km);
+    return p->srtp ? 0 : -1;
+}
+
+static void set_ready(peer_t *p)
+{
+    uint64_t t = now_us();
+    p->state = P_READY;
+    p->t_ready = t;
+    /* Stagger the publishers' frame clocks. */
+    uint32_t r;
+    RAND_bytes((uint8_t *)&r, sizeof r);
+    p->next_video = t + r % (1000000u / (unsigned)opt.fps);
+    p->next_audio = t + (r >> 8) % 20000u;
+}
+
+static void dtls_step(peer_t *p)
+{
+    int rc = SSL_do_handshake(p->ssl);
+    dtls_flush(p);
+    if (rc == 1) {
+        if (dtls_finish(p) < 0) {
+            fail_peer(p, "DTLS finished without usable keys or the fingerprint differs");
+            return;
+        }
+        set_ready(p);
+        return;
+    }
+    int err = SSL_get_error(p->ssl, rc);
+    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+        char why[200];
+        snprintf(why, sizeof why, "DTLS handshake: %s",
+                 ERR_reason_error_string(ERR_peek_last_error())
+                     ? ERR_reason_error_string(ERR_get_error())
+                     : "failed");
+        fail_peer(p, why);
+    }
+}
+
+static int dtls_start(peer_t *p)
+{
+    p->ssl = SSL_new(dtls_ctx);
+    p->rbio = BIO_new(BIO_s_mem());
+    p->wbio = BIO_new(BIO_s_mem());
+    if (!p->ssl || !p->rbio || !p->wbio)
+        return -1;
+    BIO_set_mem_eof_return(p->rbio, -1);
+    BIO_set_mem_eof_return(p->wbio, -1);
+    SSL_set_bio(p->ssl, p->rbio, p->wbio);
+    SSL_set_options(p->ssl, SSL_OP_NO_QUERY_MTU);
+    SSL_set_mtu(p->ssl, 1200);
+    SSL_set_connect_state(p->ssl);
+    p->state = P_DTLS;
+    dtls_step(p);
+    return 0;
+}
+
+/* ---- SDP: read the server's offer, write our answer --------------------------------- */
+
+typedef struct {
+    hk_media_kind_t kind;
+    bool rejected;
+    char mid[HK_SDP_MID_LEN];
+    hk_direction_t dir; /* as the server wrote it */
+} offer_section_t;
+
+static offer_section_t sections[HK_SDP_MAX_MEDIA];
+
+static hk_direction_t parse_dir(const char *line)
+{
+    if (!strcmp(line, "a=sendonly"))
+        return HK_DIR_SENDONLY;
+    if (!strcmp(line, "a=recvonly"))
+        return HK_DIR_RECVONLY;
+    if (!strcmp(line, "a=sendrecv"))
+        return HK_DIR_SENDRECV;
+    return HK_DIR_INACTIVE;
+}
+
+/* Copies src into dst[size], cut to fit. */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads the sections, ICE credentials, fingerprint and first host candidate of an offer
+ * (copied line by line; lines over 1023 bytes are cut). Returns the number of sections,
+ * or -1 when the offer is unusable. */
+static int parse_offer(peer_t *p, const char *sdp, bool initial)
+{
+    int n = -1;
+    bool have_candidate = false;
+    const char *s = sdp;
+    while (*s) {
+        const char *e = strpbrk(s, "\r\n");
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        char line[1024];
+        size_t cl = len < sizeof line - 1 ? len : sizeof line - 1;
+        memcpy(line, s, cl);
+        line[cl] = '\0';
+        s += len;
+        while (*s == '\r' || *s == '\n')
+            s++;
+        if (!strncmp(line, "m=", 2)) {
+            if (++n >= HK_SDP_MAX_MEDIA)
+                return -1;
+            offer_section_t *m = &sections[n];
+            memset(m, 0, sizeof *m);
+            m->kind = !strncmp(line, "m=video", 7) ? HK_MEDIA_VIDEO : HK_MEDIA_AUDIO;
+            m->rejected = strstr(line, " 0 UDP") != NULL;
+        } else if (n >= 0 && !strncmp(line, "a=mid:", 6)) {
+            copy_str(sections[n].mid, sizeof sections[n].mid, line + 6);
+        } else if (n >= 0 && (!strcmp(line, "a=sendonly") || !strcmp(line, "a=recvonly") ||
+                              !strcmp(line, "a=sendrecv") || !strcmp(line, "a=inactive"))) {
+            sections[n].dir = parse_dir(line);
+        } else if (initial && !strncmp(line, "a=ice-ufrag:", 12) && !p->srv_ufrag[0]) {
+            copy_str(p->srv_ufrag, sizeof p->srv_ufrag, line + 12);
+        } else if (initial && !strncmp(line, "a=ice-pwd:", 10) && !p->srv_pwd[0]) {
+            copy_str(p->srv_pwd, sizeof p->srv_pwd, line + 10);
+        } else if (initial && !strncmp(line, "a=fingerprint:sha-256 ", 22) && !p->have_fp) {
+            const char *h = line + 22;
+            int i = 0;
+            for (; i < 32 && hexval(h[0]) >= 0 && hexval(h[1]) >= 0; i++, h += 3) {
+                p->srv_fp[i] = (uint8_t)(hexval(h[0]) << 4 | hexval(h[1]));
+                if (h[2] != ':')
+                    break;
+            }
+            p->have_fp = i >= 31;
+        } else if (initial && !have_candidate && !strncmp(line, "a=candidate:", 12)) {
+            /* a=candidate:foundation component transport priority address port typ host */
+            char addr[64], transport[16];
+            unsigned comp, port;
+            unsigned long prio;
+            char found[64];
+            if (sscanf(line + 12, "%63s %u %15s %lu %63s %u", found, &comp, transport, &prio, addr,
+                       &port) == 6 &&
+                strcasecmp(transport, "udp") == 0 && port > 0 && port < 65536) {
+                struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+                if (inet_pton(AF_INET, addr, &a.sin_addr) == 1 &&
+                    connect(p->udp, (struct sockaddr *)&a, sizeof a) == 0)
+                    have_candidate = true;
+            }
+        }
+    }
+    if (initial && (!have_candidate || !p->srv_ufrag[0] || !p->srv_pwd[0]))
+        return -1;
+    return n + 1;
+}
+
+static bool receives(const peer_t *p)
+{
+    return p->role != ROLE_PUB;
+}
+
+/* Writes our answer to the n parsed sections into scratch. Our own sending sections are
+ * the ones the server wrote recvonly. */
+static const char *build_answer(peer_t *p, int n)
+{
+    char fp[128];
+    snprintf(fp, sizeof fp, "%s", cert.fingerprint);
+    size_t o = 0;
+#define OUT(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(scratch + o, sizeof scratch - o, __VA_ARGS__);                           \
+        if (w_ > 0)                                                                                \
+            o += (size_t)w_ < sizeof scratch - o ? (size_t)w_ : sizeof scratch - o - 1;            \
+    } while (0)
+    OUT("v=0\r\no=- %d 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE", p->idx + 1000);
+    for (int i = 0; i < n; i++)
+        if (!sections[i].rejected)
+            OUT(" %s", sections[i].mid);
+    OUT("\r\na=msid-semantic: WMS *\r\n");
+    p->send_audio = p->send_video = false;
+    for (int i = 0; i < n; i++) {
+        offer_section_t *m = &sections[i];
+        bool video = m->kind == HK_MEDIA_VIDEO;
+        OUT("m=%s %d UDP/TLS/RTP/SAVPF %s\r\nc=IN IP4 0.0.0.0\r\na=mid:%s\r\n",
+            video ? "video" : "audio", m->rejected ? 0 : 9, video ? "96 97" : "111", m->mid);
+        if (m->rejected) {
+            OUT("a=inactive\r\n");
+            continue;
+        }
+        OUT("a=ice-ufrag:ld%04x\r\na=ice-pwd:loadgenloadgenloadgen%04x\r\n"
+            "a=fingerprint:%s\r\na=setup:active\r\na=rtcp-mux\r\n"
+            "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
+            "a=extmap:3 "
+            "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n",
+            p->idx & 0xffff, p->idx & 0xffff, fp);
+        if (video)
+            OUT("a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 transport-cc\r\na=rtcp-fb:96 nack pli\r\n"
+                "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n");
+        else
+            OUT("a=rtpmap:111 opus/48000/2\r\n");
+        bool we_send = p->role != ROLE_SUB && m->dir == HK_DIR_RECVONLY &&
+                       (video ? opt.video && !p->send_video : opt.audio && !p->send_audio);
+        if (we_send) {
+            OUT("a=sendonly\r\na=msid:ld%d %s-track\r\n", p->idx, video ? "video" : "audio");
+            if (video) {
+                p->send_video = true;
+                snprintf(p->mid_video, sizeof p->mid_video, "%s", m->mid);
+                OUT("a=ssrc-group:FID %u %u\r\na=ssrc:%u cname:ld%d\r\na=ssrc:%u cname:ld%d\r\n",
+                    p->ssrc_video, p->ssrc_rtx, p->ssrc_video, p->idx, p->ssrc_rtx, p->idx);
+            } else {
+                p->send_audio = true;
+                snprintf(p->mid_audio, sizeof p->mid_audio, "%s", m->mid);
+                OUT("a=ssrc:%u cname:ld%d\r\n", p->ssrc_audio, p->idx);
+            }
+        } else if (receives(p) && m->dir == HK_DIR_SENDONLY) {
+            OUT("a=recvonly\r\n");
+        } else {
+            OUT("a=inactive\r\n");
+        }
+    }
+#undef OUT
+    return scratch;
+}
+
+/* ---- signaling ------------------------------------------------------------------------ */
+
+static void ws_send_json(peer_t *p, json_t *msg)
+{
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (!text || hk_ws_send_text(&p->ws, text, strlen(text)) < 0)
+        fail_peer(p, "WebSocket send failed");
+    free(text);
+}
+
+static void on_ws_message(void *arg, char *text, size_t len)
+{
+    peer_t *p = arg;
+    json_error_t jerr;
+    json_t *msg = json_loadb(text, len, 0, &jerr);
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (!type) {
+        json_decref(msg);
+        return;
+    }
+    if (!strcmp(type, "ping")) {
+        ws_send_json(p, json_pack("{s:s}", "type", "pong"));
+    } else if (!strcmp(type, "offer") || !strcmp(type, "re-offer")) {
+        bool initial = type[0] == 'o';
+        const char *sdp = json_string_value(json_object_get(msg, "sdp"));
+        const char *cid = json_string_value(json_object_get(msg, "connection_id"));
+        if (cid)
+            snprintf(p->connection_id, sizeof p->connection_id, "%s", cid);
+        int n = sdp ? parse_offer(p, sdp, initial) : -1;
+        if (n <= 0) {
+            fail_peer(p, "unusable offer");
+        } else {
+            const char *answer = build_answer(p, n);
+            if (getenv("HISOKA_LOAD_DEBUG_SDP"))
+                fprintf(stderr, "--- peer %d %s:\n%s--- answer:\n%s", p->idx, type, sdp, answer);
+            ws_send_json(
+                p, json_pack("{s:s,s:s}", "type", initial ? "answer" : "re-answer", "sdp", answer));
+            if (initial && p->state == P_WS) {
+                p->state = P_ICE;
+                p->next_ice = now_us();
+            }
+        }
+    }
+    json_decref(msg);
+}
+
+static void ws_update_events(peer_t *p)
+{
+    if (p->ws.fd < 0)
+        return;
+    bool want = hk_ws_wants_write(&p->ws);
+    if (want == p->ws_out)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0),
+                             .data.u64 = (uint64_t)p->idx << 1};
+    epoll_ctl(ep, EPOLL_CTL_MOD, p->ws.fd, &ev);
+    p->ws_out = want;
+}
+
+static void send_connect(peer_t *p)
+{
+    const char *role = p->role == ROLE_PUB   ? "sendonly"
+                       : p->role == ROLE_SUB ? "recvonly"
+                                             : "sendrecv";
+    char channel[96];
+    snprintf(channel, sizeof channel, "%s-%d", opt.channel_prefix, p->channel);
+    json_t *video = opt.video ? json_pack("{s:s}", "codec_type", "VP8") : json_false();
+    ws_send_json(p, json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:b,s:b}", "type", "connect", "role", role,
+                              "channel_id", channel, "sora_client", "hisoka-load", "audio",
+                              opt.audio, "video", video, "multistream", 1, "e2ee", opt.e2ee));
+}
+
+/* ---- peers ---------------------------------------------------------------------------- */
+
+static int open_udp(peer_t *p)
+{
+    p->udp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->udp < 0)
+        return -1;
+    int sz = 1 << 20;
+    setsockopt(p->udp, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    setsockopt(p->udp, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(p->udp, (struct sockaddr *)&a, sizeof a) < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)p->idx << 1 | 1};
+    return epoll_ctl(ep, EPOLL_CTL_ADD, p->udp, &ev);
+}
+
+static void send_hello(peer_t *p)
+{
+    uint8_t h[HK_LOAD_HELLO_LEN];
+    memcpy(h, "HKRAW1", 6);
+    h[6] = p->role == ROLE_PUB ? 'P' : p->role == ROLE_SUB ? 'S' : 'M';
+    uint32_t v[2] = {htonl((uint32_t)p->channel), htonl((uint32_t)p->idx + 1)};
+    memcpy(h + 7, v, 8);
+    if (send(p->udp, h, sizeof h, 0) < 0)
+        st.send_errors++;
+}
+
+static void start_peer(peer_t *p)
+{
+    p->t_start = now_us();
+    if (open_udp(p) < 0) {
+        fail_peer(p, "UDP socket");
+        return;
+    }
+    if (opt.mode == MODE_RAW) {
+        if (connect(p->udp, (struct sockaddr *)&raw_addr, sizeof raw_addr) < 0) {
+            fail_peer(p, "connect to the relay");
+            return;
+        }
+        p->send_audio = p->role != ROLE_SUB && opt.audio;
+        p->send_video = p->role != ROLE_SUB && opt.video;
+        p->state = P_HELLO;
+        p->next_ice = p->t_start;
+        return;
+    }
+    if (hk_ws_connect(&p->ws, &signaling_addr, url_host, url_path) < 0) {
+        fail_peer(p, "WebSocket connect");
+        return;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = (uint64_t)p->idx << 1};
+    epoll_ctl(ep, EPOLL_CTL_ADD, p->ws.fd, &ev);
+    p->ws_out = true;
+    p->state = P_WS;
+}
+
+/* ---- media: send ---------------------------------------------------------------------- */
+
+/* RTP header (RFC 3550 §5.1) with a one-byte-form extension block (RFC 8285 §4.2):
+ * mid (id 1) and transport-wide sequence number (id 3), padded to 32 bits. */
+static size_t write_rtp_header(uint8_t *b, uint8_t pt, bool marker, uint16_t seq, uint32_t ts,
+                               uint32_t ssrc, const char *mid, uint16_t twcc)
+{
+    size_t mid_len = strlen(mid);
+    b[0] = 0x90;
+    b[1] = (uint8_t)((marker ? 0x80 : 0) | pt);
+    b[2] = (uint8_t)(seq >> 8);
+    b[3] = (uint8_t)seq;
+    b[4] = (uint8_t)(ts >> 24);
+    b[5] = (uint8_t)(ts >> 16);
+    b[6] = (uint8_t)(ts >> 8);
+    b[7] = (uint8_t)ts;
+    b[8] = (uint8_t)(ssrc >> 24);
+    b[9] = (uint8_t)(ssrc >> 16);
+    b[10] = (uint8_t)(ssrc >> 8);
+    b[11] = (uint8_t)ssrc;
+    size_t e = 16;
+    b[e++] = (uint8_t)((HK_EXT_MID << 4) | (mid_len - 1));
+    memcpy(b + e, mid, mid_len);
+    e += mid_len;
+    b[e++] = (uint8_t)((HK_EXT_TRANSPORT_CC << 4) | 1);
+    b[e++] = (uint8_t)(twcc >> 8);
+    b[e++] = (uint8_t)twcc;
+    while ((e - 16) % 4)
+        b[e++] = 0;
+    size_t words = (e - 16) / 4;
+    b[12] = 0xBE;
+    b[13] = 0xDE;
+    b[14] = (uint8_t)(words >> 8);
+    b[15] = (uint8_t)words;
+    return e;
+}
+
+static void send_frame(peer_t *p, bool video)
+{
+    uint64_t t = now_us();
+    uint32_t ctr = video ? p->ctr_video++ : p->ctr_audio++;
+    size_t frame_len = video ? (size_t)opt.video_kbps * 1000 / 8 / (size_t)opt.fps : 100;
+    if (frame_len < HK_LOAD_SFRAME_HDR + HK_LOAD_PLAIN_HDR + HK_LOAD_TAG)
+        frame_len = HK_LOAD_SFRAME_HDR + HK_LOAD_PLAIN_HDR + HK_LOAD_TAG;
+    if (frame_len > frame_cap)
+        frame_len = frame_cap;
+    if (hk_load_frame_encrypt((uint32_t)p->idx + 1, ctr, t, frame_buf, frame_len) < 0)
+        return;
+    size_t count = (frame_len + HK_LOAD_FRAG - 1) / HK_LOAD_FRAG;
+    if (count > BATCH)
+        count = BATCH;
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    for (size_t i = 0; i < count; i++) {
+        uint8_t *b = pkt_buf[i];
+        size_t off = i * HK_LOAD_FRAG;
+        size_t frag = frame_len - off < HK_LOAD_FRAG ? frame_len - off : HK_LOAD_FRAG;
+        size_t h = video ? write_rtp_header(b, HK_PT_VP8, i + 1 == count, p->seq_video++,
+                                            ctr * HK_LOAD_VIDEO_TS_STEP, p->ssrc_video,
+                                            p->mid_video[0] ? p->mid_video : "1", p->twcc++)
+                         : write_rtp_header(b, HK_PT_OPUS, false, p->seq_audio++,
+                                            ctr * HK_LOAD_AUDIO_TS_STEP, p->ssrc_audio,
+                                            p->mid_audio[0] ? p->mid_audio : "0", p->twcc++);
+        b[h] = (uint8_t)i;
+        b[h + 1] = (uint8_t)count;
+        memcpy(b + h + HK_LOAD_PKT_HDR, frame_buf + off, frag);
+        size_t len = h + HK_LOAD_PKT_HDR + frag;
+        if (hk_srtp_protect_rtp(p->srtp, b, &len, PKT_CAP) != 0) {
+            st.srtp_errors++;
+            len = 0;
+        }
+        iov[i].iov_base = b;
+        iov[i].iov_len = len;
+        memset(&msgs[i], 0, sizeof msgs[i]);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        st.bytes_sent += len;
+    }
+    size_t done = 0;
+    for (int tries = 0; done < count && tries < 4; tries++) {
+        int n = sendmmsg(p->udp, msgs + done, (unsigned)(count - done), 0);
+        if (n <= 0) {
+            st.send_errors++;
+            break;
+        }
+        done += (size_t)n;
+    }
+    st.packets_sent += done;
+    st.frames_sent++;
+}
+
+static void pace_publisher(peer_t *p, uint64_t t)
+{
+    uint64_t vstep = 1000000u / (unsigned)opt.fps;
+    if (p->send_video && p->next_video <= t) {
+        send_frame(p, true);
+        p->next_video += vstep;
+        if (p->next_video + 100000u < t) {
+            st.pacing_skips++;
+            p->next_video = t + vstep;
+        }
+    }
+    if (p->send_audio && p->next_audio <= t) {
+        send_frame(p, false);
+        p->next_audio += 20000u;
+        if (p->next_audio + 100000u < t) {
+            st.pacing_skips++;
+            p->next_audio = t + 20000u;
+        }
+    }
+}
+
+/* ---- media: receive ------------------------------------------------------------------- */
+
+static stream_t *stream_for(peer_t *p, uint32_t ssrc)
+{
+    for (int i = 0; i < p->n_streams; i++)
+        if (p->streams[i].ssrc == ssrc)
+            return &p->streams[i];
+    if (p->n_streams == MAX_STREAMS)
+        return NULL;
+    stream_t *s = &p->streams[p->n_streams++];
+    memset(s, 0, sizeof *s);
+    s->ssrc = ssrc;
+    return s;
+}
+
+static void record_latency(uint64_t us)
+{
+    if (st.n_latency < MAX_SAMPLES)
+        st.latency[st.n_latency++] = us;
+}
+
+/* Unprotects one packet of a sampled frame and adds its fragment; verifies the frame
+ * once every fragment is there. */
+static void sample_packet(peer_t *p, stream_t *s, uint8_t *buf, size_t len, uint32_t ctr)
+{
+    if (hk_srtp_unprotect_rtp(p->srtp, buf, &len) != 0) {
+        st.srtp_errors++;
+        return;
+    }
+    hk_rtp_header_t h;
+    if (hk_rtp_parse(buf, len, &h, NULL) != 0 || h.payload_len < HK_LOAD_PKT_HDR + 1) {
+        st.integrity_failures++;
+        return;
+    }
+    const uint8_t *pl = buf + h.payload_offset;
+    uint8_t idx = pl[0], count = pl[1];
+    size_t frag = h.payload_len - HK_LOAD_PKT_HDR;
+    if (count == 0 || idx >= count || frag > HK_LOAD_FRAG ||
+        (size_t)count * HK_LOAD_FRAG > frame_cap + HK_LOAD_FRAG) {
+        st.integrity_failures++;
+        return;
+    }
+    if (!s->buf && !(s->buf = malloc(frame_cap + HK_LOAD_FRAG)))
+        return;
+    if (!s->sampling || s->sample_ctr != ctr) {
+        if (s->sampling)
+            st.samples_incomplete++;
+        s->sampling = true;
+        s->sample_ctr = ctr;
+        s->count = count;
+        s->got = 0;
+        s->frame_len = 0;
+        memset(s->bitmap, 0, sizeof s->bitmap);
+    }
+    if (count != s->count || (s->bitmap[idx >> 6] >> (idx & 63) & 1))
+        return;
+    s->bitmap[idx >> 6] |= 1ull << (idx & 63);
+    s->got++;
+    memcpy(s->buf + (size_t)idx * HK_LOAD_FRAG, pl + HK_LOAD_PKT_HDR, frag);
+    if (idx + 1 == count)
+        s->frame_len = (size_t)idx * HK_LOAD_FRAG + frag;
+    if (s->got < count)
+        return;
+    s->sampling = false;
+    uint64_t sent;
+    if (hk_load_frame_verify(s->buf, s->frame_len, &sent) != 0) {
+        st.integrity_failures++;
+        fprintf(stderr, "hisoka-load: ALTERED frame: peer %d ssrc %u ctr %u\n", p->idx, s->ssrc,
+                ctr);
+        return;
+    }
+    st.frames_verified++;
+    uint64_t t = now_us();
+    record_latency(t > sent ? t - sent : 0);
+}
+
+static void on_rtp(peer_t *p, uint8_t *buf, size_t len, uint64_t t)
+{
+    if (len < 12) {
+        return;
+    }
+    if (buf[1] >= 192 && buf[1] <= 223) {
+        st.rtcp_received++;
+        return;
+    }
+    if (!receives(p) || p->state != P_READY)
+        return;
+    st.packets_received++;
+    st.bytes_received += len;
+    if (!p->t_first_rtp)
+        p->t_first_rtp = t;
+    uint8_t pt = buf[1] & 0x7f;
+    uint16_t seq = (uint16_t)(buf[2] << 8 | buf[3]);
+    uint32_t ts = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7];
+    uint32_t ssrc =
+        (uint32_t)buf[8] << 24 | (uint32_t)buf[9] << 16 | (uint32_t)buf[10] << 8 | buf[11];
+    stream_t *s = stream_for(p, ssrc);
+    if (!s)
+        return;
+    /* Extended sequence number (RFC 3550 Appendix A.1, simplified). */
+    if (!s->started) {
+        s->started = true;
+        s->ext_first = s->ext_max = 65536u + seq;
+        s->last_seq = seq;
+    } else {
+        int16_t d = (int16_t)(seq - (uint16_t)s->ext_max);
+        uint64_t ext = (uint64_t)((int64_t)s->ext_max + d);
+        if (ext > s->ext_max)
+            s->ext_max = ext;
+        if (ext < s->ext_first)
+            return; /* before the first one we saw: not counted */
+    }
+    s->received++;
+    uint32_t step = pt == HK_PT_VP8    ? HK_LOAD_VIDEO_TS_STEP
+                    : pt == HK_PT_OPUS ? HK_LOAD_AUDIO_TS_STEP
+                                       : 0;
+    if (step && opt.sample > 0 && (ts / step) % (uint32_t)opt.sample == 0)
+        sample_packet(p, s, buf, len, ts / step);
+}
+
+static void on_stun(peer_t *p, const uint8_t *buf, size_t len)
+{
+    if (len < 20 || buf[0] != 0x01 || buf[1] != 0x01 || memcmp(buf + 8, p->tid, 12) != 0)
+        return;
+    if (p->state == P_ICE) {
+        p->next_ice = now_us() + CONSENT_US;
+        if (dtls_start(p) < 0)
+            fail_peer(p, "DTLS set-up");
+    }
+}
+
+static void on_udp_readable(peer_t *p)
+{
+    static uint8_t bufs[BATCH][PKT_CAP];
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    for (int round = 0; round < 16; round++) {
+        for (int i = 0; i < BATCH; i++) {
+            iov[i].iov_base = bufs[i];
+            iov[i].iov_len = PKT_CAP;
+            memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int n = recvmmsg(p->udp, msgs, BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            return;
+        uint64_t t = now_us();
+        for (int i = 0; i < n; i++) {
+            uint8_t *b = bufs[i];
+            size_t len = msgs[i].msg_len;
+            if (len == 0)
+                continue;
+            if (b[0] >= 128 && b[0] <= 191) {
+                on_rtp(p, b, len, t);
+            } else if (b[0] <= 3) {
+                on_stun(p, b, len);
+            } else if (b[0] >= 20 && b[0] <= 63) {
+                if (p->ssl && p->state == P_DTLS) {
+                    BIO_write(p->rbio, b, (int)len);
+                    dtls_step(p);
+                }
+            } else if (b[0] == 'H' && p->state == P_HELLO && len >= HK_LOAD_ACK_LEN &&
+                       !memcmp(b, "HKRAWOK", 7)) {
+                hk_srtp_keys_t keys;
+                hk_load_raw_keys((uint32_t)p->idx + 1, false, &keys);
+                p->srtp = hk_srtp_create(&keys);
+                hk_srtp_keys_wipe(&keys);
+                if (p->srtp)
+                    set_ready(p);
+                else
+                    fail_peer(p, "SRTP set-up");
+            }
+        }
+        if (n < BATCH)
+            return;
+    }
+}
+
+/* ---- timers --------------------------------------------------------------------------- */
+
+static void tick(peer_t *p, uint64_t t)
+{
+    if (p->state == P_IDLE || p->state == P_FAILED)
+        return;
+    if (p->state != P_READY && t > p->t_start + JOIN_TIMEOUT) {
+        fail_peer(p, "join timeout");
+        return;
+    }
+    if (p->state == P_HELLO && t >= p->next_ice) {
+        send_hello(p);
+        p->next_ice = t + ICE_RETRY_US;
+    } else if (p->state == P_ICE && t >= p->next_ice) {
+        if (++p->ice_tries > ICE_MAX_TRIES) {
+            fail_peer(p, "no binding response");
+            return;
+        }
+        send_binding(p);
+        p->next_ice = t + ICE_RETRY_US;
+    } else if ((p->state == P_DTLS || p->state == P_READY) && opt.mode == MODE_HISOKA &&
+               t >= p->next_ice) {
+        send_binding(p); /* consent freshness (RFC 7675) */
+        p->next_ice = t + CONSENT_US;
+    }
+    if (p->state == P_DTLS) {
+        struct timeval tv;
+        if (DTLSv1_get_timeout(p->ssl, &tv) == 1 && tv.tv_sec == 0 && tv.tv_usec == 0) {
+            DTLSv1_handle_timeout(p->ssl);
+            dtls_flush(p);
+        }
+    }
+}
+
+/* ---- process statistics of the server ----------------------------------------------- */
+
+static double proc_cpu_seconds(int pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *s = strrchr(buf, ')');
+    if (!s)
+        return -1;
+    unsigned long utime = 0, stime = 0;
+    /* after ") ": state(3) ... utime is field 14, stime 15 */
+    if (sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long proc_rss_kb(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kb = atol(line + 6);
+    fclose(f);
+    return kb;
+}
+
+/* ---- options and output --------------------------------------------------------------- */
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: hisoka-load [options]\n"
+            "  --mode hisoka|raw|janus   (default hisoka)\n"
+            "  --url ws://127.0.0.1:PORT/signaling   hisoka signaling URL\n"
+            "  --relay 127.0.0.1:PORT    raw relay address (--mode raw)\n"
+            "  --channels K --publishers P --subscribers S --members M (sendrecv)\n"
+            "  --late N --late-at SEC    N extra subscribers join channel 0 at once, SEC\n"
+            "                            after media starts (join storm; default duration/3)\n"
+            "  --duration SEC --video-kbps N --fps N --audio|--no-audio --no-video\n"
+            "  --sample N                decrypt every Nth frame of every stream (0: none)\n"
+            "  --no-e2ee                 connect with e2ee:false\n"
+            "  --srtp gcm|cm|both        SRTP profiles offered in DTLS (default both)\n"
+            "  --server-pid PID          measure the server's CPU and RSS over the window\n"
+            "  --channel-prefix STR      channel ids are STR-<k> (default load)\n"
+            "  --connect-interval-ms N   start one initial peer every N ms (default: 10\n"
+            "                            every 10 ms)\n"
+            "  --json FILE               write the result there (default stdout)\n");
+}
+
+static int parse_options(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"mode", required_argument, 0, 'm'},
+                                             {"url", required_argument, 0, 'u'},
+                                             {"relay", required_argument, 0, 'r'},
+                                             {"channels", required_argument, 0, 'k'},
+                                             {"publishers", required_argument, 0, 'p'},
+                                             {"subscribers", required_argument, 0, 's'},
+                                             {"members", required_argument, 0, 'M'},
+                                             {"late", required_argument, 0, 'l'},
+                                             {"late-at", required_argument, 0, 'L'},
+                                             {"duration", required_argument, 0, 'd'},
+                                             {"video-kbps", required_argument, 0, 'b'},
+                                             {"fps", required_argument, 0, 'f'},
+                                             {"audio", no_argument, 0, 'a'},
+                                             {"no-audio", no_argument, 0, 'A'},
+                                             {"no-video", no_argument, 0, 'V'},
+                                             {"sample", required_argument, 0, 'n'},
+                                             {"no-e2ee", no_argument, 0, 'E'},
+                                             {"srtp", required_argument, 0, 'S'},
+                                             {"server-pid", required_argument, 0, 'P'},
+                                             {"json", required_argument, 0, 'j'},
+                                             {"channel-prefix", required_argument, 0, 'c'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {"connect-interval-ms", required_argument, 0, 'I'},
+                                             {0, 0, 0, 0}};
+    const char *relay = "127.0.0.1:5006";
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            if (!strcmp(optarg, "hisoka"))
+                opt.mode = MODE_HISOKA;
+            else if (!strcmp(optarg, "raw"))
+                opt.mode = MODE_RAW;
+            else if (!strcmp(optarg, "janus"))
+                opt.mode = MODE_JANUS;
+            else
+                return -1;
+            break;
+        case 'u':
+            snprintf(opt.url, sizeof opt.url, "%s", optarg);
+            break;
+        case 'r':
+            relay = optarg;
+            break;
+        case 'k':
+            opt.channels = atoi(optarg);
+            break;
+        case 'p':
+            opt.publishers = atoi(optarg);
+            break;
+        case 's':
+            opt.subscribers = atoi(optarg);
+            break;
+        case 'M':
+            opt.members = atoi(optarg);
+            break;
+        case 'l':
+            opt.late = atoi(optarg);
+            break;
+        case 'L':
+            opt.late_at = atof(optarg);
+            break;
+        case 'd':
+            opt.duration = atof(optarg);
+            break;
+        case 'b':
+            opt.video_kbps = atoi(optarg);
+            break;
+        case 'f':
+            opt.fps = atoi(optarg);
+            break;
+        case 'a':
+            opt.audio = true;
+            break;
+        case 'A':
+            opt.audio = false;
+            break;
+        case 'V':
+            opt.video = false;
+            break;
+        case 'n':
+            opt.sample = atoi(optarg);
+            break;
+        case 'E':
+            opt.e2ee = false;
+            break;
+        case 'S':
+            opt.srtp_profiles = !strcmp(optarg, "gcm")  ? "SRTP_AEAD_AES_128_GCM"
+                                : !strcmp(optarg, "cm") ? "SRTP_AES128_CM_SHA1_80"
+                                                        : opt.srtp_profiles;
+            break;
+        case 'P':
+            opt.server_pid = atoi(optarg);
+            break;
+        case 'j':
+            opt.json_path = optarg;
+            break;
+        case 'c':
+            opt.channel_prefix = optarg;
+            break;
+        case 'I':
+            opt.connect_interval_ms = atoi(optarg);
+            break;
+        default:
+            return -1;
+        }
+    }
+    if (opt.channels < 1 || opt.publishers < 0 || opt.subscribers < 0 || opt.members < 0 ||
+        opt.late < 0 || opt.duration <= 0 || opt.fps < 1 || opt.fps > 120 || opt.video_kbps < 1 ||
+        opt.video_kbps > 50000 || opt.sample < 0 || (!opt.audio && !opt.video))
+        return -1;
+    if (opt.mode == MODE_RAW) {
+        char host[64];
+        int port = 0;
+        if (sscanf(relay, "%63[^:]:%d", host, &port) != 2 || port <= 0 || port > 65535)
+            return -1;
+        raw_addr.sin_family = AF_INET;
+        raw_addr.sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &raw_addr.sin_addr) != 1)
+            return -1;
+    } else if (opt.mode == MODE_HISOKA) {
+        if (hk_ws_parse_url(opt.url, &signaling_addr, url_host, sizeof url_host, url_path,
+                            sizeof url_path) < 0) {
+            fprintf(stderr, "hisoka-load: --url must be ws://IPV4:PORT/path\n");
+            return -1;
+        }
+    }
+    if (opt.late_at < 0)
+        opt.late_at = opt.duration / 3;
+    return 0;
+}
+
+static json_t *percentiles(uint64_t *v, size_t n, double scale)
+{
+    hk_load_sort(v, n);
+    return json_pack("{s:f,s:f,s:f,s:I}", "p50", hk_load_percentile(v, n, 0.5) / scale, "p99",
+                     hk_load_percentile(v, n, 0.99) / scale, "p999",
+                     hk_load_percentile(v, n, 0.999) / scale, "n", (json_int_t)n);
+}
+
+int main(int argc, char **argv)
+{
+    if (parse_options(argc, argv) < 0) {
+        usage();
+        return 2;
+    }
+    if (opt.mode == MODE_JANUS) {
+        fprintf(stderr,
+                "hisoka-load: --mode janus is not implemented yet. Missing: Janus' WebSocket "
+                "API (subprotocol janus-protocol: create session, attach "
+                "janus.plugin.videoroom, create an E2EE room, join as publisher with OUR "
+                "offer (a=setup:active so we stay the DTLS client) and read Janus' answer, "
+                "join as subscriber and answer Janus' offer with start, keepalive every "
+                "25 s), an offer writer, and the bench's Janus config (apt-get install "
+                "janus)\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    if (hk_srtp_global_init() != 0 || (opt.mode == MODE_HISOKA && make_dtls_ctx() < 0)) {
+        fprintf(stderr, "hisoka-load: crypto set-up failed\n");
+        return 2;
+    }
+    size_t vframe = (size_t)opt.video_kbps * 1000 / 8 / (size_t)opt.fps;
+    frame_cap = vframe > 200 ? vframe : 200;
+    if (frame_cap > BATCH * HK_LOAD_FRAG)
+        frame_cap = BATCH * HK_LOAD_FRAG;
+    st.latency = malloc(MAX_SAMPLES * sizeof *st.latency);
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    int per_channel = opt.publishers + opt.subscribers + opt.members;
+    n_peers = opt.channels * per_channel + opt.late;
+    peers = calloc((size_t)n_peers, sizeof *peers);
+    if (!st.latency || ep < 0 || !peers || n_peers == 0) {
+        fprintf(stderr, "hisoka-load: nothing to do or out of memory\n");
+        return 2;
+    }
+    for (int i = 0; i < n_peers; i++) {
+        peer_t *p = &peers[i];
+        p->idx = i;
+        p->udp = -1;
+        p->ws.fd = -1;
+        if (i < opt.channels * per_channel) {
+            p->channel = i / per_channel;
+            int r = i % per_channel;
+            /* subscribers first, so the fan-out is in place when media starts */
+            p->role = r < opt.subscribers                    ? ROLE_SUB
+                      : r < opt.subscribers + opt.publishers ? ROLE_PUB
+                                                             : ROLE_MEMBER;
+        } else {
+            p->channel = 0;
+            p->role = ROLE_SUB;
+            p->late = true;
+        }
+        p->ssrc_audio = 0x10000000u + (uint32_t)i * 4;
+        p->ssrc_video = p->ssrc_audio + 1;
+        p->ssrc_rtx = p->ssrc_audio + 2;
+        snprintf(p->connection_id, sizeof p->connection_id, "#%d", i);
+    }
+    long rss_before = opt.server_pid ? proc_rss_kb(opt.server_pid) : -1;
+
+    uint64_t t0 = now_us(), media_start = 0, media_end = 0, late_start = 0, end = 0;
+    uint64_t recv_at_start = 0, recv_at_end = 0, sent_at_start = 0, sent_at_end = 0;
+    bool window_started = false, window_ended = false;
+    double srv_cpu0 = 0, srv_cpu1 = 0;
+    long rss_ready = -1;
+    int next_start = 0;
+    int n_initial = opt.channels * per_channel;
+    uint64_t last_tick = 0, last_start = 0;
+    while (!interrupted) {
+        uint64_t t = now_us();
+        /* start initial peers in small bursts, so set-up is not itself a join storm */
+        if (next_start < n_initial && opt.connect_interval_ms > 0) {
+            if (t >= last_start + (uint64_t)opt.connect_interval_ms * 1000u) {
+                last_start = t;
+                start_peer(&peers[next_start++]);
+            }
+        } else if (next_start < n_initial && t - last_tick >= 10000) {
+            for (int k = 0; k < 10 && next_start < n_initial; k++)
+                start_peer(&peers[next_start++]);
+        }
+        if (!media_start) {
+            int pending = 0;
+            for (int i = 0; i < n_initial; i++)
+                if (peers[i].state != P_READY && peers[i].state != P_FAILED)
+                    pending++;
+            if ((next_start == n_initial && pending == 0) || t - t0 > SETUP_TIMEOUT) {
+                media_start = t + 500000u; /* let the first key frames through */
+                late_start = media_start + (uint64_t)(opt.late_at * 1e6);
+                media_end = media_start + (uint64_t)(opt.duration * 1e6);
+                end = media_end + DRAIN_US;
+            }
+        } else if (!window_started && t >= media_start) {
+            window_started = true;
+            recv_at_start = st.packets_received;
+            sent_at_start = st.packets_sent;
+            if (opt.server_pid) {
+                srv_cpu0 = proc_cpu_seconds(opt.server_pid);
+                rss_ready = proc_rss_kb(opt.server_pid);
+            }
+        }
+        if (late_start && t >= late_start && opt.late > 0 && peers[n_initial].state == P_IDLE) {
+            for (int i = n_initial; i < n_peers; i++)
+                start_peer(&peers[i]);
+        }
+        if (media_end && !window_ended && t >= media_end) {
+            window_ended = true;
+            recv_at_end = st.packets_received;
+            sent_at_end = st.packets_sent;
+            if (opt.server_pid)
+                srv_cpu1 = proc_cpu_seconds(opt.server_pid);
+        }
+        if (end && t >= end)
+            break;
+        if (t - last_tick >= 10000) {
+            last_tick = t;
+            for (int i = 0; i < n_peers; i++)
+                tick(&peers[i], t);
+        }
+        if (!media_end || t < media_end) {
+            for (int i = 0; i < n_peers; i++)
+                if (peers[i].state == P_READY && peers[i].role != ROLE_SUB)
+                    pace_publisher(&peers[i], t);
+        }
+        struct epoll_event evs[256];
+        int n = epoll_wait(ep, evs, 256, 1);
+        for (int i = 0; i < n; i++) {
+            peer_t *p = &peers[evs[i].data.u64 >> 1];
+            if (evs[i].data.u64 & 1) {
+                on_udp_readable(p);
+                continue;
+            }
+            if (p->ws.fd < 0)
+                continue;
+            int rc = 0;
+            if (evs[i].events & EPOLLOUT)
+                rc = hk_ws_on_writable(&p->ws);
+            if (rc == 0 && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+                bool was_upgrading = p->ws.state == HK_WS_UPGRADING;
+                rc = hk_ws_on_readable(&p->ws, on_ws_message, p);
+                if (rc == 0 && was_upgrading && p->ws.state == HK_WS_OPEN)
+                    send_connect(p);
+            }
+            if (rc < 0) {
+                char why[80];
+                snprintf(why, sizeof why, "WebSocket closed (%d)", p->ws.close_code);
+                if (p->state == P_READY) {
+                    st.ws_closed++;
+                    fprintf(stderr, "hisoka-load: peer %d: %s\n", p->idx, why);
+                } else {
+                    fail_peer(p, why);
+                }
+                epoll_ctl(ep, EPOLL_CTL_DEL, p->ws.fd, NULL);
+                hk_ws_close(&p->ws);
+                continue;
+            }
+            ws_update_events(p);
+        }
+    }
+    if (!window_ended) {
+        recv_at_end = st.packets_received;
+        sent_at_end = st.packets_sent;
+        if (opt.server_pid)
+            srv_cpu1 = proc_cpu_seconds(opt.server_pid);
+    }
+
+    /* ---- results ---- */
+    uint64_t expected = 0, received_counted = 0;
+    uint64_t *joins = calloc((size_t)n_peers + 1, sizeof *joins);
+    uint64_t *late_joins = calloc((size_t)n_peers + 1, sizeof *late_joins);
+    uint64_t *setups = calloc((size_t)n_peers + 1, sizeof *setups);
+    size_t nj = 0, nl = 0, ns = 0;
+    int failed = 0, joined = 0, no_media = 0;
+    for (int i = 0; i < n_peers; i++) {
+        peer_t *p = &peers[i];
+        for (int k = 0; k < p->n_streams; k++) {
+            stream_t *s = &p->streams[k];
+            expected += s->ext_max - s->ext_first + 1;
+            received_counted += s->received;
+        }
+        if (p->state == P_FAILED || p->state == P_IDLE) {
+            failed++;
+            continue;
+        }
+        joined++;
+        if (p->t_ready)
+            setups[ns++] = p->t_ready - p->t_start;
+        if (receives(p) && (opt.publishers > 0 || opt.members > 1)) {
+            if (!p->t_first_rtp) {
+                no_media++;
+                continue;
+            }
+            if (p->late)
+                late_joins[nl++] = p->t_first_rtp - p->t_start;
+            else
+                joins[nj++] = p->t_first_rtp - p->t_start;
+        }
+    }
+    double window = media_end && media_start ? (double)(media_end - media_start) / 1e6 : 0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double gen_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                     (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    uint64_t lost = expected > received_counted ? expected - received_counted : 0;
+    uint64_t win_recv = recv_at_end - recv_at_start;
+    const char *modes[] = {"hisoka", "raw", "janus"};
+    json_t *out = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:i,s:i,s:b,s:i}", "mode",
+                            modes[opt.mode], "channels", opt.channels, "publishers", opt.publishers,
+                            "subscribers", opt.subscribers, "members", opt.members, "late",
+                            opt.late, "duration_s", opt.duration, "video_kbps", opt.video_kbps,
+                            "fps", opt.fps, "audio", opt.audio, "sample", opt.sample);
+    json_object_set_new(out, "peers", json_integer(n_peers));
+    json_object_set_new(out, "peers_joined", json_integer(joined));
+    json_object_set_new(out, "peers_failed", json_integer(failed));
+    json_object_set_new(out, "peers_without_media", json_integer(no_media));
+    json_object_set_new(out, "packets_sent", json_integer((json_int_t)st.packets_sent));
+    json_object_set_new(out, "bytes_sent", json_integer((json_int_t)st.bytes_sent));
+    json_object_set_new(out, "frames_sent", json_integer((json_int_t)st.frames_sent));
+    json_object_set_new(out, "packets_received", json_integer((json_int_t)st.packets_received));
+    json_object_set_new(out, "bytes_received", json_integer((json_int_t)st.bytes_received));
+    json_object_set_new(out, "rtcp_received", json_integer((json_int_t)st.rtcp_received));
+    json_object_set_new(out, "packets_expected", json_integer((json_int_t)expected));
+    json_object_set_new(out, "packets_lost", json_integer((json_int_t)lost));
+    json_object_set_new(out, "loss_pct",
+                        json_real(expected ? 100.0 * (double)lost / (double)expected : 0));
+    json_object_set_new(out, "window_s", json_real(window));
+    json_object_set_new(out, "window_packets_sent",
+                        json_integer((json_int_t)(sent_at_end - sent_at_start)));
+    json_object_set_new(out, "window_packets_received", json_integer((json_int_t)win_recv));
+    json_object_set_new(out, "forwarded_pps", json_real(window > 0 ? win_recv / window : 0));
+    json_object_set_new(out, "latency_us", percentiles(st.latency, st.n_latency, 1));
+    json_object_set_new(out, "frames_verified", json_integer((json_int_t)st.frames_verified));
+    json_object_set_new(out, "integrity_failures", json_integer((json_int_t)st.integrity_failures));
+    json_object_set_new(out, "samples_incomplete", json_integer((json_int_t)st.samples_incomplete));
+    json_object_set_new(out, "srtp_errors", json_integer((json_int_t)st.srtp_errors));
+    json_object_set_new(out, "send_errors", json_integer((json_int_t)st.send_errors));
+    json_object_set_new(out, "pacing_skips", json_integer((json_int_t)st.pacing_skips));
+    json_object_set_new(out, "ws_closed_after_join", json_integer((json_int_t)st.ws_closed));
+    json_object_set_new(out, "join_ms", percentiles(joins, nj, 1000));
+    json_object_set_new(out, "late_join_ms", percentiles(late_joins, nl, 1000));
+    json_object_set_new(out, "setup_ms", percentiles(setups, ns, 1000));
+    json_object_set_new(out, "generator_cpu_s", json_real(gen_cpu));
+    if (opt.server_pid) {
+        int legs = 0;
+        for (int i = 0; i < n_peers; i++)
+            legs += peers[i].n_streams;
+        double cpu = srv_cpu1 - srv_cpu0;
+        json_object_set_new(out, "server_cpu_s", json_real(cpu));
+        json_object_set_new(out, "server_cpu_s_per_1M_forwarded",
+                            json_real(win_recv ? cpu * 1e6 / (double)win_recv : 0));
+        json_object_set_new(out, "server_rss_kb_before", json_integer(rss_before));
+        json_object_set_new(out, "server_rss_kb_ready", json_integer(rss_ready));
+        json_object_set_new(out, "receive_legs", json_integer(legs));
+        json_object_set_new(out, "server_rss_kb_per_leg",
+                            json_real(legs && rss_ready > 0 && rss_before > 0
+                                          ? (double)(rss_ready - rss_before) / legs
+                                          : 0));
+    }
+    char *text = json_dumps(out, JSON_INDENT(1));
+    if (opt.json_path) {
+        FILE *f = fopen(opt.json_path, "w");
+        if (f) {
+            fprintf(f, "%s\n", text);
+            fclose(f);
+        }
+    } else {
+        printf("%s\n", text);
+    }
+    free(text);
+    json_decref(out);
+
+    for (int i = 0; i < n_peers; i++) {
+        peer_t *p = &peers[i];
+        if (p->ws.fd >= 0 && p->ws.state == HK_WS_OPEN) {
+            const char *bye = "{\"type\":\"disconnect\",\"reason\":\"NO-ERROR\"}";
+            hk_ws_send_text(&p->ws, bye, strlen(bye));
+        }
+        if (p->ws.fd >= 0)
+            hk_ws_close(&p->ws);
+        if (p->udp >= 0)
+            close(p->udp);
+        if (p->ssl)
+            SSL_free(p->ssl);
+        hk_srtp_destroy(p->srtp);
+        for (int k = 0; k < p->n_streams; k++)
+            free(p->streams[k].buf);
+    }
+    free(peers);
+    free(joins);
+    free(late_joins);
+    free(setups);
+    free(st.latency);
+    if (dtls_ctx)
+        SSL_CTX_free(dtls_ctx);
+    hk_cert_free(&cert);
+    if (st.integrity_failures > 0) {
+        fprintf(stderr, "hisoka-load: %llu ALTERED frames\n",
+                (unsigned long long)st.integrity_failures);
+        return 1;
+    }
+    if (failed > 0 || no_media > 0) {
+        fprintf(stderr, "hisoka-load: %d peers failed to join, %d received no media\n", failed,
+                no_media);
+        return 3;
+    }
+    return 0;
+}
