@@ -1,5 +1,6 @@
 /* SDP (RFC 8866) as JSEP (RFC 8829) uses it: the server's offer writer and the
  * client's answer parser. Pure: no I/O, no globals. */
+#include "common/bytes.h"
 #include "server/sdp.h"
 
 #include <arpa/inet.h>
@@ -63,17 +64,6 @@ static bool parse_uint(slice_t s, uint64_t max, uint64_t *out)
     return true;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* ice-char = ALPHA / DIGIT / "+" / "/"  (RFC 8839 section 5.4). */
 static bool is_ice_chars(slice_t s, size_t min, size_t max)
 {
@@ -120,7 +110,7 @@ static const char *decode_fingerprint(slice_t value, char algorithm[16], uint8_t
         return "fingerprint length does not match its algorithm";
     for (size_t i = 0; i < want; i++) {
         const char *h = hex.p + i * 3;
-        int hi = hex_value(h[0]), lo = hex_value(h[1]);
+        int hi = hk_hex_value(h[0]), lo = hk_hex_value(h[1]);
         if (hi < 0 || lo < 0 || (i + 1 < want && h[2] != ':'))
             return "bad fingerprint hex";
         bytes[i] = (uint8_t)(hi << 4 | lo);

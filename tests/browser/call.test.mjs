@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { CallMember, serverAndBrowser, waitFor } from '../lib/browser.mjs';
+import { delta, scrape } from '../lib/metrics.mjs';
 
 let server;
 let browser;
@@ -69,4 +70,31 @@ test('three members see and hear each other; a fourth joins; one leaves', async 
     assert.ok(ok, `${m.id} saw the tracks of ${leaver.id} end within 5 s`);
   }
   for (const m of [...members, fourth]) await m.leave();
+});
+
+test('/metrics before and after a two-member call moves by the right amounts', async () => {
+  const before = await scrape(server);
+  const a = await CallMember.join(browser, server, { role: 'sendrecv', channel_id: 'metrics' });
+  const b = await CallMember.join(browser, server, { role: 'sendrecv', channel_id: 'metrics' });
+  assert.ok(await waitFor(async () => receivesAll(await a.stats(), [b.id], 30), 15000));
+  assert.ok(await waitFor(async () => receivesAll(await b.stats(), [a.id], 30), 15000));
+  const during = await scrape(server);
+  assert.equal(during.samples.get('hisoka_connections'), before.samples.get('hisoka_connections') + 2);
+  await a.leave();
+  await b.leave();
+  await waitFor(async () => (await scrape(server)).samples.get('hisoka_connections')
+    === before.samples.get('hisoka_connections'), 5000);
+  const after = await scrape(server);
+  const d = delta(before, after);
+  assert.equal(d.hisoka_connections_total, 2, 'two connections admitted');
+  assert.equal(d.hisoka_dtls_handshakes_total, 2, 'two DTLS handshakes');
+  assert.equal(d.hisoka_offers_total, 2);
+  assert.equal(d['hisoka_stun_requests_total{result="ok"}'] > 0, true, 'ICE checks answered');
+  assert.ok(d.hisoka_rtp_packets_received_total > 100, 'media arrived');
+  assert.ok(d.hisoka_forwarded_packets_total > 100, 'media was forwarded');
+  // Each member receives only the other's media: forwarded packets cannot exceed what
+  // arrived (one subscriber per packet in a two-member call).
+  assert.ok(d.hisoka_forwarded_packets_total <= d.hisoka_rtp_packets_received_total);
+  assert.equal(after.samples.get('hisoka_channels'), before.samples.get('hisoka_channels'));
+  assert.equal(d['hisoka_srtp_errors_total{direction="in",kind="rtp"}'] || 0, 0);
 });

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "common/bytes.h"
 #include "common/error.h"
 #include "server/demux.h"
 #include "server/stun.h"
@@ -61,17 +62,6 @@ static void handle(hk_stun_t *stun, const uint8_t *data, size_t size, const stru
         abort();
 }
 
-static uint32_t crc32_iso(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
-    }
-    return c ^ 0xffffffffu;
-}
-
 /* Rewrites MESSAGE-INTEGRITY (keyed with FUZZ_PWD) and a final FINGERPRINT of a
  * copy of the input. Returns false when there is nothing to repair. */
 static bool repair(uint8_t *m, size_t len)
@@ -104,7 +94,7 @@ static bool repair(uint8_t *m, size_t len)
         m[3] = saved[1];
     }
     if (fp) {
-        uint32_t crc = crc32_iso(m, fp) ^ 0x5354554eu;
+        uint32_t crc = hk_crc32(m, fp) ^ 0x5354554eu;
         m[fp + 4] = (uint8_t)(crc >> 24);
         m[fp + 5] = (uint8_t)(crc >> 16);
         m[fp + 6] = (uint8_t)(crc >> 8);

@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "common/bytes.h"
 #include "server/cert.h"
 #include "server/rtp.h"
 #include "server/sdp.h"
@@ -420,17 +421,6 @@ static void copy_str(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads the sections, ICE credentials, fingerprint and first host candidate of an offer
  * (copied line by line; lines over 1023 bytes are cut). Returns the number of sections,
  * or -1 when the offer is unusable. */
@@ -468,8 +458,8 @@ static int parse_offer(peer_t *p, const char *sdp, bool initial)
         } else if (initial && !strncmp(line, "a=fingerprint:sha-256 ", 22) && !p->have_fp) {
             const char *h = line + 22;
             int i = 0;
-            for (; i < 32 && hexval(h[0]) >= 0 && hexval(h[1]) >= 0; i++, h += 3) {
-                p->srv_fp[i] = (uint8_t)(hexval(h[0]) << 4 | hexval(h[1]));
+            for (; i < 32 && hk_hex_value(h[0]) >= 0 && hk_hex_value(h[1]) >= 0; i++, h += 3) {
+                p->srv_fp[i] = (uint8_t)(hk_hex_value(h[0]) << 4 | hk_hex_value(h[1]));
                 if (h[2] != ':')
                     break;
             }

@@ -77,21 +77,10 @@ static const uint8_t tid_5769[12] = {0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34,
                                      0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae};
 
 /* CRC-32 (ISO 3309, reflected 0xEDB88320), as FINGERPRINT uses (RFC 5389 §15.5). */
-static uint32_t crc32_iso(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
-    }
-    return c ^ 0xffffffffu;
-}
-
 /* Rewrites the FINGERPRINT value of a message ending with one. */
 static void fix_fingerprint(uint8_t *m, size_t len)
 {
-    hk_wr32(m + len - 4, crc32_iso(m, len - 8) ^ 0x5354554eu);
+    hk_wr32(m + len - 4, hk_crc32(m, len - 8) ^ 0x5354554eu);
 }
 
 /* Offset of the first attribute `type` (stopping at none), or 0. */
@@ -127,7 +116,7 @@ static void check_integrity_and_fingerprint(const uint8_t *m, size_t len, const 
     CHECK_INT_EQ(mac_len, 20);
     CHECK_MEM_EQ(m + mi + 4, mac, 20);
     CHECK_INT_EQ(hk_rd16(m + len - 8), 0x8028);
-    CHECK_INT_EQ(hk_rd32(m + len - 4), crc32_iso(m, len - 8) ^ 0x5354554eu);
+    CHECK_INT_EQ(hk_rd32(m + len - 4), hk_crc32(m, len - 8) ^ 0x5354554eu);
 }
 
 /* A Binding request as Chromium sends it to an ICE-lite server:
