@@ -122,3 +122,8 @@ build: $(BUILD)/hisoka-load $(BUILD)/hisoka-raw-relay
 bench: build
 	tools/deps.sh bench
 	tests/load/bench.sh
+
+# Churn soak under ASan/LSan: SOAK_CYCLES join/leave cycles with media flowing.
+SOAK_CYCLES ?= 1000
+soak: build asan
+	tests/load/soak.sh $(SOAK_CYCLES)
