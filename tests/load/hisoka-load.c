@@ -85,6 +85,8 @@ typedef struct {
     char srv_ufrag[64], srv_pwd[160];
     uint8_t srv_fp[32];
     bool have_fp;
+    bool ice_ok;       /* our check was answered */
+    bool ice_answered; /* we answered a check of the server's */
     uint8_t tid[12];
     int ice_tries;
     uint64_t next_ice;
@@ -139,6 +141,7 @@ typedef struct {
     uint64_t packets_received, bytes_received, rtcp_received;
     uint64_t frames_verified, integrity_failures, samples_incomplete, srtp_errors;
     uint64_t send_errors, ws_closed, pacing_skips;
+    uint64_t srtp_gcm, srtp_cm; /* DTLS-SRTP profile chosen by the server, per peer */
     uint64_t *latency;
     size_t n_latency;
 } stats_t;
@@ -340,9 +343,11 @@ static int dtls_finish(peer_t *p)
     if (prof->id == SRTP_AEAD_AES_128_GCM) {
         keys.profile = HK_SRTP_AEAD_AES_128_GCM;
         keys.salt_len = HK_SRTP_GCM_SALT_LEN;
+        st.srtp_gcm++;
     } else if (prof->id == SRTP_AES128_CM_SHA1_80) {
         keys.profile = HK_SRTP_AES128_CM_SHA1_80;
         keys.salt_len = HK_SRTP_CM_SALT_LEN;
+        st.srtp_cm++;
     } else {
         return -1;
     }
@@ -397,6 +402,18 @@ static void dtls_step(peer_t *p)
     }
 }
 
+/* Retransmission timer of our DTLS flights (RFC 6347 §4.2.4.1): 50 ms first, doubled up
+ * to 2 s, like libwebrtc with a small ICE RTT (OpenSSL's own first timeout is 1 s). A
+ * server that drops our first ClientHello (Janus does until its ICE side is ready)
+ * then costs 50 ms, not a second. */
+static unsigned int dtls_timer(SSL *ssl, unsigned int previous_us)
+{
+    (void)ssl;
+    if (previous_us == 0)
+        return 50000;
+    return previous_us >= 1000000 ? 2000000 : previous_us * 2;
+}
+
 static int dtls_start(peer_t *p)
 {
     p->ssl = SSL_new(dtls_ctx);
@@ -409,6 +426,7 @@ static int dtls_start(peer_t *p)
     SSL_set_bio(p->ssl, p->rbio, p->wbio);
     SSL_set_options(p->ssl, SSL_OP_NO_QUERY_MTU);
     SSL_set_mtu(p->ssl, 1200);
+    DTLS_set_timer_cb(p->ssl, dtls_timer);
     SSL_set_connect_state(p->ssl);
     p->state = P_DTLS;
     dtls_step(p);
@@ -1218,19 +1236,30 @@ static void send_binding_response(peer_t *p, const uint8_t *req, size_t len)
         st.send_errors++;
 }
 
+/* DTLS starts once our check succeeded and, with Janus, once we answered its triggered
+ * check: libnice (even ICE-lite) drops DTLS until that check of its own succeeded, and
+ * OpenSSL would retransmit the lost ClientHello only after 1 s. */
+static void maybe_start_dtls(peer_t *p)
+{
+    if (p->state != P_ICE || !p->ice_ok || (opt.mode == MODE_JANUS && !p->ice_answered))
+        return;
+    p->next_ice = now_us() + CONSENT_US;
+    if (dtls_start(p) < 0)
+        fail_peer(p, "DTLS set-up");
+}
+
 static void on_stun(peer_t *p, const uint8_t *buf, size_t len)
 {
     if (len >= 20 && buf[0] == 0x00 && buf[1] == 0x01) {
         send_binding_response(p, buf, len);
+        p->ice_answered = true;
+        maybe_start_dtls(p);
         return;
     }
     if (len < 20 || buf[0] != 0x01 || buf[1] != 0x01 || memcmp(buf + 8, p->tid, 12) != 0)
         return;
-    if (p->state == P_ICE) {
-        p->next_ice = now_us() + CONSENT_US;
-        if (dtls_start(p) < 0)
-            fail_peer(p, "DTLS set-up");
-    }
+    p->ice_ok = true;
+    maybe_start_dtls(p);
 }
 
 static void on_udp_readable(peer_t *p)
@@ -1783,6 +1812,9 @@ int main(int argc, char **argv)
     json_object_set_new(out, "integrity_failures", json_integer((json_int_t)st.integrity_failures));
     json_object_set_new(out, "samples_incomplete", json_integer((json_int_t)st.samples_incomplete));
     json_object_set_new(out, "srtp_errors", json_integer((json_int_t)st.srtp_errors));
+    json_object_set_new(out, "srtp_profile_peers",
+                        json_pack("{s:I,s:I}", "AEAD_AES_128_GCM", (json_int_t)st.srtp_gcm,
+                                  "AES128_CM_SHA1_80", (json_int_t)st.srtp_cm));
     json_object_set_new(out, "send_errors", json_integer((json_int_t)st.send_errors));
     json_object_set_new(out, "pacing_skips", json_integer((json_int_t)st.pacing_skips));
     json_object_set_new(out, "ws_closed_after_join", json_integer((json_int_t)st.ws_closed));
