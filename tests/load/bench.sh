@@ -36,8 +36,21 @@ if ! command -v janus >/dev/null || [ ! -e "$JANUS_LIB/plugins/libjanus_videoroo
 fi
 tmp=$(mktemp -d)
 server_pid=
+# SIGTERM, then SIGKILL after 5 s: Janus 1.1.2 sometimes hangs in its shutdown
+# ("Stopping server, please wait...") after many handles.
+stop_server() {
+    [ -n "$server_pid" ] || return 0
+    kill "$server_pid" 2>/dev/null
+    for _ in $(seq 1 50); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$server_pid" 2>/dev/null && kill -KILL "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+    server_pid=
+}
 cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    stop_server
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -211,9 +224,7 @@ for scenario in $SCENARIOS; do
             --server-pid "$server_pid" --channel-prefix "$scenario" --json "$out"
         rc=$?
         [ $rc -ne 0 ] && echo "bench: generator exited $rc on $scenario/$server" >&2
-        kill "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-        server_pid=
+        stop_server
         if [ -s "$out" ]; then
             node -e '
               const fs = require("fs");
