@@ -111,7 +111,7 @@ typedef struct {
     uint64_t j_session, j_handle;
     uint64_t j_wait_tx; /* the transaction whose reply moves j_step on */
     uint64_t j_next_keepalive;
-    bool j_published;    /* publisher: Janus answered our offer, the feed exists */
+    bool j_published;    /* publisher: Janus reported webrtcup, subscribable */
     bool j_joined;       /* subscriber: joined the room (later feeds: subscribe) */
     uint64_t j_seen_gen; /* subscriber: janus_published_gen at the last feed scan */
     int n_feeds;
