@@ -34,6 +34,7 @@
 #include "server/rtp.h"
 #include "server/sdp.h"
 #include "server/srtp.h"
+#include "tests/load/janus.h"
 #include "tests/load/load.h"
 #include "tests/load/ws.h"
 
@@ -51,6 +52,8 @@
 typedef enum { MODE_HISOKA, MODE_RAW, MODE_JANUS } mode_t_;
 typedef enum { ROLE_PUB, ROLE_SUB, ROLE_MEMBER } role_t;
 typedef enum { P_IDLE, P_WS, P_ICE, P_DTLS, P_HELLO, P_READY, P_FAILED } pstate_t;
+/* --mode janus: where a peer is in the Janus API exchange (janus.h). */
+typedef enum { J_CREATE, J_ATTACH, J_FEEDS, J_JSEP, J_START, J_IDLE } jstep_t;
 
 typedef struct {
     uint32_t ssrc;
@@ -83,6 +86,8 @@ typedef struct {
     char srv_ufrag[64], srv_pwd[160];
     uint8_t srv_fp[32];
     bool have_fp;
+    bool ice_ok;       /* our check was answered */
+    bool ice_answered; /* we answered a check of the server's */
     uint8_t tid[12];
     int ice_tries;
     uint64_t next_ice;
@@ -100,6 +105,18 @@ typedef struct {
     /* receiving */
     stream_t streams[MAX_STREAMS];
     int n_streams;
+    /* --mode janus: one Janus session + VideoRoom handle per PeerConnection; a sendrecv
+     * member is two peers (a publisher and a subscriber PC), pair = the other half. */
+    int pair;
+    jstep_t j_step;
+    uint64_t j_session, j_handle;
+    uint64_t j_wait_tx; /* the transaction whose reply moves j_step on */
+    uint64_t j_next_keepalive;
+    bool j_published;    /* publisher: Janus reported webrtcup, subscribable */
+    bool j_joined;       /* subscriber: joined the room (later feeds: subscribe) */
+    uint64_t j_seen_gen; /* subscriber: janus_published_gen at the last feed scan */
+    int n_feeds;
+    int feeds[HK_JANUS_MAX_FEEDS]; /* subscriber: indexes of the publisher peers */
 } peer_t;
 
 typedef struct {
@@ -116,6 +133,8 @@ typedef struct {
     int server_pid;
     const char *channel_prefix;
     int connect_interval_ms;
+    long long janus_room;
+    struct in_addr local_ip; /* where the peers' UDP sockets are bound */
 } options_t;
 
 typedef struct {
@@ -123,6 +142,7 @@ typedef struct {
     uint64_t packets_received, bytes_received, rtcp_received;
     uint64_t frames_verified, integrity_failures, samples_incomplete, srtp_errors;
     uint64_t send_errors, ws_closed, pacing_skips;
+    uint64_t srtp_gcm, srtp_cm; /* DTLS-SRTP profile chosen by the server, per peer */
     uint64_t *latency;
     size_t n_latency;
 } stats_t;
@@ -142,6 +162,7 @@ static options_t opt = {
     .srtp_profiles = "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80",
     .late_at = -1,
     .channel_prefix = "load",
+    .janus_room = 1234,
 };
 static stats_t st;
 static peer_t *peers;
@@ -155,7 +176,14 @@ static size_t frame_cap; /* reassembly buffer per sampled stream */
 static uint8_t frame_buf[HK_LOAD_MAX_FRAME];
 static uint8_t pkt_buf[BATCH][PKT_CAP];
 static char scratch[1 << 20];
+static char janus_out[1 << 20];      /* one Janus request (may carry an SDP) */
+static uint64_t janus_tx;            /* last transaction number used */
+static uint64_t janus_published_gen; /* bumped whenever a Janus publisher feed appears */
 static volatile sig_atomic_t interrupted;
+
+/* The Janus API messages (janus.c) are compiled into this translation unit: the Makefile's
+ * LOAD_OBJS does not list tests/load/janus.o yet. Once it does, drop this include. */
+#include "tests/load/janus.c"
 
 static void on_signal(int sig)
 {
@@ -316,9 +344,11 @@ static int dtls_finish(peer_t *p)
     if (prof->id == SRTP_AEAD_AES_128_GCM) {
         keys.profile = HK_SRTP_AEAD_AES_128_GCM;
         keys.salt_len = HK_SRTP_GCM_SALT_LEN;
+        st.srtp_gcm++;
     } else if (prof->id == SRTP_AES128_CM_SHA1_80) {
         keys.profile = HK_SRTP_AES128_CM_SHA1_80;
         keys.salt_len = HK_SRTP_CM_SALT_LEN;
+        st.srtp_cm++;
     } else {
         return -1;
     }
@@ -373,6 +403,18 @@ static void dtls_step(peer_t *p)
     }
 }
 
+/* Retransmission timer of our DTLS flights (RFC 6347 §4.2.4.1): 50 ms first, doubled up
+ * to 2 s, like libwebrtc with a small ICE RTT (OpenSSL's own first timeout is 1 s). A
+ * server that drops our first ClientHello (Janus does until its ICE side is ready)
+ * then costs 50 ms, not a second. */
+static unsigned int dtls_timer(SSL *ssl, unsigned int previous_us)
+{
+    (void)ssl;
+    if (previous_us == 0)
+        return 50000;
+    return previous_us >= 1000000 ? 2000000 : previous_us * 2;
+}
+
 static int dtls_start(peer_t *p)
 {
     p->ssl = SSL_new(dtls_ctx);
@@ -385,6 +427,7 @@ static int dtls_start(peer_t *p)
     SSL_set_bio(p->ssl, p->rbio, p->wbio);
     SSL_set_options(p->ssl, SSL_OP_NO_QUERY_MTU);
     SSL_set_mtu(p->ssl, 1200);
+    DTLS_set_timer_cb(p->ssl, dtls_timer);
     SSL_set_connect_state(p->ssl);
     p->state = P_DTLS;
     dtls_step(p);
@@ -519,11 +562,12 @@ static const char *build_answer(peer_t *p, int n)
             continue;
         }
         OUT("a=ice-ufrag:ld%04x\r\na=ice-pwd:loadgenloadgenloadgen%04x\r\n"
-            "a=fingerprint:%s\r\na=setup:active\r\na=rtcp-mux\r\n"
-            "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
-            "a=extmap:3 "
-            "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n",
+            "a=fingerprint:%s\r\na=setup:active\r\na=rtcp-mux\r\n",
             p->idx & 0xffff, p->idx & 0xffff, fp);
+        if (opt.mode != MODE_JANUS) /* Janus offers its own extension ids */
+            OUT("a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
+                "a=extmap:3 "
+                "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n");
         if (video)
             OUT("a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 transport-cc\r\na=rtcp-fb:96 nack pli\r\n"
                 "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n");
@@ -564,9 +608,15 @@ static void ws_send_json(peer_t *p, json_t *msg)
     free(text);
 }
 
+static void janus_on_message(peer_t *p, const char *text, size_t len);
+
 static void on_ws_message(void *arg, char *text, size_t len)
 {
     peer_t *p = arg;
+    if (opt.mode == MODE_JANUS) {
+        janus_on_message(p, text, len);
+        return;
+    }
     json_error_t jerr;
     json_t *msg = json_loadb(text, len, 0, &jerr);
     const char *type = json_string_value(json_object_get(msg, "type"));
@@ -626,6 +676,226 @@ static void send_connect(peer_t *p)
                               opt.audio, "video", video, "multistream", 1, "e2ee", opt.e2ee));
 }
 
+/* ---- signaling with Janus (--mode janus, janus.h) ------------------------------------- */
+
+/* Sends one Janus API request for p; returns its transaction (0 after a failure). */
+static uint64_t janus_send(peer_t *p, hk_janus_request_t *r)
+{
+    r->transaction = ++janus_tx;
+    r->session_id = p->j_session;
+    r->handle_id = p->j_handle;
+    r->room = (uint64_t)opt.janus_room + (uint64_t)p->channel;
+    int n = hk_janus_write_request(r, janus_out, sizeof janus_out);
+    if (n < 0 || hk_ws_send_text(&p->ws, janus_out, (size_t)n) < 0) {
+        fail_peer(p, "Janus request could not be written or sent");
+        return 0;
+    }
+    ws_update_events(p);
+    return r->transaction;
+}
+
+static uint64_t janus_feed_id(const peer_t *publisher)
+{
+    return (uint64_t)publisher->idx + 1;
+}
+
+/* Subscriber: subscribes to the publishers of its channel that Janus has accepted and
+ * that it does not receive yet (not its own half). join the first time, subscribe later
+ * (Janus answers with an offer either way). */
+static void janus_subscribe_more(peer_t *p)
+{
+    if (p->j_step != J_FEEDS || p->j_seen_gen == janus_published_gen)
+        return;
+    p->j_seen_gen = janus_published_gen;
+    uint64_t feeds[HK_JANUS_MAX_FEEDS];
+    size_t n = 0;
+    for (int i = 0; i < n_peers && p->n_feeds + (int)n < HK_JANUS_MAX_FEEDS; i++) {
+        peer_t *q = &peers[i];
+        if (q->role != ROLE_PUB || !q->j_published || q->channel != p->channel || i == p->pair)
+            continue;
+        bool have = false;
+        for (int k = 0; k < p->n_feeds && !have; k++)
+            have = p->feeds[k] == i;
+        if (!have) {
+            p->feeds[p->n_feeds + (int)n] = i;
+            feeds[n++] = janus_feed_id(q);
+        }
+    }
+    if (n == 0)
+        return;
+    hk_janus_request_t r = {.kind = p->j_joined ? HK_JANUS_SUBSCRIBE : HK_JANUS_JOIN_SUBSCRIBER,
+                            .feeds = feeds,
+                            .n_feeds = n};
+    p->n_feeds += (int)n;
+    p->j_joined = true;
+    p->j_step = J_JSEP;
+    p->j_wait_tx = janus_send(p, &r);
+}
+
+static void janus_attached(peer_t *p)
+{
+    if (p->role == ROLE_SUB) {
+        p->j_step = J_FEEDS;
+        p->j_seen_gen = janus_published_gen - 1;
+        janus_subscribe_more(p);
+        return;
+    }
+    char ufrag[16], pwd[40], cname[16];
+    snprintf(ufrag, sizeof ufrag, "ld%04x", p->idx & 0xffff);
+    snprintf(pwd, sizeof pwd, "loadgenloadgenloadgen%04x", p->idx & 0xffff);
+    snprintf(cname, sizeof cname, "ld%d", p->idx);
+    hk_janus_offer_t o = {.session_id = (unsigned)p->idx + 1000,
+                          .ice_ufrag = ufrag,
+                          .ice_pwd = pwd,
+                          .fingerprint = cert.fingerprint,
+                          .audio = opt.audio,
+                          .video = opt.video,
+                          .ssrc_audio = p->ssrc_audio,
+                          .ssrc_video = p->ssrc_video,
+                          .ssrc_rtx = p->ssrc_rtx,
+                          .cname = cname};
+    if (hk_janus_write_offer(&o, scratch, sizeof scratch) < 0) {
+        fail_peer(p, "offer does not fit");
+        return;
+    }
+    p->send_audio = opt.audio;
+    p->send_video = opt.video;
+    snprintf(p->mid_audio, sizeof p->mid_audio, "0");
+    snprintf(p->mid_video, sizeof p->mid_video, "1");
+    char display[32];
+    snprintf(display, sizeof display, "ld%d", p->idx);
+    hk_janus_request_t r = {.kind = HK_JANUS_JOIN_PUBLISHER,
+                            .publisher_id = janus_feed_id(p),
+                            .display = display,
+                            .jsep_type = "offer",
+                            .sdp = scratch,
+                            .e2ee = opt.e2ee};
+    if (getenv("HISOKA_LOAD_DEBUG_SDP"))
+        fprintf(stderr, "--- peer %d offer:\n%s", p->idx, scratch);
+    p->j_step = J_JSEP;
+    p->j_wait_tx = janus_send(p, &r);
+    /* no candidates of ours to trickle: Janus (ICE-lite) learns our address from our checks */
+    hk_janus_request_t done = {.kind = HK_JANUS_TRICKLE_DONE};
+    if (p->state != P_FAILED)
+        janus_send(p, &done);
+}
+
+/* A jsep from Janus: the answer to our publisher offer, or a subscriber (re-)offer that
+ * we answer with start. */
+static void janus_on_jsep(peer_t *p, const hk_janus_event_t *ev)
+{
+    bool initial = p->state == P_WS;
+    bool offer = !strcmp(ev->jsep_type, "offer");
+    if (offer != (p->role == ROLE_SUB)) {
+        fail_peer(p, "unexpected jsep type from Janus");
+        return;
+    }
+    int n = parse_offer(p, ev->sdp, initial);
+    if (getenv("HISOKA_LOAD_DEBUG_SDP"))
+        fprintf(stderr, "--- peer %d janus %s:\n%s", p->idx, ev->jsep_type, ev->sdp);
+    if (n <= 0) {
+        fail_peer(p, offer ? "unusable offer from Janus" : "unusable answer from Janus");
+        return;
+    }
+    if (offer) {
+        const char *answer = build_answer(p, n);
+        if (getenv("HISOKA_LOAD_DEBUG_SDP"))
+            fprintf(stderr, "--- peer %d answer:\n%s", p->idx, answer);
+        hk_janus_request_t r = {.kind = HK_JANUS_START, .jsep_type = "answer", .sdp = answer};
+        p->j_step = J_START;
+        p->j_wait_tx = janus_send(p, &r);
+    } else {
+        p->j_step = J_IDLE; /* the feed exists for subscribers after webrtcup */
+        p->j_wait_tx = 0;
+    }
+    if (initial && p->state == P_WS) {
+        p->state = P_ICE;
+        p->next_ice = now_us();
+    }
+}
+
+static void janus_on_message(peer_t *p, const char *text, size_t len)
+{
+    hk_janus_event_t ev;
+    const char *err = NULL;
+    if (hk_janus_parse_event(text, len, &ev, &err) != 0)
+        return;
+    bool ours = ev.transaction && ev.transaction == p->j_wait_tx;
+    char why[240];
+    switch (ev.kind) {
+    case HK_JANUS_EV_ERROR:
+        snprintf(why, sizeof why, "Janus error %d: %s", ev.error_code, ev.reason);
+        if (ours || p->state != P_READY)
+            fail_peer(p, why);
+        break;
+    case HK_JANUS_EV_HANGUP:
+        snprintf(why, sizeof why, "Janus hangup: %s", ev.reason);
+        if (p->state == P_READY) {
+            st.ws_closed++;
+            fprintf(stderr, "hisoka-load: peer %d: %s\n", p->idx, why);
+        } else {
+            fail_peer(p, why);
+        }
+        break;
+    case HK_JANUS_EV_WEBRTCUP:
+        /* Janus accepts subscriptions to a publisher once its PeerConnection is up */
+        if (p->role == ROLE_PUB && !p->j_published) {
+            p->j_published = true;
+            janus_published_gen++;
+        }
+        break;
+    case HK_JANUS_EV_SUCCESS:
+        if (!ours || !ev.id)
+            break;
+        if (p->j_step == J_CREATE) {
+            p->j_session = ev.id;
+            p->j_next_keepalive = now_us() + HK_JANUS_KEEPALIVE_US;
+            p->j_step = J_ATTACH;
+            hk_janus_request_t r = {.kind = HK_JANUS_ATTACH};
+            p->j_wait_tx = janus_send(p, &r);
+        } else if (p->j_step == J_ATTACH) {
+            p->j_handle = ev.id;
+            janus_attached(p);
+        }
+        break;
+    case HK_JANUS_EV_EVENT:
+        if (ev.error_code) {
+            snprintf(why, sizeof why, "VideoRoom error %d: %s", ev.error_code, ev.reason);
+            fail_peer(p, why);
+        } else if (ev.jsep_type[0] && ev.sdp) {
+            if (p->j_step == J_JSEP)
+                janus_on_jsep(p, &ev);
+        } else if (ours && p->j_step == J_START) {
+            p->j_step = J_FEEDS; /* started: more feeds may be added now */
+            p->j_wait_tx = 0;
+        }
+        break;
+    default:
+        break;
+    }
+    hk_janus_event_clear(&ev);
+}
+
+static void janus_on_open(peer_t *p)
+{
+    p->j_step = J_CREATE;
+    hk_janus_request_t r = {.kind = HK_JANUS_CREATE};
+    p->j_wait_tx = janus_send(p, &r);
+}
+
+static void janus_tick(peer_t *p, uint64_t t)
+{
+    if (!p->j_session || p->ws.fd < 0 || p->ws.state != HK_WS_OPEN)
+        return;
+    if (t >= p->j_next_keepalive) {
+        p->j_next_keepalive = t + HK_JANUS_KEEPALIVE_US;
+        hk_janus_request_t r = {.kind = HK_JANUS_KEEPALIVE};
+        janus_send(p, &r);
+    }
+    if (p->role == ROLE_SUB)
+        janus_subscribe_more(p);
+}
+
 /* ---- peers ---------------------------------------------------------------------------- */
 
 static int open_udp(peer_t *p)
@@ -636,8 +906,7 @@ static int open_udp(peer_t *p)
     int sz = 1 << 20;
     setsockopt(p->udp, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
     setsockopt(p->udp, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = opt.local_ip};
     if (bind(p->udp, (struct sockaddr *)&a, sizeof a) < 0)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)p->idx << 1 | 1};
@@ -673,7 +942,8 @@ static void start_peer(peer_t *p)
         p->next_ice = p->t_start;
         return;
     }
-    if (hk_ws_connect(&p->ws, &signaling_addr, url_host, url_path) < 0) {
+    if (hk_ws_connect(&p->ws, &signaling_addr, url_host, url_path,
+                      opt.mode == MODE_JANUS ? HK_JANUS_SUBPROTOCOL : NULL) < 0) {
         fail_peer(p, "WebSocket connect");
         return;
     }
@@ -915,15 +1185,71 @@ static void on_rtp(peer_t *p, uint8_t *buf, size_t len, uint64_t t)
         sample_packet(p, s, buf, len, ts / step);
 }
 
+/* Binding success response (RFC 5389 §7.3.1, RFC 8445 §7.3.1.2) to a check from the
+ * server (libnice answers our check with a triggered check of its own, even in ICE-lite
+ * mode, and nominates only once that succeeds): XOR-MAPPED-ADDRESS of the server's
+ * address (the socket is connected to it), MESSAGE-INTEGRITY keyed with our ice-pwd,
+ * FINGERPRINT. The request's own integrity is not checked (test tool). */
+static void send_binding_response(peer_t *p, const uint8_t *req, size_t len)
+{
+    struct sockaddr_in from;
+    socklen_t fl = sizeof from;
+    if (len < 20 || getpeername(p->udp, (struct sockaddr *)&from, &fl) < 0)
+        return;
+    uint8_t msg[128];
+    msg[0] = 0x01;
+    msg[1] = 0x01;
+    memcpy(msg + 4, req + 4, 16); /* magic cookie + transaction id */
+    size_t n = 20;
+    uint8_t xa[8] = {0, 0x01};
+    uint16_t port = ntohs(from.sin_port) ^ 0x2112;
+    uint32_t ip = ntohl(from.sin_addr.s_addr) ^ 0x2112a442u;
+    xa[2] = (uint8_t)(port >> 8);
+    xa[3] = (uint8_t)port;
+    xa[4] = (uint8_t)(ip >> 24);
+    xa[5] = (uint8_t)(ip >> 16);
+    xa[6] = (uint8_t)(ip >> 8);
+    xa[7] = (uint8_t)ip;
+    n += stun_attr(msg + n, 0x0020, xa, sizeof xa);
+    char pwd[40];
+    int pl = snprintf(pwd, sizeof pwd, "loadgenloadgenloadgen%04x", p->idx & 0xffff);
+    stun_set_len(msg, n - 20 + 24);
+    uint8_t mac[20];
+    unsigned ml = 0;
+    HMAC(EVP_sha1(), pwd, pl, msg, n, mac, &ml);
+    n += stun_attr(msg + n, 0x0008, mac, 20);
+    stun_set_len(msg, n - 20 + 8);
+    uint32_t crc = crc32_bytes(msg, n) ^ 0x5354554eu;
+    uint8_t fp[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
+    n += stun_attr(msg + n, 0x8028, fp, 4);
+    if (send(p->udp, msg, n, 0) < 0)
+        st.send_errors++;
+}
+
+/* DTLS starts once our check succeeded and, with Janus, once we answered its triggered
+ * check: libnice (even ICE-lite) drops DTLS until that check of its own succeeded, and
+ * OpenSSL would retransmit the lost ClientHello only after 1 s. */
+static void maybe_start_dtls(peer_t *p)
+{
+    if (p->state != P_ICE || !p->ice_ok || (opt.mode == MODE_JANUS && !p->ice_answered))
+        return;
+    p->next_ice = now_us() + CONSENT_US;
+    if (dtls_start(p) < 0)
+        fail_peer(p, "DTLS set-up");
+}
+
 static void on_stun(peer_t *p, const uint8_t *buf, size_t len)
 {
+    if (len >= 20 && buf[0] == 0x00 && buf[1] == 0x01) {
+        send_binding_response(p, buf, len);
+        p->ice_answered = true;
+        maybe_start_dtls(p);
+        return;
+    }
     if (len < 20 || buf[0] != 0x01 || buf[1] != 0x01 || memcmp(buf + 8, p->tid, 12) != 0)
         return;
-    if (p->state == P_ICE) {
-        p->next_ice = now_us() + CONSENT_US;
-        if (dtls_start(p) < 0)
-            fail_peer(p, "DTLS set-up");
-    }
+    p->ice_ok = true;
+    maybe_start_dtls(p);
 }
 
 static void on_udp_readable(peer_t *p)
@@ -994,11 +1320,13 @@ static void tick(peer_t *p, uint64_t t)
         }
         send_binding(p);
         p->next_ice = t + ICE_RETRY_US;
-    } else if ((p->state == P_DTLS || p->state == P_READY) && opt.mode == MODE_HISOKA &&
+    } else if ((p->state == P_DTLS || p->state == P_READY) && opt.mode != MODE_RAW &&
                t >= p->next_ice) {
         send_binding(p); /* consent freshness (RFC 7675) */
         p->next_ice = t + CONSENT_US;
     }
+    if (opt.mode == MODE_JANUS)
+        janus_tick(p, t);
     if (p->state == P_DTLS) {
         struct timeval tv;
         if (DTLSv1_get_timeout(p->ssl, &tv) == 1 && tv.tv_sec == 0 && tv.tv_usec == 0) {
@@ -1052,7 +1380,12 @@ static void usage(void)
     fprintf(stderr,
             "usage: hisoka-load [options]\n"
             "  --mode hisoka|raw|janus   (default hisoka)\n"
-            "  --url ws://127.0.0.1:PORT/signaling   hisoka signaling URL\n"
+            "  --url ws://127.0.0.1:PORT/signaling   hisoka signaling URL (janus: Janus'\n"
+            "                            WebSocket API, default ws://127.0.0.1:8188/)\n"
+            "  --local-ip ADDR           bind the peers' UDP sockets there (default\n"
+            "                            127.0.0.1; Janus never gathers loopback candidates)\n"
+            "  --janus-room N            VideoRoom room of channel 0 (channel k: N+k; the\n"
+            "                            rooms must exist, E2EE required; default 1234)\n"
             "  --relay 127.0.0.1:PORT    raw relay address (--mode raw)\n"
             "  --channels K --publishers P --subscribers S --members M (sendrecv)\n"
             "  --late N --late-at SEC    N extra subscribers join channel 0 at once, SEC\n"
@@ -1093,8 +1426,11 @@ static int parse_options(int argc, char **argv)
                                              {"channel-prefix", required_argument, 0, 'c'},
                                              {"help", no_argument, 0, 'h'},
                                              {"connect-interval-ms", required_argument, 0, 'I'},
+                                             {"janus-room", required_argument, 0, 'R'},
+                                             {"local-ip", required_argument, 0, 'B'},
                                              {0, 0, 0, 0}};
     const char *relay = "127.0.0.1:5006";
+    opt.local_ip.s_addr = htonl(INADDR_LOOPBACK);
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -1173,6 +1509,13 @@ static int parse_options(int argc, char **argv)
         case 'I':
             opt.connect_interval_ms = atoi(optarg);
             break;
+        case 'R':
+            opt.janus_room = atoll(optarg);
+            break;
+        case 'B':
+            if (inet_pton(AF_INET, optarg, &opt.local_ip) != 1)
+                return -1;
+            break;
         default:
             return -1;
         }
@@ -1190,7 +1533,9 @@ static int parse_options(int argc, char **argv)
         raw_addr.sin_port = htons((uint16_t)port);
         if (inet_pton(AF_INET, host, &raw_addr.sin_addr) != 1)
             return -1;
-    } else if (opt.mode == MODE_HISOKA) {
+    } else {
+        if (opt.mode == MODE_JANUS && !opt.url[0])
+            snprintf(opt.url, sizeof opt.url, "ws://127.0.0.1:8188/");
         if (hk_ws_parse_url(opt.url, &signaling_addr, url_host, sizeof url_host, url_path,
                             sizeof url_path) < 0) {
             fprintf(stderr, "hisoka-load: --url must be ws://IPV4:PORT/path\n");
@@ -1216,21 +1561,10 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (opt.mode == MODE_JANUS) {
-        fprintf(stderr,
-                "hisoka-load: --mode janus is not implemented yet. Missing: Janus' WebSocket "
-                "API (subprotocol janus-protocol: create session, attach "
-                "janus.plugin.videoroom, create an E2EE room, join as publisher with OUR "
-                "offer (a=setup:active so we stay the DTLS client) and read Janus' answer, "
-                "join as subscriber and answer Janus' offer with start, keepalive every "
-                "25 s), an offer writer, and the bench's Janus config (apt-get install "
-                "janus)\n");
-        return 2;
-    }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    if (hk_srtp_global_init() != 0 || (opt.mode == MODE_HISOKA && make_dtls_ctx() < 0)) {
+    if (hk_srtp_global_init() != 0 || (opt.mode != MODE_RAW && make_dtls_ctx() < 0)) {
         fprintf(stderr, "hisoka-load: crypto set-up failed\n");
         return 2;
     }
@@ -1240,7 +1574,9 @@ int main(int argc, char **argv)
         frame_cap = BATCH * HK_LOAD_FRAG;
     st.latency = malloc(MAX_SAMPLES * sizeof *st.latency);
     ep = epoll_create1(EPOLL_CLOEXEC);
-    int per_channel = opt.publishers + opt.subscribers + opt.members;
+    /* Janus: a sendrecv member is a publisher PC plus a subscriber PC (two peers) */
+    int member_peers = opt.mode == MODE_JANUS ? 2 : 1;
+    int per_channel = opt.publishers + opt.subscribers + opt.members * member_peers;
     n_peers = opt.channels * per_channel + opt.late;
     peers = calloc((size_t)n_peers, sizeof *peers);
     if (!st.latency || ep < 0 || !peers || n_peers == 0) {
@@ -1252,7 +1588,21 @@ int main(int argc, char **argv)
         p->idx = i;
         p->udp = -1;
         p->ws.fd = -1;
-        if (i < opt.channels * per_channel) {
+        p->pair = -1;
+        if (i < opt.channels * per_channel && opt.mode == MODE_JANUS) {
+            /* publishers first: a Janus subscription needs an existing feed */
+            p->channel = i / per_channel;
+            int r = i % per_channel;
+            if (r < opt.publishers) {
+                p->role = ROLE_PUB;
+            } else if (r < opt.publishers + 2 * opt.members) {
+                bool pub_half = (r - opt.publishers) % 2 == 0;
+                p->role = pub_half ? ROLE_PUB : ROLE_SUB;
+                p->pair = pub_half ? i + 1 : i - 1;
+            } else {
+                p->role = ROLE_SUB;
+            }
+        } else if (i < opt.channels * per_channel) {
             p->channel = i / per_channel;
             int r = i % per_channel;
             /* subscribers first, so the fan-out is in place when media starts */
@@ -1286,6 +1636,9 @@ int main(int argc, char **argv)
             if (t >= last_start + (uint64_t)opt.connect_interval_ms * 1000u) {
                 last_start = t;
                 start_peer(&peers[next_start++]);
+                /* Janus: a member's subscriber half starts with its publisher half */
+                if (next_start < n_initial && peers[next_start - 1].pair == next_start)
+                    start_peer(&peers[next_start++]);
             }
         } else if (next_start < n_initial && t - last_tick >= 10000) {
             for (int k = 0; k < 10 && next_start < n_initial; k++)
@@ -1350,8 +1703,12 @@ int main(int argc, char **argv)
             if (rc == 0 && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
                 bool was_upgrading = p->ws.state == HK_WS_UPGRADING;
                 rc = hk_ws_on_readable(&p->ws, on_ws_message, p);
-                if (rc == 0 && was_upgrading && p->ws.state == HK_WS_OPEN)
-                    send_connect(p);
+                if (rc == 0 && was_upgrading && p->ws.state == HK_WS_OPEN) {
+                    if (opt.mode == MODE_JANUS)
+                        janus_on_open(p);
+                    else
+                        send_connect(p);
+                }
             }
             if (rc < 0) {
                 char why[80];
@@ -1445,6 +1802,9 @@ int main(int argc, char **argv)
     json_object_set_new(out, "integrity_failures", json_integer((json_int_t)st.integrity_failures));
     json_object_set_new(out, "samples_incomplete", json_integer((json_int_t)st.samples_incomplete));
     json_object_set_new(out, "srtp_errors", json_integer((json_int_t)st.srtp_errors));
+    json_object_set_new(out, "srtp_profile_peers",
+                        json_pack("{s:I,s:I}", "AEAD_AES_128_GCM", (json_int_t)st.srtp_gcm,
+                                  "AES128_CM_SHA1_80", (json_int_t)st.srtp_cm));
     json_object_set_new(out, "send_errors", json_integer((json_int_t)st.send_errors));
     json_object_set_new(out, "pacing_skips", json_integer((json_int_t)st.pacing_skips));
     json_object_set_new(out, "ws_closed_after_join", json_integer((json_int_t)st.ws_closed));
@@ -1483,7 +1843,7 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < n_peers; i++) {
         peer_t *p = &peers[i];
-        if (p->ws.fd >= 0 && p->ws.state == HK_WS_OPEN) {
+        if (p->ws.fd >= 0 && p->ws.state == HK_WS_OPEN && opt.mode == MODE_HISOKA) {
             const char *bye = "{\"type\":\"disconnect\",\"reason\":\"NO-ERROR\"}";
             hk_ws_send_text(&p->ws, bye, strlen(bye));
         }

@@ -76,11 +76,13 @@ static int flush(hk_ws_t *ws)
     return 0;
 }
 
-int hk_ws_connect(hk_ws_t *ws, const struct sockaddr_in *addr, const char *host, const char *path)
+int hk_ws_connect(hk_ws_t *ws, const struct sockaddr_in *addr, const char *host, const char *path,
+                  const char *protocol)
 {
     memset(ws, 0, sizeof *ws);
     snprintf(ws->host, sizeof ws->host, "%s:%u", host, ntohs(addr->sin_port));
     snprintf(ws->path, sizeof ws->path, "%s", path);
+    snprintf(ws->protocol, sizeof ws->protocol, "%s", protocol ? protocol : "");
     ws->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (ws->fd < 0)
         return -1;
@@ -99,12 +101,15 @@ static int send_upgrade(hk_ws_t *ws)
     RAND_bytes(nonce, sizeof nonce);
     char key[32];
     EVP_EncodeBlock((unsigned char *)key, nonce, sizeof nonce);
-    char req[600];
+    char proto[100] = "";
+    if (ws->protocol[0])
+        snprintf(proto, sizeof proto, "Sec-WebSocket-Protocol: %s\r\n", ws->protocol);
+    char req[700];
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     ws->path, ws->host, key);
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     ws->path, ws->host, key, proto);
     ws->state = HK_WS_UPGRADING;
     return queue(ws, req, (size_t)n);
 }
@@ -262,6 +267,20 @@ int hk_ws_on_readable(hk_ws_t *ws, hk_ws_message_fn fn, void *arg)
             if (ws->in_len < 12 || memcmp(ws->in + 9, "101", 3) != 0)
                 return -1;
             size_t hl = (size_t)(end + 4 - ws->in);
+            if (ws->protocol[0]) {
+                /* the server must have picked our subprotocol (RFC 6455 §4.1, item 6) */
+                *end = '\0';
+                char *hit = strcasestr(ws->in, "\nSec-WebSocket-Protocol:");
+                char *eol = hit ? strchr(hit + 1, '\r') : NULL;
+                if (eol)
+                    *eol = '\0';
+                bool ok = hit && strstr(hit, ws->protocol) != NULL;
+                if (eol)
+                    *eol = '\r';
+                *end = '\r';
+                if (!ok)
+                    return -1;
+            }
             memmove(ws->in, ws->in + hl, ws->in_len - hl);
             ws->in_len -= hl;
             ws->state = HK_WS_OPEN;

@@ -15,7 +15,8 @@ typedef struct {
     hk_ws_state_t state;
     char host[128];
     char path[256];
-    char *in; /* received bytes not consumed yet */
+    char protocol[64]; /* Sec-WebSocket-Protocol to ask for, "" for none */
+    char *in;          /* received bytes not consumed yet */
     size_t in_len, in_cap;
     char *out; /* bytes not written yet */
     size_t out_len, out_cap;
@@ -33,8 +34,10 @@ int hk_ws_parse_url(const char *url, struct sockaddr_in *addr, char *host, size_
                     char *path, size_t path_size);
 
 /* Starts a non-blocking connect; the caller adds ws->fd to its loop (EPOLLIN|EPOLLOUT).
- * Returns 0 or -1. */
-int hk_ws_connect(hk_ws_t *ws, const struct sockaddr_in *addr, const char *host, const char *path);
+ * protocol (NULL for none) is sent as Sec-WebSocket-Protocol (RFC 6455 §4.1) and must
+ * come back in the server's 101 response. Returns 0 or -1. */
+int hk_ws_connect(hk_ws_t *ws, const struct sockaddr_in *addr, const char *host, const char *path,
+                  const char *protocol);
 
 /* Call when the socket is writable: finishes the connect, sends the upgrade request and
  * anything queued. Returns 0, or -1 when the connection failed. */
