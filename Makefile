@@ -104,7 +104,8 @@ docker-lint:
 
 # Load generator and raw forwarding relay (tests/load/, `make bench`).
 LOAD_HDRS := $(wildcard tests/load/*.h)
-LOAD_OBJS := $(BUILD)/tests/load/hisoka-load.o $(BUILD)/tests/load/ws.o $(BUILD)/tests/load/load.o
+LOAD_OBJS := $(BUILD)/tests/load/hisoka-load.o $(BUILD)/tests/load/ws.o $(BUILD)/tests/load/load.o \
+             $(BUILD)/tests/load/janus.o
 RELAY_OBJS := $(BUILD)/tests/load/raw-relay.o $(BUILD)/tests/load/load.o
 
 $(LOAD_OBJS) $(RELAY_OBJS): $(LOAD_HDRS)

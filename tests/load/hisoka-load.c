@@ -181,10 +181,6 @@ static uint64_t janus_tx;            /* last transaction number used */
 static uint64_t janus_published_gen; /* bumped whenever a Janus publisher feed appears */
 static volatile sig_atomic_t interrupted;
 
-/* The Janus API messages (janus.c) are compiled into this translation unit: the Makefile's
- * LOAD_OBJS does not list tests/load/janus.o yet. Once it does, drop this include. */
-#include "tests/load/janus.c"
-
 static void on_signal(int sig)
 {
     (void)sig;
