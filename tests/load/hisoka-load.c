@@ -33,6 +33,7 @@
 #include "server/cert.h"
 #include "server/rtp.h"
 #include "server/sdp.h"
+#include "server/rtcp.h"
 #include "server/srtp.h"
 #include "tests/load/janus.h"
 #include "tests/load/load.h"
@@ -105,6 +106,7 @@ typedef struct {
     /* receiving */
     stream_t streams[MAX_STREAMS];
     int n_streams;
+    uint64_t next_storm; /* --feedback-storm: when the next burst is due */
     /* --mode janus: one Janus session + VideoRoom handle per PeerConnection; a sendrecv
      * member is two peers (a publisher and a subscriber PC), pair = the other half. */
     int pair;
@@ -135,6 +137,7 @@ typedef struct {
     int connect_interval_ms;
     long long janus_room;
     struct in_addr local_ip; /* where the peers' UDP sockets are bound */
+    int feedback_storm;      /* RTCP NACK + PLI packets per second from each receiver */
 } options_t;
 
 typedef struct {
@@ -142,6 +145,7 @@ typedef struct {
     uint64_t packets_received, bytes_received, rtcp_received;
     uint64_t frames_verified, integrity_failures, samples_incomplete, srtp_errors;
     uint64_t send_errors, ws_closed, pacing_skips;
+    uint64_t feedback_sent;     /* --feedback-storm packets */
     uint64_t srtp_gcm, srtp_cm; /* DTLS-SRTP profile chosen by the server, per peer */
     uint64_t *latency;
     size_t n_latency;
@@ -1298,8 +1302,48 @@ static void on_udp_readable(peer_t *p)
 
 /* ---- timers --------------------------------------------------------------------------- */
 
+/* --feedback-storm (ABUSE.md 13): a receiver that floods the server with NACKs for the
+ * last 16 packets of every stream it receives and PLIs for each, N packets a second in
+ * bursts every 10 ms. The server must answer NACKs from its cache, throttle PLIs and go
+ * on forwarding to everyone. */
+static void feedback_storm(peer_t *p, uint64_t t)
+{
+    if (!opt.feedback_storm || p->state != P_READY || !p->srtp || p->n_streams == 0 ||
+        t < p->next_storm)
+        return;
+    p->next_storm = t + 10000;
+    int burst = opt.feedback_storm / 100 > 0 ? opt.feedback_storm / 100 : 1;
+    for (int i = 0; i < burst; i++) {
+        stream_t *s = &p->streams[(size_t)(i / 2) % (size_t)p->n_streams];
+        if (!s->started)
+            continue;
+        uint8_t b[PKT_CAP];
+        int n;
+        if (i % 2 == 0) {
+            uint16_t seqs[16];
+            for (int k = 0; k < 16; k++)
+                seqs[k] = (uint16_t)(s->ext_max - 16 + (uint64_t)k);
+            n = hk_rtcp_build_nack(b, sizeof b - HK_SRTP_MAX_TRAILER,
+                                   0x10ad0000u + (uint32_t)p->idx, s->ssrc, seqs, 16);
+        } else {
+            n = hk_rtcp_build_pli(b, sizeof b - HK_SRTP_MAX_TRAILER, 0x10ad0000u + (uint32_t)p->idx,
+                                  s->ssrc);
+        }
+        size_t len = n > 0 ? (size_t)n : 0;
+        if (len == 0 || hk_srtp_protect_rtcp(p->srtp, b, &len, sizeof b) != 0) {
+            st.srtp_errors++;
+            continue;
+        }
+        if (send(p->udp, b, len, 0) < 0)
+            st.send_errors++;
+        else
+            st.feedback_sent++;
+    }
+}
+
 static void tick(peer_t *p, uint64_t t)
 {
+    feedback_storm(p, t);
     if (p->state == P_IDLE || p->state == P_FAILED)
         return;
     if (p->state != P_READY && t > p->t_start + JOIN_TIMEOUT) {
@@ -1388,6 +1432,7 @@ static void usage(void)
             "                            after media starts (join storm; default duration/3)\n"
             "  --duration SEC --video-kbps N --fps N --audio|--no-audio --no-video\n"
             "  --sample N                decrypt every Nth frame of every stream (0: none)\n"
+            "  --feedback-storm N        each receiver floods N RTCP NACK/PLI packets a second\n"
             "  --no-e2ee                 connect with e2ee:false\n"
             "  --srtp gcm|cm|both        SRTP profiles offered in DTLS (default both)\n"
             "  --server-pid PID          measure the server's CPU and RSS over the window\n"
@@ -1424,6 +1469,7 @@ static int parse_options(int argc, char **argv)
                                              {"connect-interval-ms", required_argument, 0, 'I'},
                                              {"janus-room", required_argument, 0, 'R'},
                                              {"local-ip", required_argument, 0, 'B'},
+                                             {"feedback-storm", required_argument, 0, 'F'},
                                              {0, 0, 0, 0}};
     const char *relay = "127.0.0.1:5006";
     opt.local_ip.s_addr = htonl(INADDR_LOOPBACK);
@@ -1510,6 +1556,11 @@ static int parse_options(int argc, char **argv)
             break;
         case 'B':
             if (inet_pton(AF_INET, optarg, &opt.local_ip) != 1)
+                return -1;
+            break;
+        case 'F':
+            opt.feedback_storm = atoi(optarg);
+            if (opt.feedback_storm < 0 || opt.feedback_storm > 100000)
                 return -1;
             break;
         default:
@@ -1784,6 +1835,7 @@ int main(int argc, char **argv)
     json_object_set_new(out, "packets_received", json_integer((json_int_t)st.packets_received));
     json_object_set_new(out, "bytes_received", json_integer((json_int_t)st.bytes_received));
     json_object_set_new(out, "rtcp_received", json_integer((json_int_t)st.rtcp_received));
+    json_object_set_new(out, "feedback_sent", json_integer((json_int_t)st.feedback_sent));
     json_object_set_new(out, "packets_expected", json_integer((json_int_t)expected));
     json_object_set_new(out, "packets_lost", json_integer((json_int_t)lost));
     json_object_set_new(out, "loss_pct",
