@@ -28,9 +28,11 @@ typedef struct hk_config_s {
     int max_missed_pongs;            /* max_missed_pongs, default 3, 1..100 */
     uint32_t consent_timeout_ms;     /* consent_timeout: ICE liveness, default 30 s, 2 s..5 min */
     uint32_t connect_timeout_ms;     /* connect_timeout: WS open -> connect, default 10 s */
-    size_t max_message_size_before_connect;   /* default 64 KiB, 1 KiB..16 MiB */
-    size_t max_message_size;                  /* after connect, default 256 KiB, 1 KiB..16 MiB */
-    int max_key_messages_per_second;          /* default 100, 1..100000 */
+    size_t max_message_size_before_connect; /* default 64 KiB, 1 KiB..16 MiB */
+    size_t max_message_size;                /* after connect, default 256 KiB, 1 KiB..16 MiB */
+    int max_key_messages_per_second;
+    int max_nacks_per_second;            /* max_nacks_per_second: NACKed packets answered per
+                                            second per connection, default 500, 1..100000 */          /* default 100, 1..100000 */
     hk_log_level_t log_level;                 /* log_level: debug|info|warn|error, default info */
     hk_log_format_t log_format;               /* log_format: text|json, default text */
     char tls_certificate_file[HK_CONFIG_STR]; /* default "" = plain ws */

@@ -248,6 +248,8 @@ static char *metrics_text(const hk_worker_t *worker)
     counter(&t, "hisoka_nacks_received_total", "Sequence numbers NACKed by subscribers.",
             mc->nacks_received);
     counter(&t, "hisoka_nacks_sent_total", "NACK packets sent to publishers.", mc->nacks_sent);
+    counter(&t, "hisoka_nacks_rate_limited_total",
+            "NACKed packets not answered: over max_nacks_per_second.", mc->nacks_rate_limited);
     counter(&t, "hisoka_retransmissions_total", "NACKed packets resent from the cache.",
             mc->retransmissions);
     counter(&t, "hisoka_retransmission_misses_total", "NACKed packets no longer in the cache.",

@@ -197,6 +197,20 @@ static void answer_nack(hk_peer_t *from, const hk_rtcp_fb_t *fb, uint64_t now_ms
         media->counters.retransmission_misses += (uint64_t)n;
         return;
     }
+    /* A NACK storm must not become a retransmission storm: each connection gets at
+     * most max_nacks_per_second packets answered. */
+    hk_transport_t *t = from->transport;
+    if (now_ms - t->nack_window_ms >= 1000) {
+        t->nack_window_ms = now_ms;
+        t->nack_count = 0;
+    }
+    uint32_t allowed = (uint32_t)from->worker->config->max_nacks_per_second;
+    uint32_t room = t->nack_count < allowed ? allowed - t->nack_count : 0;
+    if ((uint32_t)n > room) {
+        media->counters.nacks_rate_limited += (uint64_t)n - room;
+        n = (int)room;
+    }
+    t->nack_count += (uint32_t)n;
     for (int i = 0; i < n; i++) {
         const uint8_t *pkt;
         size_t len;

@@ -37,7 +37,8 @@ typedef struct {
     uint64_t nacks_received;  /* NACKed sequence numbers from subscribers */
     uint64_t retransmissions; /* answered from the cache */
     uint64_t retransmission_misses;
-    uint64_t nacks_sent; /* NACK packets to publishers */
+    uint64_t nacks_rate_limited; /* NACKed packets over max_nacks_per_second: not answered */
+    uint64_t nacks_sent;         /* NACK packets to publishers */
     uint64_t plis_received;
     uint64_t plis_sent;
     uint64_t plis_throttled;

@@ -68,6 +68,8 @@ typedef struct hk_transport_s {
     uint16_t twcc_next; /* first sequence number the next feedback covers */
     uint64_t last_twcc_ms;
     uint64_t last_rr_ms;
+    uint64_t nack_window_ms; /* max_nacks_per_second accounting */
+    uint32_t nack_count;
 } hk_transport_t;
 
 /* Creates the transport of a peer (at connect). Returns NULL on ENOMEM. */

@@ -35,7 +35,7 @@ test('abuse 13: NACK and PLI storms from subscribers', async () => {
       `${d.hisoka_nacks_received_total}, retransmissions ${d.hisoka_retransmissions_total}, ` +
       `PLIs received ${d['hisoka_plis_total{direction="received"}']}, PLIs sent ` +
       `${d['hisoka_plis_total{direction="sent"}']}, throttled ${d.hisoka_plis_throttled_total}; ` +
-      `misses ${d.hisoka_retransmission_misses_total}, media loss ${result.loss_pct}%`);
+      `misses ${d.hisoka_retransmission_misses_total}, rate-limited ${d.hisoka_nacks_rate_limited_total}, media loss ${result.loss_pct}%`);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(result.feedback_sent > 10000, 'the storm happened');
     assert.equal(result.integrity_failures, 0);
@@ -43,6 +43,10 @@ test('abuse 13: NACK and PLI storms from subscribers', async () => {
     assert.ok(result.loss_pct < 1, `loss ${result.loss_pct}%`);
     assert.ok(d.hisoka_nacks_received_total > 10000, 'NACKs reached the server');
     assert.ok(d.hisoka_retransmissions_total > 0, 'answered from the cache');
+    // ...but at most max_nacks_per_second (500) per subscriber: 3 subscribers, ~6 s.
+    assert.ok(d.hisoka_retransmissions_total <= 3 * 500 * 7,
+      `retransmissions ${d.hisoka_retransmissions_total} bounded by the NACK rate limit`);
+    assert.ok(d.hisoka_nacks_rate_limited_total > 100000, 'the rest were refused and counted');
     // PLIs to the publisher: at most one per 300 ms per stream, however many arrive.
     assert.ok(d['hisoka_plis_total{direction="sent"}'] <= 6 / 0.3 + 10,
       `PLIs passed on: ${d['hisoka_plis_total{direction="sent"}']}`);
