@@ -168,18 +168,3 @@ void hk_log_write(hk_log_level_t level, const char *subsystem, const char *conn_
         off += (size_t)w;
     }
 }
-
-int hk_log_ratelimit_allow(hk_log_ratelimit_t *rl, uint64_t now_ms, uint32_t interval_ms,
-                           uint32_t burst)
-{
-    if (now_ms - rl->window_start_ms >= interval_ms) {
-        rl->window_start_ms = now_ms;
-        rl->count = 0;
-    }
-    if (rl->count < burst) {
-        rl->count++;
-        return 1;
-    }
-    rl->suppressed++;
-    return 0;
-}

@@ -36,18 +36,6 @@ void hk_log_write(hk_log_level_t level, const char *subsystem, const char *conn_
             hk_log_write(level, subsystem, conn_id, __VA_ARGS__);                                  \
     } while (0)
 
-/* Rate limiter for per-packet warnings: at most `burst` lines per `interval_ms`.
- * Embed one per warning site in the owning object (no globals in the media path). */
-typedef struct {
-    uint64_t window_start_ms;
-    uint32_t count;
-    uint32_t suppressed;
-} hk_log_ratelimit_t;
-
-/* Returns 1 when a line may be written now; counts suppressed lines otherwise. */
-int hk_log_ratelimit_allow(hk_log_ratelimit_t *rl, uint64_t now_ms, uint32_t interval_ms,
-                           uint32_t burst);
-
 const char *hk_log_level_name(hk_log_level_t level);
 
 #endif

@@ -241,6 +241,8 @@ static char *metrics_text(const hk_worker_t *worker)
     counter(&t, "hisoka_rtcp_packets_received_total", "RTCP compound packets received.",
             mc->rtcp_packets_in);
     counter(&t, "hisoka_rtcp_errors_total", "Malformed RTCP compound packets.", mc->rtcp_errors);
+    counter(&t, "hisoka_rtp_errors_total", "RTP packets that authenticated but do not parse.",
+            mc->rtp_errors);
     counter(&t, "hisoka_forwarded_packets_total", "RTP packets forwarded to subscribers.",
             mc->forwarded_packets);
     counter(&t, "hisoka_forwarded_bytes_total", "RTP bytes forwarded to subscribers.",

@@ -132,7 +132,7 @@ static void send_leg(hk_peer_t *subscriber, const hk_sdp_section_t *s, const uin
     hk_media_t *media = &subscriber->worker->media;
     uint8_t *slot = hk_udp_slot(&media->udp, &t->selected);
     int n = hk_forward_rewrite(buf, len, hdr, slot, HK_UDP_BUF_SIZE - HK_SRTP_MAX_TRAILER, s->mid,
-                               strlen(s->mid), true, t->twcc_out_seq);
+                               s->mid_len, true, t->twcc_out_seq);
     if (n < 0)
         return;
     size_t out = (size_t)n;

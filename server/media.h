@@ -46,6 +46,7 @@ typedef struct {
     uint64_t receiver_reports_sent;
     uint64_t sender_reports_relayed;
     uint64_t rtcp_errors; /* malformed compound packets */
+    uint64_t rtp_errors;  /* RTP that authenticated but does not parse */
     uint64_t consent_expired;
 } hk_media_counters_t;
 

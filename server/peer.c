@@ -175,7 +175,7 @@ static hk_sdp_section_t *add_section(hk_peer_t *peer, hk_section_type_t type, hk
     memset(s, 0, sizeof *s);
     s->type = type;
     s->kind = kind;
-    snprintf(s->mid, sizeof s->mid, "%u", peer->next_mid++);
+    s->mid_len = (uint8_t)snprintf(s->mid, sizeof s->mid, "%u", peer->next_mid++);
     return s;
 }
 

@@ -62,6 +62,7 @@ typedef struct {
     hk_section_type_t type;
     hk_media_kind_t kind;
     char mid[HK_SDP_MID_LEN];
+    uint8_t mid_len;               /* strlen(mid), for the forwarding path */
     char stream_id[HK_SDP_ID_LEN]; /* FORWARD: the publisher's connection_id */
     char track_id[HK_SDP_ID_LEN];  /* FORWARD: the publisher's track id */
     uint32_t ssrc;                 /* FORWARD: media SSRC, 0 = unknown */

@@ -251,7 +251,7 @@ void hk_transport_on_srtp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t 
     hk_rtp_header_t hdr;
     const char *err = NULL;
     if (hk_rtp_parse(buf, n, &hdr, &err) != 0) {
-        media->counters.srtp_unprotect_errors++;
+        media->counters.rtp_errors++;
         return;
     }
     media->counters.rtp_packets_in++;

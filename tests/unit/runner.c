@@ -50,18 +50,10 @@ char *hk_test_read_file(const char *path, size_t *len)
     return buf;
 }
 
-static int cmp_test(const void *a, const void *b)
-{
-    const char *fa = *(const char *const *)a;
-    const char *fb = *(const char *const *)b;
-    return strcmp(fa, fb);
-}
-
 int main(int argc, char **argv)
 {
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0;
-    (void)cmp_test;
 
     for (int i = 0; i < n_tests; i++) {
         if (filter && !strstr(tests[i].name, filter))
