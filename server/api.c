@@ -200,6 +200,9 @@ static char *metrics_text(const hk_worker_t *worker)
     counter(&t, "hisoka_packets_sent_total", "UDP datagrams sent from the media port.",
             uc->tx_datagrams);
     counter(&t, "hisoka_bytes_sent_total", "UDP bytes sent from the media port.", uc->tx_bytes);
+    counter(&t, "hisoka_send_messages_total",
+            "Messages the sent datagrams took (fewer than datagrams: UDP segmentation offload).",
+            uc->tx_messages);
     counter(&t, "hisoka_send_errors_total", "UDP datagrams the kernel refused to send.",
             uc->tx_errors);
 
@@ -340,7 +343,9 @@ static json_t *stats_json(const hk_worker_t *worker)
     json_object_set_new(media, "dropped_demux", demux);
     json_object_set_new(media, "udp_rx_datagrams", json_integer((json_int_t)uc->rx_datagrams));
     json_object_set_new(media, "udp_tx_datagrams", json_integer((json_int_t)uc->tx_datagrams));
+    json_object_set_new(media, "udp_tx_messages", json_integer((json_int_t)uc->tx_messages));
     json_object_set_new(media, "udp_tx_errors", json_integer((json_int_t)uc->tx_errors));
+    json_object_set_new(media, "udp_gso", json_boolean(worker->media.udp.gso));
     json_object_set_new(root, "media", media);
     return root;
 }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/srtp_gcm.h"
+
 #define REPLAY_WINDOW 1024
 
 #define RTP_HEADER_LEN  12 /* RFC 3550 §5.1 fixed header */
@@ -22,7 +24,9 @@ struct hk_srtp_s {
 
 int hk_srtp_global_init(void)
 {
-    return srtp_init() == srtp_err_status_ok ? 0 : HK_EIO;
+    if (srtp_init() != srtp_err_status_ok)
+        return HK_EIO;
+    return hk_srtp_gcm_register();
 }
 
 void hk_srtp_global_shutdown(void)

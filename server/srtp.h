@@ -41,8 +41,9 @@ typedef struct {
 
 typedef struct hk_srtp_s hk_srtp_t;
 
-/* Initialises libsrtp (srtp_init). Call once at start-up, before any worker thread
- * exists; calling it again is harmless. Returns 0 or HK_EIO. */
+/* Initialises libsrtp (srtp_init) and makes it compute AES-GCM with OpenSSL
+ * (server/srtp_gcm.h). Call once at start-up, before any worker thread exists; calling
+ * it again is harmless. Returns 0 or HK_EIO. */
 int hk_srtp_global_init(void);
 
 /* Releases libsrtp's global state (srtp_shutdown); only after every hk_srtp_t is gone. */

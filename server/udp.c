@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -17,6 +18,8 @@ int hk_udp_open(hk_udp_t *udp, uv_loop_t *loop, const char *ip, int port, hk_udp
     udp->arg = arg;
     udp->tx_count = 0;
     udp->in_burst = 0;
+    udp->tx_flushes = 0;
+    memset(udp->tx_dest, 0, sizeof udp->tx_dest);
     memset(&udp->counters, 0, sizeof udp->counters);
     udp->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (udp->fd < 0)
@@ -33,10 +36,14 @@ int hk_udp_open(hk_udp_t *udp, uv_loop_t *loop, const char *ip, int port, hk_udp
         udp->fd = -1;
         return HK_EIO;
     }
+    /* Setting a segment size of 0 (per-message sizes come with each send) succeeds
+     * exactly on kernels that have UDP GSO. */
+    int no_default_segment = 0;
+    udp->gso = setsockopt(udp->fd, SOL_UDP, UDP_SEGMENT, &no_default_segment,
+                          sizeof no_default_segment) == 0;
     for (int i = 0; i < HK_UDP_BATCH; i++) {
         udp->rx_iov[i].iov_base = udp->rx_buf[i];
         udp->rx_iov[i].iov_len = HK_UDP_BUF_SIZE;
-        udp->tx_iov[i].iov_base = udp->tx_buf[i];
     }
     if (uv_poll_init(loop, &udp->poll, udp->fd) != 0) {
         close(udp->fd);
@@ -87,7 +94,7 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 
 uint8_t *hk_udp_slot(hk_udp_t *udp, const struct sockaddr_in *to)
 {
-    if (udp->tx_count == HK_UDP_BATCH)
+    if (udp->tx_count == HK_UDP_TX_SLOTS)
         hk_udp_flush(udp);
     udp->tx_addr[udp->tx_count] = *to;
     return udp->tx_buf[udp->tx_count];
@@ -95,9 +102,9 @@ uint8_t *hk_udp_slot(hk_udp_t *udp, const struct sockaddr_in *to)
 
 void hk_udp_commit(hk_udp_t *udp, size_t len)
 {
-    udp->tx_iov[udp->tx_count].iov_len = len;
+    udp->tx_len[udp->tx_count] = len;
     udp->tx_count++;
-    if (!udp->in_burst || udp->tx_count == HK_UDP_BATCH)
+    if (!udp->in_burst || udp->tx_count == HK_UDP_TX_SLOTS)
         hk_udp_flush(udp);
 }
 
@@ -110,31 +117,159 @@ void hk_udp_send(hk_udp_t *udp, const struct sockaddr_in *to, const uint8_t *buf
     hk_udp_commit(udp, len);
 }
 
+/* A GSO message's payload stays under the IPv4 datagram limit (65,507). */
+#define GSO_MAX_BYTES 65000
+
+static int same_dest(const struct sockaddr_in *a, const struct sockaddr_in *b)
+{
+    return a->sin_addr.s_addr == b->sin_addr.s_addr && a->sin_port == b->sin_port;
+}
+
+/* The destination table's entry for `to`: the one naming a group of this flush with
+ * that address, or a free one (the table has twice as many entries as slots). */
+static int dest_entry(hk_udp_t *udp, const struct sockaddr_in *to)
+{
+    uint32_t h = (to->sin_addr.s_addr ^ (uint32_t)to->sin_port << 16) * 0x9E3779B1u;
+    for (uint32_t i = h >> 16;; i++) {
+        int e = (int)(i & (HK_UDP_DEST_BUCKETS - 1));
+        if (udp->tx_dest[e].flush != udp->tx_flushes ||
+            same_dest(&udp->tx_addr[udp->tx_groups[udp->tx_dest[e].group].first], to))
+            return e;
+    }
+}
+
+/* Splits the queue into groups, in order of their first datagram. */
+static int plan_groups(hk_udp_t *udp)
+{
+    if (++udp->tx_flushes == 0) { /* wrapped: forget every entry */
+        memset(udp->tx_dest, 0, sizeof udp->tx_dest);
+        udp->tx_flushes = 1;
+    }
+    int n = 0;
+    for (int i = 0; i < udp->tx_count; i++) {
+        size_t len = udp->tx_len[i];
+        udp->tx_next[i] = -1;
+        int e = -1;
+        if (udp->gso) {
+            e = dest_entry(udp, &udp->tx_addr[i]);
+            if (udp->tx_dest[e].flush == udp->tx_flushes) {
+                hk_udp_group_t *g = &udp->tx_groups[udp->tx_dest[e].group];
+                if (g->open && len > 0 && len <= g->seg_size && g->count < HK_UDP_GSO_MAX_SEGS &&
+                    g->bytes + len <= GSO_MAX_BYTES) {
+                    udp->tx_next[g->last] = i;
+                    g->last = i;
+                    g->count++;
+                    g->bytes += len;
+                    g->open = len == g->seg_size;
+                    continue;
+                }
+            }
+        }
+        udp->tx_groups[n] = (hk_udp_group_t){
+            .first = i, .last = i, .count = 1, .seg_size = len, .bytes = len, .open = len > 0};
+        if (e >= 0) {
+            udp->tx_dest[e].flush = udp->tx_flushes;
+            udp->tx_dest[e].group = n;
+        }
+        n++;
+    }
+    return n;
+}
+
+static void build_messages(hk_udp_t *udp, int n_groups)
+{
+    int iov = 0;
+    for (int k = 0; k < n_groups; k++) {
+        const hk_udp_group_t *g = &udp->tx_groups[k];
+        struct msghdr *h = &udp->tx_msgs[k].msg_hdr;
+        memset(h, 0, sizeof *h);
+        h->msg_name = &udp->tx_addr[g->first];
+        h->msg_namelen = sizeof udp->tx_addr[g->first];
+        h->msg_iov = &udp->tx_iov[iov];
+        h->msg_iovlen = (size_t)g->count;
+        for (int s = g->first; s >= 0; s = udp->tx_next[s]) {
+            udp->tx_iov[iov].iov_base = udp->tx_buf[s];
+            udp->tx_iov[iov].iov_len = udp->tx_len[s];
+            iov++;
+        }
+        if (g->count > 1) {
+            h->msg_control = udp->tx_cmsg[k].buf;
+            h->msg_controllen = sizeof udp->tx_cmsg[k].buf;
+            struct cmsghdr *c = CMSG_FIRSTHDR(h);
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t seg = (uint16_t)g->seg_size;
+            memcpy(CMSG_DATA(c), &seg, sizeof seg);
+        }
+    }
+}
+
+static void count_sent(hk_udp_t *udp, const hk_udp_group_t *g)
+{
+    udp->counters.tx_messages++;
+    udp->counters.tx_datagrams += (uint64_t)g->count;
+    udp->counters.tx_bytes += g->bytes;
+}
+
+hk_udp_refusal_t hk_udp_gso_refusal(int err)
+{
+    switch (err) {
+    case EMSGSIZE: /* a segment over the route's MTU */
+    case EINVAL:
+        return HK_UDP_SEND_SINGLY;
+    case EIO: /* the device cannot checksum it (older kernels), or IPsec */
+    case ENOPROTOOPT:
+    case EOPNOTSUPP:
+        return HK_UDP_GSO_OFF;
+    default: /* EAGAIN, ENOBUFS, EPERM (a firewall), unreachable: not about GSO */
+        return HK_UDP_NOT_GSO;
+    }
+}
+
+static void gso_refused(hk_udp_t *udp, const hk_udp_group_t *g, int err)
+{
+    if (hk_udp_gso_refusal(err) == HK_UDP_GSO_OFF) {
+        HK_LOG(HK_LOG_WARN, "udp", NULL,
+               "UDP segmentation offload refused (%s): sending datagrams one by one",
+               strerror(err));
+        udp->gso = 0;
+    }
+    for (int s = g->first; s >= 0; s = udp->tx_next[s]) {
+        const struct sockaddr_in *to = &udp->tx_addr[s];
+        if (sendto(udp->fd, udp->tx_buf[s], udp->tx_len[s], 0, (const struct sockaddr *)to,
+                   sizeof *to) < 0) {
+            udp->counters.tx_errors++;
+            continue;
+        }
+        udp->counters.tx_messages++;
+        udp->counters.tx_datagrams++;
+        udp->counters.tx_bytes += udp->tx_len[s];
+    }
+}
+
 void hk_udp_flush(hk_udp_t *udp)
 {
+    if (udp->tx_count == 0)
+        return;
+    int n_groups = plan_groups(udp);
+    build_messages(udp, n_groups);
     int sent = 0;
-    while (sent < udp->tx_count) {
-        for (int i = sent; i < udp->tx_count; i++) {
-            struct msghdr *h = &udp->tx_msgs[i].msg_hdr;
-            memset(h, 0, sizeof *h);
-            h->msg_name = &udp->tx_addr[i];
-            h->msg_namelen = sizeof udp->tx_addr[i];
-            h->msg_iov = &udp->tx_iov[i];
-            h->msg_iovlen = 1;
-        }
-        int n = sendmmsg(udp->fd, udp->tx_msgs + sent, (unsigned)(udp->tx_count - sent), 0);
+    while (sent < n_groups) {
+        int n = sendmmsg(udp->fd, udp->tx_msgs + sent, (unsigned)(n_groups - sent), 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            /* EAGAIN (socket buffer full) or a per-destination error: drop this one. */
-            udp->counters.tx_errors++;
+            const hk_udp_group_t *g = &udp->tx_groups[sent];
+            if (g->count > 1 && hk_udp_gso_refusal(errno) != HK_UDP_NOT_GSO)
+                gso_refused(udp, g, errno);
+            else /* EAGAIN (socket buffer full) or a per-destination error: dropped */
+                udp->counters.tx_errors += (uint64_t)g->count;
             sent++;
             continue;
         }
-        for (int i = sent; i < sent + n; i++) {
-            udp->counters.tx_datagrams++;
-            udp->counters.tx_bytes += udp->tx_iov[i].iov_len;
-        }
+        for (int k = sent; k < sent + n; k++)
+            count_sent(udp, &udp->tx_groups[k]);
         sent += n;
     }
     udp->tx_count = 0;

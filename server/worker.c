@@ -115,7 +115,12 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
         HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot open the log file %s", config->log_file);
         return HK_EIO;
     }
-    if (hk_srtp_global_init() != 0 || hk_cert_generate(&worker->cert) != 0) {
+    if (hk_srtp_global_init() != 0) {
+        HK_LOG(HK_LOG_ERROR, "worker", NULL,
+               "libsrtp2 failed to initialise (or its self-test of the AES-GCM cipher failed)");
+        return HK_EIO;
+    }
+    if (hk_cert_generate(&worker->cert) != 0) {
         HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot generate the DTLS certificate");
         return HK_EIO;
     }
