@@ -271,7 +271,8 @@ if (mode === 'saturated') {
 } else if (mode === 'report') {
   const [server, fanout, ...files] = args;
   const rows = files.map(load);
-  const cap = capacity(rows);
+  const steps = rows.filter((r) => r.kind !== 'half'); // the capacity is the ramp's
+  const cap = capacity(steps);
   const notes = [];
   const brief = (r) => r && {
     scenario: r.scenario, channels: r.channels, subscribers: r.subscribers,
@@ -281,7 +282,7 @@ if (mode === 'saturated') {
   };
   let half = null;
   if (cap) {
-    const g = genBound(rows, cap);
+    const g = genBound(steps, cap);
     if (g) notes.push(`generator saturated at ${g.scenario} (${genUtil(g).toFixed(2)} of its core) ` +
       'before the server reached 50 %: the half-capacity figure is the best step, below 50 %');
     const cands = rows.filter((r) => clean(r) && !genSaturated(r));
@@ -292,7 +293,7 @@ if (mode === 'saturated') {
   }
   const p99 = half && half.added_latency_us ? half.added_latency_us.p99 : NaN;
   console.log(JSON.stringify({
-    kind: 'capacity', server, fanout: +fanout, steps: rows.map((r) => r.scenario),
+    kind: 'capacity', server, fanout: +fanout, steps: steps.map((r) => r.scenario),
     capacity_pps: cap ? cap.pps : null, method: cap ? cap.method : null, basis: brief(cap && cap.basis),
     half: brief(half), target_added_p99_us: 1000, target_met: Number.isFinite(p99) ? p99 <= 1000 : null,
     notes,
@@ -378,6 +379,21 @@ for server in $RAMP_SERVERS; do
     fi
     cap="$tmp/capacity-$server.json"
     node "$CAPACITY_JS" report "$server" "$RAMP_FANOUT" "${ramp[@]}" >"$cap" && results+=("$cap")
+    # The floor under hisoka's half-capacity figure: the raw relay (no signaling, RTCP, NACK)
+    # at the same load right after it, so what the kernel and the machine add (loopback
+    # sends, scheduling, the hypervisor) shows next to what hisoka adds.
+    if [ "$server" = hisoka ] && [[ " $RAMP_SERVERS " == *" raw "* ]] && [ -s "$cap" ]; then
+        # shellcheck disable=SC2016 # JavaScript, not shell
+        size=$(node -e '
+          const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+          if (c.half) console.log(`${c.half.channels} ${c.half.subscribers}`);
+        ' "$cap")
+        if [ -n "$size" ]; then
+            read -r rk rs <<<"$size"
+            run_load raw "ref" ref "$RAMP_SECONDS" --channels "$rk" --publishers 1 \
+                --subscribers "$rs"
+        fi
+    fi
 done
 
 mkdir -p bench/results
@@ -387,7 +403,7 @@ const fs = require('fs');
 const [stamp, base, secs, rampSecs, ...files] = process.argv.slice(2);
 const all = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
 const rows = all.filter((r) => (r.kind || 'scenario') === 'scenario');
-const ramp = all.filter((r) => r.kind === 'ramp' || r.kind === 'half');
+const ramp = all.filter((r) => r.kind === 'ramp' || r.kind === 'half' || r.kind === 'ref');
 const caps = all.filter((r) => r.kind === 'capacity');
 const find = (sc, sv) => rows.find((r) => r.scenario === sc && r.server === sv);
 const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? '-' : Number(x).toFixed(d));
@@ -439,6 +455,10 @@ for (const r of ramp) {
   if (gutil(r) >= 0.9) notes.push('generator saturated');
   if (c && c.basis && c.basis.scenario === r.scenario) notes.push(`capacity basis (${c.method})`);
   if (c && c.half && c.half.scenario === r.scenario) notes.push('HALF CAPACITY');
+  if (r.kind === 'ref') notes.push('the load of hisoka\'s half-capacity run');
+  // the hypervisor not running the server's core: every packet in flight waits it out
+  if (r.server_core && r.server_core.steal_s > 0.01 * r.window_s)
+    notes.push(`steal ${f(100 * r.server_core.steal_s / r.window_s, 0)} % of the window`);
   if (r.peers_failed > 0) notes.push(`${r.peers_failed} peers failed`);
   rlines.push([r.server, r.scenario, `${r.channels}x(1->${r.subscribers})`, f(r.forwarded_pps, 0),
     f(util(r), 2), f(gutil(r), 2), r.server_core ? f(r.server_core.steal_s * 1000, 0) : '-',
@@ -446,6 +466,7 @@ for (const r of ramp) {
     pct(r.added_latency_us, 'p99'), pct(r.added_latency_us, 'p999'), pct(r.latency_us, 'p50'),
     pct(r.latency_us, 'p99'), String(r.exit_code), notes.join('; ') || '-']);
 }
+const ref = ramp.find((r) => r.kind === 'ref');
 const summary = caps.map((c) => {
   if (!c.capacity_pps) return `${c.server}: no capacity (${c.notes.join('; ')})`;
   const b = c.basis, h = c.half;
@@ -456,6 +477,9 @@ const summary = caps.map((c) => {
     `${h.scenario}, ${h.channels}x(1->${h.subscribers}), ${f(h.forwarded_pps, 0)} pkt/s at ` +
     `${f(h.server_util, 2)} of a core: added latency p50 ${f(lat.p50, 0)} / p99 ${f(lat.p99, 0)} / ` +
     `p99.9 ${f(lat.p999, 0)} us (target p99 <= 1000 us: ${c.target_met ? 'met' : 'NOT met'})` +
+    (c.server === 'hisoka' && ref && ref.added_latency_us ? `; raw relay at the same load: p50 ` +
+      `${f(ref.added_latency_us.p50, 0)} / p99 ${f(ref.added_latency_us.p99, 0)} / p99.9 ` +
+      `${f(ref.added_latency_us.p999, 0)} us` : '') +
     (c.notes.length ? `; ${c.notes.join('; ')}` : '');
 });
 if (ramp.length) out.push(render(rlines) + '\n' + summary.join('\n'));
@@ -483,6 +507,7 @@ if (ramp.length) md.push('## Capacity and added latency at half capacity', '',
   'unsaturated). Capacity: forwarded pkt/s / server CPU utilisation of the highest unsaturated',
   'step, or the plateau when the server saturated. Half capacity: the run (an extra one sized from',
   'the capacity, or a step within 0.05 of 50 %) whose server utilisation is closest to 50 %.',
+  'ref: the raw relay at the load of hisoka\'s half-capacity run (what the kernel and the machine add).',
   'server CPU, gen CPU: CPU time over the window / window; steal ms: time the hypervisor did not',
   'run the server\'s core during the window (/proc/stat; every packet in flight waits it out).', '',
   mdTable(rlines), '', ...summary.map((l) => `- ${l}`), '');
