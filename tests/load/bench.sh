@@ -5,17 +5,34 @@
 # audio + video), join storm (100 subscribers join at once while 1 -> 10 media flows).
 # Servers: hisoka; janus (Janus' default threading: one loop thread per handle); janus-el1
 # (event_loops = 1: all media on one loop thread); raw.
-# Prints one table; writes bench/results/<date>.md and .json.
+# Then a capacity ramp for hisoka and raw: K channels x (1 publisher -> 10 subscribers),
+# the same 170 packets/s per publisher, K = 5 10 20 30 40 (8,500 to 68,000 packets/s out,
+# 5 s each) until the server or the generator saturates; capacity = forwarded packets/s /
+# server CPU utilisation of the highest unsaturated step (or the plateau, when the server
+# saturated); then one run sized at half that capacity, whose added latency
+# (p50/p99/p99.9) is the "half capacity" figure (tests/load/README.md: added latency,
+# capacity).
+# Prints two tables; writes bench/results/<date>.md and .json.
 #   BENCH_SECONDS=10   media window per scenario (default 10; the whole run stays well
 #                      under 20 minutes)
-#   BENCH_SCENARIOS="fanout10 fanout50 fanout200 meeting joinstorm"
+#   BENCH_SCENARIOS="fanout10 fanout50 fanout200 meeting joinstorm" (empty: none)
 #   BENCH_SERVERS="hisoka janus janus-el1 raw" (Janus is skipped when not installed)
+#   BENCH_RAMP_SERVERS="hisoka raw" (empty: no ramp)   BENCH_RAMP_SECONDS=5
+#   BENCH_RAMP_FANOUT=10   subscribers per channel
+#   BENCH_RAMP_STEPS="5 10 20 30 40"   channels per step (default: 8500 17000 34000 51000
+#                      68000 packets/s out at 170 packets/s per subscriber)
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
 SECONDS_PER=${BENCH_SECONDS:-10}
-SCENARIOS=${BENCH_SCENARIOS:-"fanout10 fanout50 fanout200 meeting joinstorm"}
+SCENARIOS=${BENCH_SCENARIOS-"fanout10 fanout50 fanout200 meeting joinstorm"}
 SERVERS=${BENCH_SERVERS:-"hisoka janus janus-el1 raw"}
+RAMP_SERVERS=${BENCH_RAMP_SERVERS-"hisoka raw"}
+RAMP_FANOUT=${BENCH_RAMP_FANOUT:-10}
+RAMP_STEPS=${BENCH_RAMP_STEPS:-$(for pps in 8500 17000 34000 51000 68000; do
+    echo $(((pps + 85 * RAMP_FANOUT) / (170 * RAMP_FANOUT)))
+done | awk '$1 > 0 && !seen[$1]++' | paste -sd' ' -)}
+RAMP_SECONDS=${BENCH_RAMP_SECONDS:-5}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
 LOAD=$BUILD/hisoka-load
@@ -203,57 +220,210 @@ start_raw() {
     target=(--mode raw --relay "127.0.0.1:$port")
 }
 
+# The capacity ramp's decisions, shared by the ramp loop and the report:
+#   capacity.js saturated RESULT          exit 1 when the server or the generator saturated
+#   capacity.js plan FANOUT RESULT...     "CHANNELS SUBSCRIBERS" of the half-capacity run;
+#                                         nothing when a step is within 0.05 of 50 % or the
+#                                         generator saturated below half the capacity
+#   capacity.js report SERVER FANOUT RESULT...   the capacity record (JSON)
+write_capacity_js() {
+    cat >"$CAPACITY_JS" <<'JS'
+const fs = require('fs');
+const [mode, ...args] = process.argv.slice(2);
+const load = (f) => JSON.parse(fs.readFileSync(f, 'utf8'));
+const SATURATED = 0.9; // server or generator CPU utilisation over the window
+const MAX_LOSS = 1; // % lost at an unsaturated step
+const util = (r) => (r.window_s > 0 ? r.server_cpu_s / r.window_s : NaN);
+const genUtil = (r) => (r.window_s > 0 ? r.generator_window_cpu_s / r.window_s : NaN);
+const genSaturated = (r) => genUtil(r) >= SATURATED;
+// loss with an idle generator is the server's; with a saturated generator, the generator's
+const srvSaturated = (r) => util(r) >= SATURATED || (r.loss_pct > MAX_LOSS && !genSaturated(r));
+const clean = (r) => r.exit_code === 0 && r.peers_failed === 0;
+const usable = (r) => clean(r) && util(r) > 0 && !srvSaturated(r) && !genSaturated(r);
+function capacity(rows) {
+  const sat = rows.filter((r) => clean(r) && srvSaturated(r));
+  if (sat.length) {
+    const top = sat.reduce((a, b) => (b.forwarded_pps > a.forwarded_pps ? b : a));
+    return { pps: top.forwarded_pps, method: 'plateau', basis: top };
+  }
+  const ok = rows.filter(usable);
+  if (!ok.length) return null;
+  const top = ok.reduce((a, b) => (b.forwarded_pps > a.forwarded_pps ? b : a));
+  return { pps: top.forwarded_pps / util(top), method: 'extrapolated', basis: top };
+}
+// the generator could not carry half the capacity: a saturated step below it
+const genBound = (rows, cap) =>
+  rows.find((r) => genSaturated(r) && r.forwarded_pps < cap.pps / 2 && !srvSaturated(r));
+if (mode === 'saturated') {
+  const r = load(args[0]);
+  process.exit(clean(r) && !srvSaturated(r) && !genSaturated(r) ? 0 : 1);
+} else if (mode === 'plan') {
+  const fanout = +args[0];
+  const rows = args.slice(1).map(load);
+  const cap = capacity(rows);
+  if (!cap || genBound(rows, cap) || rows.some((r) => usable(r) && Math.abs(util(r) - 0.5) <= 0.05))
+    process.exit(0);
+  const b = cap.basis;
+  const perSub = b.forwarded_pps / (b.channels * b.subscribers); // ~170 packets/s
+  const n = Math.max(1, Math.round(cap.pps / 2 / perSub));
+  const channels = Math.max(1, Math.ceil(n / fanout));
+  console.log(`${channels} ${Math.max(1, Math.round(n / channels))}`);
+} else if (mode === 'report') {
+  const [server, fanout, ...files] = args;
+  const rows = files.map(load);
+  const steps = rows.filter((r) => r.kind !== 'half'); // the capacity is the ramp's
+  const cap = capacity(steps);
+  const notes = [];
+  const brief = (r) => r && {
+    scenario: r.scenario, channels: r.channels, subscribers: r.subscribers,
+    forwarded_pps: r.forwarded_pps, server_util: util(r), generator_util: genUtil(r),
+    loss_pct: r.loss_pct, added_latency_us: r.added_latency_us, latency_us: r.latency_us,
+    generator_saturated: genSaturated(r), server_saturated: srvSaturated(r),
+  };
+  let half = null;
+  if (cap) {
+    const g = genBound(steps, cap);
+    if (g) notes.push(`generator saturated at ${g.scenario} (${genUtil(g).toFixed(2)} of its core) ` +
+      'before the server reached 50 %: the half-capacity figure is the best step, below 50 %');
+    const cands = rows.filter((r) => clean(r) && !genSaturated(r));
+    half = (cands.length ? cands : rows.filter(clean))
+      .reduce((a, b) => (a && Math.abs(util(a) - 0.5) <= Math.abs(util(b) - 0.5) ? a : b), null);
+  } else {
+    notes.push('no usable ramp step: no capacity');
+  }
+  const p99 = half && half.added_latency_us ? half.added_latency_us.p99 : NaN;
+  console.log(JSON.stringify({
+    kind: 'capacity', server, fanout: +fanout, steps: steps.map((r) => r.scenario),
+    capacity_pps: cap ? cap.pps : null, method: cap ? cap.method : null, basis: brief(cap && cap.basis),
+    half: brief(half), target_added_p99_us: 1000, target_met: Number.isFinite(p99) ? p99 <= 1000 : null,
+    notes,
+  }));
+}
+JS
+}
+
 results=()
+# run_load SERVER LABEL KIND SECONDS GENERATOR-ARGS...: starts SERVER, runs the generator for
+# SECONDS of media, stops the server, adds {scenario: LABEL, server, kind: KIND, exit_code}
+# to the result and appends it to results; out is its file ("" when there is none).
+run_load() {
+    local server=$1 label=$2 kind=$3 secs=$4 rc
+    shift 4
+    out=
+    case $server in
+    hisoka) start_hisoka ;;
+    raw) start_raw ;;
+    janus) start_janus default || return 1 ;;
+    janus-el1) start_janus el1 || return 1 ;;
+    *)
+        echo "bench: unknown server $server" >&2
+        return 1
+        ;;
+    esac
+    local file="$tmp/$kind-$label-$server.json"
+    echo "=== $label on $server" >&2
+    timeout $((secs + 90)) taskset -c "$GEN_CPU" "$LOAD" "${target[@]}" "$@" \
+        --duration "$secs" --sample 5 --server-pid "$server_pid" --channel-prefix "$label" \
+        --json "$file"
+    rc=$?
+    [ $rc -ne 0 ] && echo "bench: generator exited $rc on $label/$server" >&2
+    stop_server
+    [ -s "$file" ] || return 1
+    node -e '
+      const fs = require("fs");
+      const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+      Object.assign(r, { scenario: process.argv[2], server: process.argv[3], kind: process.argv[4],
+        exit_code: +process.argv[5] });
+      fs.writeFileSync(process.argv[1], JSON.stringify(r));
+    ' "$file" "$label" "$server" "$kind" "$rc"
+    results+=("$file")
+    out=$file
+}
+
 for scenario in $SCENARIOS; do
     for server in $SERVERS; do
-        case $server in
-        hisoka) start_hisoka ;;
-        raw) start_raw ;;
-        janus) start_janus default || continue ;;
-        janus-el1) start_janus el1 || continue ;;
-        *)
-            echo "bench: unknown server $server" >&2
-            continue
-            ;;
-        esac
-        out="$tmp/$scenario-$server.json"
-        echo "=== $scenario on $server" >&2
         # shellcheck disable=SC2046
-        timeout $((SECONDS_PER + 90)) taskset -c "$GEN_CPU" "$LOAD" "${target[@]}" \
-            $(scenario_args "$scenario") --duration "$SECONDS_PER" --sample 5 \
-            --server-pid "$server_pid" --channel-prefix "$scenario" --json "$out"
-        rc=$?
-        [ $rc -ne 0 ] && echo "bench: generator exited $rc on $scenario/$server" >&2
-        stop_server
-        if [ -s "$out" ]; then
-            node -e '
-              const fs = require("fs");
-              const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
-              r.scenario = process.argv[2]; r.server = process.argv[3]; r.exit_code = +process.argv[4];
-              fs.writeFileSync(process.argv[1], JSON.stringify(r));
-            ' "$out" "$scenario" "$server" "$rc"
-            results+=("$out")
-        fi
+        run_load "$server" "$scenario" scenario "$SECONDS_PER" $(scenario_args "$scenario")
     done
+done
+
+# Capacity ramp (see the header): steps of RAMP_STEPS channels x (1 publisher -> RAMP_FANOUT
+# subscribers) until the server or the generator saturates, then one run at half the
+# capacity. capacity.js (write_capacity_js) decides.
+CAPACITY_JS=$tmp/capacity.js
+write_capacity_js
+for server in $RAMP_SERVERS; do
+    case $server in
+    hisoka | raw) ;;
+    *)
+        echo "bench: capacity ramp: only hisoka and raw (not $server)" >&2
+        continue
+        ;;
+    esac
+    ramp=()
+    for k in $RAMP_STEPS; do
+        run_load "$server" "ramp$k" ramp "$RAMP_SECONDS" \
+            --channels "$k" --publishers 1 --subscribers "$RAMP_FANOUT" || break
+        ramp+=("$out")
+        # stop once the server or the generator is saturated
+        node "$CAPACITY_JS" saturated "$out" || break
+    done
+    [ ${#ramp[@]} -gt 0 ] || continue
+    # capacity: prints "CHANNELS SUBSCRIBERS" of the half-capacity run, or nothing when a
+    # ramp step has to stand for it (the generator saturated first)
+    half=$(node "$CAPACITY_JS" plan "$RAMP_FANOUT" "${ramp[@]}")
+    if [ -n "$half" ]; then
+        read -r hk hs <<<"$half"
+        run_load "$server" "half" half "$RAMP_SECONDS" \
+            --channels "$hk" --publishers 1 --subscribers "$hs" && ramp+=("$out")
+    fi
+    cap="$tmp/capacity-$server.json"
+    node "$CAPACITY_JS" report "$server" "$RAMP_FANOUT" "${ramp[@]}" >"$cap" && results+=("$cap")
+    # The floor under hisoka's half-capacity figure: the raw relay (no signaling, RTCP, NACK)
+    # at the same load right after it, so what the kernel and the machine add (loopback
+    # sends, scheduling, the hypervisor) shows next to what hisoka adds.
+    if [ "$server" = hisoka ] && [[ " $RAMP_SERVERS " == *" raw "* ]] && [ -s "$cap" ]; then
+        # shellcheck disable=SC2016 # JavaScript, not shell
+        size=$(node -e '
+          const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+          if (c.half) console.log(`${c.half.channels} ${c.half.subscribers}`);
+        ' "$cap")
+        if [ -n "$size" ]; then
+            read -r rk rs <<<"$size"
+            run_load raw "ref" ref "$RAMP_SECONDS" --channels "$rk" --publishers 1 \
+                --subscribers "$rs"
+        fi
+    fi
 done
 
 mkdir -p bench/results
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
-node - "$stamp" "bench/results/$stamp" "$SECONDS_PER" "${results[@]}" <<'JS'
+node - "$stamp" "bench/results/$stamp" "$SECONDS_PER" "$RAMP_SECONDS" "${results[@]}" <<'JS'
 const fs = require('fs');
-const [stamp, base, secs, ...files] = process.argv.slice(2);
-const rows = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+const [stamp, base, secs, rampSecs, ...files] = process.argv.slice(2);
+const all = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+const rows = all.filter((r) => (r.kind || 'scenario') === 'scenario');
+const ramp = all.filter((r) => r.kind === 'ramp' || r.kind === 'half' || r.kind === 'ref');
+const caps = all.filter((r) => r.kind === 'capacity');
 const find = (sc, sv) => rows.find((r) => r.scenario === sc && r.server === sv);
 const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? '-' : Number(x).toFixed(d));
+const pct = (o, k, d = 0) => (o ? f(o[k], d) : '-');
 // Efficiency: packets delivered to subscribers per server CPU second over the window.
 const eff = (r) => (r && r.server_cpu_s > 0 ? r.window_packets_received / r.server_cpu_s : NaN);
 const ratio = (r, other) => {
   const o = find(r.scenario, other);
   return o && eff(o) > 0 && eff(r) > 0 ? f(eff(r) / eff(o), 2) : '-';
 };
+const render = (lines) => {
+  const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
+  return lines.map((l) => l.map((c, i) => c.padStart(widths[i])).join('  ')).join('\n');
+};
+const mdTable = (lines) => ['| ' + lines[0].join(' | ') + ' |', '|' + lines[0].map(() => '---').join('|') + '|',
+  ...lines.slice(1).map((l) => '| ' + l.join(' | ') + ' |')].join('\n');
+
 const head = ['scenario', 'server', 'fwd pkt/s', 'pkt/CPU-s', 'CPU s/1M pkts', '÷janus', '÷janus-el1',
-  '÷raw', 'lat p50 us', 'p99', 'p99.9', 'loss %', 'join p50 ms', 'p99', 'RSS KiB/leg', 'gen CPU s',
-  'altered', 'exit', 'note'];
+  '÷raw', 'added p50 us', 'p99', 'e2e p50 us', 'p99', 'p99.9', 'loss %', 'join p50 ms', 'p99',
+  'RSS KiB/leg', 'gen CPU s', 'altered', 'exit', 'note'];
 const lines = [head];
 for (const r of rows) {
   const joins = r.late > 0 ? r.late_join_ms : r.join_ms;
@@ -264,28 +434,84 @@ for (const r of rows) {
   if (r.peers_without_media > 0) notes.push(`${r.peers_without_media} without media`);
   lines.push([r.scenario, r.server, f(r.forwarded_pps, 0), f(eff(r), 0),
     f(r.server_cpu_s_per_1M_forwarded, 2), ratio(r, 'janus'), ratio(r, 'janus-el1'), ratio(r, 'raw'),
-    f(r.latency_us.p50, 0), f(r.latency_us.p99, 0), f(r.latency_us.p999, 0), f(r.loss_pct, 3),
+    pct(r.added_latency_us, 'p50'), pct(r.added_latency_us, 'p99'),
+    pct(r.latency_us, 'p50'), pct(r.latency_us, 'p99'), pct(r.latency_us, 'p999'), f(r.loss_pct, 3),
     f(joins.p50, 1), f(joins.p99, 1), f(r.server_rss_kb_per_leg, 1), f(r.generator_cpu_s, 2),
     String(r.integrity_failures), String(r.exit_code), notes.join('; ') || '-']);
 }
-const widths = head.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
-const table = lines.map((l) => l.map((c, i) => c.padStart(widths[i])).join('  ')).join('\n');
-console.log(table);
-const md = [`# Benchmark ${stamp}`, '',
+const out = [];
+if (rows.length) out.push(render(lines));
+
+// Capacity ramp and the half-capacity run.
+const rhead = ['server', 'run', 'peers', 'fwd pkt/s', 'server CPU', 'gen CPU', 'steal ms', 'loss %',
+  'added p50 us', 'p99', 'p99.9', 'e2e p50 us', 'p99', 'exit', 'note'];
+const rlines = [rhead];
+const util = (r) => (r.window_s > 0 ? r.server_cpu_s / r.window_s : NaN);
+const gutil = (r) => (r.window_s > 0 ? r.generator_window_cpu_s / r.window_s : NaN);
+for (const r of ramp) {
+  const c = caps.find((x) => x.server === r.server);
+  const notes = [];
+  if (util(r) >= 0.9 || (r.loss_pct > 1 && !(gutil(r) >= 0.9))) notes.push('server saturated');
+  if (gutil(r) >= 0.9) notes.push('generator saturated');
+  if (c && c.basis && c.basis.scenario === r.scenario) notes.push(`capacity basis (${c.method})`);
+  if (c && c.half && c.half.scenario === r.scenario) notes.push('HALF CAPACITY');
+  if (r.kind === 'ref') notes.push('the load of hisoka\'s half-capacity run');
+  // the hypervisor not running the server's core: every packet in flight waits it out
+  if (r.server_core && r.server_core.steal_s > 0.01 * r.window_s)
+    notes.push(`steal ${f(100 * r.server_core.steal_s / r.window_s, 0)} % of the window`);
+  if (r.peers_failed > 0) notes.push(`${r.peers_failed} peers failed`);
+  rlines.push([r.server, r.scenario, `${r.channels}x(1->${r.subscribers})`, f(r.forwarded_pps, 0),
+    f(util(r), 2), f(gutil(r), 2), r.server_core ? f(r.server_core.steal_s * 1000, 0) : '-',
+    f(r.loss_pct, 3), pct(r.added_latency_us, 'p50'),
+    pct(r.added_latency_us, 'p99'), pct(r.added_latency_us, 'p999'), pct(r.latency_us, 'p50'),
+    pct(r.latency_us, 'p99'), String(r.exit_code), notes.join('; ') || '-']);
+}
+const ref = ramp.find((r) => r.kind === 'ref');
+const summary = caps.map((c) => {
+  if (!c.capacity_pps) return `${c.server}: no capacity (${c.notes.join('; ')})`;
+  const b = c.basis, h = c.half;
+  const how = c.method === 'plateau' ? `measured plateau at ${b.scenario}`
+    : `${f(b.forwarded_pps, 0)} pkt/s / ${f(b.server_util, 2)} of a core at ${b.scenario}`;
+  const lat = h.added_latency_us;
+  return `${c.server}: capacity ${f(c.capacity_pps, 0)} pkt/s (${how}); half capacity: ` +
+    `${h.scenario}, ${h.channels}x(1->${h.subscribers}), ${f(h.forwarded_pps, 0)} pkt/s at ` +
+    `${f(h.server_util, 2)} of a core: added latency p50 ${f(lat.p50, 0)} / p99 ${f(lat.p99, 0)} / ` +
+    `p99.9 ${f(lat.p999, 0)} us (target p99 <= 1000 us: ${c.target_met ? 'met' : 'NOT met'})` +
+    (c.server === 'hisoka' && ref && ref.added_latency_us ? `; raw relay at the same load: p50 ` +
+      `${f(ref.added_latency_us.p50, 0)} / p99 ${f(ref.added_latency_us.p99, 0)} / p99.9 ` +
+      `${f(ref.added_latency_us.p999, 0)} us` : '') +
+    (c.notes.length ? `; ${c.notes.join('; ')}` : '');
+});
+if (ramp.length) out.push(render(rlines) + '\n' + summary.join('\n'));
+console.log(out.join('\n\n'));
+
+const md = [`# Benchmark ${stamp}`, ''];
+if (rows.length) md.push(
   `Media window ${secs} s per scenario; server pinned to one core, generator to the other (taskset).`,
   'pkt/CPU-s: packets delivered to subscribers per server CPU second (utime+stime of all its',
   'threads, /proc/PID/stat, over the media window); ÷janus, ÷janus-el1, ÷raw: this row\'s pkt/CPU-s',
   'divided by that server\'s in the same scenario (hisoka ÷janus = 3 means hisoka forwards 3x',
-  'as many packets per CPU second). CPU s/1M pkts is the inverse. Latency: publisher send to',
-  'subscriber receipt of the last packet of sampled frames (every 5th), generator included.',
+  'as many packets per CPU second). CPU s/1M pkts is the inverse. Added latency (added): the',
+  'publisher\'s sendmmsg of a sampled frame (every 5th) returned -> kernel receive timestamp',
+  '(SO_TIMESTAMPNS) of its last packet at a subscriber: the server\'s residence time plus loopback',
+  'delivery, without the generator (tests/load/README.md). e2e: the frame\'s creation -> the',
+  'generator reading its last packet, generator included.',
   'Join: WebSocket connect to first forwarded RTP (join storm: the 100 late joiners). RSS/leg:',
   'VmRSS growth from before the first connect to media start, divided by receiving streams.',
   'janus: Debian\'s Janus 1.1.2, VideoRoom, ICE-lite, E2EE room, default threading (a loop',
   'thread per handle); janus-el1: the same with event_loops = 1. A saturated server (note) is',
-  'at one full core: its pkt/CPU-s is still what one core carries.', '',
-  '| ' + head.join(' | ') + ' |', '|' + head.map(() => '---').join('|') + '|',
-  ...lines.slice(1).map((l) => '| ' + l.join(' | ') + ' |'), ''].join('\n');
-fs.writeFileSync(`${base}.md`, md);
-fs.writeFileSync(`${base}.json`, JSON.stringify(rows, null, 1) + '\n');
+  'at one full core: its pkt/CPU-s is still what one core carries.', '', mdTable(lines), '');
+if (ramp.length) md.push('## Capacity and added latency at half capacity', '',
+  `Ramp: K channels x (1 publisher -> N subscribers), ${rampSecs} s each, until the server or the`,
+  'generator saturates (CPU >= 0.9 of its core over the window, or > 1 % loss with the generator',
+  'unsaturated). Capacity: forwarded pkt/s / server CPU utilisation of the highest unsaturated',
+  'step, or the plateau when the server saturated. Half capacity: the run (an extra one sized from',
+  'the capacity, or a step within 0.05 of 50 %) whose server utilisation is closest to 50 %.',
+  'ref: the raw relay at the load of hisoka\'s half-capacity run (what the kernel and the machine add).',
+  'server CPU, gen CPU: CPU time over the window / window; steal ms: time the hypervisor did not',
+  'run the server\'s core during the window (/proc/stat; every packet in flight waits it out).', '',
+  mdTable(rlines), '', ...summary.map((l) => `- ${l}`), '');
+fs.writeFileSync(`${base}.md`, md.join('\n'));
+fs.writeFileSync(`${base}.json`, JSON.stringify(all, null, 1) + '\n');
 console.log(`\nwritten ${base}.md and ${base}.json`);
 JS

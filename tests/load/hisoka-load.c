@@ -4,7 +4,10 @@
  * (binding request with USE-CANDIDATE), DTLS client (OpenSSL, memory BIOs) and SRTP
  * (libsrtp2 through server/srtp.c). Publishers send synthetic, already E2EE-encrypted
  * frames (tests/load/load.h); subscribers count every packet from its RTP header and
- * decrypt every Nth frame to check integrity and measure latency.
+ * decrypt every Nth frame to check integrity and measure latency: end to end (frame
+ * creation -> the generator reading its last packet, generator included) and added by the
+ * server (publisher send complete -> kernel receive timestamp of the last packet, see
+ * README.md "Added latency").
  *
  * One epoll loop; recvmmsg/sendmmsg per socket. Output: one JSON object (stdout or
  * --json FILE). Exit 0, 1 on integrity failures, 3 when peers failed to join, 2 on
@@ -13,6 +16,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +24,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -49,6 +54,7 @@
 #define ICE_RETRY_US  100000u
 #define ICE_MAX_TRIES 100
 #define CONSENT_US    5000000u
+#define SENT_RING     512 /* frames whose send time a publisher remembers, per kind */
 
 typedef enum { MODE_HISOKA, MODE_RAW, MODE_JANUS } mode_t_;
 typedef enum { ROLE_PUB, ROLE_SUB, ROLE_MEMBER } role_t;
@@ -69,8 +75,16 @@ typedef struct {
     uint8_t got;
     uint64_t bitmap[4];
     size_t frame_len;
+    uint64_t rx_last_ns; /* latest kernel receive timestamp of its packets (0: none) */
     uint8_t *buf;
 } stream_t;
+
+/* A publisher's record of one frame: CLOCK_REALTIME (ns) right after the sendmmsg of its
+ * last packet returned. On loopback the datagrams are in the server's socket queue then. */
+typedef struct {
+    uint32_t ctr;
+    uint64_t ns; /* 0: not (completely) sent */
+} sent_t;
 
 typedef struct {
     int idx;
@@ -103,6 +117,7 @@ typedef struct {
     uint16_t seq_audio, seq_video, twcc;
     uint32_t ctr_audio, ctr_video;
     uint64_t next_audio, next_video;
+    sent_t *sent; /* [2][SENT_RING]: audio, video; indexed by ctr % SENT_RING */
     /* receiving */
     stream_t streams[MAX_STREAMS];
     int n_streams;
@@ -149,6 +164,10 @@ typedef struct {
     uint64_t srtp_gcm, srtp_cm; /* DTLS-SRTP profile chosen by the server, per peer */
     uint64_t *latency;
     size_t n_latency;
+    uint64_t *added; /* ns */
+    size_t n_added;
+    uint64_t added_missing;  /* verified frames without a send record or receive timestamp */
+    uint64_t added_negative; /* receive timestamp before the send-complete time (counted 0) */
 } stats_t;
 
 static options_t opt = {
@@ -184,6 +203,8 @@ static char janus_out[1 << 20];      /* one Janus request (may carry an SDP) */
 static uint64_t janus_tx;            /* last transaction number used */
 static uint64_t janus_published_gen; /* bumped whenever a Janus publisher feed appears */
 static volatile sig_atomic_t interrupted;
+/* The media window (now_us()): CPU, packet rates and latencies are measured over it. */
+static uint64_t media_start, media_end;
 
 static void on_signal(int sig)
 {
@@ -194,6 +215,14 @@ static void on_signal(int sig)
 static uint64_t now_us(void)
 {
     return hk_load_now_us();
+}
+
+/* CLOCK_REALTIME in ns: the clock of the kernel's SO_TIMESTAMPNS receive timestamps. */
+static uint64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void fail_peer(peer_t *p, const char *why)
@@ -906,6 +935,11 @@ static int open_udp(peer_t *p)
     int sz = 1 << 20;
     setsockopt(p->udp, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
     setsockopt(p->udp, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    /* kernel receive timestamps (CLOCK_REALTIME, taken when the datagram enters the
+     * loopback receive path) for the added latency */
+    int on = 1;
+    if (receives(p) && setsockopt(p->udp, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) < 0)
+        return -1;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = opt.local_ip};
     if (bind(p->udp, (struct sockaddr *)&a, sizeof a) < 0)
         return -1;
@@ -1040,6 +1074,11 @@ static void send_frame(peer_t *p, bool video)
         }
         done += (size_t)n;
     }
+    if (p->sent) {
+        sent_t *e = &p->sent[(video ? SENT_RING : 0) + ctr % SENT_RING];
+        e->ctr = ctr;
+        e->ns = done == count ? real_ns() : 0;
+    }
     st.packets_sent += done;
     st.frames_sent++;
 }
@@ -1086,9 +1125,35 @@ static void record_latency(uint64_t us)
         st.latency[st.n_latency++] = us;
 }
 
+/* Added latency of a verified frame: the kernel receive timestamp of its last-arriving
+ * packet minus the publisher's send-complete time of that frame. The frame's identity
+ * (publisher id, counter) comes from the verified frame itself, so it holds when the
+ * server rewrites SSRCs, sequence numbers and timestamps (Janus). */
+static void record_added(const stream_t *s, bool video)
+{
+    const uint8_t *f = s->buf; /* SFrame-like header: 0xBB, KID, CTR (load.h) */
+    uint32_t kid = (uint32_t)f[1] << 24 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 8 | f[4];
+    uint32_t ctr = (uint32_t)f[5] << 24 | (uint32_t)f[6] << 16 | (uint32_t)f[7] << 8 | f[8];
+    const peer_t *pub = kid >= 1 && kid <= (uint32_t)n_peers ? &peers[kid - 1] : NULL;
+    const sent_t *e =
+        pub && pub->sent ? &pub->sent[(video ? SENT_RING : 0) + ctr % SENT_RING] : NULL;
+    if (!e || e->ctr != ctr || !e->ns || !s->rx_last_ns) {
+        st.added_missing++;
+        return;
+    }
+    uint64_t d = 0;
+    if (s->rx_last_ns >= e->ns)
+        d = s->rx_last_ns - e->ns;
+    else
+        st.added_negative++;
+    if (st.n_added < MAX_SAMPLES)
+        st.added[st.n_added++] = d;
+}
+
 /* Unprotects one packet of a sampled frame and adds its fragment; verifies the frame
- * once every fragment is there. */
-static void sample_packet(peer_t *p, stream_t *s, uint8_t *buf, size_t len, uint32_t ctr)
+ * once every fragment is there. rx_ns: the packet's kernel receive timestamp (0: none). */
+static void sample_packet(peer_t *p, stream_t *s, uint8_t *buf, size_t len, uint32_t ctr,
+                          bool video, uint64_t rx_ns)
 {
     if (hk_srtp_unprotect_rtp(p->srtp, buf, &len) != 0) {
         st.srtp_errors++;
@@ -1117,12 +1182,17 @@ static void sample_packet(peer_t *p, stream_t *s, uint8_t *buf, size_t len, uint
         s->count = count;
         s->got = 0;
         s->frame_len = 0;
+        s->rx_last_ns = 0;
         memset(s->bitmap, 0, sizeof s->bitmap);
     }
     if (count != s->count || (s->bitmap[idx >> 6] >> (idx & 63) & 1))
         return;
     s->bitmap[idx >> 6] |= 1ull << (idx & 63);
     s->got++;
+    if (!rx_ns)
+        s->rx_last_ns = 0; /* one packet without a timestamp: no added latency */
+    else if (s->got == 1 || (s->rx_last_ns && rx_ns > s->rx_last_ns))
+        s->rx_last_ns = rx_ns;
     memcpy(s->buf + (size_t)idx * HK_LOAD_FRAG, pl + HK_LOAD_PKT_HDR, frag);
     if (idx + 1 == count)
         s->frame_len = (size_t)idx * HK_LOAD_FRAG + frag;
@@ -1137,11 +1207,15 @@ static void sample_packet(peer_t *p, stream_t *s, uint8_t *buf, size_t len, uint
         return;
     }
     st.frames_verified++;
+    /* latencies: frames sent during the media window (not the first key frames) */
+    if (!media_start || sent < media_start || sent >= media_end)
+        return;
     uint64_t t = now_us();
     record_latency(t > sent ? t - sent : 0);
+    record_added(s, video);
 }
 
-static void on_rtp(peer_t *p, uint8_t *buf, size_t len, uint64_t t)
+static void on_rtp(peer_t *p, uint8_t *buf, size_t len, uint64_t t, uint64_t rx_ns)
 {
     if (len < 12) {
         return;
@@ -1182,7 +1256,7 @@ static void on_rtp(peer_t *p, uint8_t *buf, size_t len, uint64_t t)
                     : pt == HK_PT_OPUS ? HK_LOAD_AUDIO_TS_STEP
                                        : 0;
     if (step && opt.sample > 0 && (ts / step) % (uint32_t)opt.sample == 0)
-        sample_packet(p, s, buf, len, ts / step);
+        sample_packet(p, s, buf, len, ts / step, pt == HK_PT_VP8, rx_ns);
 }
 
 /* Binding success response (RFC 5389 §7.3.1, RFC 8445 §7.3.1.2) to a check from the
@@ -1252,9 +1326,27 @@ static void on_stun(peer_t *p, const uint8_t *buf, size_t len)
     maybe_start_dtls(p);
 }
 
+/* The SCM_TIMESTAMPNS receive timestamp of a datagram in ns, 0 when there is none. */
+static uint64_t rx_timestamp(struct msghdr *mh)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        }
+    }
+    return 0;
+}
+
 static void on_udp_readable(peer_t *p)
 {
     static uint8_t bufs[BATCH][PKT_CAP];
+    static union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } ctl[BATCH];
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
     for (int round = 0; round < 16; round++) {
@@ -1264,6 +1356,8 @@ static void on_udp_readable(peer_t *p)
             memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
             msgs[i].msg_hdr.msg_iov = &iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_control = ctl[i].buf;
+            msgs[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
         }
         int n = recvmmsg(p->udp, msgs, BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
@@ -1275,7 +1369,7 @@ static void on_udp_readable(peer_t *p)
             if (len == 0)
                 continue;
             if (b[0] >= 128 && b[0] <= 191) {
-                on_rtp(p, b, len, t);
+                on_rtp(p, b, len, t, rx_timestamp(&msgs[i].msg_hdr));
             } else if (b[0] <= 3) {
                 on_stun(p, b, len);
             } else if (b[0] >= 20 && b[0] <= 63) {
@@ -1396,6 +1490,72 @@ static double proc_cpu_seconds(int pid)
     if (sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
         return -1;
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The one CPU pid (0: this process) is pinned to, or -1. */
+static int pinned_cpu(int pid)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(pid, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1)
+        return -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set))
+            return c;
+    return -1;
+}
+
+/* The /proc/stat line of one CPU, in clock ticks: user nice system idle iowait irq softirq
+ * steal. */
+typedef struct {
+    unsigned long long v[8];
+} cpu_ticks_t;
+
+static int cpu_ticks(int cpu, cpu_ticks_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (cpu < 0)
+        return -1;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    char line[512], name[16];
+    snprintf(name, sizeof name, "cpu%d ", cpu);
+    int rc = -1;
+    while (rc < 0 && fgets(line, sizeof line, f)) {
+        if (strncmp(line, name, strlen(name)) != 0)
+            continue;
+        unsigned long long *v = out->v;
+        if (sscanf(line + strlen(name), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8)
+            rc = 0;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* The core a process is pinned to, over [a, b]: busy, its non-idle fraction (whoever ran:
+ * the process, softirqs in any context, kernel threads, anyone else), and steal_s, the time
+ * the hypervisor did not run it (a stall for everything on it). Tick-sampled. */
+static json_t *core_json(int cpu, const cpu_ticks_t *a, const cpu_ticks_t *b)
+{
+    unsigned long long d[8], total = 0;
+    for (int i = 0; i < 8; i++) {
+        d[i] = b->v[i] - a->v[i];
+        total += d[i];
+    }
+    return json_pack("{s:i,s:f,s:f}", "cpu", cpu, "busy",
+                     total ? (double)(total - d[3] - d[4] - d[7]) / (double)total : 0.0, "steal_s",
+                     (double)d[7] / (double)sysconf(_SC_CLK_TCK));
+}
+
+/* CPU time (user + system) of this process so far. */
+static double self_cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
 }
 
 static long proc_rss_kb(int pid)
@@ -1620,13 +1780,14 @@ int main(int argc, char **argv)
     if (frame_cap > BATCH * HK_LOAD_FRAG)
         frame_cap = BATCH * HK_LOAD_FRAG;
     st.latency = malloc(MAX_SAMPLES * sizeof *st.latency);
+    st.added = malloc(MAX_SAMPLES * sizeof *st.added);
     ep = epoll_create1(EPOLL_CLOEXEC);
     /* Janus: a sendrecv member is a publisher PC plus a subscriber PC (two peers) */
     int member_peers = opt.mode == MODE_JANUS ? 2 : 1;
     int per_channel = opt.publishers + opt.subscribers + opt.members * member_peers;
     n_peers = opt.channels * per_channel + opt.late;
     peers = calloc((size_t)n_peers, sizeof *peers);
-    if (!st.latency || ep < 0 || !peers || n_peers == 0) {
+    if (!st.latency || !st.added || ep < 0 || !peers || n_peers == 0) {
         fprintf(stderr, "hisoka-load: nothing to do or out of memory\n");
         return 2;
     }
@@ -1665,13 +1826,21 @@ int main(int argc, char **argv)
         p->ssrc_video = p->ssrc_audio + 1;
         p->ssrc_rtx = p->ssrc_audio + 2;
         snprintf(p->connection_id, sizeof p->connection_id, "#%d", i);
+        if (p->role != ROLE_SUB && !(p->sent = calloc(2 * SENT_RING, sizeof *p->sent))) {
+            fprintf(stderr, "hisoka-load: out of memory\n");
+            return 2;
+        }
     }
     long rss_before = opt.server_pid ? proc_rss_kb(opt.server_pid) : -1;
 
-    uint64_t t0 = now_us(), media_start = 0, media_end = 0, late_start = 0, end = 0;
+    uint64_t t0 = now_us(), late_start = 0, end = 0;
     uint64_t recv_at_start = 0, recv_at_end = 0, sent_at_start = 0, sent_at_end = 0;
     bool window_started = false, window_ended = false;
-    double srv_cpu0 = 0, srv_cpu1 = 0;
+    double srv_cpu0 = 0, srv_cpu1 = 0, gen_cpu0 = 0, gen_cpu1 = 0;
+    int srv_core = opt.server_pid ? pinned_cpu(opt.server_pid) : -1, gen_core = pinned_cpu(0);
+    cpu_ticks_t srv_ticks0, srv_ticks1, gen_ticks0, gen_ticks1;
+    memset(&srv_ticks0, 0, sizeof srv_ticks0);
+    srv_ticks1 = gen_ticks0 = gen_ticks1 = srv_ticks0;
     long rss_ready = -1;
     int next_start = 0;
     int n_initial = opt.channels * per_channel;
@@ -1706,6 +1875,9 @@ int main(int argc, char **argv)
             window_started = true;
             recv_at_start = st.packets_received;
             sent_at_start = st.packets_sent;
+            gen_cpu0 = self_cpu_seconds();
+            cpu_ticks(gen_core, &gen_ticks0);
+            cpu_ticks(srv_core, &srv_ticks0);
             if (opt.server_pid) {
                 srv_cpu0 = proc_cpu_seconds(opt.server_pid);
                 rss_ready = proc_rss_kb(opt.server_pid);
@@ -1719,6 +1891,9 @@ int main(int argc, char **argv)
             window_ended = true;
             recv_at_end = st.packets_received;
             sent_at_end = st.packets_sent;
+            gen_cpu1 = self_cpu_seconds();
+            cpu_ticks(gen_core, &gen_ticks1);
+            cpu_ticks(srv_core, &srv_ticks1);
             if (opt.server_pid)
                 srv_cpu1 = proc_cpu_seconds(opt.server_pid);
         }
@@ -1776,6 +1951,9 @@ int main(int argc, char **argv)
     if (!window_ended) {
         recv_at_end = st.packets_received;
         sent_at_end = st.packets_sent;
+        gen_cpu1 = self_cpu_seconds();
+        cpu_ticks(gen_core, &gen_ticks1);
+        cpu_ticks(srv_core, &srv_ticks1);
         if (opt.server_pid)
             srv_cpu1 = proc_cpu_seconds(opt.server_pid);
     }
@@ -1813,10 +1991,7 @@ int main(int argc, char **argv)
         }
     }
     double window = media_end && media_start ? (double)(media_end - media_start) / 1e6 : 0;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double gen_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-                     (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    double gen_cpu = self_cpu_seconds();
     uint64_t lost = expected > received_counted ? expected - received_counted : 0;
     uint64_t win_recv = recv_at_end - recv_at_start;
     const char *modes[] = {"hisoka", "raw", "janus"};
@@ -1845,7 +2020,12 @@ int main(int argc, char **argv)
                         json_integer((json_int_t)(sent_at_end - sent_at_start)));
     json_object_set_new(out, "window_packets_received", json_integer((json_int_t)win_recv));
     json_object_set_new(out, "forwarded_pps", json_real(window > 0 ? win_recv / window : 0));
+    /* end to end, generator included: frame creation -> the generator reads its last packet */
     json_object_set_new(out, "latency_us", percentiles(st.latency, st.n_latency, 1));
+    /* added by the server: publisher send complete -> kernel receive timestamp (README.md) */
+    json_object_set_new(out, "added_latency_us", percentiles(st.added, st.n_added, 1000));
+    json_object_set_new(out, "added_latency_missing", json_integer((json_int_t)st.added_missing));
+    json_object_set_new(out, "added_latency_negative", json_integer((json_int_t)st.added_negative));
     json_object_set_new(out, "frames_verified", json_integer((json_int_t)st.frames_verified));
     json_object_set_new(out, "integrity_failures", json_integer((json_int_t)st.integrity_failures));
     json_object_set_new(out, "samples_incomplete", json_integer((json_int_t)st.samples_incomplete));
@@ -1860,12 +2040,17 @@ int main(int argc, char **argv)
     json_object_set_new(out, "late_join_ms", percentiles(late_joins, nl, 1000));
     json_object_set_new(out, "setup_ms", percentiles(setups, ns, 1000));
     json_object_set_new(out, "generator_cpu_s", json_real(gen_cpu));
+    json_object_set_new(out, "generator_window_cpu_s", json_real(gen_cpu1 - gen_cpu0));
+    if (gen_core >= 0 && window > 0)
+        json_object_set_new(out, "generator_core", core_json(gen_core, &gen_ticks0, &gen_ticks1));
     if (opt.server_pid) {
         int legs = 0;
         for (int i = 0; i < n_peers; i++)
             legs += peers[i].n_streams;
         double cpu = srv_cpu1 - srv_cpu0;
         json_object_set_new(out, "server_cpu_s", json_real(cpu));
+        if (srv_core >= 0 && window > 0)
+            json_object_set_new(out, "server_core", core_json(srv_core, &srv_ticks0, &srv_ticks1));
         json_object_set_new(out, "server_cpu_s_per_1M_forwarded",
                             json_real(win_recv ? cpu * 1e6 / (double)win_recv : 0));
         json_object_set_new(out, "server_rss_kb_before", json_integer(rss_before));
@@ -1904,12 +2089,14 @@ int main(int argc, char **argv)
         hk_srtp_destroy(p->srtp);
         for (int k = 0; k < p->n_streams; k++)
             free(p->streams[k].buf);
+        free(p->sent);
     }
     free(peers);
     free(joins);
     free(late_joins);
     free(setups);
     free(st.latency);
+    free(st.added);
     if (dtls_ctx)
         SSL_CTX_free(dtls_ctx);
     hk_cert_free(&cert);

@@ -1,6 +1,7 @@
 // Smoke test of the load generator against a real hisoka: one channel, one publisher,
 // two subscribers, 5 s of media through real ICE, DTLS and SRTP. Asserts correctness
-// only (no timing): nobody failed to join, no sampled frame was altered, loss under 1%.
+// only (no timing): nobody failed to join, no sampled frame was altered, loss under 1%,
+// the latency figures are there (finite, >= 0; their values are not checked).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -35,7 +36,8 @@ test('hisoka-load: 1 publisher, 2 subscribers, 5 s: joined, no altered frames, l
     const result = JSON.parse(fs.readFileSync(out, 'utf8'));
     console.log(`# ${JSON.stringify({
       sent: result.packets_sent, received: result.packets_received, loss_pct: result.loss_pct,
-      verified: result.frames_verified, latency_us: result.latency_us, join_ms: result.join_ms,
+      verified: result.frames_verified, latency_us: result.latency_us,
+      added_latency_us: result.added_latency_us, join_ms: result.join_ms,
     })}`);
     assert.equal(result.integrity_failures, 0, 'altered frames');
     assert.equal(result.peers_failed, 0, `peers failed to join: ${r.stderr}`);
@@ -45,6 +47,12 @@ test('hisoka-load: 1 publisher, 2 subscribers, 5 s: joined, no altered frames, l
     assert.ok(result.packets_received > 0);
     assert.ok(result.frames_verified > 0, 'no sampled frame was verified');
     assert.ok(result.loss_pct < 1, `loss ${result.loss_pct}%`);
+    // added latency (kernel receive timestamp - publisher send complete): present, not judged
+    for (const k of ['p50', 'p99', 'p999']) {
+      const v = result.added_latency_us?.[k];
+      assert.ok(typeof v === 'number' && Number.isFinite(v) && v >= 0, `added_latency_us.${k} = ${v}`);
+    }
+    assert.ok(result.added_latency_us.n > 0, 'no added-latency sample');
     assert.equal(r.code, 0, r.stderr);
     assert.ok(server.alive());
   } finally {
