@@ -144,6 +144,23 @@ static void labelled(text_t *t, const char *name, const char *label, const char 
     sample(t, name, labels, v);
 }
 
+/* A histogram of delays (hk_udp_delay_t) in seconds: cumulative buckets, sum, count. */
+static void histogram(text_t *t, const char *name, const char *help, const hk_udp_delay_t *h)
+{
+    family(t, name, "histogram", help);
+    uint64_t cumulative = 0;
+    for (int i = 0; i < HK_UDP_DELAY_BUCKETS; i++) {
+        cumulative += h->bucket[i];
+        if (i < HK_UDP_DELAY_BUCKETS - 1)
+            text_printf(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+                        hk_udp_delay_bounds_us[i] / 1e6, cumulative);
+        else
+            text_printf(t, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cumulative);
+    }
+    text_printf(t, "%s_sum %.9f\n%s_count %" PRIu64 "\n", name, (double)h->sum_ns / 1e9, name,
+                h->count);
+}
+
 static char *metrics_text(const hk_worker_t *worker)
 {
     const hk_counters_t *c = &worker->counters;
@@ -205,6 +222,14 @@ static char *metrics_text(const hk_worker_t *worker)
             uc->tx_messages);
     counter(&t, "hisoka_send_errors_total", "UDP datagrams the kernel refused to send.",
             uc->tx_errors);
+    histogram(&t, "hisoka_receive_wait_seconds",
+              "Per received datagram: kernel receive timestamp to hisoka reading it (socket "
+              "queue, wake-up, scheduling).",
+              &uc->rx_wait);
+    histogram(&t, "hisoka_forward_residence_seconds",
+              "Per received datagram: kernel receive timestamp to the sends of its burst being "
+              "handed to the kernel (the delay hisoka adds).",
+              &uc->residence);
 
     /* Media plane (hk_media_counters_t). */
     family(&t, "hisoka_dropped_datagrams_total", "counter",

@@ -4,12 +4,48 @@
 #include <errno.h>
 #include <netinet/udp.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
 #include "common/log.h"
 
 static void on_readable(uv_poll_t *handle, int status, int events);
+
+const uint32_t hk_udp_delay_bounds_us[HK_UDP_DELAY_BUCKETS - 1] = {
+    10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000};
+
+void hk_udp_delay_add(hk_udp_delay_t *h, int64_t ns)
+{
+    if (ns < 0) /* clock stepped backwards */
+        ns = 0;
+    int i = 0;
+    while (i < HK_UDP_DELAY_BUCKETS - 1 &&
+           (uint64_t)ns > (uint64_t)hk_udp_delay_bounds_us[i] * 1000)
+        i++;
+    h->bucket[i]++;
+    h->count++;
+    h->sum_ns += (uint64_t)ns;
+}
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The kernel's receive time of message m (ns, CLOCK_REALTIME), or 0. */
+static int64_t rx_timestamp(struct msghdr *m)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        }
+    return 0;
+}
 
 int hk_udp_open(hk_udp_t *udp, uv_loop_t *loop, const char *ip, int port, hk_udp_recv_fn fn,
                 void *arg)
@@ -27,6 +63,8 @@ int hk_udp_open(hk_udp_t *udp, uv_loop_t *loop, const char *ip, int port, hk_udp
     int size = 4 << 20;
     setsockopt(udp->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     setsockopt(udp->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    int on = 1; /* receive timestamps, for the delay histograms */
+    setsockopt(udp->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     if (inet_pton(AF_INET, ip, &addr.sin_addr) != 1 ||
         bind(udp->fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
@@ -62,8 +100,9 @@ static void on_readable(uv_poll_t *handle, int status, int events)
     if (status < 0)
         return;
     udp->in_burst = 1;
+    int stamped = 0;
     /* A bounded number of bursts per wake-up keeps signaling responsive. */
-    for (int round = 0; round < 16; round++) {
+    for (int round = 0; round < HK_UDP_BURST_ROUNDS; round++) {
         for (int i = 0; i < HK_UDP_BATCH; i++) {
             struct msghdr *h = &udp->rx_msgs[i].msg_hdr;
             memset(h, 0, sizeof *h);
@@ -71,10 +110,20 @@ static void on_readable(uv_poll_t *handle, int status, int events)
             h->msg_namelen = sizeof udp->rx_addr[i];
             h->msg_iov = &udp->rx_iov[i];
             h->msg_iovlen = 1;
+            h->msg_control = udp->rx_cmsg[i].buf;
+            h->msg_controllen = sizeof udp->rx_cmsg[i].buf;
         }
         int n = recvmmsg(udp->fd, udp->rx_msgs, HK_UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             break;
+        int64_t read_at = realtime_ns();
+        for (int i = 0; i < n; i++) {
+            int64_t at = rx_timestamp(&udp->rx_msgs[i].msg_hdr);
+            if (at) {
+                hk_udp_delay_add(&udp->counters.rx_wait, read_at - at);
+                udp->rx_stamp[stamped++] = at;
+            }
+        }
         for (int i = 0; i < n; i++) {
             size_t len = udp->rx_msgs[i].msg_len;
             udp->counters.rx_datagrams++;
@@ -90,6 +139,11 @@ static void on_readable(uv_poll_t *handle, int status, int events)
     }
     udp->in_burst = 0;
     hk_udp_flush(udp);
+    if (stamped) {
+        int64_t sent_at = realtime_ns();
+        for (int i = 0; i < stamped; i++)
+            hk_udp_delay_add(&udp->counters.residence, sent_at - udp->rx_stamp[i]);
+    }
 }
 
 uint8_t *hk_udp_slot(hk_udp_t *udp, const struct sockaddr_in *to)

@@ -20,7 +20,9 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#define HK_UDP_BATCH        64   /* datagrams per recvmmsg */
+#define HK_UDP_BATCH        64 /* datagrams per recvmmsg */
+#define HK_UDP_BURST_ROUNDS 16 /* recvmmsg calls per wake-up at most */
+#define HK_UDP_BURST_MAX    (HK_UDP_BATCH * HK_UDP_BURST_ROUNDS)
 #define HK_UDP_TX_SLOTS     1024 /* queued datagrams (a burst's fan-out); UIO_MAXIOV */
 #define HK_UDP_GSO_MAX_SEGS 64   /* the kernel's UDP_MAX_SEGMENTS */
 #define HK_UDP_BUF_SIZE     1600 /* 1500-byte datagrams plus room for SRTP trailers */
@@ -30,6 +32,18 @@
  * until the callback returns. */
 typedef void (*hk_udp_recv_fn)(void *arg, uint8_t *buf, size_t len, const struct sockaddr_in *from);
 
+/* Delay histogram: bucket i counts values <= hk_udp_delay_bounds_us[i] (the last bucket:
+ * everything above). Prometheus-style cumulative sums are made when exported. */
+#define HK_UDP_DELAY_BUCKETS 13
+extern const uint32_t hk_udp_delay_bounds_us[HK_UDP_DELAY_BUCKETS - 1];
+typedef struct {
+    uint64_t bucket[HK_UDP_DELAY_BUCKETS];
+    uint64_t count;
+    uint64_t sum_ns;
+} hk_udp_delay_t;
+
+void hk_udp_delay_add(hk_udp_delay_t *h, int64_t ns);
+
 typedef struct {
     uint64_t rx_datagrams;
     uint64_t rx_bytes;
@@ -38,6 +52,11 @@ typedef struct {
     uint64_t tx_errors;
     uint64_t tx_messages;  /* messages handed to the kernel (< datagrams with GSO) */
     uint64_t rx_truncated; /* over the buffer size: dropped */
+    /* Per received datagram, from the kernel's receive timestamp (SO_TIMESTAMPNS):
+     * rx_wait until hisoka read it (socket queue, wake-up, scheduling), residence until
+     * the sends of its burst were handed to the kernel (everything hisoka adds). */
+    hk_udp_delay_t rx_wait;
+    hk_udp_delay_t residence;
 } hk_udp_counters_t;
 
 /* A run of queued datagrams to one destination, written as one message. */
@@ -59,6 +78,11 @@ typedef struct hk_udp_s {
     struct iovec rx_iov[HK_UDP_BATCH];
     struct sockaddr_in rx_addr[HK_UDP_BATCH];
     uint8_t rx_buf[HK_UDP_BATCH][HK_UDP_BUF_SIZE];
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } rx_cmsg[HK_UDP_BATCH];
+    int64_t rx_stamp[HK_UDP_BURST_MAX]; /* receive timestamps (ns) of the current burst */
     /* send queue */
     struct sockaddr_in tx_addr[HK_UDP_TX_SLOTS];
     size_t tx_len[HK_UDP_TX_SLOTS];

@@ -97,4 +97,13 @@ test('/metrics before and after a two-member call moves by the right amounts', a
   assert.ok(d.hisoka_forwarded_packets_total <= d.hisoka_rtp_packets_received_total);
   assert.equal(after.samples.get('hisoka_channels'), before.samples.get('hisoka_channels'));
   assert.equal(d['hisoka_srtp_errors_total{direction="in",kind="rtp"}'] || 0, 0);
+  // Every received datagram is timed from its kernel receive timestamp: waited and
+  // resided once each, the residence at least as long as the wait.
+  for (const h of ['hisoka_receive_wait_seconds', 'hisoka_forward_residence_seconds']) {
+    assert.equal(after.families[h].type, 'histogram');
+    assert.equal(d[`${h}_count`], d.hisoka_packets_received_total, `${h}: one per datagram`);
+    assert.equal(d[`${h}_bucket{le="+Inf"}`], d[`${h}_count`]);
+    assert.ok(d[`${h}_sum`] > 0);
+  }
+  assert.ok(d.hisoka_forward_residence_seconds_sum >= d.hisoka_receive_wait_seconds_sum);
 });

@@ -53,6 +53,7 @@ const METRICS_REQUIRED = [
   'hisoka_nacks_sent_total', 'hisoka_plis_total', 'hisoka_retransmissions_total',
   'hisoka_refusals_total', 'hisoka_signaling_messages_total', 'hisoka_notifies_total',
   'hisoka_offers_total', 'hisoka_reoffers_total', 'hisoka_connections_total',
+  'hisoka_receive_wait_seconds', 'hisoka_forward_residence_seconds',
 ];
 
 test('/metrics is strict Prometheus text and counters move exactly over a session', async () => {

@@ -52,6 +52,7 @@ export function parsePrometheus(text) {
   const samples = new Map();
   let current = null;
   const closed = new Set();
+  const lastBucket = new Map();
   text.slice(0, -1).split('\n').forEach((line, n) => {
     const where = `line ${n + 1} "${line}"`;
     assert.ok(line.length > 0, `${where}: empty line`);
@@ -77,15 +78,24 @@ export function parsePrometheus(text) {
     assert.ok(m, `${where}: not "name{labels} value"`);
     const [, name, labelText, valueText] = m;
     assert.match(name, NAME, where);
-    assert.equal(name, current, `${where}: sample outside its family (HELP/TYPE first)`);
-    assert.ok(!closed.has(name), `${where}: family continued after another began`);
-    assert.ok(families[name].type, `${where}: no TYPE before the sample`);
+    // A histogram's samples are FAMILY_bucket{le=...}, FAMILY_sum and FAMILY_count.
+    const histogram = current && families[current].type === 'histogram' &&
+      [`${current}_bucket`, `${current}_sum`, `${current}_count`].includes(name);
+    assert.ok(name === current || histogram, `${where}: sample outside its family (HELP/TYPE first)`);
+    assert.ok(!closed.has(current), `${where}: family continued after another began`);
+    assert.ok(families[current].type, `${where}: no TYPE before the sample`);
     assert.match(valueText, /^(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|NaN|[+-]Inf)$/, where);
     const labels = labelText ? parseLabels(labelText, where) : {};
     const key = name + (labelText ? `{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',')}}` : '');
     assert.ok(!samples.has(key), `${where}: duplicate sample`);
     const value = Number(valueText);
-    if (families[name].type === 'counter') {
+    if (histogram && name.endsWith('_bucket')) {
+      assert.ok('le' in labels, `${where}: bucket without le`);
+      const prev = lastBucket.get(current);
+      assert.ok(prev === undefined || value >= prev, `${where}: buckets must be cumulative`);
+      lastBucket.set(current, value);
+    }
+    if (families[current].type === 'counter') {
       assert.ok(name.endsWith('_total'), `${where}: counter name should end in _total`);
       assert.ok(value >= 0, `${where}: negative counter`);
     }
@@ -93,7 +103,8 @@ export function parsePrometheus(text) {
   });
   for (const [name, f] of Object.entries(families)) {
     assert.ok(f.type, `${name}: HELP without TYPE`);
-    assert.ok([...samples.keys()].some((k) => k === name || k.startsWith(`${name}{`)),
+    assert.ok([...samples.keys()].some((k) => k === name || k.startsWith(`${name}{`) ||
+      (f.type === 'histogram' && k.startsWith(`${name}_`))),
       `${name}: family without samples`);
   }
   return { families, samples };

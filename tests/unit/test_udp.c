@@ -294,3 +294,22 @@ TEST(udp_gso_refusal_by_errno)
     CHECK_INT_EQ(hk_udp_gso_refusal(ENOBUFS), HK_UDP_NOT_GSO);
     CHECK_INT_EQ(hk_udp_gso_refusal(EPERM), HK_UDP_NOT_GSO);
 }
+
+TEST(udp_delay_histogram_buckets)
+{
+    hk_udp_delay_t h = {0};
+    hk_udp_delay_add(&h, 0);        /* <= 10 us */
+    hk_udp_delay_add(&h, 10000);    /* exactly 10 us: still the first bucket */
+    hk_udp_delay_add(&h, 10001);    /* <= 20 us */
+    hk_udp_delay_add(&h, 999999);   /* <= 1 ms */
+    hk_udp_delay_add(&h, 1000000);  /* exactly 1 ms */
+    hk_udp_delay_add(&h, 50000001); /* over 50 ms: the last bucket */
+    hk_udp_delay_add(&h, -5);       /* a clock step backwards counts as 0 */
+    CHECK_INT_EQ(h.bucket[0], 3);
+    CHECK_INT_EQ(h.bucket[1], 1);
+    CHECK_INT_EQ(h.bucket[6], 2); /* 1000 us */
+    CHECK_INT_EQ(h.bucket[HK_UDP_DELAY_BUCKETS - 1], 1);
+    CHECK_INT_EQ(h.count, 7);
+    CHECK_INT_EQ(h.sum_ns, 0 + 10000 + 10001 + 999999 + 1000000 + 50000001);
+    CHECK_INT_EQ(hk_udp_delay_bounds_us[6], 1000);
+}
