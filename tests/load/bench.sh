@@ -108,6 +108,7 @@ CONF
         sleep 0.05
     done
     target=(--url "ws://127.0.0.1:$sig/signaling")
+    metrics_url="http://127.0.0.1:$api/metrics"
 }
 
 # Janus can not gather loopback candidates (it skips loopback interfaces), so its ICE
@@ -279,6 +280,7 @@ if (mode === 'saturated') {
     forwarded_pps: r.forwarded_pps, server_util: util(r), generator_util: genUtil(r),
     loss_pct: r.loss_pct, added_latency_us: r.added_latency_us, latency_us: r.latency_us,
     generator_saturated: genSaturated(r), server_saturated: srvSaturated(r),
+    server_delay: r.server_delay,
   };
   let half = null;
   if (cap) {
@@ -310,6 +312,7 @@ run_load() {
     local server=$1 label=$2 kind=$3 secs=$4 rc
     shift 4
     out=
+    metrics_url=
     case $server in
     hisoka) start_hisoka ;;
     raw) start_raw ;;
@@ -322,9 +325,14 @@ run_load() {
     esac
     local file="$tmp/$kind-$label-$server.json"
     echo "=== $label on $server" >&2
+    # hisoka's own delay histograms (kernel receive timestamp -> read, -> its burst's sends
+    # handed to the kernel): its /metrics at the window's start and end
+    local metrics=()
+    rm -f "$tmp/metrics.start" "$tmp/metrics.end"
+    [ -n "$metrics_url" ] && metrics=(--metrics-url "$metrics_url" --metrics-out "$tmp/metrics")
     timeout $((secs + 90)) taskset -c "$GEN_CPU" "$LOAD" "${target[@]}" "$@" \
         --duration "$secs" --sample 5 --server-pid "$server_pid" --channel-prefix "$label" \
-        --json "$file"
+        --json "$file" "${metrics[@]}"
     rc=$?
     [ $rc -ne 0 ] && echo "bench: generator exited $rc on $label/$server" >&2
     stop_server
@@ -334,8 +342,27 @@ run_load() {
       const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
       Object.assign(r, { scenario: process.argv[2], server: process.argv[3], kind: process.argv[4],
         exit_code: +process.argv[5] });
+      // Prometheus histogram -> count, share within 1 ms, and percentiles as the upper
+      // bound (us) of the bucket they fall in.
+      const read = (f) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "");
+      const t0 = read(process.argv[6] + ".start"), t1 = read(process.argv[6] + ".end");
+      const buckets = (text, name) =>
+        [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)$`, "gm"))]
+          .map((m) => [m[1] === "+Inf" ? Infinity : Number(m[1]) * 1e6, Number(m[2])]);
+      const hist = (name) => {
+        const b0 = buckets(t0, name);
+        const b = buckets(t1, name).map(([le, c], i) => [le, c - (b0[i] ? b0[i][1] : 0)]);
+        const n = b.length ? b[b.length - 1][1] : 0;
+        if (!n) return null;
+        const at = (q) => b.find(([, c]) => c >= q * n)[0];
+        const ms = b.find(([le]) => Math.abs(le - 1000) < 1e-6);
+        return { count: n, within_1ms_pct: ms ? (100 * ms[1]) / n : null, p50_le_us: at(0.5),
+          p99_le_us: at(0.99), p999_le_us: at(0.999) };
+      };
+      if (t0 && t1) r.server_delay = { residence: hist("hisoka_forward_residence_seconds"),
+        wait: hist("hisoka_receive_wait_seconds") };
       fs.writeFileSync(process.argv[1], JSON.stringify(r));
-    ' "$file" "$label" "$server" "$kind" "$rc"
+    ' "$file" "$label" "$server" "$kind" "$rc" "$tmp/metrics"
     results+=("$file")
     out=$file
 }
@@ -444,7 +471,9 @@ if (rows.length) out.push(render(lines));
 
 // Capacity ramp and the half-capacity run.
 const rhead = ['server', 'run', 'peers', 'fwd pkt/s', 'server CPU', 'gen CPU', 'steal ms', 'loss %',
-  'added p50 us', 'p99', 'p99.9', 'e2e p50 us', 'p99', 'exit', 'note'];
+  'added p50 us', 'p99', 'p99.9', 'e2e p50 us', 'p99', 'in-server p99 <= us', '<= 1 ms %',
+  'wait p99 <= us', 'exit', 'note'];
+const sd = (r, k, field, d = 0) => (r.server_delay && r.server_delay[k] ? f(r.server_delay[k][field], d) : '-');
 const rlines = [rhead];
 const util = (r) => (r.window_s > 0 ? r.server_cpu_s / r.window_s : NaN);
 const gutil = (r) => (r.window_s > 0 ? r.generator_window_cpu_s / r.window_s : NaN);
@@ -464,7 +493,8 @@ for (const r of ramp) {
     f(util(r), 2), f(gutil(r), 2), r.server_core ? f(r.server_core.steal_s * 1000, 0) : '-',
     f(r.loss_pct, 3), pct(r.added_latency_us, 'p50'),
     pct(r.added_latency_us, 'p99'), pct(r.added_latency_us, 'p999'), pct(r.latency_us, 'p50'),
-    pct(r.latency_us, 'p99'), String(r.exit_code), notes.join('; ') || '-']);
+    pct(r.latency_us, 'p99'), sd(r, 'residence', 'p99_le_us'), sd(r, 'residence', 'within_1ms_pct', 2),
+    sd(r, 'wait', 'p99_le_us'), String(r.exit_code), notes.join('; ') || '-']);
 }
 const ref = ramp.find((r) => r.kind === 'ref');
 const summary = caps.map((c) => {
@@ -480,6 +510,10 @@ const summary = caps.map((c) => {
     (c.server === 'hisoka' && ref && ref.added_latency_us ? `; raw relay at the same load: p50 ` +
       `${f(ref.added_latency_us.p50, 0)} / p99 ${f(ref.added_latency_us.p99, 0)} / p99.9 ` +
       `${f(ref.added_latency_us.p999, 0)} us` : '') +
+    (h.server_delay && h.server_delay.residence ? `; in hisoka (its kernel receive timestamp -> ` +
+      `its burst's sends handed to the kernel): p50 <= ${h.server_delay.residence.p50_le_us} / p99 <= ` +
+      `${h.server_delay.residence.p99_le_us} us, ${f(h.server_delay.residence.within_1ms_pct, 2)} % ` +
+      `within 1 ms, of which waiting to be read p99 <= ${h.server_delay.wait.p99_le_us} us` : '') +
     (c.notes.length ? `; ${c.notes.join('; ')}` : '');
 });
 if (ramp.length) out.push(render(rlines) + '\n' + summary.join('\n'));

@@ -13,6 +13,7 @@
  * --json FILE). Exit 0, 1 on integrity failures, 3 when peers failed to join, 2 on
  * usage or setup errors. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -143,6 +144,7 @@ typedef struct {
     double late_at;
     double duration;
     int video_kbps, fps;
+    const char *metrics_url, *metrics_out;
     bool audio, video, e2ee;
     int sample;
     const char *json_path;
@@ -1472,9 +1474,35 @@ static void tick(peer_t *p, uint64_t t)
 
 /* ---- process statistics of the server ----------------------------------------------- */
 
+/* CPU time of all pid's threads: the sum of their schedstat run times (ns precision);
+ * /proc/PID/stat's utime + stime (10 ms ticks) where schedstat is missing. */
 static double proc_cpu_seconds(int pid)
 {
     char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (d) {
+        unsigned long long total = 0;
+        bool any = false;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char p2[128];
+            snprintf(p2, sizeof p2, "/proc/%d/task/%.16s/schedstat", pid, e->d_name);
+            FILE *f = fopen(p2, "r");
+            unsigned long long ns;
+            if (f && fscanf(f, "%llu", &ns) == 1) {
+                total += ns;
+                any = true;
+            }
+            if (f)
+                fclose(f);
+        }
+        closedir(d);
+        if (any)
+            return (double)total / 1e9;
+    }
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f)
@@ -1490,6 +1518,48 @@ static double proc_cpu_seconds(int pid)
     if (sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
         return -1;
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* GET http://127.0.0.1:PORT/PATH (HTTP/1.0, 2 s timeout) into the file `out`: the
+ * server's /metrics at the window's edges. Failures only leave the file missing. */
+static void fetch_to_file(const char *url, const char *out)
+{
+    int port = 0, off = 0;
+    char path[256] = "/";
+    if (sscanf(url, "http://127.0.0.1:%d%n", &port, &off) != 1 || port <= 0 || port > 65535)
+        return;
+    if (url[off] == '/')
+        copy_str(path, sizeof path, url + off);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char req[320];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    FILE *f = NULL;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, req, (size_t)len) == len &&
+        (f = fopen(out, "w"))) {
+        bool body = false;
+        char buf[4096], tail[4] = {0};
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) {
+            for (ssize_t i = 0; i < n; i++) {
+                if (body) {
+                    fputc(buf[i], f);
+                    continue;
+                }
+                memmove(tail, tail + 1, 3);
+                tail[3] = buf[i];
+                body = !memcmp(tail, "\r\n\r\n", 4);
+            }
+        }
+        fclose(f);
+    }
+    close(fd);
 }
 
 /* The one CPU pid (0: this process) is pinned to, or -1. */
@@ -1573,6 +1643,16 @@ static long proc_rss_kb(int pid)
     return kb;
 }
 
+/* The server's metrics at a window edge, into opt.metrics_out.EDGE. */
+static void metrics_snapshot(const char *edge)
+{
+    if (!opt.metrics_url || !opt.metrics_out)
+        return;
+    char path[512];
+    snprintf(path, sizeof path, "%s.%s", opt.metrics_out, edge);
+    fetch_to_file(opt.metrics_url, path);
+}
+
 /* ---- options and output --------------------------------------------------------------- */
 
 static void usage(void)
@@ -1596,6 +1676,9 @@ static void usage(void)
             "  --no-e2ee                 connect with e2ee:false\n"
             "  --srtp gcm|cm|both        SRTP profiles offered in DTLS (default both)\n"
             "  --server-pid PID          measure the server's CPU and RSS over the window\n"
+            "  --metrics-url URL --metrics-out PREFIX   GET http://127.0.0.1:PORT/PATH (the\n"
+            "                            server's /metrics) at the window's start and end into\n"
+            "                            PREFIX.start and PREFIX.end\n"
             "  --channel-prefix STR      channel ids are STR-<k> (default load)\n"
             "  --connect-interval-ms N   start one initial peer every N ms (default: 10\n"
             "                            every 10 ms)\n"
@@ -1630,6 +1713,8 @@ static int parse_options(int argc, char **argv)
                                              {"janus-room", required_argument, 0, 'R'},
                                              {"local-ip", required_argument, 0, 'B'},
                                              {"feedback-storm", required_argument, 0, 'F'},
+                                             {"metrics-url", required_argument, 0, 'U'},
+                                             {"metrics-out", required_argument, 0, 'O'},
                                              {0, 0, 0, 0}};
     const char *relay = "127.0.0.1:5006";
     opt.local_ip.s_addr = htonl(INADDR_LOOPBACK);
@@ -1698,6 +1783,12 @@ static int parse_options(int argc, char **argv)
             opt.srtp_profiles = !strcmp(optarg, "gcm")  ? "SRTP_AEAD_AES_128_GCM"
                                 : !strcmp(optarg, "cm") ? "SRTP_AES128_CM_SHA1_80"
                                                         : opt.srtp_profiles;
+            break;
+        case 'U':
+            opt.metrics_url = optarg;
+            break;
+        case 'O':
+            opt.metrics_out = optarg;
             break;
         case 'P':
             opt.server_pid = atoi(optarg);
@@ -1882,6 +1973,7 @@ int main(int argc, char **argv)
                 srv_cpu0 = proc_cpu_seconds(opt.server_pid);
                 rss_ready = proc_rss_kb(opt.server_pid);
             }
+            metrics_snapshot("start");
         }
         if (late_start && t >= late_start && opt.late > 0 && peers[n_initial].state == P_IDLE) {
             for (int i = n_initial; i < n_peers; i++)
@@ -1896,6 +1988,7 @@ int main(int argc, char **argv)
             cpu_ticks(srv_core, &srv_ticks1);
             if (opt.server_pid)
                 srv_cpu1 = proc_cpu_seconds(opt.server_pid);
+            metrics_snapshot("end");
         }
         if (end && t >= end)
             break;
