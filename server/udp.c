@@ -134,6 +134,7 @@ static void on_readable(uv_poll_t *handle, int status, int events)
             }
             udp->on_datagram(udp->arg, udp->rx_buf[i], len, &udp->rx_addr[i]);
         }
+        hk_udp_flush(udp);
         if (n < HK_UDP_BATCH)
             break;
     }

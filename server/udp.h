@@ -2,8 +2,9 @@
  * read in bursts with recvmmsg and written in batches with sendmmsg; every buffer is
  * allocated once with the socket (no malloc per packet). IPv4.
  *
- * Sends made while a burst is being handled are queued and written when it ends. At
- * that flush, consecutive datagrams to one destination are coalesced into a single
+ * Sends made while received datagrams are being handled are queued and written once
+ * each recvmmsg's datagrams (up to HK_UDP_BATCH) have been handled, or when the queue is
+ * full. At that flush, consecutive datagrams to one destination are coalesced into a single
  * message with UDP generic segmentation offload (UDP_SEGMENT, Linux >= 4.18): equal
  * sizes, the last one may be shorter, at most HK_UDP_GSO_MAX_SEGS. The kernel splits
  * such a message back into the same datagrams, so the wire sees exactly what it would
