@@ -87,6 +87,7 @@ enum {
     KEY_MAX_MESSAGE_SIZE,
     KEY_MAX_KEY_MESSAGES_PER_SECOND,
     KEY_MAX_NACKS_PER_SECOND,
+    KEY_BUSY_POLL_US,
     KEY_LOG_LEVEL,
     KEY_LOG_FORMAT,
     KEY_TLS_CERTIFICATE_FILE,
@@ -131,6 +132,7 @@ static const key_spec_t keys[KEY_COUNT] = {
                                          FIELD(max_key_messages_per_second), 1, 100000, false},
     [KEY_MAX_NACKS_PER_SECOND] = {"max_nacks_per_second", TYPE_INT, FIELD(max_nacks_per_second), 1,
                                   100000, false},
+    [KEY_BUSY_POLL_US] = {"busy_poll_us", TYPE_INT, FIELD(busy_poll_us), 0, 10000, false},
     [KEY_LOG_LEVEL] = {"log_level", TYPE_LOG_LEVEL, FIELD(log_level), 0, 0, false},
     [KEY_LOG_FORMAT] = {"log_format", TYPE_LOG_FORMAT, FIELD(log_format), 0, 0, false},
     [KEY_TLS_CERTIFICATE_FILE] = {"tls_certificate_file", TYPE_STRING, FIELD(tls_certificate_file),
@@ -187,6 +189,7 @@ void hk_config_defaults(hk_config_t *config)
     config->max_message_size = 256 * KIB;
     config->max_key_messages_per_second = 100;
     config->max_nacks_per_second = 500;
+    config->busy_poll_us = 0;
     config->log_level = HK_LOG_INFO;
     config->log_format = HK_LOG_FORMAT_TEXT;
     config->tls_certificate_file[0] = '\0';

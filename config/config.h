@@ -33,6 +33,8 @@ typedef struct hk_config_s {
     int max_key_messages_per_second;
     int max_nacks_per_second;            /* max_nacks_per_second: NACKed packets answered per
                                             second per connection, default 500, 1..100000 */          /* default 100, 1..100000 */
+    int busy_poll_us; /* busy_poll_us: after a burst, keep reading the media socket this long
+                         before sleeping (latency for CPU), default 0 = off, 0..10000 */
     hk_log_level_t log_level;                 /* log_level: debug|info|warn|error, default info */
     hk_log_format_t log_format;               /* log_format: text|json, default text */
     char tls_certificate_file[HK_CONFIG_STR]; /* default "" = plain ws */

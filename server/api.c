@@ -217,6 +217,8 @@ static char *metrics_text(const hk_worker_t *worker)
     counter(&t, "hisoka_packets_sent_total", "UDP datagrams sent from the media port.",
             uc->tx_datagrams);
     counter(&t, "hisoka_bytes_sent_total", "UDP bytes sent from the media port.", uc->tx_bytes);
+    counter(&t, "hisoka_busy_poll_datagrams_total",
+            "Datagrams read while busy polling (busy_poll_us), without a wake-up.", uc->rx_polled);
     counter(&t, "hisoka_send_messages_total",
             "Messages the sent datagrams took (fewer than datagrams: UDP segmentation offload).",
             uc->tx_messages);
@@ -369,6 +371,7 @@ static json_t *stats_json(const hk_worker_t *worker)
     json_object_set_new(media, "udp_rx_datagrams", json_integer((json_int_t)uc->rx_datagrams));
     json_object_set_new(media, "udp_tx_datagrams", json_integer((json_int_t)uc->tx_datagrams));
     json_object_set_new(media, "udp_tx_messages", json_integer((json_int_t)uc->tx_messages));
+    json_object_set_new(media, "udp_rx_polled", json_integer((json_int_t)uc->rx_polled));
     json_object_set_new(media, "udp_tx_errors", json_integer((json_int_t)uc->tx_errors));
     json_object_set_new(media, "udp_gso", json_boolean(worker->media.udp.gso));
     json_object_set_new(root, "media", media);

@@ -107,6 +107,7 @@ int hk_media_start(hk_media_t *media, hk_worker_t *worker)
     if (hk_udp_open(&media->udp, worker->loop, config->listen_address, config->media_port,
                     on_datagram, media) != 0)
         goto fail;
+    media->udp.busy_poll_ns = (int64_t)config->busy_poll_us * 1000;
     uv_timer_init(worker->loop, &media->tick);
     media->tick.data = media;
     return 0;

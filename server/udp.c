@@ -55,6 +55,7 @@ int hk_udp_open(hk_udp_t *udp, uv_loop_t *loop, const char *ip, int port, hk_udp
     udp->tx_count = 0;
     udp->in_burst = 0;
     udp->tx_flushes = 0;
+    udp->busy_poll_ns = 0;
     memset(udp->tx_dest, 0, sizeof udp->tx_dest);
     memset(&udp->counters, 0, sizeof udp->counters);
     udp->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -93,12 +94,11 @@ int hk_udp_open(hk_udp_t *udp, uv_loop_t *loop, const char *ip, int port, hk_udp
     return 0;
 }
 
-static void on_readable(uv_poll_t *handle, int status, int events)
+/* Reads and handles up to HK_UDP_BURST_ROUNDS recvmmsg calls' worth of datagrams;
+ * returns how many were read. */
+static int read_burst(hk_udp_t *udp)
 {
-    hk_udp_t *udp = handle->data;
-    (void)events;
-    if (status < 0)
-        return;
+    int total = 0;
     udp->in_burst = 1;
     int stamped = 0;
     /* A bounded number of bursts per wake-up keeps signaling responsive. */
@@ -116,6 +116,7 @@ static void on_readable(uv_poll_t *handle, int status, int events)
         int n = recvmmsg(udp->fd, udp->rx_msgs, HK_UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             break;
+        total += n;
         int64_t read_at = realtime_ns();
         for (int i = 0; i < n; i++) {
             int64_t at = rx_timestamp(&udp->rx_msgs[i].msg_hdr);
@@ -144,6 +145,33 @@ static void on_readable(uv_poll_t *handle, int status, int events)
         int64_t sent_at = realtime_ns();
         for (int i = 0; i < stamped; i++)
             hk_udp_delay_add(&udp->counters.residence, sent_at - udp->rx_stamp[i]);
+    }
+    return total;
+}
+
+/* Longest stretch of busy polling before the loop gets a turn (timers, signaling). */
+#define BUSY_POLL_SLICE_NS 2000000
+
+static void on_readable(uv_poll_t *handle, int status, int events)
+{
+    hk_udp_t *udp = handle->data;
+    (void)events;
+    if (status < 0)
+        return;
+    read_burst(udp);
+    if (udp->busy_poll_ns <= 0)
+        return;
+    /* Busy polling: keep reading until busy_poll_ns pass without a datagram, so the core
+     * does not go idle (and pay the wake-up) between the datagrams of a busy stream. */
+    int64_t now = realtime_ns();
+    int64_t quiet_at = now + udp->busy_poll_ns, slice_end = now + BUSY_POLL_SLICE_NS;
+    while (now < quiet_at && now < slice_end) {
+        int n = read_burst(udp);
+        now = realtime_ns();
+        if (n > 0) {
+            udp->counters.rx_polled += (uint64_t)n;
+            quiet_at = now + udp->busy_poll_ns;
+        }
     }
 }
 

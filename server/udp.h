@@ -53,6 +53,7 @@ typedef struct {
     uint64_t tx_errors;
     uint64_t tx_messages;  /* messages handed to the kernel (< datagrams with GSO) */
     uint64_t rx_truncated; /* over the buffer size: dropped */
+    uint64_t rx_polled;    /* read while busy polling (no wake-up needed) */
     /* Per received datagram, from the kernel's receive timestamp (SO_TIMESTAMPNS):
      * rx_wait until hisoka read it (socket queue, wake-up, scheduling), residence until
      * the sends of its burst were handed to the kernel (everything hisoka adds). */
@@ -90,8 +91,9 @@ typedef struct hk_udp_s {
     int tx_next[HK_UDP_TX_SLOTS]; /* next slot of the same group, -1 at its end */
     uint8_t tx_buf[HK_UDP_TX_SLOTS][HK_UDP_BUF_SIZE];
     int tx_count;
-    int in_burst; /* sends are flushed when the burst ends */
-    int gso;      /* coalesce with UDP_SEGMENT (probed at open; off after a refusal) */
+    int in_burst;         /* sends are flushed when the burst ends */
+    int gso;              /* coalesce with UDP_SEGMENT (probed at open; off after a refusal) */
+    int64_t busy_poll_ns; /* keep reading this long after the last datagram (0: off) */
     /* flush scratch: groups, their messages, and destination -> newest group */
     hk_udp_group_t tx_groups[HK_UDP_TX_SLOTS];
     struct mmsghdr tx_msgs[HK_UDP_TX_SLOTS];

@@ -38,6 +38,7 @@ RAMP_STEPS=${BENCH_RAMP_STEPS:-$(for pps in 8500 17000 34000 51000 68000; do
     echo $(((pps + 85 * RAMP_FANOUT) / (170 * RAMP_FANOUT)))
 done | awk '$1 > 0 && !seen[$1]++' | paste -sd' ' -)}
 RAMP_SECONDS=${BENCH_RAMP_SECONDS:-5}
+BUSY_POLL_US=${BENCH_BUSY_POLL_US:-200}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
 LOAD=$BUILD/hisoka-load
@@ -93,7 +94,7 @@ scenario_args() {
 }
 
 start_hisoka() {
-    local sig api media
+    local sig api media busy_poll_us=${1:-0}
     sig=$(free_port) api=$(free_port) media=$(free_port)
     cat >"$tmp/sora.conf" <<CONF
 listen_address = 127.0.0.1
@@ -105,6 +106,7 @@ e2ee = true
 max_connections_per_channel = 500
 max_connections = 1000
 log_level = warn
+busy_poll_us = $busy_poll_us
 CONF
     taskset -c "$SERVER_CPU" "$BUILD/hisoka" --config "$tmp/sora.conf" >"$tmp/server.log" 2>&1 &
     server_pid=$!
@@ -320,6 +322,7 @@ run_load() {
     metrics_url=
     case $server in
     hisoka) start_hisoka ;;
+    hisoka-bp) start_hisoka "$BUSY_POLL_US" ;;
     raw) start_raw ;;
     janus) start_janus default || return 1 ;;
     janus-el1) start_janus el1 || return 1 ;;
@@ -391,7 +394,7 @@ CAPACITY_JS=$tmp/capacity.js
 write_capacity_js
 for server in $RAMP_SERVERS; do
     case $server in
-    hisoka | raw) ;;
+    hisoka | hisoka-bp | raw) ;;
     *)
         echo "bench: capacity ramp: only hisoka and raw (not $server)" >&2
         continue

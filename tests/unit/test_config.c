@@ -62,6 +62,7 @@ static void check_same(const hk_config_t *a, const hk_config_t *b)
     CHECK_INT_EQ(a->max_message_size_before_connect, b->max_message_size_before_connect);
     CHECK_INT_EQ(a->max_message_size, b->max_message_size);
     CHECK_INT_EQ(a->max_key_messages_per_second, b->max_key_messages_per_second);
+    CHECK_INT_EQ(a->busy_poll_us, b->busy_poll_us);
     CHECK_INT_EQ(a->log_level, b->log_level);
     CHECK_INT_EQ(a->log_format, b->log_format);
     CHECK_STR_EQ(a->tls_certificate_file, b->tls_certificate_file);
@@ -88,6 +89,7 @@ static void check_full(const hk_config_t *c)
     CHECK_INT_EQ(c->connect_timeout_ms, 1500);
     CHECK_INT_EQ(c->consent_timeout_ms, 120000);
     CHECK_INT_EQ(c->max_nacks_per_second, 100000);
+    CHECK_INT_EQ(c->busy_poll_us, 250);
     CHECK_STR_EQ(c->log_file, "/var/log/hisoka.log");
     CHECK_INT_EQ(c->shutdown_timeout_ms, 0);
     CHECK_STR_EQ(c->debug_payload_directory, "/tmp/payloads");
@@ -154,13 +156,13 @@ TEST(config_example_file_is_the_defaults)
     hk_config_defaults(&d);
     check_same(&c, &d);
 
-    /* ...and it names every key: each non-comment line sets one, and there are 29. */
+    /* ...and it names every key: each non-comment line sets one, and there are 30. */
     int keys = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] != '#')
             keys++;
     }
-    CHECK_INT_EQ(keys, 29);
+    CHECK_INT_EQ(keys, 30);
     free(text);
 }
 
@@ -355,6 +357,8 @@ TEST(config_error_int_out_of_range)
     CHECK_PARSE_ERROR("signaling_port = 0\n",
                       "sora.conf:1: signaling_port: 0 is out of range (1..65535)");
     CHECK_PARSE_ERROR("api_port = -80\n", "sora.conf:1: api_port: -80 is out of range (1..65535)");
+    CHECK_PARSE_ERROR("busy_poll_us = 10001\n",
+                      "sora.conf:1: busy_poll_us: 10001 is out of range (0..10000)");
     CHECK_PARSE_ERROR("api_port = 99999999999999999999999999\n",
                       "sora.conf:1: api_port: 99999999999999999999999999 is out of range "
                       "(1..65535)");

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "server/udp.h"
@@ -312,4 +313,65 @@ TEST(udp_delay_histogram_buckets)
     CHECK_INT_EQ(h.count, 7);
     CHECK_INT_EQ(h.sum_ns, 0 + 10000 + 10001 + 999999 + 1000000 + 50000001);
     CHECK_INT_EQ(hk_udp_delay_bounds_us[6], 1000);
+}
+
+/* ---- busy polling ------------------------------------------------------------------- */
+
+static int received;
+
+static void count_datagram(void *arg, uint8_t *buf, size_t len, const struct sockaddr_in *from)
+{
+    (void)arg, (void)buf, (void)len, (void)from;
+    received++;
+}
+
+/* A child sends `count` datagrams `gap_us` apart to `to`. */
+static pid_t send_spaced(const struct sockaddr_in *to, int count, int gap_us)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        for (int i = 0; i < count; i++) {
+            uint8_t b[100] = {(uint8_t)i};
+            sendto(fd, b, sizeof b, 0, (const struct sockaddr *)to, sizeof *to);
+            usleep((useconds_t)gap_us);
+        }
+        _exit(0);
+    }
+    return pid;
+}
+
+static void busy_poll_case(int busy_poll_us, int *polled)
+{
+    uv_loop_t loop;
+    CHECK(uv_loop_init(&loop) == 0);
+    received = 0;
+    CHECK(hk_udp_open(&udp, &loop, "127.0.0.1", 0, count_datagram, NULL) == 0);
+    udp.busy_poll_ns = (int64_t)busy_poll_us * 1000;
+    struct sockaddr_in self;
+    socklen_t l = sizeof self;
+    CHECK(getsockname(udp.fd, (struct sockaddr *)&self, &l) == 0);
+    pid_t child = send_spaced(&self, 40, 200);
+    for (int i = 0; i < 4000 && received < 40; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    waitpid(child, NULL, 0);
+    CHECK_INT_EQ(received, 40);
+    CHECK_INT_EQ(udp.counters.rx_datagrams, 40);
+    *polled = (int)udp.counters.rx_polled;
+    hk_udp_close(&udp);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST(udp_busy_poll_reads_without_sleeping)
+{
+    /* Datagrams 200 us apart: with busy_poll_us = 10000 the socket is still being read
+     * when the next arrives (at least one is read that way even if the machine stalls);
+     * with 0 every one needs a wake-up. */
+    int polled;
+    busy_poll_case(10000, &polled);
+    CHECK(polled > 0);
+    busy_poll_case(0, &polled);
+    CHECK_INT_EQ(polled, 0);
 }
