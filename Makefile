@@ -118,7 +118,11 @@ $(BUILD)/hisoka-raw-relay: $(RELAY_OBJS) $(LIB_OBJS)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-build: $(BUILD)/hisoka-load $(BUILD)/hisoka-raw-relay
+$(BUILD)/hisoka-wake-probe: $(BUILD)/tests/load/wake-probe.o
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^
+
+build: $(BUILD)/hisoka-load $(BUILD)/hisoka-raw-relay $(BUILD)/hisoka-wake-probe
 
 bench: build
 	tools/deps.sh bench

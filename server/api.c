@@ -228,10 +228,11 @@ static char *metrics_text(const hk_worker_t *worker)
               "Per received datagram: kernel receive timestamp to hisoka reading it (socket "
               "queue, wake-up, scheduling).",
               &uc->rx_wait);
-    histogram(&t, "hisoka_forward_residence_seconds",
-              "Per received datagram: kernel receive timestamp to the sends of its burst being "
-              "handed to the kernel (the delay hisoka adds).",
-              &uc->residence);
+    histogram(
+        &t, "hisoka_forward_residence_seconds",
+        "Per received datagram: kernel receive timestamp to the sends of its recvmmsg round being "
+        "handed to the kernel (the delay hisoka adds).",
+        &uc->residence);
 
     /* Media plane (hk_media_counters_t). */
     family(&t, "hisoka_dropped_datagrams_total", "counter",

@@ -100,7 +100,6 @@ static int read_burst(hk_udp_t *udp)
 {
     int total = 0;
     udp->in_burst = 1;
-    int stamped = 0;
     /* A bounded number of bursts per wake-up keeps signaling responsive. */
     for (int round = 0; round < HK_UDP_BURST_ROUNDS; round++) {
         for (int i = 0; i < HK_UDP_BATCH; i++) {
@@ -117,6 +116,7 @@ static int read_burst(hk_udp_t *udp)
         if (n <= 0)
             break;
         total += n;
+        int stamped = 0;
         int64_t read_at = realtime_ns();
         for (int i = 0; i < n; i++) {
             int64_t at = rx_timestamp(&udp->rx_msgs[i].msg_hdr);
@@ -136,16 +136,16 @@ static int read_burst(hk_udp_t *udp)
             udp->on_datagram(udp->arg, udp->rx_buf[i], len, &udp->rx_addr[i]);
         }
         hk_udp_flush(udp);
+        if (stamped) {
+            int64_t sent_at = realtime_ns();
+            for (int i = 0; i < stamped; i++)
+                hk_udp_delay_add(&udp->counters.residence, sent_at - udp->rx_stamp[i]);
+        }
         if (n < HK_UDP_BATCH)
             break;
     }
     udp->in_burst = 0;
     hk_udp_flush(udp);
-    if (stamped) {
-        int64_t sent_at = realtime_ns();
-        for (int i = 0; i < stamped; i++)
-            hk_udp_delay_add(&udp->counters.residence, sent_at - udp->rx_stamp[i]);
-    }
     return total;
 }
 

@@ -21,9 +21,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#define HK_UDP_BATCH        64 /* datagrams per recvmmsg */
-#define HK_UDP_BURST_ROUNDS 16 /* recvmmsg calls per wake-up at most */
-#define HK_UDP_BURST_MAX    (HK_UDP_BATCH * HK_UDP_BURST_ROUNDS)
+#define HK_UDP_BATCH        64   /* datagrams per recvmmsg */
+#define HK_UDP_BURST_ROUNDS 16   /* recvmmsg calls per wake-up at most */
 #define HK_UDP_TX_SLOTS     1024 /* queued datagrams (a burst's fan-out); UIO_MAXIOV */
 #define HK_UDP_GSO_MAX_SEGS 64   /* the kernel's UDP_MAX_SEGMENTS */
 #define HK_UDP_BUF_SIZE     1600 /* 1500-byte datagrams plus room for SRTP trailers */
@@ -56,7 +55,7 @@ typedef struct {
     uint64_t rx_polled;    /* read while busy polling (no wake-up needed) */
     /* Per received datagram, from the kernel's receive timestamp (SO_TIMESTAMPNS):
      * rx_wait until hisoka read it (socket queue, wake-up, scheduling), residence until
-     * the sends of its burst were handed to the kernel (everything hisoka adds). */
+     * the sends of its recvmmsg round were handed to the kernel (everything hisoka adds). */
     hk_udp_delay_t rx_wait;
     hk_udp_delay_t residence;
 } hk_udp_counters_t;
@@ -84,7 +83,7 @@ typedef struct hk_udp_s {
         char buf[CMSG_SPACE(sizeof(struct timespec))];
         struct cmsghdr align;
     } rx_cmsg[HK_UDP_BATCH];
-    int64_t rx_stamp[HK_UDP_BURST_MAX]; /* receive timestamps (ns) of the current burst */
+    int64_t rx_stamp[HK_UDP_BATCH]; /* receive timestamps (ns) of the current recvmmsg */
     /* send queue */
     struct sockaddr_in tx_addr[HK_UDP_TX_SLOTS];
     size_t tx_len[HK_UDP_TX_SLOTS];

@@ -21,7 +21,8 @@
 #                      The whole `make bench` stays under 20 minutes.
 #   BENCH_SCENARIOS="fanout10 fanout50 fanout200 meeting joinstorm" (empty: none)
 #   BENCH_SERVERS="hisoka janus janus-el1 raw" (Janus is skipped when not installed)
-#   BENCH_RAMP_SERVERS="hisoka raw" (empty: no ramp)   BENCH_RAMP_SECONDS=5
+#   BENCH_RAMP_SERVERS="hisoka hisoka-bp raw" (empty: no ramp; hisoka-bp: hisoka with
+#                      busy_poll_us = BENCH_BUSY_POLL_US, default 200)   BENCH_RAMP_SECONDS=5
 #   BENCH_RAMP_FANOUT=10   subscribers per channel
 #   BENCH_RAMP_STEPS="5 10 20 30 40"   channels per step (default: 8500 17000 34000 51000
 #                      68000 packets/s out at 170 packets/s per subscriber)
@@ -32,7 +33,7 @@ SECONDS_PER=${BENCH_SECONDS:-5}
 REPEAT=${BENCH_REPEAT:-3}
 SCENARIOS=${BENCH_SCENARIOS-"fanout10 fanout50 fanout200 meeting joinstorm"}
 SERVERS=${BENCH_SERVERS:-"hisoka janus janus-el1 raw"}
-RAMP_SERVERS=${BENCH_RAMP_SERVERS-"hisoka raw"}
+RAMP_SERVERS=${BENCH_RAMP_SERVERS-"hisoka hisoka-bp raw"}
 RAMP_FANOUT=${BENCH_RAMP_FANOUT:-10}
 RAMP_STEPS=${BENCH_RAMP_STEPS:-$(for pps in 8500 17000 34000 51000 68000; do
     echo $(((pps + 85 * RAMP_FANOUT) / (170 * RAMP_FANOUT)))
@@ -42,7 +43,7 @@ BUSY_POLL_US=${BENCH_BUSY_POLL_US:-200}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
 LOAD=$BUILD/hisoka-load
-for b in "$BUILD/hisoka" "$LOAD" "$BUILD/hisoka-raw-relay"; do
+for b in "$BUILD/hisoka" "$LOAD" "$BUILD/hisoka-raw-relay" "$BUILD/hisoka-wake-probe"; do
     [ -x "$b" ] || { echo "bench: $b missing (make build)" >&2; exit 2; }
 done
 if [ "$(nproc)" -lt 2 ]; then
@@ -334,7 +335,7 @@ run_load() {
     run_no=$((run_no + 1))
     local file="$tmp/$run_no-$kind-$label-$server.json"
     echo "=== $label on $server" >&2
-    # hisoka's own delay histograms (kernel receive timestamp -> read, -> its burst's sends
+    # hisoka's own delay histograms (kernel receive timestamp -> read, -> its round's sends
     # handed to the kernel): its /metrics at the window's start and end
     local metrics=()
     rm -f "$tmp/metrics.start" "$tmp/metrics.end"
@@ -432,6 +433,13 @@ for server in $RAMP_SERVERS; do
             read -r rk rs <<<"$size"
             run_load raw "ref" ref "$RAMP_SECONDS" --channels "$rk" --publishers 1 \
                 --subscribers "$rs"
+            # The machine's own floor at that input rate (170 packets/s per publisher, in
+            # bursts of 4 like a video frame): a receiver that only sleeps and reads.
+            if "$BUILD/hisoka-wake-probe" --rate $((rk * 170)) --burst 4 \
+                --seconds "$RAMP_SECONDS" --receiver-cpu "$SERVER_CPU" --sender-cpu "$GEN_CPU" \
+                --json "$tmp/floor.json"; then
+                results+=("$tmp/floor.json")
+            fi
         fi
     fi
 done
@@ -445,6 +453,7 @@ const all = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
 const runs = all.filter((r) => (r.kind || 'scenario') === 'scenario');
 const ramp = all.filter((r) => r.kind === 'ramp' || r.kind === 'half' || r.kind === 'ref');
 const caps = all.filter((r) => r.kind === 'capacity');
+const floor = all.find((r) => r.kind === 'floor');
 const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? '-' : Number(x).toFixed(d));
 const pct = (o, k, d = 0) => (o ? f(o[k], d) : '-');
 // Efficiency: packets delivered to subscribers per server CPU second over the window.
@@ -550,11 +559,15 @@ const summary = caps.map((c) => {
       `${f(ref.added_latency_us.p50, 0)} / p99 ${f(ref.added_latency_us.p99, 0)} / p99.9 ` +
       `${f(ref.added_latency_us.p999, 0)} us` : '') +
     (h.server_delay && h.server_delay.residence ? `; in hisoka (its kernel receive timestamp -> ` +
-      `its burst's sends handed to the kernel): p50 <= ${h.server_delay.residence.p50_le_us} / p99 <= ` +
+      `its round's sends handed to the kernel): p50 <= ${h.server_delay.residence.p50_le_us} / p99 <= ` +
       `${h.server_delay.residence.p99_le_us} us, ${f(h.server_delay.residence.within_1ms_pct, 2)} % ` +
       `within 1 ms, of which waiting to be read p99 <= ${h.server_delay.wait.p99_le_us} us` : '') +
     (c.notes.length ? `; ${c.notes.join('; ')}` : '');
 });
+if (floor) summary.push(`machine floor (hisoka-wake-probe: a receiver that only sleeps in ` +
+  `epoll_wait and reads, ${floor.rate} datagrams/s in bursts of ${floor.burst}): wait p50 ` +
+  `${f(floor.wait_us.p50, 0)} / p99 ${f(floor.wait_us.p99, 0)} / p99.9 ${f(floor.wait_us.p999, 0)} us, ` +
+  `${f(floor.within_1ms_pct, 2)} % within 1 ms`);
 if (ramp.length) out.push(render(rlines) + '\n' + summary.join('\n'));
 console.log(out.join('\n\n'));
 
