@@ -63,18 +63,27 @@ test('video keeps decoding under 5% random loss; NACKs and retransmissions rise'
     const b = await CallMember.join(browser, server, { role: 'sendrecv', channel_id: 'loss' });
     assert.ok(await waitFor(async () => ((await b.stats()).remote[a.id]?.framesDecoded || 0) > 0,
       15000), 'video starts despite loss');
-    const s0 = await b.stats();
+    const [e0, s0] = [await a.stats(), await b.stats()];
     const m0 = (await b.serverStats()).media;
     await new Promise((r) => setTimeout(r, 10000));
-    const s1 = await b.stats();
+    const [e1, s1] = [await a.stats(), await b.stats()];
     const m1 = (await b.serverStats()).media;
     const frames = s1.remote[a.id].framesDecoded - s0.remote[a.id].framesDecoded;
+    const encoded = e1.framesEncoded - e0.framesEncoded;
     const freezes = s1.remote[a.id].freezeCount;
-    console.log(`# under 5% loss: ${frames} frames in 10 s, freezeCount ${freezes}, ` +
+    console.log(`# under 5% loss: ${frames} frames decoded of ${encoded} encoded in 10 s ` +
+      `(sender limited by: ${e1.qualityLimitationReason}), freezeCount ${freezes}, ` +
       `server NACKs sent ${m1.nacks_sent - m0.nacks_sent}, retransmissions ` +
       `${m1.retransmissions - m0.retransmissions}, NACKed seqs from subscribers ` +
-      `${m1.nacks_received - m0.nacks_received}`);
-    assert.ok(frames >= 100, `decoded ${frames} frames in 10 s under loss`);
+      `${m1.nacks_received - m0.nacks_received}, cache misses ${m1.retransmission_misses - m0.retransmission_misses}, ` +
+      `rate-limited ${(m1.nacks_rate_limited || 0) - (m0.nacks_rate_limited || 0)}`);
+    // How many frames the sender encodes depends on this machine's CPU (Chromium lowers
+    // its frame rate when encoding is slow), so decoded frames are held against encoded
+    // ones. Measured on the 2-core test VM: 140 of 200 (most NACKs for uplink losses reach
+    // hisoka before the publisher's retransmission does and miss its cache; the subscriber
+    // then gets the forwarded RTX). The bar: most frames decode, video never stops.
+    assert.ok(frames >= 30, `decoded ${frames} frames in 10 s under loss`);
+    assert.ok(frames >= 0.5 * encoded, `decoded ${frames} of ${encoded} encoded frames`);
     assert.ok(freezes <= 5, `freezeCount ${freezes}`);
     assert.ok(m1.nacks_sent > m0.nacks_sent, 'hisoka NACKed lost uplink packets');
     assert.ok(m1.retransmissions > m0.retransmissions, 'hisoka retransmitted to the subscriber');

@@ -112,6 +112,7 @@ window.hisokaTest = {
       connectionId: state.connectionId,
       sentFrameWidth: outbound ? outbound.frameWidth : 0,
       sentBytes: outbound ? outbound.bytesSent : 0,
+      framesEncoded: outbound ? outbound.framesEncoded || 0 : 0,
       targetBitrate: outbound ? outbound.targetBitrate || 0 : 0,
       qualityLimitationReason: outbound ? outbound.qualityLimitationReason : null,
       availableOutgoingBitrate,
