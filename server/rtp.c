@@ -192,6 +192,25 @@ int hk_rtp_rtx_original_seq(const uint8_t *buf, const hk_rtp_header_t *hdr, uint
     return 0;
 }
 
+int hk_rtp_rtx_unwrap(const uint8_t *buf, const hk_rtp_header_t *hdr, uint32_t ssrc, uint8_t pt,
+                      uint8_t *out, size_t cap)
+{
+    uint16_t osn;
+    if (hk_rtp_rtx_original_seq(buf, hdr, &osn) != 0)
+        return HK_EINVAL;
+    size_t body = hdr->payload_len - 2;
+    size_t len = hdr->payload_offset + body;
+    if (len > cap)
+        return HK_ENOSPC;
+    memcpy(out, buf, hdr->payload_offset);
+    memcpy(out + hdr->payload_offset, buf + hdr->payload_offset + 2, body);
+    out[0] &= (uint8_t)~0x20; /* no padding */
+    out[1] = (uint8_t)((out[1] & 0x80) | (pt & 0x7f));
+    hk_wr16(out + 2, osn);
+    hk_wr32(out + 8, ssrc);
+    return (int)len;
+}
+
 int hk_rtp_write_header(uint8_t *buf, size_t cap, const hk_rtp_header_t *hdr, const uint8_t *ext)
 {
     if (hdr->csrc_count > HK_RTP_MAX_CSRC || hdr->pt > 127)

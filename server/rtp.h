@@ -67,6 +67,13 @@ bool hk_rtp_is_rtcp(const uint8_t *buf, size_t len);
  * Returns 0, or HK_EINVAL if the payload is shorter than 2 bytes. */
 int hk_rtp_rtx_original_seq(const uint8_t *buf, const hk_rtp_header_t *hdr, uint16_t *seq);
 
+/* RFC 4588 §4: rebuilds into out the packet an RTX packet carries: the RTX header (CSRCs,
+ * extensions and marker kept) with the original sequence number, the given SSRC and
+ * payload type, then the payload after the OSN; any padding is dropped. Returns the
+ * length, HK_EINVAL (payload under 2 bytes) or HK_ENOSPC (over cap). */
+int hk_rtp_rtx_unwrap(const uint8_t *buf, const hk_rtp_header_t *hdr, uint32_t ssrc, uint8_t pt,
+                      uint8_t *out, size_t cap);
+
 /* Writes the header described by hdr (version 2; padding, marker, pt, seq, timestamp,
  * ssrc, csrc_count + csrcs, and when hdr->extension is set ext_profile and the
  * hdr->ext_len bytes at ext) into buf[0..cap). hdr->ext_len must be a multiple of 4.

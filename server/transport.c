@@ -263,10 +263,21 @@ void hk_transport_on_srtp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t 
         return;
     }
     count_packet(s, hdr.seq, n);
+    s->last_pt = hdr.pt;
+    hk_stream_t *primary = &t->streams[1];
     if (s->rtx) {
+        /* A retransmission from the publisher: the lost packet is recovered; keep it in
+         * the cache under its own sequence number, for subscribers who NACK it too. */
         uint16_t original;
-        if (hk_rtp_rtx_original_seq(buf, &hdr, &original) == 0 && t->streams[1].ssrc)
-            hk_nack_tracker_received(&t->streams[1].nack, original, now_ms);
+        if (primary->ssrc && hk_rtp_rtx_original_seq(buf, &hdr, &original) == 0) {
+            hk_nack_tracker_received(&primary->nack, original, now_ms);
+            int len = primary->last_pt
+                          ? hk_rtp_rtx_unwrap(buf, &hdr, primary->ssrc, primary->last_pt,
+                                              media->work, sizeof media->work)
+                          : HK_EINVAL;
+            if (len > 0 && primary->cache)
+                hk_nack_cache_put(primary->cache, original, media->work, (size_t)len, now_ms);
+        }
     } else if (s->cache) {
         hk_nack_tracker_received(&s->nack, hdr.seq, now_ms);
         hk_nack_cache_put(s->cache, hdr.seq, buf, n, now_ms);

@@ -34,6 +34,7 @@ typedef struct {
     uint32_t last_sr; /* middle 32 bits of the last SR's NTP time */
     uint64_t last_sr_ms;
     uint64_t last_pli_ms;
+    uint8_t last_pt;               /* payload type of the latest packet */
     hk_nack_tracker_t nack;        /* video only */
     struct hk_nack_cache_s *cache; /* video only: plain packets for retransmission */
     uint64_t packets;

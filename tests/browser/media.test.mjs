@@ -79,11 +79,10 @@ test('video keeps decoding under 5% random loss; NACKs and retransmissions rise'
       `rate-limited ${(m1.nacks_rate_limited || 0) - (m0.nacks_rate_limited || 0)}`);
     // How many frames the sender encodes depends on this machine's CPU (Chromium lowers
     // its frame rate when encoding is slow), so decoded frames are held against encoded
-    // ones. Measured on the 2-core test VM: 140 of 200 (most NACKs for uplink losses reach
-    // hisoka before the publisher's retransmission does and miss its cache; the subscriber
-    // then gets the forwarded RTX). The bar: most frames decode, video never stops.
+    // ones. Measured on the 2-core test VM: 200 of 200 (140 of 200 before hisoka kept the
+    // packets recovered from the publisher's RTX in its cache).
     assert.ok(frames >= 30, `decoded ${frames} frames in 10 s under loss`);
-    assert.ok(frames >= 0.5 * encoded, `decoded ${frames} of ${encoded} encoded frames`);
+    assert.ok(frames >= 0.8 * encoded, `decoded ${frames} of ${encoded} encoded frames`);
     assert.ok(freezes <= 5, `freezeCount ${freezes}`);
     assert.ok(m1.nacks_sent > m0.nacks_sent, 'hisoka NACKed lost uplink packets');
     assert.ok(m1.retransmissions > m0.retransmissions, 'hisoka retransmitted to the subscriber');

@@ -325,3 +325,35 @@ TEST(rtp_write_header_round_trip)
     h.pt = 128;
     CHECK_INT_EQ(hk_rtp_write_header(buf, sizeof buf, &h, ext), HK_EINVAL);
 }
+
+TEST(rtp_rtx_unwrap)
+{
+    /* RTX (PT 97, SSRC 2, seq 0x10, marker, one-byte extension) carrying OSN 0xabcd and a
+     * 3-byte payload, then 2 bytes of padding. */
+    static const uint8_t rtx[] = {
+        0xb0, 0xe1, 0x00, 0x10, 0,    0,    0x30, 0x39, 0, 0, 0, 2, /* P, X, M, PT 97 */
+        0xbe, 0xde, 0x00, 0x01, 0x10, 0x31, 0x00, 0x00,             /* mid "1" */
+        0xab, 0xcd,                                                 /* OSN */
+        0x07, 0x08, 0x09,                                           /* original payload */
+        0x00, 0x02,                                                 /* padding */
+    };
+    static const uint8_t want[] = {
+        0x90, 0xe0, 0xab, 0xcd, 0,    0,    0x30, 0x39, 0x11, 0x22, 0x33, 0x44, /* M, PT 96 */
+        0xbe, 0xde, 0x00, 0x01, 0x10, 0x31, 0x00, 0x00, 0x07, 0x08, 0x09,
+    };
+    hk_rtp_header_t h;
+    uint8_t out[64];
+    CHECK_INT_EQ(hk_rtp_parse(rtx, sizeof rtx, &h, NULL), 0);
+    CHECK_INT_EQ(hk_rtp_rtx_unwrap(rtx, &h, 0x11223344, 96, out, sizeof out), sizeof want);
+    CHECK_MEM_EQ(out, want, sizeof want);
+    hk_rtp_header_t o;
+    CHECK_INT_EQ(hk_rtp_parse(out, sizeof want, &o, NULL), 0);
+    CHECK_INT_EQ(o.seq, 0xabcd);
+    CHECK_INT_EQ(o.pt, 96);
+    CHECK_INT_EQ(o.payload_len, 3);
+    CHECK_INT_EQ(hk_rtp_rtx_unwrap(rtx, &h, 1, 96, out, sizeof want - 1), HK_ENOSPC);
+    /* ABUSE.md 4: a payload too short for the OSN */
+    static const uint8_t short_rtx[] = {0x80, 0x61, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 2, 0xab};
+    CHECK_INT_EQ(hk_rtp_parse(short_rtx, sizeof short_rtx, &h, NULL), 0);
+    CHECK_INT_EQ(hk_rtp_rtx_unwrap(short_rtx, &h, 1, 96, out, sizeof out), HK_EINVAL);
+}
