@@ -1,6 +1,6 @@
 /* Fuzz target `rtp`: parse, look up every extension id, rewrite mid and transport
- * sequence number on a copy, read the RTX OSN, and check that the header writer
- * reproduces the parsed header byte for byte. */
+ * sequence number on a copy, read the RTX OSN and unwrap the RTX packet, and check that the header
+ * writer reproduces the parsed header byte for byte. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +55,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = hk_rtp_rtx_original_seq(data, &h, &osn);
     if ((rc == 0) != (h.payload_len >= 2))
         abort();
+    /* The unwrapped packet parses, carries the OSN and is the payload minus the OSN. */
+    static uint8_t orig[65536];
+    int ulen = hk_rtp_rtx_unwrap(data, &h, 0x01020304, 96, orig, sizeof orig);
+    if ((ulen >= 0) != (rc == 0))
+        abort();
+    if (ulen >= 0) {
+        hk_rtp_header_t u;
+        if (hk_rtp_parse(orig, (size_t)ulen, &u, NULL) != 0 || u.seq != osn || u.pt != 96 ||
+            u.ssrc != 0x01020304 || u.payload_len != h.payload_len - 2 || u.padding_len != 0)
+            abort();
+    }
 
     static uint8_t big[12 + 60 + 4 + 4 * 65535];
     int n = hk_rtp_write_header(big, sizeof big, &h, data + h.ext_offset);
