@@ -118,9 +118,9 @@ $(BUILD)/hisoka-raw-relay: $(RELAY_OBJS) $(LIB_OBJS)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/hisoka-wake-probe: $(BUILD)/tests/load/wake-probe.o
+$(BUILD)/hisoka-wake-probe: $(BUILD)/tests/load/wake-probe.o $(LIB_OBJS)
 	@echo "  LINK    $@"
-	@$(CC) $(LDFLAGS) -o $@ $^
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 build: $(BUILD)/hisoka-load $(BUILD)/hisoka-raw-relay $(BUILD)/hisoka-wake-probe
 

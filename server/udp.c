@@ -35,11 +35,11 @@ static int64_t realtime_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The kernel's receive time of message m (ns, CLOCK_REALTIME), or 0. */
-static int64_t rx_timestamp(struct msghdr *m)
+int64_t hk_udp_rx_timestamp(struct msghdr *m)
 {
     for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
             struct timespec ts;
             memcpy(&ts, CMSG_DATA(c), sizeof ts);
             return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -119,7 +119,7 @@ static int read_burst(hk_udp_t *udp)
         int stamped = 0;
         int64_t read_at = realtime_ns();
         for (int i = 0; i < n; i++) {
-            int64_t at = rx_timestamp(&udp->rx_msgs[i].msg_hdr);
+            int64_t at = hk_udp_rx_timestamp(&udp->rx_msgs[i].msg_hdr);
             if (at) {
                 hk_udp_delay_add(&udp->counters.rx_wait, read_at - at);
                 udp->rx_stamp[stamped++] = at;

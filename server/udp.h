@@ -44,6 +44,10 @@ typedef struct {
 
 void hk_udp_delay_add(hk_udp_delay_t *h, int64_t ns);
 
+/* The kernel's receive time (SO_TIMESTAMPNS, ns of CLOCK_REALTIME) carried in a received
+ * message's control data, or 0 when there is none. */
+int64_t hk_udp_rx_timestamp(struct msghdr *m);
+
 typedef struct {
     uint64_t rx_datagrams;
     uint64_t rx_bytes;

@@ -28,6 +28,7 @@
 #                      68000 packets/s out at 170 packets/s per subscriber)
 set -u
 cd "$(dirname "$0")/../.." || exit 2
+. tests/load/lib.sh
 BUILD=${BUILD:-build}
 SECONDS_PER=${BENCH_SECONDS:-5}
 REPEAT=${BENCH_REPEAT:-3}
@@ -80,9 +81,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
-}
 
 scenario_args() {
     case $1 in
@@ -95,26 +93,12 @@ scenario_args() {
 }
 
 start_hisoka() {
-    local sig api media busy_poll_us=${1:-0}
-    sig=$(free_port) api=$(free_port) media=$(free_port)
-    cat >"$tmp/sora.conf" <<CONF
-listen_address = 127.0.0.1
-signaling_port = $sig
-api_port = $api
-media_port = $media
-public_ipv4_address = 127.0.0.1
-e2ee = true
-max_connections_per_channel = 500
-max_connections = 1000
-log_level = warn
-busy_poll_us = $busy_poll_us
-CONF
+    local sig api media
+    hisoka_conf "$tmp/sora.conf" "max_connections_per_channel = 500" "max_connections = 1000" \
+        "busy_poll_us = ${1:-0}"
     taskset -c "$SERVER_CPU" "$BUILD/hisoka" --config "$tmp/sora.conf" >"$tmp/server.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 1 100); do
-        curl -sf "http://127.0.0.1:$api/health" >/dev/null 2>&1 && break
-        sleep 0.05
-    done
+    wait_healthy "$api"
     target=(--url "ws://127.0.0.1:$sig/signaling")
     metrics_url="http://127.0.0.1:$api/metrics"
 }

@@ -36,6 +36,7 @@
 #include <openssl/x509.h>
 
 #include "common/bytes.h"
+#include "server/udp.h"
 #include "server/cert.h"
 #include "server/rtp.h"
 #include "server/sdp.h"
@@ -237,17 +238,6 @@ static void fail_peer(peer_t *p, const char *why)
 
 /* ---- ICE (RFC 8445 §7.1.1, RFC 5389 §15) ------------------------------------------- */
 
-static uint32_t crc32_bytes(const uint8_t *b, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= b[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-    }
-    return ~c;
-}
-
 static size_t stun_attr(uint8_t *out, uint16_t type, const void *val, size_t len)
 {
     out[0] = (uint8_t)(type >> 8);
@@ -294,8 +284,9 @@ static size_t stun_binding_request(peer_t *p, uint8_t *msg)
     HMAC(EVP_sha1(), p->srv_pwd, (int)strlen(p->srv_pwd), msg, n, mac, &ml);
     n += stun_attr(msg + n, 0x0008, mac, 20);
     stun_set_len(msg, n - 20 + 8);
-    uint32_t crc = crc32_bytes(msg, n) ^ 0x5354554eu;
-    uint8_t fp[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
+    uint32_t crc = hk_crc32(msg, n) ^ 0x5354554eu;
+    uint8_t fp[4];
+    hk_wr32(fp, crc);
     n += stun_attr(msg + n, 0x8028, fp, 4);
     return n;
 }
@@ -999,30 +990,21 @@ static size_t write_rtp_header(uint8_t *b, uint8_t pt, bool marker, uint16_t seq
     size_t mid_len = strlen(mid);
     b[0] = 0x90;
     b[1] = (uint8_t)((marker ? 0x80 : 0) | pt);
-    b[2] = (uint8_t)(seq >> 8);
-    b[3] = (uint8_t)seq;
-    b[4] = (uint8_t)(ts >> 24);
-    b[5] = (uint8_t)(ts >> 16);
-    b[6] = (uint8_t)(ts >> 8);
-    b[7] = (uint8_t)ts;
-    b[8] = (uint8_t)(ssrc >> 24);
-    b[9] = (uint8_t)(ssrc >> 16);
-    b[10] = (uint8_t)(ssrc >> 8);
-    b[11] = (uint8_t)ssrc;
+    hk_wr16(b + 2, seq);
+    hk_wr32(b + 4, ts);
+    hk_wr32(b + 8, ssrc);
     size_t e = 16;
     b[e++] = (uint8_t)((HK_EXT_MID << 4) | (mid_len - 1));
     memcpy(b + e, mid, mid_len);
     e += mid_len;
     b[e++] = (uint8_t)((HK_EXT_TRANSPORT_CC << 4) | 1);
-    b[e++] = (uint8_t)(twcc >> 8);
-    b[e++] = (uint8_t)twcc;
+    hk_wr16(b + e, twcc);
+    e += 2;
     while ((e - 16) % 4)
         b[e++] = 0;
     size_t words = (e - 16) / 4;
-    b[12] = 0xBE;
-    b[13] = 0xDE;
-    b[14] = (uint8_t)(words >> 8);
-    b[15] = (uint8_t)words;
+    hk_wr16(b + 12, 0xBEDE);
+    hk_wr16(b + 14, (uint16_t)words);
     return e;
 }
 
@@ -1295,8 +1277,9 @@ static void send_binding_response(peer_t *p, const uint8_t *req, size_t len)
     HMAC(EVP_sha1(), pwd, pl, msg, n, mac, &ml);
     n += stun_attr(msg + n, 0x0008, mac, 20);
     stun_set_len(msg, n - 20 + 8);
-    uint32_t crc = crc32_bytes(msg, n) ^ 0x5354554eu;
-    uint8_t fp[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
+    uint32_t crc = hk_crc32(msg, n) ^ 0x5354554eu;
+    uint8_t fp[4];
+    hk_wr32(fp, crc);
     n += stun_attr(msg + n, 0x8028, fp, 4);
     if (send(p->udp, msg, n, 0) < 0)
         st.send_errors++;
@@ -1328,20 +1311,6 @@ static void on_stun(peer_t *p, const uint8_t *buf, size_t len)
     maybe_start_dtls(p);
 }
 
-/* The SCM_TIMESTAMPNS receive timestamp of a datagram in ns, 0 when there is none. */
-static uint64_t rx_timestamp(struct msghdr *mh)
-{
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
-            c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
-            struct timespec ts;
-            memcpy(&ts, CMSG_DATA(c), sizeof ts);
-            return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-        }
-    }
-    return 0;
-}
-
 static void on_udp_readable(peer_t *p)
 {
     static uint8_t bufs[BATCH][PKT_CAP];
@@ -1371,7 +1340,7 @@ static void on_udp_readable(peer_t *p)
             if (len == 0)
                 continue;
             if (b[0] >= 128 && b[0] <= 191) {
-                on_rtp(p, b, len, t, rx_timestamp(&msgs[i].msg_hdr));
+                on_rtp(p, b, len, t, (uint64_t)hk_udp_rx_timestamp(&msgs[i].msg_hdr));
             } else if (b[0] <= 3) {
                 on_stun(p, b, len);
             } else if (b[0] >= 20 && b[0] <= 63) {

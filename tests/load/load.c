@@ -8,6 +8,8 @@
 
 #include <openssl/evp.h>
 
+#include "common/bytes.h"
+
 static const uint8_t frame_salt[12] = {0x5a, 0x11, 0xc3, 0x07, 0x9e, 0x42,
                                        0x6b, 0xd0, 0x38, 0xa4, 0x1f, 0x77};
 
@@ -18,32 +20,19 @@ uint64_t hk_load_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* The frame key of publisher kid: a fixed pattern with the kid mixed in. */
 static void frame_key(uint32_t kid, uint8_t key[16])
 {
     for (int i = 0; i < 16; i++)
         key[i] = (uint8_t)(0xa5 ^ (i * 29));
-    put32(key, get32(key) ^ kid);
-    put32(key + 8, get32(key + 8) ^ (kid * 2654435761u));
+    hk_wr32(key, hk_rd32(key) ^ kid);
+    hk_wr32(key + 8, hk_rd32(key + 8) ^ (kid * 2654435761u));
 }
 
 static void frame_nonce(uint32_t ctr, uint8_t nonce[12])
 {
     memcpy(nonce, frame_salt, 12);
-    put32(nonce + 8, get32(nonce + 8) ^ ctr);
+    hk_wr32(nonce + 8, hk_rd32(nonce + 8) ^ ctr);
 }
 
 static uint8_t filler(uint32_t ctr, size_t i)
@@ -60,15 +49,15 @@ int hk_load_frame_encrypt(uint32_t kid, uint32_t ctr, uint64_t send_us, uint8_t 
     size_t plain_len = frame_len - HK_LOAD_SFRAME_HDR - HK_LOAD_TAG;
     uint8_t *hdr = out;
     hdr[0] = 0xBB;
-    put32(hdr + 1, kid);
-    put32(hdr + 5, ctr);
+    hk_wr32(hdr + 1, kid);
+    hk_wr32(hdr + 5, ctr);
     uint8_t *plain = out + HK_LOAD_SFRAME_HDR;
     memcpy(plain, "HKLD", 4);
-    put32(plain + 4, kid);
-    put32(plain + 8, ctr);
-    put32(plain + 12, (uint32_t)(send_us >> 32));
-    put32(plain + 16, (uint32_t)send_us);
-    put32(plain + 20, (uint32_t)plain_len);
+    hk_wr32(plain + 4, kid);
+    hk_wr32(plain + 8, ctr);
+    hk_wr32(plain + 12, (uint32_t)(send_us >> 32));
+    hk_wr32(plain + 16, (uint32_t)send_us);
+    hk_wr32(plain + 20, (uint32_t)plain_len);
     for (size_t i = HK_LOAD_PLAIN_HDR; i < plain_len; i++)
         plain[i] = filler(ctr, i);
 
@@ -91,7 +80,7 @@ int hk_load_frame_verify(const uint8_t *frame, size_t len, uint64_t *send_us)
     if (len < HK_LOAD_SFRAME_HDR + HK_LOAD_PLAIN_HDR + HK_LOAD_TAG || len > HK_LOAD_MAX_FRAME ||
         frame[0] != 0xBB)
         return -1;
-    uint32_t kid = get32(frame + 1), ctr = get32(frame + 5);
+    uint32_t kid = hk_rd32(frame + 1), ctr = hk_rd32(frame + 5);
     size_t plain_len = len - HK_LOAD_SFRAME_HDR - HK_LOAD_TAG;
     uint8_t *plain = malloc(plain_len);
     if (!plain)
@@ -108,12 +97,12 @@ int hk_load_frame_verify(const uint8_t *frame, size_t len, uint64_t *send_us)
                                    (void *)(frame + HK_LOAD_SFRAME_HDR + plain_len)) == 1;
     ok = ok && EVP_DecryptFinal_ex(c, plain + n, &n) == 1;
     EVP_CIPHER_CTX_free(c);
-    ok = ok && memcmp(plain, "HKLD", 4) == 0 && get32(plain + 4) == kid &&
-         get32(plain + 8) == ctr && get32(plain + 20) == plain_len;
+    ok = ok && memcmp(plain, "HKLD", 4) == 0 && hk_rd32(plain + 4) == kid &&
+         hk_rd32(plain + 8) == ctr && hk_rd32(plain + 20) == plain_len;
     for (size_t i = HK_LOAD_PLAIN_HDR; ok && i < plain_len; i++)
         ok = plain[i] == filler(ctr, i);
     if (ok)
-        *send_us = (uint64_t)get32(plain + 12) << 32 | get32(plain + 16);
+        *send_us = (uint64_t)hk_rd32(plain + 12) << 32 | hk_rd32(plain + 16);
     free(plain);
     return ok ? 0 : -1;
 }

@@ -16,21 +16,12 @@ load=build/hisoka-load
 [ -x "$bin" ] && [ -x "$load" ] || { echo "build first: make build asan"; exit 2; }
 
 dir=$(mktemp -d)
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-sig=$(port); api=$(port); media=$(port)
-cat >"$dir/sora.conf" <<CONF
-listen_address = 127.0.0.1
-signaling_port = $sig
-api_port = $api
-media_port = $media
-public_ipv4_address = 127.0.0.1
-e2ee = true
-log_level = warn
-CONF
+. tests/load/lib.sh
+hisoka_conf "$dir/sora.conf"
 # No quarantine: freed memory is reused at once, so RSS measures what is held.
 ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=0 "$bin" --config "$dir/sora.conf" >"$dir/server.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$api/health" >/dev/null && break; sleep 0.1; done
+wait_healthy "$api"
 url="ws://127.0.0.1:$sig/signaling"
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/udp.h"
+
 #define BATCH 64
 
 static int64_t realtime_ns(void)
@@ -168,13 +170,9 @@ int main(int argc, char **argv)
                     done = true;
                     continue;
                 }
-                struct cmsghdr *h = CMSG_FIRSTHDR(&msgs[i].msg_hdr);
-                if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS &&
-                    n < cap) {
-                    struct timespec ts;
-                    memcpy(&ts, CMSG_DATA(h), sizeof ts);
-                    wait[n++] = now - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
-                }
+                int64_t at = hk_udp_rx_timestamp(&msgs[i].msg_hdr);
+                if (at && n < cap)
+                    wait[n++] = now - at;
             }
         }
     }

@@ -375,3 +375,33 @@ TEST(udp_busy_poll_reads_without_sleeping)
     busy_poll_case(0, &polled);
     CHECK_INT_EQ(polled, 0);
 }
+
+TEST(udp_rx_timestamp_reads_the_kernel_receive_time)
+{
+    int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0), on = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    CHECK(bind(rx, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(getsockname(rx, (struct sockaddr *)&a, &l) == 0);
+    CHECK(setsockopt(rx, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) == 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    CHECK(sendto(tx, "x", 1, 0, (struct sockaddr *)&a, sizeof a) == 1);
+    clock_gettime(CLOCK_REALTIME, &t1);
+    char b[8];
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = b, .iov_len = sizeof b};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    CHECK(recvmsg(rx, &m, 0) == 1);
+    int64_t at = hk_udp_rx_timestamp(&m);
+    CHECK(at >= (int64_t)t0.tv_sec * 1000000000 + t0.tv_nsec);
+    CHECK(at <= (int64_t)t1.tv_sec * 1000000000 + t1.tv_nsec);
+    m.msg_controllen = 0; /* no control data: no timestamp */
+    CHECK_INT_EQ(hk_udp_rx_timestamp(&m), 0);
+    close(rx);
+    close(tx);
+}
