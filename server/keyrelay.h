@@ -1,4 +1,4 @@
-/* E2EE binary key messages (PROTOCOL.md §2): pure validation of the envelope.
+/* E2EE binary key messages (docs/protocol.md §3): pure validation of the envelope.
  * The server routes them unchanged; it never reads the keys inside.
  *
  *   0                   1                   2                   3
@@ -12,7 +12,7 @@
  *
  *  Type 0 PreKey : body = IdentityKey(32) EphemeralKey(32); CiphertextLength 0; 120 bytes.
  *  Type 1 Cipher : body = RatchetPub(32) PN(4) N(4) Ciphertext(CiphertextLength).
- *  Type 2 Wrapped sender key (hisoka's own client, README "E2EE key messages"):
+ *  Type 2 Wrapped sender key (hisoka's own client, docs/protocol.md §4.3):
  *                  body = Ciphertext(CiphertextLength), 1..1024 bytes.
  */
 #ifndef HK_KEYRELAY_H

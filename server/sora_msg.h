@@ -1,4 +1,4 @@
-/* Sora-compatible signaling messages (PROTOCOL.md §1): pure validation of what clients
+/* Sora-compatible signaling messages (docs/protocol.md §1): pure validation of what clients
  * send and construction of what the server sends. JSON through jansson; no I/O.
  * Unknown fields are ignored. */
 #ifndef HK_SORA_MSG_H

@@ -1,4 +1,4 @@
-// ABUSE.md 14 (config): a bad sora.conf stops hisoka before it listens, with exactly one
+// docs/threats.md 14 (config): a bad sora.conf stops hisoka before it listens, with exactly one
 // line "FILE:LINE: key: reason" on stderr and exit code 2; the command line is checked.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

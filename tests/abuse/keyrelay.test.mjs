@@ -1,4 +1,4 @@
-// ABUSE.md 12 (E2EE key relay) and the relay itself: binary key messages between
+// docs/threats.md 12 (E2EE key relay) and the relay itself: binary key messages between
 // members of an e2ee channel arrive byte-identical at the named destination only;
 // every malformed, forged or misrouted one is dropped, counted in /stats, and the
 // relay keeps working for valid messages afterwards.

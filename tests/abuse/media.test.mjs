@@ -1,4 +1,4 @@
-// Hostile input on the media port (ABUSE.md 1, 10, 11, 13) and peers that vanish, sent
+// Hostile input on the media port (docs/threats.md 1, 10, 11, 13) and peers that vanish, sent
 // from Node: each test sends its input, then proves the server still serves.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

@@ -1,4 +1,4 @@
-// ABUSE.md 13: a subscriber that stops reading its WebSocket is cut off once its send
+// docs/threats.md 13: a subscriber that stops reading its WebSocket is cut off once its send
 // queue passes the limit, and the others go on.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-// ABUSE.md 8 (signaling JSON) and the signaling parts of 13 (limits, timeouts): each
+// docs/threats.md 8 (signaling JSON) and the signaling parts of 13 (limits, timeouts): each
 // test sends one hostile input, checks how the server refuses it, then proves the
 // server still serves well-behaved clients (tests/lib/abuse.mjs assertServes).
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-/* libFuzzer target: the client's SDP answer (ABUSE.md item 7). */
+/* libFuzzer target: the client's SDP answer (docs/threats.md item 7). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1367,7 +1367,7 @@ static void on_udp_readable(peer_t *p)
 
 /* ---- timers --------------------------------------------------------------------------- */
 
-/* --feedback-storm (ABUSE.md 13): a receiver that floods the server with NACKs for the
+/* --feedback-storm (docs/threats.md 13): a receiver that floods the server with NACKs for the
  * last 16 packets of every stream it receives and PLIs for each, N packets a second in
  * bursts every 10 ms. The server must answer NACKs from its cache, throttle PLIs and go
  * on forwarding to everyone. */

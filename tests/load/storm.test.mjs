@@ -1,4 +1,4 @@
-// ABUSE.md 13: NACK and PLI storms. Three subscribers each flood the server with 2,000
+// docs/threats.md 13: NACK and PLI storms. Three subscribers each flood the server with 2,000
 // RTCP feedback packets a second (NACKs for the last 16 packets of every stream, PLIs)
 // while media flows: the server answers NACKs from its cache, throttles the PLIs it
 // passes to the publisher, and everyone still gets every packet, unaltered.

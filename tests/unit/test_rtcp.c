@@ -431,11 +431,11 @@ TEST(rtcp_refuses_truncated_and_lying_lengths)
     hk_rtcp_packet_t pkt;
     size_t off = 0;
     const char *err = NULL;
-    /* ABUSE.md 1: zero length and < 8 bytes. */
+    /* docs/threats.md 1: zero length and < 8 bytes. */
     CHECK_INT_EQ(hk_rtcp_next(pli, 0, &off, &pkt, &err), HK_EINVAL);
     CHECK_INT_EQ(hk_rtcp_next(pli, 7, &off, &pkt, &err), HK_EINVAL);
     CHECK_STR_EQ(err, "RTCP compound shorter than 8 bytes");
-    /* ABUSE.md 2: length*4+4 past the end. */
+    /* docs/threats.md 2: length*4+4 past the end. */
     CHECK_INT_EQ(hk_rtcp_next(pli, 11, &off, &pkt, &err), HK_EINVAL);
     CHECK_STR_EQ(err, "RTCP length past the end");
     CHECK_INT_EQ(off, 0);
@@ -466,7 +466,7 @@ TEST(rtcp_refuses_truncated_and_lying_lengths)
 
 TEST(rtcp_length_zero_loop_terminates)
 {
-    /* ABUSE.md 5: every header says length 0: three 4-byte packets, then the end. */
+    /* docs/threats.md 5: every header says length 0: three 4-byte packets, then the end. */
     static const uint8_t zeros[] = {0x80, 0xc9, 0, 0, 0x80, 0xc9, 0, 0, 0x80, 0xcd, 0, 0};
     size_t off = 0;
     hk_rtcp_packet_t pkt;
@@ -491,7 +491,7 @@ TEST(rtcp_refuses_lying_counts)
 {
     hk_rtcp_packet_t pkt;
     const char *err = NULL;
-    /* ABUSE.md 3: report-block count larger than the packet. */
+    /* docs/threats.md 3: report-block count larger than the packet. */
     uint8_t rr[sizeof rr_one_block];
     memcpy(rr, rr_one_block, sizeof rr);
     rr[0] = 0x82;

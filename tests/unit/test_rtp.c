@@ -170,7 +170,7 @@ TEST(rtp_unknown_profile_has_no_elements)
 
 TEST(rtp_element_past_extension_block)
 {
-    /* ABUSE.md 6: a mid longer than its buffer. */
+    /* docs/threats.md 6: a mid longer than its buffer. */
     static const uint8_t one[] = {
         0x90, 0x60, 0x00, 0x01, 0,    0,    0,   0,   0,   0, 0,
         1,    0xbe, 0xde, 0x00, 0x01, 0x1f, 'a', 'b', 'c', /* id 1 L=15: 16 bytes claimed, 3 present
@@ -204,7 +204,7 @@ TEST(rtp_refuses_truncated_and_lying_headers)
     const char *err = NULL;
     memset(pkt, 0, sizeof pkt);
     pkt[0] = 0x80;
-    /* ABUSE.md 1: zero length, < 12 bytes. */
+    /* docs/threats.md 1: zero length, < 12 bytes. */
     CHECK_INT_EQ(hk_rtp_parse(pkt, 0, &h, &err), HK_EINVAL);
     CHECK_INT_EQ(hk_rtp_parse(pkt, 11, &h, &err), HK_EINVAL);
     CHECK_INT_EQ(hk_rtp_parse(pkt, 12, &h, &err), 0);
@@ -213,7 +213,7 @@ TEST(rtp_refuses_truncated_and_lying_headers)
     pkt[0] = 0x40;
     CHECK_INT_EQ(hk_rtp_parse(pkt, 12, &h, &err), HK_EINVAL);
     CHECK_STR_EQ(err, "RTP version is not 2");
-    /* ABUSE.md 2: CSRC count past the end. */
+    /* docs/threats.md 2: CSRC count past the end. */
     pkt[0] = 0x8f;
     CHECK_INT_EQ(hk_rtp_parse(pkt, 12 + 14 * 4, &h, &err), HK_EINVAL);
     CHECK_STR_EQ(err, "RTP CSRC list past the end");
@@ -259,7 +259,7 @@ TEST(rtp_rtx_original_seq)
     CHECK_INT_EQ(hk_rtp_parse(rtx, sizeof rtx, &h, NULL), 0);
     CHECK_INT_EQ(hk_rtp_rtx_original_seq(rtx, &h, &seq), 0);
     CHECK_INT_EQ(seq, 0xabcd);
-    /* ABUSE.md 4: under 2 payload bytes. */
+    /* docs/threats.md 4: under 2 payload bytes. */
     CHECK_INT_EQ(hk_rtp_parse(rtx, 13, &h, NULL), 0);
     CHECK_INT_EQ(hk_rtp_rtx_original_seq(rtx, &h, &seq), HK_EINVAL);
     CHECK_INT_EQ(hk_rtp_parse(rtx, 12, &h, NULL), 0);
@@ -352,7 +352,7 @@ TEST(rtp_rtx_unwrap)
     CHECK_INT_EQ(o.pt, 96);
     CHECK_INT_EQ(o.payload_len, 3);
     CHECK_INT_EQ(hk_rtp_rtx_unwrap(rtx, &h, 1, 96, out, sizeof want - 1), HK_ENOSPC);
-    /* ABUSE.md 4: a payload too short for the OSN */
+    /* docs/threats.md 4: a payload too short for the OSN */
     static const uint8_t short_rtx[] = {0x80, 0x61, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 2, 0xab};
     CHECK_INT_EQ(hk_rtp_parse(short_rtx, sizeof short_rtx, &h, NULL), 0);
     CHECK_INT_EQ(hk_rtp_rtx_unwrap(short_rtx, &h, 1, 96, out, sizeof out), HK_EINVAL);

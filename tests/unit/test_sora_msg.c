@@ -1,4 +1,4 @@
-/* Sora signaling messages (PROTOCOL.md §1): connect validation with every refusal's close
+/* Sora signaling messages (docs/protocol.md §1): connect validation with every refusal's close
  * code and reason, the messages accepted after connect, and the exact JSON the builders
  * write. Ownership of the json_t members is checked through their reference counts; run
  * the ASan build with ASAN_OPTIONS=detect_leaks=1 to see leaks. */
