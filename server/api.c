@@ -251,6 +251,12 @@ static char *metrics_text(const hk_worker_t *worker)
     for (int i = 0; i < HK_STUN_STATUS_COUNT; i++)
         labelled(&t, "hisoka_stun_requests_total", "result",
                  hk_stun_status_name((hk_stun_status_t)i), mc->stun[i]);
+    counter(&t, "hisoka_ice_tuple_conflicts_total",
+            "ICE checks refused because another connection holds their tuple.",
+            mc->ice_tuple_conflicts);
+    counter(&t, "hisoka_ice_nominations_refused_total",
+            "USE-CANDIDATE from a new tuple while the selected tuple still had consent.",
+            mc->ice_nominations_refused);
     counter(&t, "hisoka_consent_expirations_total",
             "Transports removed because ICE consent expired.", mc->consent_expired);
     counter(&t, "hisoka_dtls_handshakes_total", "DTLS-SRTP handshakes completed.",
@@ -358,6 +364,8 @@ static json_t *stats_json(const hk_worker_t *worker)
     MEDIA_COUNTER(sender_reports_relayed);
     MEDIA_COUNTER(rtcp_errors);
     MEDIA_COUNTER(consent_expired);
+    MEDIA_COUNTER(ice_tuple_conflicts);
+    MEDIA_COUNTER(ice_nominations_refused);
 #undef MEDIA_COUNTER
     json_t *stun = json_object();
     for (int i = 0; i < HK_STUN_STATUS_COUNT; i++)

@@ -40,12 +40,15 @@ static void on_stun(hk_media_t *media, const uint8_t *buf, size_t len,
                    media, reply, &reply_len, &result);
     if ((unsigned)result.status < HK_STUN_STATUS_COUNT)
         media->counters.stun[result.status]++;
-    if (reply_len > 0)
-        hk_udp_send(&media->udp, from, reply, reply_len);
+    /* A valid check is answered only when its transport accepts the tuple: one that
+     * another transport holds gets no answer at all. */
     if (result.status == HK_STUN_OK && result.peer) {
         hk_peer_t *peer = result.peer;
-        hk_transport_on_check(peer->transport, from, result.use_candidate, now_ms);
+        if (hk_transport_on_check(peer->transport, from, result.use_candidate, now_ms) != 0)
+            return;
     }
+    if (reply_len > 0)
+        hk_udp_send(&media->udp, from, reply, reply_len);
 }
 
 static void on_datagram(void *arg, uint8_t *buf, size_t len, const struct sockaddr_in *from)

@@ -48,6 +48,8 @@ typedef struct {
     uint64_t rtcp_errors; /* malformed compound packets */
     uint64_t rtp_errors;  /* RTP that authenticated but does not parse */
     uint64_t consent_expired;
+    uint64_t ice_tuple_conflicts;     /* checks refused: the tuple is another transport's */
+    uint64_t ice_nominations_refused; /* USE-CANDIDATE elsewhere while the selected has consent */
 } hk_media_counters_t;
 
 typedef struct {

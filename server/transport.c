@@ -40,12 +40,13 @@ hk_transport_t *hk_transport_create(hk_peer_t *peer)
     return t;
 }
 
+static void forget_tuple(hk_transport_t *t, int i);
+
 void hk_transport_destroy(hk_transport_t *t)
 {
     hk_media_t *media = media_of(t);
-    for (int i = 0; i < t->n_tuples; i++)
-        if (hk_map_get(&media->tuples, t->tuple_keys[i]) == t)
-            hk_map_remove(&media->tuples, t->tuple_keys[i]);
+    while (t->n_tuples > 0)
+        forget_tuple(t, t->n_tuples - 1);
     if (t->dtls)
         hk_dtls_destroy(t->dtls);
     if (t->srtp)
@@ -90,33 +91,106 @@ hk_stream_t *hk_transport_stream(hk_transport_t *t, uint32_t ssrc)
     return NULL;
 }
 
-void hk_transport_on_check(hk_transport_t *t, const struct sockaddr_in *from, bool nominate,
-                           uint64_t now_ms)
+static int tuple_index(const hk_transport_t *t, uint64_t key)
+{
+    for (int i = 0; i < t->n_tuples; i++)
+        if (t->tuple_keys[i] == key)
+            return i;
+    return -1;
+}
+
+static void forget_tuple(hk_transport_t *t, int i)
+{
+    hk_media_t *media = media_of(t);
+    if (hk_map_get(&media->tuples, t->tuple_keys[i]) == t)
+        hk_map_remove(&media->tuples, t->tuple_keys[i]);
+    memmove(t->tuple_keys + i, t->tuple_keys + i + 1,
+            sizeof t->tuple_keys[0] * (size_t)(t->n_tuples - i - 1));
+    memmove(t->tuple_consent_ms + i, t->tuple_consent_ms + i + 1,
+            sizeof t->tuple_consent_ms[0] * (size_t)(t->n_tuples - i - 1));
+    t->n_tuples--;
+}
+
+static bool consent_expired(const hk_transport_t *t, int i, uint64_t now_ms)
+{
+    return now_ms - t->tuple_consent_ms[i] > t->peer->worker->config->consent_timeout_ms;
+}
+
+static bool ice_warn_due(hk_transport_t *t, uint64_t now_ms)
+{
+    if (t->last_ice_warn_ms && now_ms - t->last_ice_warn_ms < 1000)
+        return false;
+    t->last_ice_warn_ms = now_ms;
+    return true;
+}
+
+int hk_transport_on_check(hk_transport_t *t, const struct sockaddr_in *from, bool nominate,
+                          uint64_t now_ms)
 {
     hk_media_t *media = media_of(t);
     uint64_t key = hk_media_tuple_key(from);
-    int known = 0;
-    for (int i = 0; i < t->n_tuples; i++)
-        known |= t->tuple_keys[i] == key;
-    if (!known) {
-        if (t->n_tuples == HK_TRANSPORT_MAX_TUPLES) {
-            /* Forget the oldest tuple. */
-            if (hk_map_get(&media->tuples, t->tuple_keys[0]) == t)
-                hk_map_remove(&media->tuples, t->tuple_keys[0]);
-            memmove(t->tuple_keys, t->tuple_keys + 1,
-                    sizeof t->tuple_keys[0] * (size_t)(t->n_tuples - 1));
-            t->n_tuples--;
+    uint64_t selected_key = t->has_selected ? hk_media_tuple_key(&t->selected) : 0;
+    int i = tuple_index(t, key);
+    if (i < 0) {
+        hk_transport_t *owner = hk_map_get(&media->tuples, key);
+        if (owner && owner != t) {
+            int j = tuple_index(owner, key);
+            bool owner_sends_there =
+                owner->has_selected && hk_media_tuple_key(&owner->selected) == key;
+            if (j >= 0 && (owner_sends_there || !consent_expired(owner, j, now_ms))) {
+                media->counters.ice_tuple_conflicts++;
+                if (ice_warn_due(t, now_ms))
+                    HK_LOG(HK_LOG_WARN, "ice", t->peer->connection_id,
+                           "check from a tuple that another connection holds: refused");
+                return HK_EPERM;
+            }
+            /* The other transport's consent there expired: the address is free again. */
+            if (j >= 0)
+                forget_tuple(owner, j);
         }
-        if (hk_map_put(&media->tuples, key, t) == 0)
-            t->tuple_keys[t->n_tuples++] = key;
+        if (t->n_tuples == HK_TRANSPORT_MAX_TUPLES) {
+            /* Forget the tuple heard from least recently, never the selected one. */
+            int oldest = -1;
+            for (int k = 0; k < t->n_tuples; k++)
+                if (t->tuple_keys[k] != selected_key &&
+                    (oldest < 0 || t->tuple_consent_ms[k] < t->tuple_consent_ms[oldest]))
+                    oldest = k;
+            forget_tuple(t, oldest);
+        }
+        if (hk_map_put(&media->tuples, key, t) != 0) {
+            media->counters.ice_tuple_conflicts++;
+            return HK_ENOMEM;
+        }
+        i = t->n_tuples++;
+        t->tuple_keys[i] = key;
         HK_LOG(HK_LOG_DEBUG, "ice", t->peer->connection_id, "tuple validated%s",
-               nominate ? " and nominated" : "");
+               nominate ? " (USE-CANDIDATE)" : "");
     }
+    t->tuple_consent_ms[i] = now_ms;
     t->last_consent_ms = now_ms;
-    if (nominate || !t->has_selected) {
-        t->selected = *from;
-        t->has_selected = true;
+    if (key == selected_key) {
+        t->nominated |= nominate;
+        return 0;
     }
+    int s = t->has_selected ? tuple_index(t, selected_key) : -1;
+    bool may_move = !t->has_selected || (nominate && !t->nominated) ||
+                    (nominate && (s < 0 || consent_expired(t, s, now_ms)));
+    if (!may_move) {
+        if (nominate) {
+            media->counters.ice_nominations_refused++;
+            if (ice_warn_due(t, now_ms))
+                HK_LOG(HK_LOG_WARN, "ice", t->peer->connection_id,
+                       "USE-CANDIDATE from a new tuple while the selected one has consent: "
+                       "media stays where it is");
+        }
+        return 0;
+    }
+    if (t->has_selected)
+        HK_LOG(HK_LOG_INFO, "ice", t->peer->connection_id, "selected tuple moved");
+    t->selected = *from;
+    t->has_selected = true;
+    t->nominated = nominate;
+    return 0;
 }
 
 static void dtls_send(void *arg, const uint8_t *datagram, size_t len)

@@ -46,9 +46,12 @@ typedef struct hk_transport_s {
     hk_peer_t *peer;
     /* ICE */
     uint64_t tuple_keys[HK_TRANSPORT_MAX_TUPLES];
+    uint64_t tuple_consent_ms[HK_TRANSPORT_MAX_TUPLES]; /* last valid check from each */
     int n_tuples;
     struct sockaddr_in selected; /* where we send */
     bool has_selected;
+    bool nominated;            /* selected by USE-CANDIDATE, not only by being validated first */
+    uint64_t last_ice_warn_ms; /* refused checks are logged at most once a second */
     uint64_t created_ms;
     uint64_t epoch_us; /* arrival times in transport-wide feedback count from here */
     uint64_t last_consent_ms;
@@ -85,9 +88,14 @@ void hk_transport_set_streams(hk_transport_t *t);
 /* Finds a published stream by SSRC, or NULL. */
 hk_stream_t *hk_transport_stream(hk_transport_t *t, uint32_t ssrc);
 
-/* An ICE check from `from` succeeded (nominate: USE-CANDIDATE). */
-void hk_transport_on_check(hk_transport_t *t, const struct sockaddr_in *from, bool nominate,
-                           uint64_t now_ms);
+/* An ICE check from `from` with this transport's credentials succeeded (nominate:
+ * USE-CANDIDATE). A tuple belongs to one transport: when another live transport holds
+ * `from` and its consent there has not expired, nothing changes and HK_EPERM is
+ * returned (the caller sends no answer). A nominated tuple is replaced by another only
+ * once its own consent has expired (RFC 7675; consent_timeout): a check from a new tuple
+ * validates that tuple but does not move the media to it before then. 0 otherwise. */
+int hk_transport_on_check(hk_transport_t *t, const struct sockaddr_in *from, bool nominate,
+                          uint64_t now_ms);
 
 /* A datagram of each kind from a validated tuple; buf is writable. */
 void hk_transport_on_dtls(hk_transport_t *t, const uint8_t *buf, size_t len);
