@@ -4,9 +4,10 @@
 #   docker/lint.sh [DOCKERFILE [COMPOSE_FILE]]
 # Prints FILE:LINE: message for each violation and exits 1 if there is any.
 # Rules (hadolint's numbers where one exists):
-#   base      every FROM is a Debian 12 image: debian:12, debian:12-slim,
-#             debian:bookworm[-slim] or node:<major>-bookworm[-slim] (optionally
-#             @sha256:...), or an earlier stage of this file; never untagged or :latest
+#   base      every FROM is a Debian 12 image: debian:12, debian:12-slim or
+#             debian:bookworm[-slim] (optionally @sha256:...), or an earlier stage of
+#             this file; never untagged or :latest, and no node:* image (the test
+#             image gets the pinned Node of tools/node from npm instead)
 #   DL3015    apt-get install has --no-install-recommends
 #   DL3009    a RUN that runs apt-get update/install ends with rm -rf /var/lib/apt/lists/*
 #   DL3027    apt (not apt-get) is not used in RUN
@@ -17,6 +18,9 @@
 #   DL3002    the final stage switches to a USER that is not root before CMD
 #   health    the final stage has a HEALTHCHECK that is not NONE
 #   expose    the final stage EXPOSEs 5000/tcp, 3000/tcp and 5004/udp
+#   ports     every port the compose file publishes names a host address, and with
+#             the compose variables unset none is 0.0.0.0 or :: (the API has no
+#             authentication)
 set -u
 cd "$(dirname "$0")/.." || exit 2
 DOCKERFILE=${1:-docker/Dockerfile}
@@ -78,8 +82,7 @@ while IFS="$TAB" read -r line instr; do
             case "$ref" in
             *:latest) report "$line" "FROM $image: the latest tag is not a pinned version" ;;
             debian:12 | debian:12-slim | debian:bookworm | debian:bookworm-slim) ;;
-            node:[0-9]*-bookworm | node:[0-9]*-bookworm-slim) ;;
-            *:*) report "$line" "FROM $image: base images must be Debian 12 (debian:12[-slim], node:N-bookworm[-slim])" ;;
+            *:*) report "$line" "FROM $image: base images must be Debian 12 (debian:12[-slim], debian:bookworm[-slim])" ;;
             *) report "$line" "FROM $image: untagged base image (pin debian:12 or debian:12-slim)" ;;
             esac
             ;;
@@ -158,20 +161,65 @@ for port in 5000/tcp 3000/tcp 5004/udp; do
     esac
 done
 
-# The compose file, with whichever compose tool is installed.
+# The compose file, with whichever compose tool is installed; the published ports
+# as it resolves them with the defaults of compose.yaml's variables.
+check_ports() { # the output of `config`; ports come in the short or the long syntax
+    printf '%s\n' "$1" | awk '
+        function flush() {
+            if (long) print "long " (ip == "" ? "-" : ip) " " published ":" target
+            long = 0; ip = ""; published = ""; target = ""
+        }
+        function field(line) {
+            sub(/^ *(- )?/, "", line); gsub(/[\047"]/, "", line)
+            split(line, kv, ": ")
+            if (kv[1] == "host_ip") ip = kv[2]
+            if (kv[1] == "published") published = kv[2]
+            if (kv[1] == "target") target = kv[2]
+        }
+        /^[^ ]/ { in_services = ($1 == "services:") }
+        in_services && /^    ports:/ { in_ports = 1; next }
+        in_ports && /^    - [a-z_]+: / { flush(); long = 1; field($0); next }
+        in_ports && /^    - / { flush(); v = $2; gsub(/[\047"]/, "", v); print "short " v; next }
+        in_ports && long && /^      [a-z_]+: / { field($0); next }
+        { flush(); in_ports = 0 }
+        END { flush() }
+    ' | while read -r syntax port rest; do
+        case "$syntax $port" in
+        "long -") echo "$COMPOSE: port $rest is published without a host address (every interface)" ;;
+        "long 0.0.0.0" | "long ::" | "short 0.0.0.0:"* | "short [::]:"* | "short ::"*)
+            echo "$COMPOSE: port $port${rest:+ $rest} is published on every interface" ;;
+        long\ *) ;;
+        "short "*:*:*) ;;
+        *) echo "$COMPOSE: port $port is published without a host address (every interface)" ;;
+        esac
+    done
+}
+unset_vars="-u HISOKA_BIND_ADDRESS -u HISOKA_API_BIND_ADDRESS -u HISOKA_SIGNALING_HOST_PORT -u HISOKA_API_HOST_PORT"
 if [ -f "$COMPOSE" ]; then
     if command -v docker-compose >/dev/null 2>&1; then
-        out=$(docker-compose -f "$COMPOSE" config -q 2>&1) || {
+        # shellcheck disable=SC2086
+        out=$(env $unset_vars docker-compose -f "$COMPOSE" config 2>&1) || {
             echo "$COMPOSE: docker-compose config: $out"
             errors=$((errors + 1))
+            out=""
         }
     elif docker compose version >/dev/null 2>&1; then
-        out=$(docker compose -f "$COMPOSE" config -q 2>&1) || {
+        # shellcheck disable=SC2086
+        out=$(env $unset_vars docker compose -f "$COMPOSE" config 2>&1) || {
             echo "$COMPOSE: docker compose config: $out"
             errors=$((errors + 1))
+            out=""
         }
     else
+        out=""
         echo "$COMPOSE: not checked (neither docker-compose nor docker compose is installed)"
+    fi
+    if [ -n "$out" ]; then
+        bad=$(check_ports "$out")
+        if [ -n "$bad" ]; then
+            echo "$bad"
+            errors=$((errors + $(echo "$bad" | wc -l)))
+        fi
     fi
 fi
 
