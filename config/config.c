@@ -98,6 +98,11 @@ enum {
     KEY_DEBUG_PAYLOAD_DIRECTORY,
     KEY_AUTH_WEBHOOK_URL,
     KEY_AUTH_WEBHOOK_TIMEOUT,
+    KEY_API_SECRET,
+    KEY_API_LISTEN_ADDRESS,
+    KEY_API_ALLOWED_HOSTS,
+    KEY_API_TLS_CERTIFICATE_FILE,
+    KEY_API_TLS_PRIVATE_KEY_FILE,
     KEY_COUNT
 };
 
@@ -148,6 +153,15 @@ static const key_spec_t keys[KEY_COUNT] = {
     [KEY_AUTH_WEBHOOK_URL] = {"auth_webhook_url", TYPE_STRING, FIELD(auth_webhook_url), 0, 0, true},
     [KEY_AUTH_WEBHOOK_TIMEOUT] = {"auth_webhook_timeout", TYPE_DURATION,
                                   FIELD(auth_webhook_timeout_ms), 100, MS_PER_MINUTE, false},
+    [KEY_API_SECRET] = {"api_secret", TYPE_STRING, FIELD(api_secret), 0, 0, true},
+    [KEY_API_LISTEN_ADDRESS] = {"api_listen_address", TYPE_IPV4, FIELD(api_listen_address), 0, 0,
+                                true},
+    [KEY_API_ALLOWED_HOSTS] = {"api_allowed_hosts", TYPE_STRING, FIELD(api_allowed_hosts), 0, 0,
+                               true},
+    [KEY_API_TLS_CERTIFICATE_FILE] = {"api_tls_certificate_file", TYPE_STRING,
+                                      FIELD(api_tls_certificate_file), 0, 0, true},
+    [KEY_API_TLS_PRIVATE_KEY_FILE] = {"api_tls_private_key_file", TYPE_STRING,
+                                      FIELD(api_tls_private_key_file), 0, 0, true},
 };
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
@@ -618,16 +632,50 @@ static int check_whole(const parse_ctx_t *ctx, const size_t *set_at, const hk_co
         }
     }
 
-    bool have_cert = c->tls_certificate_file[0] != '\0';
-    bool have_key = c->tls_private_key_file[0] != '\0';
-    if (have_cert != have_key) {
-        int missing = have_cert ? KEY_TLS_PRIVATE_KEY_FILE : KEY_TLS_CERTIFICATE_FILE;
-        int present = have_cert ? KEY_TLS_CERTIFICATE_FILE : KEY_TLS_PRIVATE_KEY_FILE;
+    static const int pairs[][2] = {{KEY_TLS_CERTIFICATE_FILE, KEY_TLS_PRIVATE_KEY_FILE},
+                                   {KEY_API_TLS_CERTIFICATE_FILE, KEY_API_TLS_PRIVATE_KEY_FILE}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        const char *cert = (const char *)c + keys[pairs[i][0]].offset;
+        const char *key = (const char *)c + keys[pairs[i][1]].offset;
+        bool have_cert = cert[0] != '\0', have_key = key[0] != '\0';
+        if (have_cert == have_key)
+            continue;
+        int missing = have_cert ? pairs[i][1] : pairs[i][0];
+        int present = have_cert ? pairs[i][0] : pairs[i][1];
         size_t line = set_at[missing] ? set_at[missing] : set_at[present];
         return fail(ctx, line, keys[missing].name, no_span, "must be set when %s is set",
                     keys[present].name);
     }
+
+    size_t secret_len = strlen(c->api_secret);
+    if (secret_len > 0 && secret_len < 16)
+        return fail(ctx, set_at[KEY_API_SECRET], keys[KEY_API_SECRET].name, no_span,
+                    "must be at least 16 characters (it is the API's only credential)");
+    if (secret_len == 0 && c->api_listen_address[0] &&
+        strcmp(c->api_listen_address, "127.0.0.1") != 0)
+        return fail(ctx, set_at[KEY_API_LISTEN_ADDRESS], keys[KEY_API_LISTEN_ADDRESS].name, no_span,
+                    "%s needs api_secret: without one the API listens on 127.0.0.1 only",
+                    c->api_listen_address);
     return HK_OK;
+}
+
+const char *hk_config_api_address(const hk_config_t *config)
+{
+    if (config->api_listen_address[0])
+        return config->api_listen_address;
+    return config->api_secret[0] ? config->listen_address : "127.0.0.1";
+}
+
+const char *hk_config_api_tls_certificate(const hk_config_t *config)
+{
+    return config->api_tls_certificate_file[0] ? config->api_tls_certificate_file
+                                               : config->tls_certificate_file;
+}
+
+const char *hk_config_api_tls_private_key(const hk_config_t *config)
+{
+    return config->api_tls_certificate_file[0] ? config->api_tls_private_key_file
+                                               : config->tls_private_key_file;
 }
 
 int hk_config_parse(hk_config_t *config, const char *text, size_t len, const char *filename,

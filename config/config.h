@@ -45,7 +45,23 @@ typedef struct hk_config_s {
     char debug_payload_directory[HK_CONFIG_STR]; /* debugging aid, default "" = off */
     char auth_webhook_url[HK_CONFIG_STR];        /* auth_webhook_url, default "" = no webhook */
     uint32_t auth_webhook_timeout_ms;            /* auth_webhook_timeout, default 5 s */
+    /* The HTTP API (docs and README "Security"): */
+    char api_secret[HK_CONFIG_STR];        /* api_secret: Bearer token, >= 16 chars; "" = none, and
+                                              then the API listens on 127.0.0.1 only */
+    char api_listen_address[64];           /* api_listen_address: "" = 127.0.0.1 without api_secret,
+                                              listen_address with it; another address needs one */
+    char api_allowed_hosts[HK_CONFIG_STR]; /* api_allowed_hosts: names accepted in Host, comma-
+                                              separated; IP literals and localhost always are */
+    char api_tls_certificate_file[HK_CONFIG_STR]; /* "" = the signaling certificate, if any */
+    char api_tls_private_key_file[HK_CONFIG_STR]; /* both or neither */
 } hk_config_t;
+
+/* The address the API listens on, from api_listen_address, api_secret and listen_address. */
+const char *hk_config_api_address(const hk_config_t *config);
+
+/* The API's TLS certificate and key (its own, else the signaling ones), or "" for plain. */
+const char *hk_config_api_tls_certificate(const hk_config_t *config);
+const char *hk_config_api_tls_private_key(const hk_config_t *config);
 
 /* Fills every field with its default. */
 void hk_config_defaults(hk_config_t *config);

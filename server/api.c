@@ -1,8 +1,11 @@
 #include "server/api.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <strings.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +42,9 @@ static int respond(struct lws *wsi, unsigned int status, const char *type, const
     if (lws_add_http_common_headers(wsi, status, type, (lws_filepos_t)len, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        (status == 401 &&
+         lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                     (const unsigned char *)"Bearer", 6, &p, end)) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return 1;
     unsigned char *buf = malloc(LWS_PRE + len + 1);
@@ -185,6 +191,12 @@ static char *metrics_text(const hk_worker_t *worker)
     /* Signaling (hk_counters_t). */
     counter(&t, "hisoka_connections_total", "Connections accepted (valid connect).",
             c->connections_total);
+    family(&t, "hisoka_api_refusals_total", "counter", "HTTP API requests refused, by reason.");
+    labelled(&t, "hisoka_api_refusals_total", "reason", "host", c->api_refused_host);
+    labelled(&t, "hisoka_api_refusals_total", "reason", "unauthorized",
+             c->api_refused_unauthorized);
+    labelled(&t, "hisoka_api_refusals_total", "reason", "cross_origin",
+             c->api_refused_cross_origin);
     family(&t, "hisoka_refusals_total", "counter", "Connections refused, by reason.");
     labelled(&t, "hisoka_refusals_total", "reason", "bad_request", c->refused_bad_request);
     labelled(&t, "hisoka_refusals_total", "reason", "auth", c->refused_auth);
@@ -588,6 +600,107 @@ static int dispatch(struct lws *wsi, api_session_t *s)
     return respond_error(wsi, 404, "not found");
 }
 
+/* --- who may call ------------------------------------------------------------------------ */
+
+/* Host must name this server in a way a DNS rebinding cannot: an IP address, localhost,
+ * or a name in api_allowed_hosts. No Host at all (HTTP/1.0 probes) is not a browser. */
+static bool host_allowed(struct lws *wsi, const hk_config_t *config)
+{
+    char host[256];
+    int n = lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST);
+    if (n <= 0)
+        return lws_hdr_total_length(wsi, WSI_TOKEN_HOST) == 0;
+    char *name = host;
+    if (name[0] == '[') { /* [IPv6]:port */
+        char *close = strchr(name, ']');
+        if (!close || (close[1] != '\0' && close[1] != ':'))
+            return false;
+        *close = '\0';
+        struct in6_addr a6;
+        return inet_pton(AF_INET6, name + 1, &a6) == 1;
+    }
+    char *colon = strrchr(name, ':');
+    if (colon) {
+        for (const char *d = colon + 1; *d; d++)
+            if (!isdigit((unsigned char)*d))
+                return false;
+        *colon = '\0';
+    }
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1 || strcasecmp(name, "localhost") == 0)
+        return true;
+    size_t len = strlen(name);
+    for (const char *p = config->api_allowed_hosts; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        if ((size_t)(t - p) == len && len > 0 && strncasecmp(p, name, len) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+/* A request that changes state must come from this origin: a browser sends Origin (and
+ * Sec-Fetch-Site) with cross-origin requests, and no preflight protects a form POST. */
+static bool same_origin(struct lws *wsi)
+{
+    char site[32];
+    if (lws_hdr_custom_copy(wsi, site, sizeof site, "sec-fetch-site:", 15) > 0 &&
+        strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+        return false;
+    char origin[300], host[256], expect[300];
+    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+        return lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) == 0;
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
+        return false;
+    snprintf(expect, sizeof expect, "%s://%s", lws_is_ssl(wsi) ? "https" : "http", host);
+    return strcasecmp(origin, expect) == 0;
+}
+
+static bool authorized(struct lws *wsi, const hk_config_t *config)
+{
+    if (!config->api_secret[0])
+        return true; /* loopback only (hk_config_api_address) */
+    char value[HK_CONFIG_STR + 16];
+    static const char bearer[] = "Bearer ";
+    if (lws_hdr_copy(wsi, value, sizeof value, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0 ||
+        strncasecmp(value, bearer, sizeof bearer - 1) != 0)
+        return false;
+    const char *given = value + sizeof bearer - 1;
+    size_t len = strlen(config->api_secret);
+    return strlen(given) == len && CRYPTO_memcmp(given, config->api_secret, len) == 0;
+}
+
+/* 0 when the request may go on; otherwise the refusal has been answered (its return). */
+static int check_access(struct lws *wsi, hk_worker_t *worker, const api_session_t *s, int *rc)
+{
+    const hk_config_t *config = worker->config;
+    if (!host_allowed(wsi, config)) {
+        worker->counters.api_refused_host++;
+        *rc = respond_error(wsi, 421, "Host is not this server (api_allowed_hosts)");
+        return -1;
+    }
+    if (s->method != M_GET && !same_origin(wsi)) {
+        worker->counters.api_refused_cross_origin++;
+        *rc = respond_error(wsi, 403, "cross-origin request refused");
+        return -1;
+    }
+    bool open =
+        s->method == M_GET && (strcmp(s->uri, "/health") == 0 || strcmp(s->uri, "/metrics") == 0);
+    if (!open && !authorized(wsi, config)) {
+        worker->counters.api_refused_unauthorized++;
+        *rc = respond_error(wsi, 401, "Authorization: Bearer <api_secret> required");
+        return -1;
+    }
+    return 0;
+}
+
 static int method_of(struct lws *wsi)
 {
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
@@ -610,6 +723,9 @@ static int callback_api(struct lws *wsi, enum lws_callback_reasons reason, void 
         s->method = method_of(wsi);
         if (s->method == M_OTHER)
             return respond_error(wsi, 405, "method not allowed");
+        int refused;
+        if (check_access(wsi, lws_context_user(lws_get_context(wsi)), s, &refused) != 0)
+            return refused;
         if (s->method == M_POST) {
             char cl[24];
             if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
@@ -629,6 +745,16 @@ static int callback_api(struct lws *wsi, enum lws_callback_reasons reason, void 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         s->body[s->body_len] = '\0';
         return dispatch(wsi, s);
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION: {
+        /* The /demo/ files are served by lws itself, without LWS_CALLBACK_HTTP: a foreign
+         * Host is refused here, by closing. API paths get their 421 in LWS_CALLBACK_HTTP. */
+        hk_worker_t *worker = lws_context_user(lws_get_context(wsi));
+        if (strncmp((const char *)in, "/demo", 5) == 0 && !host_allowed(wsi, worker->config)) {
+            worker->counters.api_refused_host++;
+            return -1;
+        }
+        return 0;
+    }
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }

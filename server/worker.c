@@ -168,11 +168,23 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
     }
 
     memset(&vinfo, 0, sizeof vinfo);
+    const char *api_address = hk_config_api_address(config);
+    const char *api_cert = hk_config_api_tls_certificate(config);
     vinfo.vhost_name = "api";
     vinfo.port = config->api_port;
-    vinfo.iface = iface;
+    vinfo.iface = strcmp(api_address, "0.0.0.0") ? api_address : NULL;
     vinfo.protocols = hk_api_protocols;
     vinfo.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    /* HSTS with TLS: lws adds a vhost's canned headers to every response, the API's and
+     * the /demo/ files'. */
+    static struct lws_protocol_vhost_options hsts = {
+        NULL, NULL, "strict-transport-security:", "max-age=31536000"};
+    if (api_cert[0]) {
+        vinfo.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        vinfo.ssl_cert_filepath = api_cert;
+        vinfo.ssl_private_key_filepath = hk_config_api_tls_private_key(config);
+        vinfo.headers = &hsts;
+    }
     if (config->demo_directory[0] && realpath(config->demo_directory, worker->demo_origin)) {
         struct lws_http_mount *m = &worker->demo_mount;
         m->mountpoint = "/demo";
@@ -183,8 +195,8 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
         vinfo.mounts = m;
     }
     if (!lws_create_vhost(worker->lws, &vinfo)) {
-        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot listen for the API on %s:%d",
-               config->listen_address, config->api_port);
+        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot listen for the API on %s:%d", api_address,
+               config->api_port);
         goto fail;
     }
 
@@ -209,10 +221,14 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
                "(a debugging aid; never in production)",
                config->debug_payload_directory);
     HK_LOG(HK_LOG_INFO, "worker", NULL,
-           "listening: signaling %s://%s:%d/signaling, api http://%s:%d, media udp %d (%s)",
+           "listening: signaling %s://%s:%d/signaling, api %s://%s:%d, media udp %d (%s)",
            config->tls_certificate_file[0] ? "wss" : "ws", config->listen_address,
-           config->signaling_port, config->listen_address, config->api_port, config->media_port,
-           worker->candidate_addresses[0]);
+           config->signaling_port, api_cert[0] ? "https" : "http", api_address, config->api_port,
+           config->media_port, worker->candidate_addresses[0]);
+    if (!config->api_secret[0])
+        HK_LOG(HK_LOG_WARN, "worker", NULL,
+               "api_secret is not set: the API listens on 127.0.0.1 only and asks for no "
+               "credentials; set api_secret to reach it from elsewhere");
     return 0;
 
 fail:

@@ -36,6 +36,9 @@ typedef struct {
     uint64_t key_messages_relayed;
     uint64_t key_messages_dropped;
     uint64_t bad_answers;
+    uint64_t api_refused_host;         /* Host not an address, localhost or api_allowed_hosts */
+    uint64_t api_refused_unauthorized; /* no or wrong Authorization: Bearer */
+    uint64_t api_refused_cross_origin; /* state-changing request from another origin */
 } hk_counters_t;
 
 typedef struct hk_worker_s {

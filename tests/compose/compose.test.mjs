@@ -27,6 +27,9 @@ const BROWSER_ADDR = process.env.HK_BROWSER_ADDR;
 const REMOTE = !!process.env.HISOKA_SIGNALING_URL;
 
 let hisoka;
+// The API is reached from another host here, so it needs api_secret (docker/sora.compose.conf
+// has the same value for the Compose run).
+const API_SECRET = process.env.HISOKA_API_SECRET || 'compose-test-secret-0123456789';
 let server; // what CallMember.join needs: the URLs on the veth address
 let mediaPort;
 let browser;
@@ -42,6 +45,7 @@ before(async () => {
     hisoka = await startServer({
       listen_address: SERVER_ADDR,
       public_ipv4_address: SERVER_ADDR,
+      api_secret: API_SECRET,
       log_level: 'info',
     }, { wrap: ['ip', 'netns', 'exec', NS_SERVER] });
     server = {
@@ -87,11 +91,11 @@ function selectedPair(member) {
   });
 }
 
-function fetchText(member, urlPath) {
-  return member.page.evaluate(async (p) => {
-    const r = await fetch(p);
+function fetchText(member, urlPath, secret = API_SECRET) {
+  return member.page.evaluate(async ({ p, secret }) => {
+    const r = await fetch(p, secret ? { headers: { authorization: `Bearer ${secret}` } } : {});
     return { status: r.status, text: await r.text() };
-  }, urlPath);
+  }, { p: urlPath, secret });
 }
 
 function sampleValue(metrics, name) {
@@ -139,15 +143,17 @@ test('three members call through hisoka across the veth link', async () => {
   }
 
   // The API answers on the compose network: health and metrics, as a probe would see them.
-  const health = await fetchText(members[0], '/health');
+  const health = await fetchText(members[0], '/health', null);
   assert.equal(health.status, 200);
   assert.deepEqual(JSON.parse(health.text), { status: 'ok' });
-  const metrics = await fetchText(members[0], '/metrics');
+  const metrics = await fetchText(members[0], '/metrics', null);
   assert.equal(metrics.status, 200);
   assert.equal(sampleValue(metrics.text, 'hisoka_connections'), 3);
   assert.equal(sampleValue(metrics.text, 'hisoka_channels'), 1);
   assert.ok(sampleValue(metrics.text, 'hisoka_forwarded_packets_total') > 0, 'packets forwarded');
   assert.ok(sampleValue(metrics.text, 'hisoka_dtls_handshakes_total') >= 3, 'three DTLS handshakes');
+  // Connection details need the secret: without it 401, with it the details.
+  assert.equal((await fetchText(members[0], `/stats/connections/${ids[0]}`, null)).status, 401);
   const detail = JSON.parse((await fetchText(members[0], `/stats/connections/${ids[0]}`)).text);
   assert.equal(detail.ice.selected.address, BROWSER_ADDR);
   assert.equal(detail.dtls.state, 'connected');

@@ -3,6 +3,8 @@
 // reports.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +21,24 @@ export async function freePort() {
       const { port } = srv.address();
       srv.close(() => resolve(port));
     });
+  });
+}
+
+// An API request to a server started below: with its secret when it has one, over https
+// (test certificates are self-signed) when its API has TLS. Returns {status, headers, text}.
+export function apiRequest(server, urlPath, { method = 'GET', headers = {}, secret = true } = {}) {
+  const all = { ...headers };
+  if (secret && server.config.api_secret) all.authorization = `Bearer ${server.config.api_secret}`;
+  const url = new URL(urlPath, server.apiUrl);
+  const client = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = client.request(url, { method, headers: all, rejectUnauthorized: false }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
+    });
+    req.on('error', reject);
+    req.end();
   });
 }
 
@@ -62,8 +82,10 @@ export async function startServer(overrides = {}, options = {}) {
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  // Ready when the API answers /health (whatever the log level).
-  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  // Ready when the API answers /health (whatever the log level). The API has TLS when
+  // it or signaling has a certificate.
+  const tls = config.api_tls_certificate_file || config.tls_certificate_file;
+  const apiUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${apiPort}`;
   const deadline = Date.now() + 10000;
   for (;;) {
     if (Date.now() > deadline || child.exitCode !== null) {
@@ -74,7 +96,7 @@ export async function startServer(overrides = {}, options = {}) {
     // (log_level info or debug).
     const ok = options.wrap
       ? log.includes('started with')
-      : await fetch(`${apiUrl}/health`).then((r) => r.ok, () => false);
+      : await apiRequest({ apiUrl, config }, '/health').then((r) => r.status === 200, () => false);
     if (ok) break;
     await new Promise((r) => setTimeout(r, 50));
   }

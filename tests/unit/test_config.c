@@ -68,6 +68,11 @@ static void check_same(const hk_config_t *a, const hk_config_t *b)
     CHECK_STR_EQ(a->tls_certificate_file, b->tls_certificate_file);
     CHECK_STR_EQ(a->tls_private_key_file, b->tls_private_key_file);
     CHECK_STR_EQ(a->demo_directory, b->demo_directory);
+    CHECK_STR_EQ(a->api_secret, b->api_secret);
+    CHECK_STR_EQ(a->api_listen_address, b->api_listen_address);
+    CHECK_STR_EQ(a->api_allowed_hosts, b->api_allowed_hosts);
+    CHECK_STR_EQ(a->api_tls_certificate_file, b->api_tls_certificate_file);
+    CHECK_STR_EQ(a->api_tls_private_key_file, b->api_tls_private_key_file);
 }
 
 /* The full fixture: every key set to a value other than its default. */
@@ -156,13 +161,13 @@ TEST(config_example_file_is_the_defaults)
     hk_config_defaults(&d);
     check_same(&c, &d);
 
-    /* ...and it names every key: each non-comment line sets one, and there are 30. */
+    /* ...and it names every key: each non-comment line sets one, and there are 35. */
     int keys = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] != '#')
             keys++;
     }
-    CHECK_INT_EQ(keys, 30);
+    CHECK_INT_EQ(keys, 35);
     free(text);
 }
 
@@ -595,6 +600,40 @@ TEST(config_error_tls_pair)
     hk_config_t c;
     CHECK_PARSE_OK(&c, "tls_certificate_file =\ntls_private_key_file =\n");
     CHECK_STR_EQ(c.tls_certificate_file, "");
+}
+
+TEST(config_api_access)
+{
+    hk_config_t c;
+    /* No secret: loopback only, whatever listen_address says. */
+    CHECK_PARSE_OK(&c, "listen_address = 0.0.0.0\n");
+    CHECK_STR_EQ(hk_config_api_address(&c), "127.0.0.1");
+    CHECK_PARSE_OK(&c, "api_listen_address = 127.0.0.1\n");
+    CHECK_STR_EQ(hk_config_api_address(&c), "127.0.0.1");
+    CHECK_PARSE_ERROR("api_listen_address = 10.0.0.1\n",
+                      "sora.conf:1: api_listen_address: 10.0.0.1 needs api_secret: without one "
+                      "the API listens on 127.0.0.1 only");
+    CHECK_PARSE_ERROR("api_secret = short\n",
+                      "sora.conf:1: api_secret: must be at least 16 characters (it is the API's "
+                      "only credential)");
+    /* A secret: listen_address, or api_listen_address when set. */
+    CHECK_PARSE_OK(&c, "listen_address = 10.0.0.2\napi_secret = 0123456789abcdef\n");
+    CHECK_STR_EQ(hk_config_api_address(&c), "10.0.0.2");
+    CHECK_PARSE_OK(&c, "api_secret = 0123456789abcdef\napi_listen_address = 10.0.0.3\n");
+    CHECK_STR_EQ(hk_config_api_address(&c), "10.0.0.3");
+    /* TLS: the API's own pair, else the signaling one. */
+    CHECK_PARSE_OK(&c, "tls_certificate_file = s.pem\ntls_private_key_file = s.key\n");
+    CHECK_STR_EQ(hk_config_api_tls_certificate(&c), "s.pem");
+    CHECK_STR_EQ(hk_config_api_tls_private_key(&c), "s.key");
+    CHECK_PARSE_OK(&c, "tls_certificate_file = s.pem\ntls_private_key_file = s.key\n"
+                       "api_tls_certificate_file = a.pem\napi_tls_private_key_file = a.key\n");
+    CHECK_STR_EQ(hk_config_api_tls_certificate(&c), "a.pem");
+    CHECK_STR_EQ(hk_config_api_tls_private_key(&c), "a.key");
+    CHECK_PARSE_OK(&c, "");
+    CHECK_STR_EQ(hk_config_api_tls_certificate(&c), "");
+    CHECK_PARSE_ERROR("api_tls_certificate_file = a.pem\n",
+                      "sora.conf:1: api_tls_private_key_file: must be set when "
+                      "api_tls_certificate_file is set");
 }
 
 TEST(config_error_port_clash)
