@@ -269,6 +269,12 @@ static char *metrics_text(const hk_worker_t *worker)
     counter(&t, "hisoka_ice_nominations_refused_total",
             "USE-CANDIDATE from a new tuple while the selected tuple still had consent.",
             mc->ice_nominations_refused);
+    counter(&t, "hisoka_ice_consent_checks_total",
+            "Consent checks hisoka sent to such a tuple before moving media there.",
+            mc->ice_consent_checks_sent);
+    counter(&t, "hisoka_ice_tuple_moves_total",
+            "Selected tuples moved after the new tuple answered hisoka's consent check.",
+            mc->ice_tuple_moves);
     counter(&t, "hisoka_consent_expirations_total",
             "Transports removed because ICE consent expired.", mc->consent_expired);
     counter(&t, "hisoka_dtls_handshakes_total", "DTLS-SRTP handshakes completed.",
@@ -378,6 +384,8 @@ static json_t *stats_json(const hk_worker_t *worker)
     MEDIA_COUNTER(consent_expired);
     MEDIA_COUNTER(ice_tuple_conflicts);
     MEDIA_COUNTER(ice_nominations_refused);
+    MEDIA_COUNTER(ice_consent_checks_sent);
+    MEDIA_COUNTER(ice_tuple_moves);
 #undef MEDIA_COUNTER
     json_t *stun = json_object();
     for (int i = 0; i < HK_STUN_STATUS_COUNT; i++)

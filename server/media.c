@@ -33,6 +33,13 @@ static const char *lookup_ufrag(void *arg, const char *ufrag, void **peer_out)
 static void on_stun(hk_media_t *media, const uint8_t *buf, size_t len,
                     const struct sockaddr_in *from, uint64_t now_ms)
 {
+    /* A Binding success response: the answer to a consent check we sent (RFC 7675). */
+    if (len >= 20 && buf[0] == 0x01 && buf[1] == 0x01) {
+        hk_transport_t *t = hk_map_get(&media->tuples, hk_media_tuple_key(from));
+        if (t)
+            hk_transport_on_check_response(t, buf, len, from, now_ms);
+        return;
+    }
     uint8_t reply[HK_STUN_REPLY_MAX];
     size_t reply_len = sizeof reply; /* in: capacity, out: reply length */
     hk_stun_result_t result;

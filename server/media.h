@@ -50,6 +50,8 @@ typedef struct {
     uint64_t consent_expired;
     uint64_t ice_tuple_conflicts;     /* checks refused: the tuple is another transport's */
     uint64_t ice_nominations_refused; /* USE-CANDIDATE elsewhere while the selected has consent */
+    uint64_t ice_consent_checks_sent; /* our checks to such a tuple (retransmissions too) */
+    uint64_t ice_tuple_moves;         /* the selected tuple moved after our check was answered */
 } hk_media_counters_t;
 
 typedef struct {

@@ -521,6 +521,7 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
         peer->remote_fingerprint_len = answer->fingerprint_len;
         take_track(answer, peer->audio_mid, &peer->audio_track);
         take_track(answer, peer->video_mid, &peer->video_track);
+        hk_transport_set_remote_ice(peer->transport, answer->ice_ufrag, answer->ice_pwd);
         hk_transport_set_streams(peer->transport);
     }
     free(answer);

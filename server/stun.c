@@ -6,9 +6,13 @@
 #include <string.h>
 #include <netinet/in.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stun/stunagent.h>
 #include <stun/usages/ice.h>
 
+#include "common/bytes.h"
 #include "common/error.h"
 
 struct hk_stun_s {
@@ -388,4 +392,110 @@ const char *hk_stun_status_name(hk_stun_status_t status)
         break;
     }
     return "unknown";
+}
+
+/* --- Consent checks the server sends ------------------------------------------------------ */
+
+#define ATTR_USERNAME          0x0006
+#define ATTR_MESSAGE_INTEGRITY 0x0008
+#define ATTR_PRIORITY          0x0024
+#define ATTR_ICE_CONTROLLED    0x8029
+#define ATTR_FINGERPRINT       0x8028
+#define STUN_COOKIE            0x2112A442u
+#define FINGERPRINT_XOR        0x5354554eu
+
+static size_t put_attr(uint8_t *p, uint16_t type, const void *value, size_t len)
+{
+    hk_wr16(p, type);
+    hk_wr16(p + 2, (uint16_t)len);
+    memcpy(p + 4, value, len);
+    size_t padded = (len + 3) & ~(size_t)3;
+    memset(p + 4 + len, 0, padded - len);
+    return 4 + padded;
+}
+
+/* HMAC-SHA1 over buf[0..end) with the header's length field covering through the
+ * MESSAGE-INTEGRITY attribute at `end` (RFC 5389 §15.4). */
+static void integrity(uint8_t *buf, size_t end, const char *password, uint8_t mac[20])
+{
+    uint8_t saved[2] = {buf[2], buf[3]};
+    hk_wr16(buf + 2, (uint16_t)(end + 24 - 20));
+    unsigned int mac_len = 20;
+    HMAC(EVP_sha1(), password, (int)strlen(password), buf, end, mac, &mac_len);
+    buf[2] = saved[0];
+    buf[3] = saved[1];
+}
+
+size_t hk_stun_write_check(uint8_t *buf, size_t cap, const char *client_ufrag,
+                           const char *server_ufrag, const char *client_pwd,
+                           const uint8_t tid[HK_STUN_TID_LEN])
+{
+    size_t cu = strlen(client_ufrag), su = strlen(server_ufrag);
+    if (cap < HK_STUN_CHECK_MAX || cu > HK_STUN_UFRAG_MAX || su > HK_STUN_UFRAG_MAX)
+        return 0;
+    /*  0                   1                   2                   3
+     *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+     * |0 0|  Binding request 0x0001     |         Message Length        |
+     * |                  Magic Cookie 0x2112A442                        |
+     * |                  Transaction ID (96 bits)                       | */
+    hk_wr16(buf, 0x0001);
+    hk_wr32(buf + 4, STUN_COOKIE);
+    memcpy(buf + 8, tid, HK_STUN_TID_LEN);
+    size_t n = 20;
+    char username[2 * HK_STUN_UFRAG_MAX + 2];
+    memcpy(username, client_ufrag, cu);
+    username[cu] = ':';
+    memcpy(username + cu + 1, server_ufrag, su);
+    n += put_attr(buf + n, ATTR_USERNAME, username, cu + 1 + su);
+    uint8_t priority[4];
+    hk_wr32(priority, 0x7e7fffffu); /* a host candidate's (RFC 8445 §5.1.2.1) */
+    n += put_attr(buf + n, ATTR_PRIORITY, priority, sizeof priority);
+    uint8_t tie_breaker[8];
+    memcpy(tie_breaker, tid, sizeof tie_breaker);
+    n += put_attr(buf + n, ATTR_ICE_CONTROLLED, tie_breaker, sizeof tie_breaker);
+    uint8_t mac[20];
+    integrity(buf, n, client_pwd, mac);
+    n += put_attr(buf + n, ATTR_MESSAGE_INTEGRITY, mac, sizeof mac);
+    hk_wr16(buf + 2, (uint16_t)(n + 8 - 20));
+    uint8_t crc[4];
+    hk_wr32(crc, hk_crc32(buf, n) ^ FINGERPRINT_XOR);
+    n += put_attr(buf + n, ATTR_FINGERPRINT, crc, sizeof crc);
+    return n;
+}
+
+bool hk_stun_is_check_response(const uint8_t *buf, size_t len, const uint8_t tid[HK_STUN_TID_LEN],
+                               const char *password)
+{
+    if (len < 20 || len > HK_STUN_MAX_REQUEST || hk_rd16(buf) != 0x0101 ||
+        hk_rd32(buf + 4) != STUN_COOKIE || (size_t)hk_rd16(buf + 2) != len - 20 ||
+        memcmp(buf + 8, tid, HK_STUN_TID_LEN) != 0)
+        return false;
+    uint8_t copy[HK_STUN_MAX_REQUEST];
+    memcpy(copy, buf, len);
+    bool authenticated = false;
+    for (size_t pos = 20; pos + 4 <= len;) {
+        uint16_t type = hk_rd16(buf + pos), alen = hk_rd16(buf + pos + 2);
+        size_t next = pos + 4 + (((size_t)alen + 3) & ~(size_t)3);
+        if (next > len)
+            return false;
+        if (type == ATTR_MESSAGE_INTEGRITY) {
+            uint8_t mac[20];
+            if (alen != 20)
+                return false;
+            integrity(copy, pos, password, mac);
+            authenticated = CRYPTO_memcmp(mac, buf + pos + 4, 20) == 0;
+            if (!authenticated)
+                return false;
+        } else if (type == ATTR_FINGERPRINT) {
+            if (alen != 4 || next != len)
+                return false;
+            hk_wr16(copy + 2, (uint16_t)(len - 20));
+            return authenticated &&
+                   (hk_crc32(copy, pos) ^ FINGERPRINT_XOR) == hk_rd32(buf + pos + 4);
+        } else if (authenticated) {
+            return false; /* only FINGERPRINT may follow MESSAGE-INTEGRITY */
+        }
+        pos = next;
+    }
+    return authenticated;
 }

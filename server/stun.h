@@ -110,4 +110,29 @@ bool hk_stun_is_binding_request(const uint8_t *buf, size_t len);
 /* Static lower-case name of a status for metrics and logs ("bad_integrity", ...). */
 const char *hk_stun_status_name(hk_stun_status_t status);
 
+/* --- Consent checks the server sends (RFC 7675) -------------------------------------------
+ * Before media moves to a tuple that a client nominated while its current tuple still has
+ * consent, the server asks the new tuple for consent itself: a Binding request keyed with
+ * the client's own ice-pwd, which only the real client at that address can answer. A
+ * spoofed source cannot. */
+
+#define HK_STUN_TID_LEN 12
+#define HK_STUN_CHECK_MAX                                                                          \
+    600 /* header 20 + USERNAME 4+516 + PRIORITY 8 + ICE-CONTROLLED 12                             \
+           + MESSAGE-INTEGRITY 24 + FINGERPRINT 8 */
+
+/* Writes a Binding request (RFC 5389 §6, RFC 8445 §7.2.2) with USERNAME
+ * "<client ufrag>:<server ufrag>", PRIORITY, ICE-CONTROLLED (tie-breaker), the transaction id
+ * tid, MESSAGE-INTEGRITY keyed with client_pwd and FINGERPRINT. Returns its length, or 0
+ * when cap is under HK_STUN_CHECK_MAX or a ufrag is longer than HK_STUN_UFRAG_MAX. Pure. */
+size_t hk_stun_write_check(uint8_t *buf, size_t cap, const char *client_ufrag,
+                           const char *server_ufrag, const char *client_pwd,
+                           const uint8_t tid[HK_STUN_TID_LEN]);
+
+/* Whether buf is a Binding success response with transaction id tid, a MESSAGE-INTEGRITY
+ * keyed with password and, when present, a correct FINGERPRINT as its last attribute. Every
+ * length is checked before it is read. Pure. */
+bool hk_stun_is_check_response(const uint8_t *buf, size_t len, const uint8_t tid[HK_STUN_TID_LEN],
+                               const char *password);
+
 #endif

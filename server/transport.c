@@ -13,6 +13,7 @@
 #include "server/peer.h"
 #include "server/rtp.h"
 #include "server/srtp.h"
+#include "server/stun.h"
 
 #define NACK_CACHE_SLOTS     512
 #define KEYFRAME_INTERVAL_MS 300 /* at most one PLI per stream in this time */
@@ -116,6 +117,62 @@ static bool consent_expired(const hk_transport_t *t, int i, uint64_t now_ms)
     return now_ms - t->tuple_consent_ms[i] > t->peer->worker->config->consent_timeout_ms;
 }
 
+static void send_probe(hk_transport_t *t, uint64_t now_ms)
+{
+    uint8_t buf[HK_STUN_CHECK_MAX];
+    size_t n = hk_stun_write_check(buf, sizeof buf, t->remote_ufrag, t->peer->ice_ufrag,
+                                   t->remote_pwd, t->probe_tid);
+    if (n == 0)
+        return;
+    hk_udp_send(&media_of(t)->udp, &t->probe_to, buf, n);
+    media_of(t)->counters.ice_consent_checks_sent++;
+    t->probe_sent_ms = now_ms;
+    t->probe_sends++;
+}
+
+/* Asks `to` for consent before the media may move there (RFC 7675 §5.1): one check in
+ * flight per transport; a nomination from yet another tuple replaces it. */
+static void start_probe(hk_transport_t *t, const struct sockaddr_in *to, uint64_t now_ms)
+{
+    if (!t->remote_pwd[0])
+        return; /* no answer yet: nothing to key a check with */
+    if (t->probe_pending && hk_media_tuple_key(&t->probe_to) == hk_media_tuple_key(to))
+        return; /* the tick retransmits */
+    HK_LOG(HK_LOG_DEBUG, "ice", t->peer->connection_id,
+           "USE-CANDIDATE from a new tuple while the selected one has consent: checking it");
+    t->probe_pending = true;
+    t->probe_to = *to;
+    t->probe_sends = 0;
+    hk_random_bytes(t->probe_tid, sizeof t->probe_tid);
+    send_probe(t, now_ms);
+}
+
+void hk_transport_set_remote_ice(hk_transport_t *t, const char *ufrag, const char *pwd)
+{
+    snprintf(t->remote_ufrag, sizeof t->remote_ufrag, "%s", ufrag);
+    snprintf(t->remote_pwd, sizeof t->remote_pwd, "%s", pwd);
+}
+
+void hk_transport_on_check_response(hk_transport_t *t, const uint8_t *buf, size_t len,
+                                    const struct sockaddr_in *from, uint64_t now_ms)
+{
+    uint64_t key = hk_media_tuple_key(from);
+    if (!t->probe_pending || hk_media_tuple_key(&t->probe_to) != key ||
+        !hk_stun_is_check_response(buf, len, t->probe_tid, t->remote_pwd))
+        return;
+    t->probe_pending = false;
+    int i = tuple_index(t, key);
+    if (i < 0)
+        return; /* forgotten meanwhile */
+    t->tuple_consent_ms[i] = now_ms;
+    t->selected = *from;
+    t->has_selected = true;
+    t->nominated = true;
+    media_of(t)->counters.ice_tuple_moves++;
+    HK_LOG(HK_LOG_INFO, "ice", t->peer->connection_id,
+           "selected tuple moved: the newly nominated tuple answered our consent check");
+}
+
 static bool ice_warn_due(hk_transport_t *t, uint64_t now_ms)
 {
     if (t->last_ice_warn_ms && now_ms - t->last_ice_warn_ms < 1000)
@@ -178,10 +235,7 @@ int hk_transport_on_check(hk_transport_t *t, const struct sockaddr_in *from, boo
     if (!may_move) {
         if (nominate) {
             media->counters.ice_nominations_refused++;
-            if (ice_warn_due(t, now_ms))
-                HK_LOG(HK_LOG_WARN, "ice", t->peer->connection_id,
-                       "USE-CANDIDATE from a new tuple while the selected one has consent: "
-                       "media stays where it is");
+            start_probe(t, from, now_ms);
         }
         return 0;
     }
@@ -542,6 +596,12 @@ void hk_transport_tick(hk_transport_t *t, uint64_t now_ms)
     hk_media_t *media = media_of(t);
     if (peer->state == HK_PEER_CLOSING)
         return;
+    if (t->probe_pending && now_ms - t->probe_sent_ms >= 500) {
+        if (t->probe_sends >= 3)
+            t->probe_pending = false; /* unanswered: the media stays */
+        else
+            send_probe(t, now_ms);
+    }
     uint64_t consent_timeout = peer->worker->config->consent_timeout_ms;
     uint64_t since = t->n_tuples ? t->last_consent_ms : t->created_ms;
     if (now_ms - since > consent_timeout) {

@@ -52,6 +52,15 @@ typedef struct hk_transport_s {
     bool has_selected;
     bool nominated;            /* selected by USE-CANDIDATE, not only by being validated first */
     uint64_t last_ice_warn_ms; /* refused checks are logged at most once a second */
+    char remote_ufrag[257];    /* the client's ICE credentials, from its answer */
+    char remote_pwd[257];
+    /* A consent check we sent to a tuple the client nominated while the selected one
+     * still had consent (RFC 7675): media moves there when it is answered. */
+    bool probe_pending;
+    struct sockaddr_in probe_to;
+    uint8_t probe_tid[12];
+    uint64_t probe_sent_ms;
+    int probe_sends;
     uint64_t created_ms;
     uint64_t epoch_us; /* arrival times in transport-wide feedback count from here */
     uint64_t last_consent_ms;
@@ -88,12 +97,23 @@ void hk_transport_set_streams(hk_transport_t *t);
 /* Finds a published stream by SSRC, or NULL. */
 hk_stream_t *hk_transport_stream(hk_transport_t *t, uint32_t ssrc);
 
+/* The client's ice-ufrag and ice-pwd, from its answer: the server's own consent checks
+ * are keyed with them. */
+void hk_transport_set_remote_ice(hk_transport_t *t, const char *ufrag, const char *pwd);
+
+/* A STUN Binding success response from `from`: moves the media there when it answers
+ * the consent check the transport sent to that tuple. */
+void hk_transport_on_check_response(hk_transport_t *t, const uint8_t *buf, size_t len,
+                                    const struct sockaddr_in *from, uint64_t now_ms);
+
 /* An ICE check from `from` with this transport's credentials succeeded (nominate:
  * USE-CANDIDATE). A tuple belongs to one transport: when another live transport holds
  * `from` and its consent there has not expired, nothing changes and HK_EPERM is
  * returned (the caller sends no answer). A nominated tuple is replaced by another only
- * once its own consent has expired (RFC 7675; consent_timeout): a check from a new tuple
- * validates that tuple but does not move the media to it before then. 0 otherwise. */
+ * once its own consent has expired (RFC 7675; consent_timeout), or once the new tuple
+ * answered a consent check the server sent it, keyed with the client's ice-pwd (a
+ * spoofed source cannot answer). A check from a new tuple validates that tuple and
+ * starts such a check. 0 otherwise. */
 int hk_transport_on_check(hk_transport_t *t, const struct sockaddr_in *from, bool nominate,
                           uint64_t now_ms);
 

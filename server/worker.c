@@ -226,7 +226,7 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
            config->signaling_port, api_cert[0] ? "https" : "http", api_address, config->api_port,
            config->media_port, worker->candidate_addresses[0]);
     if (!config->api_secret[0])
-        HK_LOG(HK_LOG_WARN, "worker", NULL,
+        HK_LOG(HK_LOG_INFO, "worker", NULL,
                "api_secret is not set: the API listens on 127.0.0.1 only and asks for no "
                "credentials; set api_secret to reach it from elsewhere");
     return 0;

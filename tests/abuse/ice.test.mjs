@@ -15,7 +15,7 @@ import { connectClient } from '../lib/client.mjs';
 import { createNetns } from '../lib/netns.mjs';
 import { fakeAnswer } from '../lib/sdp.mjs';
 import { startServer } from '../lib/server.mjs';
-import { bindingRequest, iceCredentials, isBindingSuccess } from '../lib/stun.mjs';
+import { bindingRequest, bindingSuccess, iceCredentials, isBindingSuccess } from '../lib/stun.mjs';
 
 const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -82,7 +82,10 @@ test('abuse 17: a check with another connection\'s credentials from a held tuple
   }
 });
 
-test('abuse 17: a nominated tuple moves only after its consent expired (consent_timeout)', async () => {
+// Binding requests the server sent to a socket (its own consent checks).
+const requests = (s) => s.received.filter((m) => m.length >= 20 && m.readUInt16BE(0) === 0x0001);
+
+test('abuse 17: a nominated tuple moves only after its consent expired, or when the new one answers the server\'s check', async () => {
   const server = await startServer({ consent_timeout: '3s' });
   try {
     const x = await join(server, 'move');
@@ -90,10 +93,19 @@ test('abuse 17: a nominated tuple moves only after its consent expired (consent_
     const second = await udpSocket();
     assert.ok(await check(server, first, x.creds), 'first tuple nominated');
     // A nomination from another tuple of the same connection, while the first has consent:
-    // validated and answered, but the media stays.
+    // validated and answered, but the media stays; the server asks that tuple for consent.
     assert.ok(await check(server, second, x.creds), 'the new tuple is validated');
     assert.equal((await ice(server, x.id)).selected.port, first.port, 'media stays on the first');
     assert.ok((await media(server)).ice_nominations_refused >= 1, 'refusal counted');
+    assert.ok(await waitFor(() => requests(second).length >= 1, 2000), 'the server checks the new tuple');
+    const probe = requests(second)[0];
+    // Its check carries the client's ufrag first and is keyed with the client's password
+    // (fakeAnswer: ufrag "test", pwd "testtesttesttesttesttest").
+    assert.match(probe.toString('latin1'), new RegExp(`test:${x.creds.serverUfrag}`));
+    // Unanswered, it is retransmitted at most 3 times in all, and nothing moves.
+    await pause(2000);
+    assert.ok(requests(second).length <= 3, `${requests(second).length} checks`);
+    assert.equal((await ice(server, x.id)).selected.port, first.port, 'unanswered: media stays');
     // The first falls silent; the second keeps the connection alive and takes over once
     // the first tuple's consent (3 s) has expired.
     const started = Date.now();
@@ -102,9 +114,36 @@ test('abuse 17: a nominated tuple moves only after its consent expired (consent_
       return (await ice(server, x.id))?.selected?.port === second.port;
     }, 8000, 500);
     assert.ok(moved, 'moved after the old tuple\'s consent expired');
-    assert.ok(Date.now() - started >= 2500, `moved after ${Date.now() - started} ms, not before 3 s`);
+    assert.ok(Date.now() - started >= 500, `moved after ${Date.now() - started} ms`);
     first.sock.close();
     second.sock.close();
+
+    // A third tuple that answers the server's check (with the client's password, as a
+    // real client would) gets the media at once.
+    const third = await udpSocket();
+    third.sock.on('message', (m) => {
+      if (m.length >= 20 && m.readUInt16BE(0) === 0x0001) {
+        third.sock.send(bindingSuccess(m, 'testtesttesttesttesttest'), server.config.media_port, '127.0.0.1');
+      }
+    });
+    const m0 = await media(server);
+    assert.ok(await check(server, third, x.creds), 'third tuple validated');
+    assert.ok(await waitFor(async () => (await ice(server, x.id)).selected.port === third.port, 2000),
+      'moved as soon as the new tuple answered');
+    assert.equal((await media(server)).ice_tuple_moves - m0.ice_tuple_moves, 1);
+    // A forged answer (wrong password) from a fourth tuple moves nothing.
+    const fourth = await udpSocket();
+    fourth.sock.on('message', (m) => {
+      if (m.length >= 20 && m.readUInt16BE(0) === 0x0001) {
+        fourth.sock.send(bindingSuccess(m, 'not-the-client-password'), server.config.media_port, '127.0.0.1');
+      }
+    });
+    await check(server, third, x.creds); // keep the third alive
+    assert.ok(await check(server, fourth, x.creds));
+    await pause(1500);
+    assert.equal((await ice(server, x.id)).selected.port, third.port, 'a forged answer moves nothing');
+    third.sock.close();
+    fourth.sock.close();
     x.client.close();
   } finally {
     await server.stop();
@@ -119,8 +158,9 @@ function nsUdp(ns, { from, to, messages, listen = 0, listenMs = 0 }) {
     const [from, to, listen, listenMs, ...hex] = process.argv.slice(1);
     const out = dgram.createSocket('udp4');
     let bytes = 0;
+    let nonStun = 0;
     const sink = dgram.createSocket('udp4');
-    sink.on('message', (m) => { bytes += m.length; });
+    sink.on('message', (m) => { bytes += m.length; if (m[0] > 1) nonStun++; });
     await new Promise((r) => sink.bind(Number(listen), '127.0.0.1', r));
     await new Promise((r) => out.bind(Number(from), '127.0.0.1', r));
     for (const h of hex) {
@@ -128,7 +168,7 @@ function nsUdp(ns, { from, to, messages, listen = 0, listenMs = 0 }) {
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, Number(listenMs)));
-    console.log(JSON.stringify({ bytes }));
+    console.log(JSON.stringify({ bytes, nonStun }));
     process.exit(0);`;
   const args = ['--input-type=module', '-e', code, String(from), String(to), String(listen),
     String(listenMs), ...messages.map((m) => m.toString('hex'))];
@@ -213,9 +253,13 @@ test('abuse 17: spoofed checks with valid credentials steal no tuple and redirec
     const m2 = (await b.serverStats()).media;
     console.log(`# hijack: ${m1.ice_tuple_conflicts - m0.ice_tuple_conflicts} checks refused; ` +
       `redirect: ${sink.bytes} bytes reached the chosen address for ${redirect.length} checks ` +
-      `(${redirect.reduce((n, m) => n + m.length, 0)} bytes), nominations refused ` +
+      `(${redirect.reduce((n, m) => n + m.length, 0)} bytes), ${sink.nonStun} media datagrams, ` +
+      `nominations refused ` +
       `${m2.ice_nominations_refused - m1.ice_nominations_refused}`);
-    assert.ok(sink.bytes <= redirect.length * 120, `only STUN answers reached the sink (${sink.bytes} bytes)`);
+    // Only STUN reaches the sink: the answers to the checks and the server's own consent
+    // checks (at most 3, each under 200 bytes); no media.
+    assert.equal(sink.nonStun, 0, 'no media reached the chosen address');
+    assert.ok(sink.bytes <= redirect.length * 120 + 3 * 200, `${sink.bytes} bytes reached the sink`);
     assert.ok(m2.ice_nominations_refused - m1.ice_nominations_refused >= 1, 'nomination refused');
     assert.ok((await decoded(c, a.id)) > framesC + 20, 'c keeps decoding a');
     assert.ok(conns.channels.length >= 1);

@@ -64,3 +64,27 @@ export function iceCredentials(sdp) {
 export function isBindingSuccess(buf) {
   return buf.length >= 20 && buf.readUInt16BE(0) === 0x0101 && buf.readUInt32BE(4) === MAGIC;
 }
+
+// A binding success response to `request` (its transaction id), as a client answering the
+// server's consent check writes it: XOR-MAPPED-ADDRESS (a placeholder), MESSAGE-INTEGRITY
+// keyed with password, FINGERPRINT.
+export function bindingSuccess(request, password) {
+  const tid = request.subarray(8, 20);
+  const header = (len) => {
+    const h = Buffer.alloc(20);
+    h.writeUInt16BE(0x0101, 0);
+    h.writeUInt16BE(len, 2);
+    h.writeUInt32BE(MAGIC, 4);
+    tid.copy(h, 8);
+    return h;
+  };
+  let body = attr(0x0020, Buffer.from([0, 1, 0x21, 0x12, 0x5e, 0x12, 0xa4, 0x43]));
+  const mac = crypto.createHmac('sha1', password)
+    .update(Buffer.concat([header(body.length + 24), body])).digest();
+  body = Buffer.concat([body, attr(0x0008, mac)]);
+  const crc = (crc32(Buffer.concat([header(body.length + 8), body])) ^ 0x5354554e) >>> 0;
+  const fp = Buffer.alloc(4);
+  fp.writeUInt32BE(crc, 0);
+  body = Buffer.concat([body, attr(0x8028, fp)]);
+  return Buffer.concat([header(body.length), body]);
+}

@@ -782,3 +782,76 @@ TEST(stun_status_names)
             CHECK(strcmp(name, hk_stun_status_name((hk_stun_status_t)t)) != 0);
     }
 }
+
+/* ---- Consent checks the server sends (hk_stun_write_check, hk_stun_is_check_response) ---- */
+
+TEST(stun_check_response_rfc5769)
+{
+    /* RFC 5769 §2.2: a success response keyed with the sample password. */
+    CHECK(hk_stun_is_check_response(rfc5769_response_ipv4, sizeof rfc5769_response_ipv4, tid_5769,
+                                    PWD_5769));
+    CHECK(!hk_stun_is_check_response(rfc5769_response_ipv4, sizeof rfc5769_response_ipv4, tid_5769,
+                                     "wrong-password-wrong-pw"));
+    uint8_t other_tid[12];
+    memcpy(other_tid, tid_5769, sizeof other_tid);
+    other_tid[11] ^= 1;
+    CHECK(!hk_stun_is_check_response(rfc5769_response_ipv4, sizeof rfc5769_response_ipv4, other_tid,
+                                     PWD_5769));
+    /* Any altered byte, truncation, or the request itself: refused. */
+    uint8_t m[sizeof rfc5769_response_ipv4];
+    for (size_t i = 0; i < sizeof m; i++) {
+        memcpy(m, rfc5769_response_ipv4, sizeof m);
+        m[i] ^= 0x40;
+        CHECK(!hk_stun_is_check_response(m, sizeof m, tid_5769, PWD_5769));
+    }
+    for (size_t n = 0; n < sizeof m; n++)
+        CHECK(!hk_stun_is_check_response(rfc5769_response_ipv4, n, tid_5769, PWD_5769));
+    CHECK(!hk_stun_is_check_response(rfc5769_request, sizeof rfc5769_request, tid_5769, PWD_5769));
+}
+
+TEST(stun_check_request_round_trip)
+{
+    /* A check the server writes toward a client ("<client>:<server>", the client's
+     * password) is one that a STUN agent holding those credentials accepts; its
+     * answer is then recognised, and only with the same transaction id. */
+    const uint8_t tid[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    uint8_t req[HK_STUN_CHECK_MAX];
+    CHECK_INT_EQ(
+        hk_stun_write_check(req, sizeof req - 1, "cl1ent", "s3rv", "client-password-22chars", tid),
+        0);
+    size_t n =
+        hk_stun_write_check(req, sizeof req, "cl1ent", "s3rv", "client-password-22chars", tid);
+    CHECK(n > 20 && n % 4 == 0);
+    CHECK_INT_EQ(hk_rd16(req + 2), n - 20);
+    check_integrity_and_fingerprint(req, n, "client-password-22chars");
+    run_t r;
+    setup(&r, "cl1ent", "client-password-22chars");
+    run_v4(&r, req, n);
+    CHECK_INT_EQ(r.res.status, HK_STUN_ROLE_CONFLICT); /* it carries ICE-CONTROLLED */
+    CHECK_STR_EQ(r.fx.seen, "cl1ent");
+    CHECK_STR_EQ(r.res.remote_ufrag, "s3rv");
+    /* A success response keyed with the same password (as the client writes it). */
+    uint8_t rsp[200];
+    memset(rsp, 0, sizeof rsp);
+    hk_wr16(rsp, 0x0101);
+    hk_wr32(rsp + 4, 0x2112A442u);
+    memcpy(rsp + 8, tid, 12);
+    size_t off = 20;
+    uint8_t xma[8] = {0, 1, 0x80, 0x55, 1, 2, 3, 4};
+    off = put_attr(rsp, off, 0x0020, xma, sizeof xma);
+    hk_wr16(rsp + 2, (uint16_t)(off + 24 - 20));
+    uint8_t mac[20];
+    unsigned int mac_len = 20;
+    HMAC(EVP_sha1(), "client-password-22chars", 23, rsp, off, mac, &mac_len);
+    off = put_attr(rsp, off, 0x0008, mac, 20);
+    hk_wr16(rsp + 2, (uint16_t)(off - 20));
+    CHECK(hk_stun_is_check_response(rsp, off, tid, "client-password-22chars"));
+    hk_wr16(rsp + 2, (uint16_t)(off + 8 - 20));
+    uint8_t crc[4];
+    hk_wr32(crc, hk_crc32(rsp, off) ^ 0x5354554eu);
+    off = put_attr(rsp, off, 0x8028, crc, 4);
+    CHECK(hk_stun_is_check_response(rsp, off, tid, "client-password-22chars"));
+    rsp[off - 1] ^= 1; /* FINGERPRINT */
+    CHECK(!hk_stun_is_check_response(rsp, off, tid, "client-password-22chars"));
+    hk_stun_free(r.stun);
+}
