@@ -5,14 +5,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 
 import { connectClient } from '../lib/client.mjs';
 import { createNetns } from '../lib/netns.mjs';
 import { fakeAnswer } from '../lib/sdp.mjs';
-import { apiRequest, startServer } from '../lib/server.mjs';
+import { apiRequest, selfSignedCertificate, startServer } from '../lib/server.mjs';
 
 const SECRET = 'abuse-test-secret-6f1c2a9e47d3';
 
@@ -149,11 +147,7 @@ test('abuse 16: without api_secret the API listens on 127.0.0.1 only, and says s
 });
 
 test('abuse 16: the API over TLS with HSTS when a certificate is configured', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-api-tls-'));
-  const cert = path.join(dir, 'cert.pem');
-  const key = path.join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  const { dir, cert, key } = selfSignedCertificate('hisoka-api-tls-');
   const server = await startServer({ api_secret: SECRET, api_tls_certificate_file: cert,
     api_tls_private_key_file: key });
   try {

@@ -1,21 +1,14 @@
 // Signaling over TLS (wss://) with a configured self-signed certificate.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 
 import { SoraClient } from '../lib/client.mjs';
 import { fakeAnswer } from '../lib/sdp.mjs';
-import { startServer } from '../lib/server.mjs';
+import { selfSignedCertificate, startServer } from '../lib/server.mjs';
 
 test('wss: signaling over TLS with a self-signed certificate', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-tls-'));
-  const cert = path.join(dir, 'cert.pem');
-  const key = path.join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
-    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  const { dir, cert, key } = selfSignedCertificate();
   const server = await startServer({ tls_certificate_file: cert, tls_private_key_file: key });
   try {
     const url = server.url.replace('ws://', 'wss://');

@@ -1,7 +1,7 @@
 // Starts a hisoka binary (HISOKA_BIN, default build/hisoka) with a generated config on
 // free loopback ports, and stops it checking it exited cleanly and without sanitizer
 // reports.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -40,6 +40,17 @@ export function apiRequest(server, urlPath, { method = 'GET', headers = {}, secr
     req.on('error', reject);
     req.end();
   });
+}
+
+// A self-signed P-256 certificate for 127.0.0.1 in a new directory: {dir, cert, key}.
+// The caller removes dir.
+export function selfSignedCertificate(prefix = 'hisoka-tls-') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  return { dir, cert, key };
 }
 
 export function writeConfig(entries) {

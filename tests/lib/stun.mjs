@@ -22,19 +22,12 @@ function attr(type, value) {
   return out;
 }
 
-// A binding request from the ICE-controlling side: USERNAME "server:client", PRIORITY,
-// ICE-CONTROLLING, optional USE-CANDIDATE, MESSAGE-INTEGRITY with password, FINGERPRINT.
-export function bindingRequest({ serverUfrag, clientUfrag = 'node', password, useCandidate = true }) {
-  const tid = crypto.randomBytes(12);
-  const attrs = [
-    attr(0x0006, Buffer.from(`${serverUfrag}:${clientUfrag}`)),
-    attr(0x0024, Buffer.from([0x6e, 0x00, 0x1e, 0xff])),
-    attr(0x802a, crypto.randomBytes(8)),
-  ];
-  if (useCandidate) attrs.push(attr(0x0025, Buffer.alloc(0)));
+// A STUN message of `type` with transaction id `tid`: the attributes, then
+// MESSAGE-INTEGRITY keyed with password and FINGERPRINT (RFC 5389 §15.4, §15.5).
+function signed(type, tid, attrs, password) {
   const header = (len) => {
     const h = Buffer.alloc(20);
-    h.writeUInt16BE(0x0001, 0);
+    h.writeUInt16BE(type, 0);
     h.writeUInt16BE(len, 2);
     h.writeUInt32BE(MAGIC, 4);
     tid.copy(h, 8);
@@ -50,6 +43,18 @@ export function bindingRequest({ serverUfrag, clientUfrag = 'node', password, us
   fp.writeUInt32BE(crc, 0);
   body = Buffer.concat([body, attr(0x8028, fp)]);
   return Buffer.concat([header(body.length), body]);
+}
+
+// A binding request from the ICE-controlling side: USERNAME "server:client", PRIORITY,
+// ICE-CONTROLLING, optional USE-CANDIDATE, MESSAGE-INTEGRITY with password, FINGERPRINT.
+export function bindingRequest({ serverUfrag, clientUfrag = 'node', password, useCandidate = true }) {
+  const attrs = [
+    attr(0x0006, Buffer.from(`${serverUfrag}:${clientUfrag}`)),
+    attr(0x0024, Buffer.from([0x6e, 0x00, 0x1e, 0xff])),
+    attr(0x802a, crypto.randomBytes(8)),
+  ];
+  if (useCandidate) attrs.push(attr(0x0025, Buffer.alloc(0)));
+  return signed(0x0001, crypto.randomBytes(12), attrs, password);
 }
 
 // The server's ICE credentials from its offer SDP.
@@ -69,22 +74,6 @@ export function isBindingSuccess(buf) {
 // server's consent check writes it: XOR-MAPPED-ADDRESS (a placeholder), MESSAGE-INTEGRITY
 // keyed with password, FINGERPRINT.
 export function bindingSuccess(request, password) {
-  const tid = request.subarray(8, 20);
-  const header = (len) => {
-    const h = Buffer.alloc(20);
-    h.writeUInt16BE(0x0101, 0);
-    h.writeUInt16BE(len, 2);
-    h.writeUInt32BE(MAGIC, 4);
-    tid.copy(h, 8);
-    return h;
-  };
-  let body = attr(0x0020, Buffer.from([0, 1, 0x21, 0x12, 0x5e, 0x12, 0xa4, 0x43]));
-  const mac = crypto.createHmac('sha1', password)
-    .update(Buffer.concat([header(body.length + 24), body])).digest();
-  body = Buffer.concat([body, attr(0x0008, mac)]);
-  const crc = (crc32(Buffer.concat([header(body.length + 8), body])) ^ 0x5354554e) >>> 0;
-  const fp = Buffer.alloc(4);
-  fp.writeUInt32BE(crc, 0);
-  body = Buffer.concat([body, attr(0x8028, fp)]);
-  return Buffer.concat([header(body.length), body]);
+  const xorMapped = attr(0x0020, Buffer.from([0, 1, 0x21, 0x12, 0x5e, 0x12, 0xa4, 0x43]));
+  return signed(0x0101, request.subarray(8, 20), [xorMapped], password);
 }
