@@ -98,6 +98,7 @@ enum {
     KEY_DEBUG_PAYLOAD_DIRECTORY,
     KEY_AUTH_WEBHOOK_URL,
     KEY_AUTH_WEBHOOK_TIMEOUT,
+    KEY_AUTH_WEBHOOK_CA_FILE,
     KEY_API_SECRET,
     KEY_API_LISTEN_ADDRESS,
     KEY_API_ALLOWED_HOSTS,
@@ -153,6 +154,8 @@ static const key_spec_t keys[KEY_COUNT] = {
     [KEY_AUTH_WEBHOOK_URL] = {"auth_webhook_url", TYPE_STRING, FIELD(auth_webhook_url), 0, 0, true},
     [KEY_AUTH_WEBHOOK_TIMEOUT] = {"auth_webhook_timeout", TYPE_DURATION,
                                   FIELD(auth_webhook_timeout_ms), 100, MS_PER_MINUTE, false},
+    [KEY_AUTH_WEBHOOK_CA_FILE] = {"auth_webhook_ca_file", TYPE_STRING, FIELD(auth_webhook_ca_file),
+                                  0, 0, false},
     [KEY_API_SECRET] = {"api_secret", TYPE_STRING, FIELD(api_secret), 0, 0, true},
     [KEY_API_LISTEN_ADDRESS] = {"api_listen_address", TYPE_IPV4, FIELD(api_listen_address), 0, 0,
                                 true},
@@ -214,6 +217,8 @@ void hk_config_defaults(hk_config_t *config)
     config->debug_payload_directory[0] = '\0';
     config->auth_webhook_url[0] = '\0';
     config->auth_webhook_timeout_ms = 5 * MS_PER_SECOND;
+    snprintf(config->auth_webhook_ca_file, sizeof config->auth_webhook_ca_file, "%s",
+             "/etc/ssl/certs/ca-certificates.crt");
 }
 
 /* ---- messages ---------------------------------------------------------------------------- */

@@ -45,6 +45,7 @@ typedef struct hk_config_s {
     char debug_payload_directory[HK_CONFIG_STR]; /* debugging aid, default "" = off */
     char auth_webhook_url[HK_CONFIG_STR];        /* auth_webhook_url, default "" = no webhook */
     uint32_t auth_webhook_timeout_ms;            /* auth_webhook_timeout, default 5 s */
+    char auth_webhook_ca_file[HK_CONFIG_STR]; /* CAs for an https webhook, default the system's */
     /* The HTTP API (docs and README "Security"): */
     char api_secret[HK_CONFIG_STR];        /* api_secret: Bearer token, >= 16 chars; "" = none, and
                                               then the API listens on 127.0.0.1 only */

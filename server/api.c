@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <strings.h>
@@ -709,6 +710,19 @@ static int check_access(struct lws *wsi, hk_worker_t *worker, const api_session_
     return 0;
 }
 
+/* Whether a /demo/ path resolves inside demo_directory: a symlink that leads out of it
+ * (to /etc, say) is refused. A path that does not exist is left to lws (404). */
+static bool demo_path_inside(const hk_worker_t *worker, const char *path)
+{
+    char wanted[PATH_MAX], real[PATH_MAX];
+    if (snprintf(wanted, sizeof wanted, "%s/%s", worker->demo_origin, path) >= (int)sizeof wanted)
+        return false;
+    if (!realpath(wanted, real))
+        return true;
+    size_t n = strlen(worker->demo_origin);
+    return strncmp(real, worker->demo_origin, n) == 0 && (real[n] == '\0' || real[n] == '/');
+}
+
 static int method_of(struct lws *wsi)
 {
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
@@ -757,11 +771,13 @@ static int callback_api(struct lws *wsi, enum lws_callback_reasons reason, void 
         /* The /demo/ files are served by lws itself, without LWS_CALLBACK_HTTP: a foreign
          * Host is refused here, by closing. API paths get their 421 in LWS_CALLBACK_HTTP. */
         hk_worker_t *worker = lws_context_user(lws_get_context(wsi));
-        if (strncmp((const char *)in, "/demo", 5) == 0 && !host_allowed(wsi, worker->config)) {
+        if (strncmp((const char *)in, "/demo", 5) != 0)
+            return 0;
+        if (!host_allowed(wsi, worker->config)) {
             worker->counters.api_refused_host++;
             return -1;
         }
-        return 0;
+        return demo_path_inside(worker, (const char *)in + 5) ? 0 : -1;
     }
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);

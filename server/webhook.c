@@ -193,7 +193,8 @@ hk_webhook_t *hk_webhook_start(struct lws_context *context, struct lws_vhost *vh
     struct lws_client_connect_info info;
     memset(&info, 0, sizeof info);
     info.context = context;
-    info.vhost = vhost;
+    struct lws_vhost *client = lws_get_vhost_by_name(context, HK_WEBHOOK_VHOST);
+    info.vhost = client ? client : vhost;
     info.address = address;
     info.port = port;
     info.path = fullpath;

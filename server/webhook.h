@@ -40,5 +40,8 @@ int hk_webhook_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
                         size_t len);
 
 #define HK_WEBHOOK_PROTOCOL "hisoka-webhook"
+/* The client-only vhost the requests go out on (made by the worker): its TLS context
+ * checks the webhook's certificate against auth_webhook_ca_file. */
+#define HK_WEBHOOK_VHOST "webhook-client"
 
 #endif

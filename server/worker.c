@@ -13,6 +13,7 @@
 #include "server/peer.h"
 #include "server/signaling.h"
 #include "server/srtp.h"
+#include "server/webhook.h"
 
 uint64_t hk_worker_now_ms(const hk_worker_t *worker)
 {
@@ -106,6 +107,19 @@ static void close_hup(uv_handle_t *handle, void *arg)
         uv_close(handle, free_handle);
 }
 
+/* TLS 1.2 with AEAD suites and forward secrecy only (no CBC, no SHA-1 MACs, no RSA key
+ * exchange), TLS 1.3 with OpenSSL's defaults, and HTTP/1.1 only: no HTTP/2 over ALPN. */
+#define TLS12_CIPHERS                                                                              \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+static void harden_tls(struct lws_context_creation_info *vinfo)
+{
+    vinfo->ssl_cipher_list = TLS12_CIPHERS;
+    vinfo->ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+    vinfo->alpn = "http/1.1";
+}
+
 int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *config)
 {
     memset(worker, 0, sizeof *worker);
@@ -160,6 +174,7 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
         vinfo.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         vinfo.ssl_cert_filepath = config->tls_certificate_file;
         vinfo.ssl_private_key_filepath = config->tls_private_key_file;
+        harden_tls(&vinfo);
     }
     if (!lws_create_vhost(worker->lws, &vinfo)) {
         HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot listen for signaling on %s:%d",
@@ -184,6 +199,7 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
         vinfo.ssl_cert_filepath = api_cert;
         vinfo.ssl_private_key_filepath = hk_config_api_tls_private_key(config);
         vinfo.headers = &hsts;
+        harden_tls(&vinfo);
     }
     if (config->demo_directory[0] && realpath(config->demo_directory, worker->demo_origin)) {
         struct lws_http_mount *m = &worker->demo_mount;
@@ -197,6 +213,23 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
     if (!lws_create_vhost(worker->lws, &vinfo)) {
         HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot listen for the API on %s:%d", api_address,
                config->api_port);
+        goto fail;
+    }
+
+    /* The auth webhook's client connections: a vhost of their own with a client TLS
+     * context that checks the webhook's certificate, whether or not signaling has TLS. */
+    memset(&vinfo, 0, sizeof vinfo);
+    vinfo.vhost_name = HK_WEBHOOK_VHOST;
+    vinfo.port = CONTEXT_PORT_NO_LISTEN;
+    vinfo.protocols = hk_signaling_protocols;
+    vinfo.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    if (strncmp(config->auth_webhook_url, "https://", 8) == 0)
+        vinfo.client_ssl_ca_filepath = config->auth_webhook_ca_file; /* must be readable */
+    vinfo.client_ssl_cipher_list = TLS12_CIPHERS;
+    if (!lws_create_vhost(worker->lws, &vinfo)) {
+        HK_LOG(HK_LOG_ERROR, "worker", NULL,
+               "cannot set up the auth webhook's TLS client (auth_webhook_ca_file %s)",
+               config->auth_webhook_ca_file);
         goto fail;
     }
 

@@ -68,6 +68,7 @@ static void check_same(const hk_config_t *a, const hk_config_t *b)
     CHECK_STR_EQ(a->tls_certificate_file, b->tls_certificate_file);
     CHECK_STR_EQ(a->tls_private_key_file, b->tls_private_key_file);
     CHECK_STR_EQ(a->demo_directory, b->demo_directory);
+    CHECK_STR_EQ(a->auth_webhook_ca_file, b->auth_webhook_ca_file);
     CHECK_STR_EQ(a->api_secret, b->api_secret);
     CHECK_STR_EQ(a->api_listen_address, b->api_listen_address);
     CHECK_STR_EQ(a->api_allowed_hosts, b->api_allowed_hosts);
@@ -161,13 +162,13 @@ TEST(config_example_file_is_the_defaults)
     hk_config_defaults(&d);
     check_same(&c, &d);
 
-    /* ...and it names every key: each non-comment line sets one, and there are 35. */
+    /* ...and it names every key: each non-comment line sets one, and there are 36. */
     int keys = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] != '#')
             keys++;
     }
-    CHECK_INT_EQ(keys, 35);
+    CHECK_INT_EQ(keys, 36);
     free(text);
 }
 
