@@ -79,6 +79,7 @@ enum {
     KEY_MAX_CONNECTIONS_PER_CHANNEL,
     KEY_MAX_CONNECTIONS,
     KEY_MAX_CHANNELS,
+    KEY_MAX_CONNECTIONS_PER_ADDRESS,
     KEY_PING_INTERVAL,
     KEY_MAX_MISSED_PONGS,
     KEY_CONNECT_TIMEOUT,
@@ -122,6 +123,8 @@ static const key_spec_t keys[KEY_COUNT] = {
                                          FIELD(max_connections_per_channel), 1, 1000, false},
     [KEY_MAX_CONNECTIONS] = {"max_connections", TYPE_INT, FIELD(max_connections), 1, 100000, false},
     [KEY_MAX_CHANNELS] = {"max_channels", TYPE_INT, FIELD(max_channels), 1, 100000, false},
+    [KEY_MAX_CONNECTIONS_PER_ADDRESS] = {"max_connections_per_address", TYPE_INT,
+                                         FIELD(max_connections_per_address), 1, 100000, false},
     [KEY_PING_INTERVAL] = {"ping_interval", TYPE_DURATION, FIELD(ping_interval_ms), MS_PER_SECOND,
                            MS_PER_MINUTE, false},
     [KEY_MAX_MISSED_PONGS] = {"max_missed_pongs", TYPE_INT, FIELD(max_missed_pongs), 1, 100, false},
@@ -198,6 +201,7 @@ void hk_config_defaults(hk_config_t *config)
     config->max_connections_per_channel = 50;
     config->max_connections = 1000;
     config->max_channels = 1000;
+    config->max_connections_per_address = 100;
     config->ping_interval_ms = 5 * MS_PER_SECOND;
     config->max_missed_pongs = 3;
     config->connect_timeout_ms = 10 * MS_PER_SECOND;

@@ -24,6 +24,7 @@ typedef struct hk_config_s {
     int max_connections_per_channel; /* default 50, 1..1000 */
     int max_connections;             /* default 1000, 1..100000 */
     int max_channels;                /* default 1000, 1..100000 */
+    int max_connections_per_address; /* open WebSockets from one IP address, default 100 */
     uint32_t ping_interval_ms;       /* ping_interval, default 5 s, 1 s..1 min */
     int max_missed_pongs;            /* max_missed_pongs, default 3, 1..100 */
     uint32_t consent_timeout_ms;     /* consent_timeout: ICE liveness, default 30 s, 2 s..5 min */

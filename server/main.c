@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include "common/log.h"
@@ -13,6 +14,36 @@
 #include "server/worker.h"
 
 #define HK_VERSION "0.1.0"
+
+/* Raises the soft descriptor limit to the hard one (every WebSocket is a descriptor).
+ * *before is the soft limit found. */
+static struct rlimit raise_nofile(rlim_t *before)
+{
+    struct rlimit rl = {0, 0};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return rl;
+    *before = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl;
+}
+
+/* Reports the limit (once the log is set up), with a warning when it is below what
+ * max_connections needs: a connection is one descriptor, the process needs some more. */
+static void report_nofile(const struct rlimit *rl, rlim_t before, const hk_config_t *config)
+{
+    HK_LOG(HK_LOG_INFO, "main", NULL, "open file limit %llu (was %llu, hard limit %llu)",
+           (unsigned long long)rl->rlim_cur, (unsigned long long)before,
+           (unsigned long long)rl->rlim_max);
+    if (rl->rlim_cur != RLIM_INFINITY && rl->rlim_cur < (rlim_t)config->max_connections + 64)
+        HK_LOG(HK_LOG_WARN, "main", NULL,
+               "the open file limit %llu is below max_connections (%d) + 64: raise the hard "
+               "limit (ulimit -Hn, LimitNOFILE=) or lower max_connections",
+               (unsigned long long)rl->rlim_cur, config->max_connections);
+}
 
 static void usage(FILE *out)
 {
@@ -59,6 +90,8 @@ int main(int argc, char **argv)
         return 0;
 
     hk_log_setup(config.log_level, config.log_format);
+    rlim_t nofile_before = 0;
+    struct rlimit nofile = raise_nofile(&nofile_before);
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -67,6 +100,7 @@ int main(int argc, char **argv)
         uv_loop_close(&loop);
         return 1;
     }
+    report_nofile(&nofile, nofile_before, &config);
     HK_LOG(HK_LOG_INFO, "main", NULL, "hisoka %s started with %s", HK_VERSION, config_path);
     uv_run(&loop, UV_RUN_DEFAULT);
     hk_worker_stop(&worker);

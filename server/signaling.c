@@ -1,5 +1,7 @@
 #include "server/signaling.h"
 
+#include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 
 typedef struct {
     hk_peer_t *peer;
+    uint32_t address; /* the client's IPv4 address, counted in sockets_per_address; 0 = not */
 } session_t;
 
 static hk_worker_t *worker_of(struct lws *wsi)
@@ -115,6 +118,52 @@ static int on_writeable(hk_peer_t *peer, struct lws *wsi)
     return 0;
 }
 
+/* --- WebSockets per client address (max_connections_per_address) ------------------------- */
+
+static uint32_t remote_ipv4(struct lws *wsi)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&a, &len) != 0 ||
+        a.sin_family != AF_INET)
+        return 0;
+    return ntohl(a.sin_addr.s_addr);
+}
+
+static uintptr_t sockets_from(const hk_worker_t *worker, uint32_t address)
+{
+    return (uintptr_t)hk_map_get(&worker->sockets_per_address, address);
+}
+
+/* Whether another WebSocket from this address may open; logs refusals once a second. */
+static bool address_has_room(hk_worker_t *worker, uint32_t address)
+{
+    if (address == 0 ||
+        sockets_from(worker, address) < (uintptr_t)worker->config->max_connections_per_address)
+        return true;
+    worker->counters.refused_per_address++;
+    uint64_t now = hk_worker_now_ms(worker);
+    if (now - worker->last_per_address_log >= 1000) {
+        worker->last_per_address_log = now;
+        HK_LOG(HK_LOG_WARN, "signaling", NULL,
+               "%u.%u.%u.%u has max_connections_per_address (%d) WebSockets open: refusing more "
+               "(%llu refused so far)",
+               address >> 24, (address >> 16) & 255, (address >> 8) & 255, address & 255,
+               worker->config->max_connections_per_address,
+               (unsigned long long)worker->counters.refused_per_address);
+    }
+    return false;
+}
+
+static void count_socket(hk_worker_t *worker, uint32_t address, int delta)
+{
+    uintptr_t n = sockets_from(worker, address) + (uintptr_t)(intptr_t)delta;
+    if (n == 0)
+        hk_map_remove(&worker->sockets_per_address, address);
+    else
+        hk_map_put(&worker->sockets_per_address, address, (void *)n);
+}
+
 static int callback_signaling(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                               void *in, size_t len)
 {
@@ -125,15 +174,22 @@ static int callback_signaling(struct lws *wsi, enum lws_callback_reasons reason,
         if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 ||
             strcmp(uri, "/signaling") != 0)
             return 1;
-        return 0;
+        return address_has_room(worker_of(wsi), remote_ipv4(wsi)) ? 0 : 1;
     }
     case LWS_CALLBACK_ESTABLISHED: {
         hk_worker_t *worker = worker_of(wsi);
         if (worker->stopping)
             return -1;
+        uint32_t address = remote_ipv4(wsi);
+        if (!address_has_room(worker, address))
+            return -1;
         session->peer = hk_peer_create(worker, wsi);
         if (!session->peer)
             return -1;
+        if (address) {
+            session->address = address;
+            count_socket(worker, address, +1);
+        }
         HK_LOG(HK_LOG_DEBUG, "signaling", session->peer->connection_id, "websocket open");
         return 0;
     }
@@ -144,6 +200,10 @@ static int callback_signaling(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return session->peer ? on_writeable(session->peer, wsi) : 0;
     case LWS_CALLBACK_CLOSED:
+        if (session->address) {
+            count_socket(worker_of(wsi), session->address, -1);
+            session->address = 0;
+        }
         if (session->peer) {
             HK_LOG(HK_LOG_DEBUG, "signaling", session->peer->connection_id, "websocket closed");
             hk_peer_destroy(session->peer);

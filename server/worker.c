@@ -319,5 +319,6 @@ void hk_worker_stop(hk_worker_t *worker)
     lws_context_destroy(worker->lws);
     worker->lws = NULL;
     uv_run(worker->loop, UV_RUN_DEFAULT);
+    hk_map_free(&worker->sockets_per_address);
     hk_cert_free(&worker->cert);
 }

@@ -5,6 +5,8 @@
 #define HK_WORKER_H
 
 #include <libwebsockets.h>
+
+#include "common/map.h"
 #include <limits.h>
 #include <stdint.h>
 #include <uv.h>
@@ -36,6 +38,7 @@ typedef struct {
     uint64_t key_messages_relayed;
     uint64_t key_messages_dropped;
     uint64_t bad_answers;
+    uint64_t refused_per_address;      /* WebSockets over max_connections_per_address */
     uint64_t api_refused_host;         /* Host not an address, localhost or api_allowed_hosts */
     uint64_t api_refused_unauthorized; /* no or wrong Authorization: Bearer */
     uint64_t api_refused_cross_origin; /* state-changing request from another origin */
@@ -58,7 +61,9 @@ typedef struct hk_worker_s {
     uv_signal_t sigint, sigterm;
     int stopping;
     hk_counters_t counters;
-    hk_media_t media; /* the UDP port and everything on it */
+    hk_map_t sockets_per_address;  /* IPv4 address -> open signaling WebSockets (as a count) */
+    uint64_t last_per_address_log; /* refusals are logged at most once a second */
+    hk_media_t media;              /* the UDP port and everything on it */
 } hk_worker_t;
 
 /* Creates the worker on loop: certificate, lws context with the signaling and API

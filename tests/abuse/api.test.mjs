@@ -117,7 +117,8 @@ test('abuse 16: a Host that is not an address, localhost or api_allowed_hosts is
 function nsFetch(ns, url) {
   const code = `fetch(process.argv[1]).then((r) => console.log(r.status), () => console.log('refused'))`;
   return new Promise((resolve) => {
-    const child = spawn(ns.wrap[0], [...ns.wrap.slice(1), process.execPath, '-e', code, url]);
+    const child = spawn(ns.wrap[0], [...ns.wrap.slice(1), process.execPath, '-e', code, url],
+      { timeout: 15000 });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
     child.on('exit', () => resolve(out.trim()));

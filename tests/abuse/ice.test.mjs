@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 
 import { CallMember, launchChromium, waitFor } from '../lib/browser.mjs';
 import { connectClient } from '../lib/client.mjs';
@@ -19,8 +19,18 @@ import { bindingRequest, bindingSuccess, iceCredentials, isBindingSuccess } from
 
 const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Whatever a test opened is closed after it, also when it fails (an open socket would keep
+// the test process alive).
+const opened = [];
+afterEach(() => {
+  for (const o of opened.splice(0)) {
+    try { o.close(); } catch { /* already closed */ }
+  }
+});
+
 async function join(server, channel) {
   const c = await connectClient(server.url, { role: 'sendrecv', channel_id: channel });
+  opened.push(c);
   const offer = await c.next('offer');
   c.send({ type: 'answer', sdp: fakeAnswer(offer.sdp) });
   await c.nextNotify('connection.created');
@@ -29,6 +39,7 @@ async function join(server, channel) {
 
 function udpSocket() {
   const sock = dgram.createSocket('udp4');
+  opened.push(sock);
   const received = [];
   sock.on('message', (m) => received.push(m));
   return new Promise((resolve) => sock.bind(0, '127.0.0.1', () =>
@@ -101,7 +112,7 @@ test('abuse 17: a nominated tuple moves only after its consent expired, or when 
     const probe = requests(second)[0];
     // Its check carries the client's ufrag first and is keyed with the client's password
     // (fakeAnswer: ufrag "test", pwd "testtesttesttesttesttest").
-    assert.match(probe.toString('latin1'), new RegExp(`test:${x.creds.serverUfrag}`));
+    assert.ok(probe.toString('latin1').includes(`test:${x.creds.serverUfrag}`), 'USERNAME client:server');
     // Unanswered, it is retransmitted at most 3 times in all, and nothing moves.
     await pause(2000);
     assert.ok(requests(second).length <= 3, `${requests(second).length} checks`);
@@ -173,7 +184,8 @@ function nsUdp(ns, { from, to, messages, listen = 0, listenMs = 0 }) {
   const args = ['--input-type=module', '-e', code, String(from), String(to), String(listen),
     String(listenMs), ...messages.map((m) => m.toString('hex'))];
   return new Promise((resolve, reject) => {
-    const child = spawn(ns.wrap[0], [...ns.wrap.slice(1), process.execPath, ...args]);
+    const child = spawn(ns.wrap[0], [...ns.wrap.slice(1), process.execPath, ...args],
+      { timeout: 30000 });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
     child.stderr.on('data', (d) => { out += d; });
