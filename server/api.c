@@ -205,6 +205,7 @@ static char *metrics_text(const hk_worker_t *worker)
     labelled(&t, "hisoka_refusals_total", "reason", "channel_full", c->refused_channel_full);
     labelled(&t, "hisoka_refusals_total", "reason", "server_full", c->refused_server_full);
     labelled(&t, "hisoka_refusals_total", "reason", "per_address", c->refused_per_address);
+    labelled(&t, "hisoka_refusals_total", "reason", "no_descriptors", c->refused_no_descriptors);
     labelled(&t, "hisoka_refusals_total", "reason", "too_large", c->refused_too_large);
     family(&t, "hisoka_timeouts_total", "counter", "Connections closed by a timeout, by kind.");
     labelled(&t, "hisoka_timeouts_total", "kind", "connect", c->timeouts_connect);

@@ -1,6 +1,12 @@
 #include "server/worker.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <libwebsockets.h>
 #include <limits.h>
 #include <signal.h>
@@ -20,12 +26,79 @@ uint64_t hk_worker_now_ms(const hk_worker_t *worker)
     return uv_now(worker->loop);
 }
 
+/* libwebsockets logs through a process-wide hook with no user pointer: the worker that
+ * receives its EMFILE reports. */
+static hk_worker_t *log_worker;
+
+/* Out of descriptors, libwebsockets' accept() fails and leaves the connection in the
+ * listen queue, so the loop would wake at once, again and again (a spin, and a log line
+ * each time). Instead: give up the spare descriptor, accept and close what is queued,
+ * take the spare again (the libuv/nginx trick), and log once a second. */
+static void emfile_relief(hk_worker_t *worker)
+{
+    if (worker->spare_fd >= 0) {
+        close(worker->spare_fd);
+        worker->spare_fd = -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        for (int n = 0; worker->listen_fds[i] >= 0 && n < 256; n++) {
+            int fd = accept4(worker->listen_fds[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                break;
+            close(fd);
+            worker->counters.refused_no_descriptors++;
+        }
+    }
+    worker->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    uint64_t now = hk_worker_now_ms(worker);
+    if (now - worker->last_emfile_log >= 1000) {
+        worker->last_emfile_log = now;
+        HK_LOG(HK_LOG_ERROR, "worker", NULL,
+               "out of file descriptors: new connections are closed at once until some close "
+               "(%llu so far; raise the open file limit or lower max_connections)",
+               (unsigned long long)worker->counters.refused_no_descriptors);
+    }
+}
+
 static void lws_log_emit(int level, const char *line)
 {
+    int err;
+    if (log_worker && sscanf(line, "accept: errno %d", &err) == 1 &&
+        (err == EMFILE || err == ENFILE)) {
+        emfile_relief(log_worker);
+        return;
+    }
     size_t n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
     HK_LOG(level == LLL_ERR ? HK_LOG_ERROR : HK_LOG_WARN, "lws", NULL, "%.*s", (int)n, line);
+}
+
+/* The listening TCP socket on `port` that libwebsockets made (it does not hand it out):
+ * found among this process's descriptors, and made non-blocking for emfile_relief.
+ * -1 when none. */
+static int find_listen_fd(int port)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir)
+        return -1;
+    int found = -1;
+    for (struct dirent *e; found < 0 && (e = readdir(dir));) {
+        int fd = atoi(e->d_name);
+        int listening = 0;
+        socklen_t len = sizeof listening;
+        struct sockaddr_in a;
+        socklen_t alen = sizeof a;
+        if (fd <= 2 || fd == dirfd(dir) ||
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening ||
+            getsockname(fd, (struct sockaddr *)&a, &alen) != 0 || a.sin_family != AF_INET ||
+            ntohs(a.sin_port) != port)
+            continue;
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        found = fd;
+    }
+    closedir(dir);
+    return found;
 }
 
 /* Host candidates: public_ipv4_address when set, else every IPv4 address of the host
@@ -216,6 +289,11 @@ int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *con
         goto fail;
     }
 
+    worker->listen_fds[0] = find_listen_fd(config->signaling_port);
+    worker->listen_fds[1] = find_listen_fd(config->api_port);
+    worker->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    log_worker = worker;
+
     /* The auth webhook's client connections: a vhost of their own with a client TLS
      * context that checks the webhook's certificate, whether or not signaling has TLS. */
     memset(&vinfo, 0, sizeof vinfo);
@@ -319,6 +397,10 @@ void hk_worker_stop(hk_worker_t *worker)
     lws_context_destroy(worker->lws);
     worker->lws = NULL;
     uv_run(worker->loop, UV_RUN_DEFAULT);
+    log_worker = NULL;
+    if (worker->spare_fd >= 0)
+        close(worker->spare_fd);
+    worker->spare_fd = -1;
     hk_map_free(&worker->sockets_per_address);
     hk_cert_free(&worker->cert);
 }

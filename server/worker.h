@@ -39,6 +39,7 @@ typedef struct {
     uint64_t key_messages_dropped;
     uint64_t bad_answers;
     uint64_t refused_per_address;      /* WebSockets over max_connections_per_address */
+    uint64_t refused_no_descriptors;   /* accepted and closed at once: out of descriptors */
     uint64_t api_refused_host;         /* Host not an address, localhost or api_allowed_hosts */
     uint64_t api_refused_unauthorized; /* no or wrong Authorization: Bearer */
     uint64_t api_refused_cross_origin; /* state-changing request from another origin */
@@ -61,7 +62,10 @@ typedef struct hk_worker_s {
     uv_signal_t sigint, sigterm;
     int stopping;
     hk_counters_t counters;
-    hk_map_t sockets_per_address;  /* IPv4 address -> open signaling WebSockets (as a count) */
+    hk_map_t sockets_per_address; /* IPv4 address -> open signaling WebSockets (as a count) */
+    int listen_fds[2];            /* signaling and API listening sockets (for EMFILE relief) */
+    int spare_fd;                 /* held open, given up to accept-and-close under EMFILE */
+    uint64_t last_emfile_log;
     uint64_t last_per_address_log; /* refusals are logged at most once a second */
     hk_media_t media;              /* the UDP port and everything on it */
 } hk_worker_t;

@@ -80,3 +80,48 @@ test('abuse 18: 1,100 idle WebSockets from one address under a 1024-descriptor l
     await server.stop();
   }
 });
+
+test('abuse 18: out of descriptors (EMFILE), hisoka neither spins nor floods its log', async () => {
+  // 128 descriptors, and no per-address cap in the way: the limit itself is hit.
+  const wrap = ['sh', '-c', 'ulimit -Sn 128 && ulimit -Hn 128 && exec "$@"', 'sh'];
+  const server = await startServer({ log_level: 'info', connect_timeout: '60 s',
+    max_connections_per_address: 1000 }, { wrap });
+  const sockets = [];
+  try {
+    let opened = 0;
+    for (let i = 0; i < 200; i += 50) {
+      const batch = await Promise.all(Array.from({ length: 50 }, () => openIdle(server.url)));
+      sockets.push(...batch.map((b) => b.ws));
+      opened += batch.filter((b) => b.ok).length;
+    }
+    const cpu0 = cpuSeconds(server.pid);
+    const t0 = Date.now();
+    for (let i = 0; i < 5; i++) {
+      await Promise.all(Array.from({ length: 20 }, () => openIdle(server.url).then((b) => sockets.push(b.ws))));
+      await sleep(1000);
+    }
+    const share = (cpuSeconds(server.pid) - cpu0) / ((Date.now() - t0) / 1000);
+    const lines = server.log.split('\n');
+    const relief = lines.filter((l) => l.includes('out of file descriptors')).length;
+    const lwsAccept = lines.filter((l) => l.includes('accept: errno')).length;
+    console.log(`# EMFILE: ${opened} of 200 opened; hisoka used ${(share * 100).toFixed(1)}% of a ` +
+      `core over 5 s; ${relief} log lines, ${lwsAccept} raw accept errors`);
+    assert.ok(opened < 200, 'the descriptor limit was reached');
+    assert.ok(share < 0.05, `CPU ${(share * 100).toFixed(1)}%`);
+    assert.ok(relief >= 1 && relief <= 12, `${relief} log lines`);
+    assert.equal(lwsAccept, 0);
+    // Once the sockets close, clients are served again.
+    for (const ws of sockets) ws.terminate();
+    await sleep(1000);
+    const c = new SoraClient(server.url);
+    await c.opened;
+    c.send({ type: 'connect', role: 'sendrecv', channel_id: 'fd2' });
+    assert.ok((await c.next('offer')).connection_id);
+    const metrics = (await apiRequest(server, '/metrics')).text;
+    assert.ok(Number(/hisoka_refusals_total\{reason="no_descriptors"\} (\d+)/.exec(metrics)[1]) >= 1);
+    c.close();
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    await server.stop();
+  }
+});
