@@ -6,8 +6,10 @@
 // the debug hooks. handleMessage() implements the page <-> worker protocol
 // (see e2ee-worker.js); transformFor(options) returns the TransformStream that
 // both the RTCRtpScriptTransform path and the legacy path pipe frames through.
+// The wire format of a frame (clear codec header ‖ SFrame) is frame-format.js's.
 
 import { SFrameSender, SFrameReceiver, splitKid } from './sframe.js';
+import { clearLength, codecOfMimeType, joinFrame, splitFrame } from './frame-format.js';
 
 const utf8 = new TextEncoder();
 
@@ -22,6 +24,21 @@ function bytesOf(x) {
 function exactBuffer(u8) {
   if (u8.byteOffset === 0 && u8.byteLength === u8.buffer.byteLength) return u8.buffer;
   return u8.slice().buffer;
+}
+
+function metadataOf(frame) {
+  try {
+    return typeof frame.getMetadata === 'function' ? frame.getMetadata() : null;
+  } catch {
+    return null;
+  }
+}
+
+function concat(a, b) {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
 }
 
 function endsWith(data, tail) {
@@ -39,10 +56,17 @@ export class FrameCrypto {
     this.indexToConnection = new Map(); // senderIndex -> connectionId
     this.stats = new Map(); // connectionId -> {decrypted, failed, missing}
     this.encrypted = 0;
+    this.dropped = 0; // frames shorter than their codec's clear prefix
+    this.payloadTypes = new Map(); // RTP payload type -> codec, from the page's SDP
+    this.ssrcOwners = new Map(); // SSRC -> sending connection id, from the page's SDP
     this.marker = null; // Uint8Array or null
     this.nullCipher = false;
     this.captureLimit = 0;
+    this.capturePlaintext = false;
     this.captured = [];
+    // Video receive transforms that can ask for a key frame: {transformer, missing}.
+    // missing: a frame failed for want of a key since the last request.
+    this.keyFrameSources = new Set();
   }
 
   _count(connectionId, what) {
@@ -55,9 +79,14 @@ export class FrameCrypto {
     s[what]++;
   }
 
-  _capture(bytes) {
+  // Keeps the last captureLimit sent frames: the wire bytes, and (when asked
+  // for) the plaintext frame they came from, for tests that look for plaintext
+  // in what the server forwards.
+  _capture(bytes, plaintext, codec, clear) {
     if (this.captureLimit <= 0) return;
-    this.captured.push({ at: this.now(), bytes: Uint8Array.from(bytes) });
+    const entry = { at: this.now(), bytes: Uint8Array.from(bytes), codec, clear };
+    if (this.capturePlaintext) entry.plaintext = Uint8Array.from(plaintext);
+    this.captured.push(entry);
     while (this.captured.length > this.captureLimit) this.captured.shift();
   }
 
@@ -74,6 +103,9 @@ export class FrameCrypto {
         const kid = BigInt(msg.kid);
         await this.receiver.addKey(kid, bytesOf(msg.baseKey));
         if (msg.connectionId) this.indexToConnection.set(splitKid(kid).senderIndex, msg.connectionId);
+        // Frames that arrived before this key were dropped, the key frame among them:
+        // ask for a new one now rather than when the browser's own retry comes.
+        this._requestKeyFrames((source) => source.missing);
         return { type: 'ack' };
       }
       case 'remove-sender': {
@@ -85,8 +117,19 @@ export class FrameCrypto {
         }
         return { type: 'ack' };
       }
+      case 'set-streams':
+        this.payloadTypes = new Map(Object.entries(msg.payloadTypes ?? {}).map(([pt, codec]) => [Number(pt), String(codec)]));
+        this.ssrcOwners = new Map(Object.entries(msg.ssrcOwners ?? {}).map(([ssrc, id]) => [Number(ssrc), String(id)]));
+        return { type: 'ack' };
+      case 'request-key-frames':
+        return { type: 'key-frames-requested', count: this._requestKeyFrames(() => true) };
       case 'stats':
-        return { type: 'stats', stats: Object.fromEntries([...this.stats].map(([k, v]) => [k, { ...v }])), encrypted: this.encrypted };
+        return {
+          type: 'stats',
+          stats: Object.fromEntries([...this.stats].map(([k, v]) => [k, { ...v }])),
+          encrypted: this.encrypted,
+          dropped: this.dropped,
+        };
       case 'debug-marker':
         this.marker = msg.marker == null || msg.marker === '' ? null : utf8.encode(String(msg.marker));
         return { type: 'ack' };
@@ -95,49 +138,100 @@ export class FrameCrypto {
         return { type: 'ack' };
       case 'debug-capture':
         this.captureLimit = Math.max(0, Math.floor(Number(msg.n) || 0));
+        this.capturePlaintext = !!msg.plaintext;
         this.captured = this.captureLimit === 0 ? [] : this.captured.slice(-this.captureLimit);
         return { type: 'ack' };
       case 'debug-get-captured':
-        return { type: 'captured', frames: this.captured.map((f) => ({ at: f.at, bytes: Uint8Array.from(f.bytes) })) };
+        return { type: 'captured', frames: this.captured.map((f) => ({ ...f, bytes: Uint8Array.from(f.bytes) })) };
       default:
         return { type: 'error', error: `unknown message type ${msg?.type}` };
     }
   }
 
-  /** Send side: plaintext frame bytes -> bytes to put on the wire, or null to drop. */
-  async encodeFrame(data) {
-    let pt = bytesOf(data);
-    if (this.marker) {
-      const m = new Uint8Array(pt.length + this.marker.length);
-      m.set(pt, 0);
-      m.set(this.marker, pt.length);
-      pt = m;
+  /**
+   * Send side: plaintext frame bytes -> bytes to put on the wire, or null to
+   * drop. codec ('vp8', 'opus', 'h264', ... or null) decides the clear prefix.
+   */
+  async encodeFrame(data, codec = null) {
+    const frame = bytesOf(data);
+    const clear = clearLength(codec, frame);
+    if (clear < 0) {
+      this.dropped++;
+      return null;
     }
+    const prefix = frame.subarray(0, clear);
+    let body = frame.subarray(clear);
+    if (this.marker) body = concat(body, this.marker);
     let out;
     if (this.nullCipher) {
-      out = pt;
+      out = concat(prefix, body);
     } else {
       if (!this.sender.hasKey) return null; // never send media in clear
-      out = await this.sender.encryptFrame(pt);
+      out = joinFrame(codec, prefix, await this.sender.encryptFrame(body, prefix));
       this.encrypted++;
     }
-    this._capture(out);
+    this._capture(out, frame, codec, clear);
     return out;
   }
 
   /** Receive side: wire bytes -> plaintext frame bytes, or null to drop. */
-  async decodeFrame(data, senderConnectionId = null) {
-    const bytes = bytesOf(data);
-    if (this.nullCipher) return this._stripMarker(bytes);
-    try {
-      const { kid, plaintext } = await this.receiver.decryptFrame(bytes);
-      this._count(this._connectionFor(kid, senderConnectionId), 'decrypted');
-      return this._stripMarker(plaintext);
-    } catch (e) {
-      const code = e?.code === 'missing' ? 'missing' : 'failed';
-      this._count(this._connectionFor(e?.kid ?? null, senderConnectionId), code);
-      return null;
+  async decodeFrame(data, senderConnectionId = null, codec = null) {
+    return (await this._decode(bytesOf(data), senderConnectionId, codec)).plaintext;
+  }
+
+  // -> {plaintext (null when dropped), result: 'decrypted' | 'failed' | 'missing'}
+  async _decode(bytes, senderConnectionId, codec) {
+    if (this.nullCipher) return { plaintext: this._stripMarker(bytes), result: 'decrypted' };
+    const parts = splitFrame(codec, bytes);
+    if (!parts) {
+      this._count(senderConnectionId, 'failed');
+      return { plaintext: null, result: 'failed' };
     }
+    try {
+      const { kid, plaintext } = await this.receiver.decryptFrame(parts.sframe, parts.prefix);
+      this._count(this._connectionFor(kid, senderConnectionId), 'decrypted');
+      return { plaintext: concat(parts.prefix, this._stripMarker(plaintext)), result: 'decrypted' };
+    } catch (e) {
+      const result = e?.code === 'missing' ? 'missing' : 'failed';
+      this._count(this._connectionFor(e?.kid ?? null, senderConnectionId), result);
+      return { plaintext: null, result };
+    }
+  }
+
+  // Asks the receive transforms that match for a key frame
+  // (RTCRtpScriptTransformer.sendKeyFrameRequest: a PLI to the server, which
+  // relays it to the sender). Returns how many were asked.
+  _requestKeyFrames(match) {
+    let n = 0;
+    for (const source of this.keyFrameSources) {
+      if (!match(source)) continue;
+      source.missing = false;
+      if (typeof source.transformer.sendKeyFrameRequest !== 'function') continue;
+      Promise.resolve().then(() => source.transformer.sendKeyFrameRequest()).catch(() => {});
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * The codec of an encoded frame: its metadata's mimeType, else its payload
+   * type looked up in the page's SDP (set-streams), else Opus for audio (the
+   * only audio codec hisoka offers); null when unknown (no clear prefix).
+   */
+  codecOf(frame, kind = null) {
+    const metadata = metadataOf(frame);
+    const byMime = codecOfMimeType(metadata?.mimeType);
+    if (byMime) return byMime;
+    const byPt = metadata?.payloadType != null ? this.payloadTypes.get(metadata.payloadType) : undefined;
+    if (byPt) return byPt;
+    const audio = kind === 'audio' || (typeof RTCEncodedAudioFrame === 'function' && frame instanceof RTCEncodedAudioFrame);
+    return audio ? 'opus' : null;
+  }
+
+  // Who sent a received frame, when the transform was not told: by its SSRC.
+  _senderOf(frame) {
+    const ssrc = metadataOf(frame)?.synchronizationSource;
+    return ssrc != null ? this.ssrcOwners.get(ssrc) ?? null : null;
   }
 
   _connectionFor(kid, fallback) {
@@ -159,17 +253,29 @@ export class FrameCrypto {
 
   /**
    * TransformStream for encoded frames (objects with a .data ArrayBuffer).
-   * options: {side: 'send'|'receive', senderConnectionId?}
-   * Frames are processed one at a time, in order; dropped frames are not enqueued.
+   * options: {side: 'send'|'receive', senderConnectionId?, kind?: 'audio'|'video'}
+   * transformer: the RTCRtpScriptTransformer of a receive transform, if any, to
+   * ask for key frames through. Frames are processed one at a time, in order;
+   * dropped frames are not enqueued.
    */
-  transformFor(options = {}) {
+  transformFor(options = {}, transformer = null) {
     const side = options.side === 'send' ? 'send' : 'receive';
     const senderConnectionId = options.senderConnectionId ?? null;
-    return new TransformStream({
+    const kind = options.kind ?? null;
+    const source = side === 'receive' && transformer && kind !== 'audio' ? { transformer, missing: false } : null;
+    if (source) this.keyFrameSources.add(source);
+    const stream = new TransformStream({
       transform: async (frame, controller) => {
         let out;
         try {
-          out = side === 'send' ? await this.encodeFrame(frame.data) : await this.decodeFrame(frame.data, senderConnectionId);
+          const codec = this.codecOf(frame, kind);
+          if (side === 'send') {
+            out = await this.encodeFrame(frame.data, codec);
+          } else {
+            const r = await this._decode(bytesOf(frame.data), senderConnectionId ?? this._senderOf(frame), codec);
+            if (source && r.result === 'missing') source.missing = true;
+            out = r.plaintext;
+          }
         } catch {
           out = null;
         }
@@ -177,11 +283,16 @@ export class FrameCrypto {
         frame.data = exactBuffer(out);
         controller.enqueue(frame);
       },
+      flush: () => this.keyFrameSources.delete(source),
     });
+    stream.keyFrameSource = source;
+    return stream;
   }
 
   /** Pipes readable -> transform -> writable; returns the pipe's promise. */
-  pipe(readable, writable, options) {
-    return readable.pipeThrough(this.transformFor(options)).pipeTo(writable);
+  pipe(readable, writable, options, transformer = null) {
+    const transform = this.transformFor(options, transformer);
+    return readable.pipeThrough(transform).pipeTo(writable)
+      .finally(() => this.keyFrameSources.delete(transform.keyFrameSource));
   }
 }

@@ -38,12 +38,20 @@ import {
   decodeKeyMessage,
 } from './keys.js';
 import { makeKid, ratchet } from './sframe.js';
+import { codecsOfSdp } from './frame-format.js';
 
 export const SWITCH_DELAY_MS = 500;
 const PENDING_TTL_MS = 30000;
 const PENDING_PER_SOURCE = 8;
 const HELD_PER_MEMBER = 8;
 const REQUEST_TIMEOUT_MS = 10000;
+
+/** SSRC -> the stream id of its a=ssrc msid line (the sending connection's id in hisoka). */
+export function ssrcOwnersOfSdp(sdp) {
+  const out = {};
+  for (const m of String(sdp).matchAll(/^a=ssrc:(\d+) msid:(\S+)/gm)) out[Number(m[1])] = m[2];
+  return out;
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const randomBytes = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n));
@@ -93,7 +101,9 @@ export class E2EE {
     this.debug = {
       setMarker: (m) => this._request({ type: 'debug-marker', marker: m ?? null }),
       setNullCipher: (on) => this._request({ type: 'debug-null-cipher', on: !!on }),
-      capture: (n) => this._request({ type: 'debug-capture', n }),
+      // The next n frames sent, as {at, bytes, codec, clear}; with {plaintext: true}
+      // each also carries the plaintext frame (test pages only).
+      capture: (n, { plaintext = false } = {}) => this._request({ type: 'debug-capture', n, plaintext }),
       captured: async () => (await this._request({ type: 'debug-get-captured' })).frames,
       heldKeys: () => {
         const out = [];
@@ -157,14 +167,24 @@ export class E2EE {
     return E2EE.hasScriptTransform() ? {} : { encodedInsertableStreams: true };
   }
 
-  /** Installs the send transform on an RTCRtpSender (once per sender). */
-  setupSender(sender) {
-    this._setup(sender, { side: 'send' });
+  /**
+   * Tells the worker what the server's SDP says about the streams (call after
+   * every setRemoteDescription): the codec of each RTP payload type (for frames
+   * whose metadata has no mimeType) and the connection that sends each SSRC (for
+   * receivers set up before their sender was known).
+   */
+  describeStreams(sdp) {
+    return this._request({ type: 'set-streams', payloadTypes: codecsOfSdp(sdp), ssrcOwners: ssrcOwnersOfSdp(sdp) });
+  }
+
+  /** Installs the send transform on an RTCRtpSender (once per sender); kind 'audio' or 'video'. */
+  setupSender(sender, kind = null) {
+    this._setup(sender, { side: 'send', kind: kind ?? sender?.track?.kind ?? null });
   }
 
   /** Installs the receive transform on an RTCRtpReceiver (once per receiver). */
   setupReceiver(receiver, senderConnectionId = null) {
-    this._setup(receiver, { side: 'receive', senderConnectionId: senderConnectionId ?? null });
+    this._setup(receiver, { side: 'receive', senderConnectionId: senderConnectionId ?? null, kind: receiver?.track?.kind ?? null });
   }
 
   _setup(target, options) {
@@ -259,7 +279,12 @@ export class E2EE {
 
   async stats() {
     const r = await this._request({ type: 'stats' });
-    return { ...r.stats, encrypted: r.encrypted };
+    return { ...r.stats, encrypted: r.encrypted, dropped: r.dropped };
+  }
+
+  /** Asks every receive transform for a key frame; resolves to how many were asked. */
+  async requestKeyFrames() {
+    return (await this._request({ type: 'request-key-frames' })).count;
   }
 
   /** Stops the worker (the page is done). */

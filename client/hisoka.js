@@ -12,8 +12,11 @@
 import { E2EE } from './e2ee.js';
 
 export class HisokaClient extends EventTarget {
+  // videoCodecType: 'VP8', 'H264', 'VP9' or 'AV1' for `connect`; null lets the
+  // server choose. With e2ee the default is VP8, whose header stays in clear
+  // (frame-format.js: so do H.264's; VP9 and AV1 are encrypted whole).
   constructor(signalingUrl, { channelId, role = 'sendrecv', e2ee = false, metadata = null,
-    notifyMetadata = {} } = {}) {
+    notifyMetadata = {}, videoCodecType = e2ee ? 'VP8' : null } = {}) {
     super();
     this.signalingUrl = signalingUrl;
     this.channelId = channelId;
@@ -21,6 +24,7 @@ export class HisokaClient extends EventTarget {
     this.useE2EE = e2ee;
     this.metadata = metadata;
     this.notifyMetadata = notifyMetadata;
+    this.videoCodecType = videoCodecType;
     this.connectionId = null;
     this.members = new Map(); // connectionId -> { safetyNumber, publicKey }
     this.remoteStreams = new Map(); // connectionId -> MediaStream
@@ -75,7 +79,7 @@ export class HisokaClient extends EventTarget {
       multistream: true,
       e2ee: this.useE2EE,
       audio: true,
-      video: this.useE2EE ? { codec_type: 'VP8' } : true,
+      video: this.videoCodecType ? { codec_type: this.videoCodecType } : true,
       metadata: this.metadata,
       signaling_notify_metadata: notifyMetadata,
       sora_client: 'hisoka client',
@@ -117,6 +121,7 @@ export class HisokaClient extends EventTarget {
         this.connectionId = msg.connection_id;
         if (this.e2ee) this.e2ee.setSelf(msg.connection_id);
         await this.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+        this._setupReceivers(msg.sdp);
         await this._attachLocal(msg.mid || {});
         await this._answer('answer');
         this._answered();
@@ -125,6 +130,7 @@ export class HisokaClient extends EventTarget {
       case 're-offer':
       case 'update':
         await this.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+        this._setupReceivers(msg.sdp);
         await this._answer(msg.type === 'update' ? 'update' : 're-answer');
         break;
       case 'ping':
@@ -138,6 +144,20 @@ export class HisokaClient extends EventTarget {
     }
   }
 
+  // E2EE: every receiver gets its transform right after setRemoteDescription, with
+  // nothing awaited in between. Chromium 156 leaves a transform unused when it is set
+  // later: on a sender once anything was awaited after setRemoteDescription, on a
+  // receiver that existed before its track was announced (the idle sections of a
+  // recvonly member alone in its channel). Receivers set up in ontrack know their
+  // sender; the worker maps the others by SSRC.
+  _setupReceivers(sdp) {
+    if (!this.e2ee) return;
+    for (const t of this.pc.getTransceivers()) {
+      if (t.currentDirection !== 'stopped') this.e2ee.setupReceiver(t.receiver);
+    }
+    this.e2ee.describeStreams(sdp).catch((err) => this._emit('error', { message: String(err.message || err) }));
+  }
+
   async _attachLocal(mids) {
     if (!this.localStream) return;
     const pairs = [];
@@ -148,7 +168,7 @@ export class HisokaClient extends EventTarget {
     }
     // Every transform goes on before any track: Chromium 156 does not route the frames
     // of a sender through a transform set after tracks started flowing.
-    if (this.e2ee) for (const [t] of pairs) this.e2ee.setupSender(t.sender);
+    if (this.e2ee) for (const [t, track] of pairs) this.e2ee.setupSender(t.sender, track.kind);
     for (const [t, track] of pairs) {
       await t.sender.replaceTrack(track);
       t.direction = 'sendonly';

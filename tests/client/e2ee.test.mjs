@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrameCrypto } from '../../client/e2ee-frames.js';
-import { E2EE } from '../../client/e2ee.js';
+import { E2EE, ssrcOwnersOfSdp } from '../../client/e2ee.js';
 import { decodeKeyMessage, encodeKeyMessage } from '../../client/keys.js';
 import { decodeHeader, splitKid, makeKid } from '../../client/sframe.js';
 
@@ -280,7 +280,7 @@ test('a member that never got our key counts "missing"', async () => {
   assert.equal(await b.decodeFrame(wire, IDS.A), null);
   assert.equal(await b.decodeFrame(new Uint8Array([0x88]), IDS.A), null); // not an SFrame frame
   const s = await b.handleMessage({ type: 'stats' });
-  assert.deepEqual(s, { type: 'stats', stats: { [IDS.A]: { decrypted: 0, failed: 1, missing: 1 } }, encrypted: 0 });
+  assert.deepEqual(s, { type: 'stats', stats: { [IDS.A]: { decrypted: 0, failed: 1, missing: 1 } }, encrypted: 0, dropped: 0 });
   // after the key arrives, frames decrypt and are counted under the key's owner
   await b.handleMessage({ type: 'add-receive-key', connectionId: IDS.B, kid, baseKey: new Uint8Array(16).fill(1) });
   assert.deepEqual(await b.decodeFrame(wire, null), frame());
@@ -329,12 +329,12 @@ test('peerConnectionConfig and setupSender/setupReceiver pick the right path', a
   // legacy path
   const mkEnds = () => ({ createEncodedStreams: () => ({ readable: new ReadableStream(), writable: new WritableStream() }) });
   const legacySender = mkEnds();
-  e.setupSender(legacySender);
-  e.setupSender(legacySender); // once only
-  e.setupReceiver(mkEnds(), IDS.B);
+  e.setupSender(legacySender, 'video');
+  e.setupSender(legacySender, 'video'); // once only
+  e.setupReceiver({ ...mkEnds(), track: { kind: 'audio' } }, IDS.B);
   assert.equal(worker.legacy.length, 2);
-  assert.deepEqual(worker.legacy[0].options, { side: 'send' });
-  assert.deepEqual(worker.legacy[1].options, { side: 'receive', senderConnectionId: IDS.B });
+  assert.deepEqual(worker.legacy[0].options, { side: 'send', kind: 'video' });
+  assert.deepEqual(worker.legacy[1].options, { side: 'receive', senderConnectionId: IDS.B, kind: 'audio' });
   // script transform path
   globalThis.RTCRtpScriptTransform = class {
     constructor(w, options) {
@@ -344,14 +344,88 @@ test('peerConnectionConfig and setupSender/setupReceiver pick the right path', a
   };
   try {
     assert.deepEqual(E2EE.peerConnectionConfig(), {});
-    const s = {};
-    const r = {};
+    const s = { track: { kind: 'audio' } };
+    const r = { track: { kind: 'video' } };
     e.setupSender(s);
     e.setupReceiver(r, IDS.C);
     assert.equal(s.transform.worker, worker);
-    assert.deepEqual(s.transform.options, { side: 'send' });
-    assert.deepEqual(r.transform.options, { side: 'receive', senderConnectionId: IDS.C });
+    assert.deepEqual(s.transform.options, { side: 'send', kind: 'audio' });
+    assert.deepEqual(r.transform.options, { side: 'receive', senderConnectionId: IDS.C, kind: 'video' });
   } finally {
     delete globalThis.RTCRtpScriptTransform;
   }
+});
+
+test('describeStreams: payload types and SSRC owners from the SDP; receivers without a sender are attributed by SSRC', async () => {
+  const sdp = [
+    'v=0', 'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'a=rtpmap:111 opus/48000/2',
+    `a=msid:${IDS.A} t1`, `a=ssrc:1111 cname:${IDS.A}`, `a=ssrc:1111 msid:${IDS.A} t1`,
+    'm=video 9 UDP/TLS/RTP/SAVPF 96 97', 'a=rtpmap:96 VP8/90000', 'a=rtpmap:97 rtx/90000',
+    'a=ssrc-group:FID 2222 3333', `a=ssrc:2222 msid:${IDS.A} t2`, `a=ssrc:3333 msid:${IDS.A} t2`, '',
+  ].join('\r\n');
+  assert.deepEqual(ssrcOwnersOfSdp(sdp), { 1111: IDS.A, 2222: IDS.A, 3333: IDS.A });
+  const worker = new FakeWorker();
+  const e = await E2EE.create({ worker, sendKeyMessage: () => {} });
+  await e.describeStreams(sdp);
+  assert.equal(worker.core.payloadTypes.get(96), 'vp8');
+  assert.equal(worker.core.ssrcOwners.get(2222), IDS.A);
+  // A frame from an unknown key on a receiver set up without a sender: counted under
+  // the connection that owns its SSRC.
+  const got = [];
+  const f = { data: frame(40).buffer, getMetadata: () => ({ mimeType: 'video/VP8', synchronizationSource: 2222 }) };
+  await new ReadableStream({ start(c) { c.enqueue(f); c.close(); } })
+    .pipeThrough(worker.core.transformFor({ side: 'receive', kind: 'video' }))
+    .pipeTo(new WritableStream({ write(x) { got.push(x); } }));
+  assert.equal(got.length, 0);
+  const s = await e.stats();
+  assert.equal(s[IDS.A].failed + s[IDS.A].missing, 1);
+});
+
+test('key frame requests: when a missing key arrives, and on request', async () => {
+  const a = new FrameCrypto();
+  const b = new FrameCrypto();
+  const kid = Number(makeKid({ senderIndex: 7, generation: 0, step: 0 }));
+  const key = new Uint8Array(16).fill(5);
+  await a.handleMessage({ type: 'set-send-key', kid, baseKey: key });
+  const requests = { video: 0, audio: 0 };
+  const transformer = (kind) => ({ sendKeyFrameRequest: async () => { requests[kind]++; } });
+  const feed = async (kind, n) => {
+    const wire = await a.encodeFrame(frame(30), kind === 'audio' ? 'opus' : 'vp8');
+    const metadata = { mimeType: kind === 'audio' ? 'audio/opus' : 'video/VP8' };
+    const frames = Array.from({ length: n }, () => ({ data: Uint8Array.from(wire).buffer, getMetadata: () => metadata }));
+    const out = [];
+    await new ReadableStream({ start(c) { frames.forEach((f) => c.enqueue(f)); c.close(); } })
+      .pipeThrough(b.transformFor({ side: 'receive', kind, senderConnectionId: IDS.A }, transformer(kind)))
+      .pipeTo(new WritableStream({ write(f) { out.push(f); } }));
+    return out.length;
+  };
+  // Keep the transforms registered (a finished stream unregisters itself).
+  const keepOpen = (kind) => {
+    let ctl;
+    const rs = new ReadableStream({ start(c) { ctl = c; } });
+    rs.pipeThrough(b.transformFor({ side: 'receive', kind, senderConnectionId: IDS.A }, transformer(kind)))
+      .pipeTo(new WritableStream());
+    return ctl;
+  };
+  const video = keepOpen('video');
+  const audio = keepOpen('audio');
+  const wire = await a.encodeFrame(frame(30), 'vp8');
+  video.enqueue({ data: Uint8Array.from(wire).buffer });
+  audio.enqueue({ data: Uint8Array.from(await a.encodeFrame(frame(30), 'opus')).buffer });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal((await b.handleMessage({ type: 'stats' })).stats[IDS.A].missing, 2);
+  await b.handleMessage({ type: 'add-receive-key', connectionId: IDS.A, kid, baseKey: key });
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(requests, { video: 1, audio: 0 }, 'one request, from the video transform that missed the key');
+  await b.handleMessage({ type: 'add-receive-key', connectionId: IDS.A, kid, baseKey: key });
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(requests.video, 1, 'no new request without new missing frames');
+  assert.deepEqual(await b.handleMessage({ type: 'request-key-frames' }), { type: 'key-frames-requested', count: 1 });
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(requests.video, 2);
+  video.close();
+  audio.close();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(b.keyFrameSources.size, 0, 'closed transforms are forgotten');
+  assert.equal(await feed('video', 2), 2, 'frames decrypt now');
 });
