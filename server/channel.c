@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "server/keyrelay.h"
+#include "server/transport.h"
 
 static hk_channel_t *find_channel(hk_worker_t *worker, const char *id)
 {
@@ -96,6 +97,7 @@ static hk_notify_conn_t describe(const hk_peer_t *peer, uint64_t now_ms)
         .audio = peer->audio && hk_role_sends(peer->role),
         .video = peer->video && hk_role_sends(peer->role),
         .minutes = peer->joined_ms ? (long)((now_ms - peer->joined_ms) / 60000) : 0,
+        .e2ee = peer->e2ee,
         .metadata = peer->notify_metadata,
         .authn_metadata = peer->authn_metadata,
     };
@@ -242,6 +244,15 @@ void hk_channel_relay_key(hk_peer_t *peer, const uint8_t *buf, size_t len)
         drop_key(peer, "destination is not a live member of the channel");
         return;
     }
-    if (hk_peer_send(dst, buf, len, true) == 0)
-        peer->worker->counters.key_messages_relayed++;
+    if (hk_peer_send(dst, buf, len, true) != 0)
+        return;
+    peer->worker->counters.key_messages_relayed++;
+    HK_LOG(HK_LOG_DEBUG, "keyrelay", peer->connection_id, "key message type %u relayed to %.*s",
+           msg.type, HK_ID_LEN, dst->connection_id);
+    /* dst will install peer's key, and a message to peer may acknowledge peer's key:
+     * both publishers owe key frames (docs/protocol.md §3.4). */
+    if (peer->transport)
+        hk_transport_keyframe_after_key(peer->transport, now);
+    if (dst->transport)
+        hk_transport_keyframe_after_key(dst->transport, now);
 }

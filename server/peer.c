@@ -261,7 +261,8 @@ static void send_reoffer(hk_peer_t *peer)
     peer->offer_outstanding = true;
     peer->reoffer_pending = false;
     peer->worker->counters.reoffers++;
-    hk_peer_send_json(peer, hk_sora_build_reoffer(sdp));
+    hk_peer_send_json(peer,
+                      peer->legacy_update ? hk_sora_build_update(sdp) : hk_sora_build_reoffer(sdp));
     free(sdp);
 }
 
@@ -412,6 +413,7 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
     peer->audio = msg.audio;
     peer->video = msg.video;
     peer->video_codec = codec_from_name(msg.video_codec);
+    peer->legacy_update = msg.legacy_update;
     snprintf(peer->client_id, sizeof peer->client_id, "%s",
              msg.client_id[0] ? msg.client_id : peer->connection_id);
     peer->metadata = msg.metadata;
@@ -461,8 +463,9 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
     peer->offer_outstanding = true;
     peer->next_ping_ms = hk_worker_now_ms(worker) + config->ping_interval_ms;
     worker->counters.offers++;
-    HK_LOG(HK_LOG_INFO, "signaling", peer->connection_id, "connect: channel %s role %s%s",
-           peer->channel->id, hk_role_name(peer->role), peer->e2ee ? " e2ee" : "");
+    HK_LOG(HK_LOG_INFO, "signaling", peer->connection_id, "connect: channel %s role %s%s%s",
+           peer->channel->id, hk_role_name(peer->role), peer->e2ee ? " e2ee" : "",
+           peer->legacy_update ? " (legacy client: renegotiates with update)" : "");
     hk_peer_send_json(peer, hk_sora_build_offer(&offer));
     free(sdp);
 done:

@@ -78,6 +78,7 @@ struct hk_peer_s {
     char audio_mid[HK_SDP_MID_LEN], video_mid[HK_SDP_MID_LEN];
     uint64_t session_id, session_version;
     bool offer_outstanding; /* offer or re-offer sent, no answer yet */
+    bool legacy_update;     /* renegotiates with `update` instead of `re-offer` */
     bool reoffer_pending;   /* a change arrived while one was outstanding */
 
     /* Its published tracks, from its answer. */

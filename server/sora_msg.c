@@ -203,6 +203,8 @@ int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out, h
         fail(err, HK_CLOSE_BAD_REQUEST, "sdp must be a string");
         goto done;
     }
+    out->legacy_update =
+        hk_sora_client_uses_update(json_string_value(json_object_get(root, "sora_client")));
     rc = 0;
 
 done:
@@ -210,6 +212,24 @@ done:
         hk_connect_msg_clear(out);
     json_decref(root);
     return rc;
+}
+
+bool hk_sora_client_uses_update(const char *sora_client)
+{
+    if (!sora_client || strncmp(sora_client, "Sora ", 5) != 0)
+        return false;
+    const char *sdk = strstr(sora_client + 5, " SDK ");
+    if (!sdk)
+        return false;
+    const char *p = sdk + 5;
+    unsigned long major = 0;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
+        major = major * 10 + (unsigned long)(*p - '0');
+    /* "2020.6.2", "1.16.0": a number, then a dot. */
+    if (digits == 0 || *p != '.')
+        return false;
+    return major < 2021;
 }
 
 void hk_sora_msg_clear(hk_sora_msg_t *msg)
@@ -322,9 +342,40 @@ char *hk_sora_build_reoffer(const char *sdp)
     return dump(json_pack("{s:s,s:s}", "type", "re-offer", "sdp", sdp));
 }
 
+char *hk_sora_build_update(const char *sdp)
+{
+    return dump(json_pack("{s:s,s:s}", "type", "update", "sdp", sdp));
+}
+
 char *hk_sora_build_ping(void)
 {
     return dump(json_pack("{s:s,s:b}", "type", "ping", "stats", 0));
+}
+
+json_t *hk_sora_notify_authn_metadata(const hk_notify_conn_t *conn)
+{
+    const json_t *authn = conn->authn_metadata;
+    if (!authn || json_is_null(authn))
+        return NULL;
+    json_t *bundle = conn->e2ee && json_is_object(conn->metadata)
+                         ? json_object_get(conn->metadata, "pre_key_bundle")
+                         : NULL;
+    if (!bundle)
+        return json_deep_copy(authn);
+    if (!json_is_object(authn))
+        return NULL; /* cannot carry the bundle: the clients read it from metadata */
+    json_t *copy = json_deep_copy(authn);
+    if (copy && !json_object_get(copy, "pre_key_bundle"))
+        json_object_set_new(copy, "pre_key_bundle", json_deep_copy(bundle));
+    return copy;
+}
+
+/* Sets authn_metadata by hk_sora_notify_authn_metadata, or leaves it out. */
+static void set_authn_metadata(json_t *obj, const hk_notify_conn_t *c)
+{
+    json_t *authn = hk_sora_notify_authn_metadata(c);
+    if (authn)
+        json_object_set_new(obj, "authn_metadata", authn);
 }
 
 static json_t *existing_entry(const hk_notify_conn_t *c)
@@ -333,7 +384,7 @@ static json_t *existing_entry(const hk_notify_conn_t *c)
     set_string(e, "connection_id", c->connection_id);
     set_string(e, "client_id", c->client_id);
     set_json(e, "metadata", c->metadata);
-    set_json(e, "authn_metadata", c->authn_metadata);
+    set_authn_metadata(e, c);
     return e;
 }
 
@@ -360,7 +411,7 @@ char *hk_sora_build_notify(const char *event_type, const char *channel_id,
     json_object_set_new(obj, "channel_recvonly_connections", json_integer(counts->recvonly));
     if (include_metadata) {
         set_json(obj, "metadata", conn->metadata);
-        set_json(obj, "authn_metadata", conn->authn_metadata);
+        set_authn_metadata(obj, conn);
     }
     if (existing) {
         json_t *data = json_array();

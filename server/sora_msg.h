@@ -36,6 +36,8 @@ typedef struct {
     bool video;
     char video_codec[8]; /* "VP8" (default), "VP9", "H264", "AV1" */
     bool redirect;
+    bool legacy_update; /* renegotiates with `update`, not `re-offer`: see
+                           hk_sora_client_uses_update */
     json_t *metadata;
     json_t *signaling_notify_metadata;
 } hk_connect_msg_t;
@@ -51,10 +53,18 @@ typedef struct {
  * channel_id a string of 1..255 printable ASCII characters; client_id (optional) likewise;
  * e2ee/multistream/redirect booleans when present; audio/video booleans or objects;
  * video.codec_type one of VP8|VP9|H264|AV1 when present (H265 refused); metadata any JSON;
- * signaling_notify_metadata an object or null. */
+ * signaling_notify_metadata an object or null. sora_client is read when it is a string
+ * (legacy_update); any other type is ignored. */
 int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out,
                           hk_sora_error_t *err);
 void hk_connect_msg_clear(hk_connect_msg_t *msg);
+
+/* True when a client whose `connect` carried this sora_client string renegotiates only
+ * with `update` (and ignores `re-offer`): a Sora SDK ("Sora <platform> SDK <version>",
+ * e.g. "Sora JavaScript SDK 2020.6.2") released before Sora 2021.1 introduced `re-offer`,
+ * that is with a version below 2021 (year-numbered releases 2020.x and older, and the
+ * 1.x/2.x numbering before them). NULL, other clients and unparsable versions: false. */
+bool hk_sora_client_uses_update(const char *sora_client);
 
 typedef enum {
     HK_MSG_ANSWER = 0, /* answer, re-answer and legacy update: sdp set */
@@ -95,6 +105,8 @@ typedef struct {
 
 char *hk_sora_build_offer(const hk_offer_msg_t *offer);
 char *hk_sora_build_reoffer(const char *sdp);
+/* The legacy renegotiation offer {"type":"update","sdp":...} (hk_sora_client_uses_update). */
+char *hk_sora_build_update(const char *sdp);
 char *hk_sora_build_ping(void);
 
 /* What a notify says about one connection. */
@@ -105,8 +117,9 @@ typedef struct {
     bool audio;
     bool video;
     long minutes;
+    bool e2ee;                    /* the connection uses E2EE */
     const json_t *metadata;       /* signaling_notify_metadata, may be NULL */
-    const json_t *authn_metadata; /* may be NULL */
+    const json_t *authn_metadata; /* from the auth webhook, may be NULL */
 } hk_notify_conn_t;
 
 typedef struct {
@@ -116,9 +129,24 @@ typedef struct {
     int recvonly;
 } hk_channel_counts_t;
 
+/* The `authn_metadata` to notify about conn, as a new reference, or NULL when the key
+ * must be left out. sora-js-sdk 2020.6.2 and 2023.1.0 look for an E2EE `pre_key_bundle`
+ * in `authn_metadata` whenever that key is present, and in `metadata` only when it is
+ * absent; so:
+ * - no authn_metadata from the webhook: NULL (the key is omitted, never sent as null);
+ * - otherwise, for a non-E2EE connection or one whose metadata has no `pre_key_bundle`:
+ *   a copy of it;
+ * - for an E2EE connection whose metadata has a `pre_key_bundle`: when authn_metadata is
+ *   an object, a copy with `pre_key_bundle` added from metadata (a `pre_key_bundle` the
+ *   webhook set itself is kept: the webhook vouches for it); when it is not an object,
+ *   NULL, so the clients fall back to `metadata`. */
+json_t *hk_sora_notify_authn_metadata(const hk_notify_conn_t *conn);
+
 /* connection.created / connection.updated / connection.destroyed.
- * include_metadata adds metadata/authn_metadata (created and destroyed only).
- * existing (may be NULL) adds `data` and `metadata_list`: the joiner's own event. */
+ * include_metadata adds metadata (null when there is none) and authn_metadata (by
+ * hk_sora_notify_authn_metadata; created and destroyed only).
+ * existing (may be NULL) adds `data` and `metadata_list`: the joiner's own event; their
+ * entries always carry metadata and, by the same rule, authn_metadata. */
 char *hk_sora_build_notify(const char *event_type, const char *channel_id,
                            const hk_notify_conn_t *conn, const hk_channel_counts_t *counts,
                            bool include_metadata, const hk_notify_conn_t *existing,

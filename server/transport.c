@@ -491,6 +491,36 @@ void hk_transport_request_keyframe(hk_transport_t *publisher, hk_stream_t *strea
     }
 }
 
+void hk_transport_keyframe_after_key(hk_transport_t *publisher, uint64_t now_ms)
+{
+    if (publisher->streams[1].ssrc)
+        hk_keyframe_schedule_trigger(&publisher->keyframe_after_key, now_ms);
+}
+
+/* Sends the key-frame request a key delivery made due, once the video flows (a request
+ * before its first packet is lost on a transport that is not up, and the first frame is
+ * a key frame anyway) and HK_KEYFRAME_AFTER_KEY_SPACING_MS after the publisher's last
+ * PLI (closer, the browser would ignore it). */
+static void keyframe_after_key(hk_transport_t *t, uint64_t now_ms)
+{
+    hk_keyframe_schedule_t *schedule = &t->keyframe_after_key;
+    if (!hk_keyframe_schedule_due(schedule, now_ms))
+        return;
+    hk_stream_t *video = &t->streams[1];
+    if (!video->ssrc) {
+        hk_keyframe_schedule_cancel(schedule);
+        return;
+    }
+    if (!video->started ||
+        (video->last_pli_ms && now_ms - video->last_pli_ms < HK_KEYFRAME_AFTER_KEY_SPACING_MS))
+        return;
+    hk_transport_request_keyframe(t, video, false, now_ms);
+    HK_LOG(HK_LOG_DEBUG, "e2ee", t->peer->connection_id,
+           "key frame requested after a key delivery (%u of %d)", schedule->sent + 1u,
+           HK_KEYFRAME_AFTER_KEY_REQUESTS);
+    hk_keyframe_schedule_sent(schedule, now_ms);
+}
+
 static void send_nacks(hk_transport_t *t, uint64_t now_ms)
 {
     hk_stream_t *s = &t->streams[1];
@@ -621,6 +651,7 @@ void hk_transport_tick(hk_transport_t *t, uint64_t now_ms)
     }
     if (!t->ready)
         return;
+    keyframe_after_key(t, now_ms);
     send_nacks(t, now_ms);
     if (now_ms - t->last_twcc_ms >= TWCC_INTERVAL_MS || t->n_twcc > HK_TWCC_MAX / 2)
         send_twcc(t, now_ms);

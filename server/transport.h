@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "server/keyframe.h"
 #include "server/nack.h"
 #include "server/rtcp.h"
 #include "server/sdp.h"
@@ -83,6 +84,8 @@ typedef struct hk_transport_s {
     uint64_t last_rr_ms;
     uint64_t nack_window_ms; /* max_nacks_per_second accounting */
     uint32_t nack_count;
+    /* Key-frame requests owed to its video after E2EE key deliveries (server/keyframe.h). */
+    hk_keyframe_schedule_t keyframe_after_key;
 } hk_transport_t;
 
 /* Creates the transport of a peer (at connect). Returns NULL on ENOMEM. */
@@ -130,7 +133,13 @@ void hk_transport_send_rtcp(hk_transport_t *t, const uint8_t *rtcp, size_t len);
 void hk_transport_request_keyframe(hk_transport_t *publisher, hk_stream_t *stream, bool force,
                                    uint64_t now_ms);
 
-/* Media tick: consent, DTLS timers, NACKs, transport-wide feedback, receiver reports. */
+/* A key message from or to this publisher was relayed (E2EE): its video owes its
+ * subscribers key frames (server/keyframe.h). The media tick sends the requests, each
+ * only once the publisher's video flows and not within the PLI throttle interval. */
+void hk_transport_keyframe_after_key(hk_transport_t *publisher, uint64_t now_ms);
+
+/* Media tick: consent, DTLS timers, NACKs, transport-wide feedback, receiver reports,
+ * key-frame requests after key deliveries. */
 void hk_transport_tick(hk_transport_t *t, uint64_t now_ms);
 
 #endif

@@ -87,6 +87,7 @@ run_suite abuse tests/node-suite.sh build/hisoka tests/abuse
 run_suite abuse-asan tests/node-suite.sh build-asan/hisoka tests/abuse
 run_suite load-smoke tests/node-suite.sh build/hisoka tests/load
 run_suite browser tests/node-suite.sh build/hisoka tests/browser
+run_suite interop tests/node-suite.sh build/hisoka tests/interop
 run_suite compose-test make -s compose-test
 run_suite container-image tests/container/image-compose.sh
 run_suite container-fresh tests/container/fresh-machine.sh

@@ -813,11 +813,10 @@ TEST(sora_msg_build_notify_created_with_data)
 
 #define BOB_ENTRY                                                                                  \
     "{\"connection_id\":\"" CONN_B "\",\"client_id\":\"bob\","                                     \
-    "\"metadata\":{\"name\":\"Bob\",\"pre_key_bundle\":{\"identityKey\":\"aWQ=\"}},"               \
-    "\"authn_metadata\":null}"
+    "\"metadata\":{\"name\":\"Bob\",\"pre_key_bundle\":{\"identityKey\":\"aWQ=\"}}}"
 #define CAROL_ENTRY                                                                                \
     "{\"connection_id\":\"" CONN_C "\",\"client_id\":\"" CONN_C "\","                              \
-    "\"metadata\":null,\"authn_metadata\":null}"
+    "\"metadata\":null}"
 
     char *text =
         hk_sora_build_notify("connection.created", "room", &self, &counts, true, existing, 2);
@@ -870,7 +869,8 @@ TEST(sora_msg_build_notify_destroyed_and_updated)
     };
     hk_channel_counts_t counts = {.connections = 2, .sendrecv = 2, .sendonly = 0, .recvonly = 0};
 
-    /* destroyed: metadata, authn_metadata null when absent, no data. */
+    /* destroyed: metadata; no authn_metadata key when the webhook gave none (never null:
+     * sora-js-sdk would look for the E2EE pre_key_bundle in it); no data. */
     check_json_text(
         hk_sora_build_notify("connection.destroyed", "room", &bob, &counts, true, NULL, 0),
         "{\"type\":\"notify\",\"event_type\":\"connection.destroyed\","
@@ -879,7 +879,7 @@ TEST(sora_msg_build_notify_destroyed_and_updated)
         "\"audio\":false,\"video\":true,\"minutes\":125,"
         "\"channel_connections\":2,\"channel_sendrecv_connections\":2,"
         "\"channel_sendonly_connections\":0,\"channel_recvonly_connections\":0,"
-        "\"metadata\":{\"name\":\"Bob\"},\"authn_metadata\":null}");
+        "\"metadata\":{\"name\":\"Bob\"}}");
 
     /* include_metadata false (signaling_notify_metadata = false in the config, or
      * connection.updated): neither key appears. */
@@ -905,13 +905,13 @@ TEST(sora_msg_build_notify_destroyed_and_updated)
     json_decref(root);
     free(text);
 
-    /* No metadata at all: both keys are null. */
+    /* No metadata at all: metadata is null, authn_metadata absent. */
     bob.metadata = NULL;
     text = hk_sora_build_notify("connection.destroyed", "room", &bob, &counts, true, NULL, 0);
     CHECK(text != NULL);
     root = json_loads(text, 0, NULL);
     CHECK(json_is_null(json_object_get(root, "metadata")));
-    CHECK(json_is_null(json_object_get(root, "authn_metadata")));
+    CHECK(json_object_get(root, "authn_metadata") == NULL);
     json_decref(root);
     free(text);
 
@@ -967,4 +967,196 @@ TEST(sora_msg_connect_metadata_round_trip)
     CHECK_INT_EQ(msg.metadata->refcount, 1);
     CHECK_INT_EQ(msg.signaling_notify_metadata->refcount, 1);
     hk_connect_msg_clear(&msg);
+}
+
+/* ---- legacy renegotiation: update instead of re-offer -------------------------------- */
+
+TEST(sora_msg_sora_client_uses_update)
+{
+    /* The sora_client strings of sora-js-sdk 2020.6.2 (dist/sora.mjs createSignalingMessage),
+     * older SDKs, and the SDKs that know re-offer (2023.1.0 and 2026.1.0 handle both). */
+    CHECK(hk_sora_client_uses_update("Sora JavaScript SDK 2020.6.2"));
+    CHECK(hk_sora_client_uses_update("Sora JavaScript SDK 2020.1.3"));
+    CHECK(hk_sora_client_uses_update("Sora JavaScript SDK 1.16.0"));
+    CHECK(hk_sora_client_uses_update("Sora JavaScript SDK 2020.6.2-dev"));
+    CHECK(hk_sora_client_uses_update("Sora iOS SDK 2020.7.1 (3f2e1a)"));
+    CHECK(hk_sora_client_uses_update("Sora Android SDK 2.3.0"));
+    CHECK(!hk_sora_client_uses_update("Sora JavaScript SDK 2023.1.0"));
+    CHECK(!hk_sora_client_uses_update("Sora JavaScript SDK 2021.1.0"));
+    CHECK(!hk_sora_client_uses_update("Sora JavaScript SDK 2026.1.0"));
+    CHECK(!hk_sora_client_uses_update("Sora C++ SDK 2024.8.0 (m128)"));
+    /* Not a Sora SDK, or no readable version: the default, re-offer. */
+    CHECK(!hk_sora_client_uses_update(NULL));
+    CHECK(!hk_sora_client_uses_update(""));
+    CHECK(!hk_sora_client_uses_update("hisoka 1.0"));
+    CHECK(!hk_sora_client_uses_update("WebRTC Native Client Momo 2020.1 (x)"));
+    CHECK(!hk_sora_client_uses_update("Sora JavaScript SDK"));
+    CHECK(!hk_sora_client_uses_update("Sora JavaScript SDK "));
+    CHECK(!hk_sora_client_uses_update("Sora JavaScript SDK 2020"));
+    CHECK(!hk_sora_client_uses_update("Sora JavaScript SDK v2020.6.2"));
+    CHECK(!hk_sora_client_uses_update("Sora JavaScript SDK 99999999999999999999.1"));
+    CHECK(!hk_sora_client_uses_update("sora javascript sdk 2020.6.2"));
+}
+
+TEST(sora_msg_connect_legacy_update)
+{
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    static const char old[] =
+        CONNECT_WITH(",\"sora_client\":\"Sora JavaScript SDK 2020.6.2\",\"e2ee\":true");
+    CHECK_INT_EQ(parse_connect(old, sizeof old - 1, &msg, &err), 0);
+    CHECK(msg.legacy_update);
+    hk_connect_msg_clear(&msg);
+
+    CHECK_INT_EQ(parse_connect(sdk_connect, sizeof sdk_connect - 1, &msg, &err), 0);
+    CHECK(!msg.legacy_update);
+    hk_connect_msg_clear(&msg);
+
+    /* Absent, null or not a string: ignored, like every field hisoka does not need. */
+    static const char *const others[] = {
+        CONNECT_WITH(""),
+        CONNECT_WITH(",\"sora_client\":null"),
+        CONNECT_WITH(",\"sora_client\":2020"),
+        CONNECT_WITH(",\"sora_client\":[\"Sora JavaScript SDK 2020.6.2\"]"),
+    };
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        CHECK_INT_EQ(parse_connect(others[i], strlen(others[i]), &msg, &err), 0);
+        CHECK(!msg.legacy_update);
+        hk_connect_msg_clear(&msg);
+    }
+}
+
+TEST(sora_msg_build_update_and_its_answer)
+{
+    check_json_text(hk_sora_build_update("v=0\r\n"), "{\"type\":\"update\",\"sdp\":\"v=0\\r\\n\"}");
+    CHECK(hk_sora_build_update(NULL) == NULL);
+
+    /* The legacy client answers an update with an update: taken as a re-answer. */
+    static const char answer[] = "{\"type\":\"update\",\"sdp\":\"v=0\\r\\n\"}";
+    hk_sora_msg_t msg;
+    hk_sora_error_t err;
+    CHECK_INT_EQ(hk_sora_parse_message(answer, sizeof answer - 1, &msg, &err), 0);
+    CHECK_INT_EQ(msg.type, HK_MSG_RE_ANSWER);
+    CHECK_INT_EQ(msg.sdp_len, 5);
+    CHECK_MEM_EQ(msg.sdp, "v=0\r\n", 5);
+    hk_sora_msg_clear(&msg);
+}
+
+/* ---- authn_metadata in notify (Sora Gen-2 E2EE) --------------------------------------- */
+
+/* What sora-js-sdk 2020.6.2 and 2023.1.0 do with a notify (getSignalingNotifyAuthnMetadata,
+ * getPreKeyBundle): authn_metadata when the key is present, else metadata; then its
+ * pre_key_bundle member, if it is an object that has one. */
+static const json_t *sdk_pre_key_bundle(const json_t *notify)
+{
+    json_t *source = json_object_get(notify, "authn_metadata");
+    if (!source)
+        source = json_object_get(notify, "metadata");
+    return json_is_object(source) ? json_object_get(source, "pre_key_bundle") : NULL;
+}
+
+static json_t *notify_json(const hk_notify_conn_t *conn)
+{
+    hk_channel_counts_t counts = {.connections = 2, .sendrecv = 2};
+    char *text = hk_sora_build_notify("connection.created", "room", conn, &counts, true, conn, 1);
+    CHECK(text != NULL);
+    json_t *root = json_loads(text, 0, NULL);
+    CHECK(root != NULL);
+    free(text);
+    return root;
+}
+
+TEST(sora_msg_notify_authn_metadata_and_pre_key_bundle)
+{
+    json_t *bundle = json_pack("{s:s,s:s,s:s}", "identityKey", "aWQ=", "signedPreKey", "c3Br",
+                               "preKeySignature", "c2ln");
+    json_t *meta = json_pack("{s:s,s:O}", "name", "Alice", "pre_key_bundle", bundle);
+    json_t *authn_object = json_pack("{s:s,s:i}", "user", "alice", "level", 3);
+    json_t *authn_string = json_string("alice");
+    json_t *authn_own_bundle = json_pack("{s:s,s:{s:s}}", "user", "alice", "pre_key_bundle",
+                                         "identityKey", "dm91Y2hlZA==");
+    CHECK(bundle && meta && authn_object && authn_string && authn_own_bundle);
+    hk_notify_conn_t conn = {
+        .role = HK_ROLE_SENDRECV,
+        .client_id = "alice",
+        .connection_id = CONN_A,
+        .audio = true,
+        .video = true,
+        .e2ee = true,
+        .metadata = meta,
+    };
+
+    /* 1. No authn_metadata: the key is absent in the event and in its data entry, and
+     * the SDK finds the bundle in metadata. */
+    json_t *root = notify_json(&conn);
+    json_t *entry = json_array_get(json_object_get(root, "data"), 0);
+    CHECK(json_object_get(root, "authn_metadata") == NULL);
+    CHECK(json_object_get(entry, "authn_metadata") == NULL);
+    CHECK(json_equal(sdk_pre_key_bundle(root), bundle));
+    CHECK(json_equal(sdk_pre_key_bundle(entry), bundle));
+    CHECK(hk_sora_notify_authn_metadata(&conn) == NULL);
+    json_decref(root);
+
+    /* 2. An object from the webhook: its members plus the client's pre_key_bundle. */
+    conn.authn_metadata = authn_object;
+    root = notify_json(&conn);
+    entry = json_array_get(json_object_get(root, "data"), 0);
+    json_t *expected =
+        json_pack("{s:s,s:i,s:O}", "user", "alice", "level", 3, "pre_key_bundle", bundle);
+    CHECK(json_equal(json_object_get(root, "authn_metadata"), expected));
+    CHECK(json_equal(json_object_get(entry, "authn_metadata"), expected));
+    CHECK(json_equal(sdk_pre_key_bundle(root), bundle));
+    CHECK(json_equal(sdk_pre_key_bundle(entry), bundle));
+    CHECK(json_equal(json_object_get(root, "metadata"), meta));
+    json_decref(expected);
+    json_decref(root);
+    /* The webhook's value itself is not changed. */
+    CHECK(json_object_get(authn_object, "pre_key_bundle") == NULL);
+    CHECK_INT_EQ(json_object_size(authn_object), 2);
+
+    /* 3. A webhook that sets pre_key_bundle itself vouches for it: kept as it is. */
+    conn.authn_metadata = authn_own_bundle;
+    root = notify_json(&conn);
+    CHECK(json_equal(json_object_get(root, "authn_metadata"), authn_own_bundle));
+    CHECK_STR_EQ(json_string_value(json_object_get(sdk_pre_key_bundle(root), "identityKey")),
+                 "dm91Y2hlZA==");
+    json_decref(root);
+
+    /* 4. Not an object: it cannot carry the bundle, so it is left out of notify and the
+     * SDK reads metadata. */
+    conn.authn_metadata = authn_string;
+    root = notify_json(&conn);
+    entry = json_array_get(json_object_get(root, "data"), 0);
+    CHECK(json_object_get(root, "authn_metadata") == NULL);
+    CHECK(json_object_get(entry, "authn_metadata") == NULL);
+    CHECK(json_equal(sdk_pre_key_bundle(root), bundle));
+    json_decref(root);
+
+    /* 5. Without E2EE, or without a bundle, authn_metadata is relayed as it is. */
+    conn.e2ee = false;
+    root = notify_json(&conn);
+    CHECK(json_equal(json_object_get(root, "authn_metadata"), authn_string));
+    json_decref(root);
+    conn.authn_metadata = authn_object;
+    root = notify_json(&conn);
+    CHECK(json_equal(json_object_get(root, "authn_metadata"), authn_object));
+    json_decref(root);
+    conn.e2ee = true;
+    conn.metadata = NULL;
+    root = notify_json(&conn);
+    CHECK(json_equal(json_object_get(root, "authn_metadata"), authn_object));
+    CHECK(json_is_null(json_object_get(root, "metadata")));
+    json_decref(root);
+
+    /* Nothing kept a reference. */
+    CHECK_INT_EQ(meta->refcount, 1);
+    CHECK_INT_EQ(bundle->refcount, 2); /* its own and meta's */
+    CHECK_INT_EQ(authn_object->refcount, 1);
+    CHECK_INT_EQ(authn_string->refcount, 1);
+    CHECK_INT_EQ(authn_own_bundle->refcount, 1);
+    json_decref(meta);
+    json_decref(bundle);
+    json_decref(authn_object);
+    json_decref(authn_string);
+    json_decref(authn_own_bundle);
 }
