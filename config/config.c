@@ -80,6 +80,8 @@ enum {
     KEY_MAX_CONNECTIONS,
     KEY_MAX_CHANNELS,
     KEY_MAX_CONNECTIONS_PER_ADDRESS,
+    KEY_MAX_NOTIFY_METADATA_SIZE,
+    KEY_MAX_CHANNEL_NOTIFY_METADATA_SIZE,
     KEY_PING_INTERVAL,
     KEY_MAX_MISSED_PONGS,
     KEY_CONNECT_TIMEOUT,
@@ -125,6 +127,11 @@ static const key_spec_t keys[KEY_COUNT] = {
     [KEY_MAX_CHANNELS] = {"max_channels", TYPE_INT, FIELD(max_channels), 1, 100000, false},
     [KEY_MAX_CONNECTIONS_PER_ADDRESS] = {"max_connections_per_address", TYPE_INT,
                                          FIELD(max_connections_per_address), 1, 100000, false},
+    [KEY_MAX_NOTIFY_METADATA_SIZE] = {"max_notify_metadata_size", TYPE_SIZE,
+                                      FIELD(max_notify_metadata_size), 0, 1 * MIB, false},
+    [KEY_MAX_CHANNEL_NOTIFY_METADATA_SIZE] = {"max_channel_notify_metadata_size", TYPE_SIZE,
+                                              FIELD(max_channel_notify_metadata_size), 0, 64 * MIB,
+                                              false},
     [KEY_PING_INTERVAL] = {"ping_interval", TYPE_DURATION, FIELD(ping_interval_ms), MS_PER_SECOND,
                            MS_PER_MINUTE, false},
     [KEY_MAX_MISSED_PONGS] = {"max_missed_pongs", TYPE_INT, FIELD(max_missed_pongs), 1, 100, false},
@@ -202,6 +209,8 @@ void hk_config_defaults(hk_config_t *config)
     config->max_connections = 1000;
     config->max_channels = 1000;
     config->max_connections_per_address = 100;
+    config->max_notify_metadata_size = 8 * KIB;
+    config->max_channel_notify_metadata_size = 256 * KIB;
     config->ping_interval_ms = 5 * MS_PER_SECOND;
     config->max_missed_pongs = 3;
     config->connect_timeout_ms = 10 * MS_PER_SECOND;

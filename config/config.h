@@ -13,22 +13,24 @@
 #define HK_CONFIG_STR 256
 
 typedef struct hk_config_s {
-    char listen_address[64];         /* listen_address, default 0.0.0.0 */
-    int signaling_port;              /* signaling_port, default 5000 */
-    int api_port;                    /* api_port, default 3000 */
-    int media_port;                  /* media_port, default 5004 */
-    char public_ipv4_address[64];    /* public_ipv4_address, default "" (local addrs) */
-    bool e2ee;                       /* e2ee, default false */
-    bool signaling_notify;           /* signaling_notify, default true */
-    bool signaling_notify_metadata;  /* signaling_notify_metadata, default true */
-    int max_connections_per_channel; /* default 50, 1..1000 */
-    int max_connections;             /* default 1000, 1..100000 */
-    int max_channels;                /* default 1000, 1..100000 */
-    int max_connections_per_address; /* open WebSockets from one IP address, default 100 */
-    uint32_t ping_interval_ms;       /* ping_interval, default 5 s, 1 s..1 min */
-    int max_missed_pongs;            /* max_missed_pongs, default 3, 1..100 */
-    uint32_t consent_timeout_ms;     /* consent_timeout: ICE liveness, default 30 s, 2 s..5 min */
-    uint32_t connect_timeout_ms;     /* connect_timeout: WS open -> connect, default 10 s */
+    char listen_address[64];                 /* listen_address, default 0.0.0.0 */
+    int signaling_port;                      /* signaling_port, default 5000 */
+    int api_port;                            /* api_port, default 3000 */
+    int media_port;                          /* media_port, default 5004 */
+    char public_ipv4_address[64];            /* public_ipv4_address, default "" (local addrs) */
+    bool e2ee;                               /* e2ee, default false */
+    bool signaling_notify;                   /* signaling_notify, default true */
+    bool signaling_notify_metadata;          /* signaling_notify_metadata, default true */
+    int max_connections_per_channel;         /* default 50, 1..1000 */
+    int max_connections;                     /* default 1000, 1..100000 */
+    int max_channels;                        /* default 1000, 1..100000 */
+    int max_connections_per_address;         /* open WebSockets from one IP address, default 100 */
+    size_t max_notify_metadata_size;         /* one connection's, default 8 KiB */
+    size_t max_channel_notify_metadata_size; /* all members' of a channel, default 256 KiB */
+    uint32_t ping_interval_ms;               /* ping_interval, default 5 s, 1 s..1 min */
+    int max_missed_pongs;                    /* max_missed_pongs, default 3, 1..100 */
+    uint32_t consent_timeout_ms; /* consent_timeout: ICE liveness, default 30 s, 2 s..5 min */
+    uint32_t connect_timeout_ms; /* connect_timeout: WS open -> connect, default 10 s */
     size_t max_message_size_before_connect; /* default 64 KiB, 1 KiB..16 MiB */
     size_t max_message_size;                /* after connect, default 256 KiB, 1 KiB..16 MiB */
     int max_key_messages_per_second;

@@ -28,6 +28,12 @@ int hk_channel_join(hk_worker_t *worker, hk_peer_t *peer, const hk_connect_msg_t
                     hk_sora_error_t *err)
 {
     const hk_config_t *config = worker->config;
+    size_t metadata = msg->notify_metadata_raw_len;
+    if (metadata > config->max_notify_metadata_size)
+        return refuse(err, HK_CLOSE_TOO_LARGE,
+                      "METADATA-TOO-LARGE: signaling_notify_metadata is over "
+                      "max_notify_metadata_size",
+                      &worker->counters.refused_too_large);
     hk_channel_t *channel = find_channel(worker, msg->channel_id);
     if (!channel) {
         if (worker->n_channels >= config->max_channels)
@@ -53,7 +59,14 @@ int hk_channel_join(hk_worker_t *worker, hk_peer_t *peer, const hk_connect_msg_t
     } else if (channel->n_members >= config->max_connections_per_channel) {
         return refuse(err, HK_CLOSE_LIMIT, "CHANNEL-FULL: the channel has too many connections",
                       &worker->counters.refused_channel_full);
+    } else if (channel->metadata_bytes + metadata > config->max_channel_notify_metadata_size) {
+        return refuse(err, HK_CLOSE_LIMIT,
+                      "CHANNEL-FULL: the members' signaling_notify_metadata is over "
+                      "max_channel_notify_metadata_size",
+                      &worker->counters.refused_channel_full);
     }
+    channel->metadata_bytes += metadata;
+    peer->metadata_charge = metadata;
     /* Append, so members stay in join order. */
     peer->channel = channel;
     peer->channel_next = NULL;
@@ -99,6 +112,7 @@ static hk_notify_conn_t describe(const hk_peer_t *peer, uint64_t now_ms)
         .minutes = peer->joined_ms ? (long)((now_ms - peer->joined_ms) / 60000) : 0,
         .e2ee = peer->e2ee,
         .metadata = peer->notify_metadata,
+        .metadata_raw = peer->notify_metadata_raw,
         .authn_metadata = peer->authn_metadata,
     };
     return c;
@@ -114,7 +128,7 @@ static void notify_members(hk_channel_t *channel, const char *event, const hk_pe
     hk_channel_counts_t counts = hk_channel_counts(channel);
     hk_notify_conn_t c = describe(subject, hk_worker_now_ms(worker));
     char *text = hk_sora_build_notify(event, channel->id, &c, &counts,
-                                      worker->config->signaling_notify_metadata, NULL, 0);
+                                      worker->config->signaling_notify_metadata, NULL, 0, false);
     if (!text)
         return;
     for (hk_peer_t *m = channel->members; m; m = m->channel_next) {
@@ -145,7 +159,7 @@ void hk_channel_announce(hk_peer_t *peer)
         hk_notify_conn_t self = describe(peer, now);
         char *text = hk_sora_build_notify("connection.created", channel->id, &self, &counts,
                                           worker->config->signaling_notify_metadata,
-                                          existing ? existing : &self, n);
+                                          existing ? existing : &self, n, peer->legacy_update);
         free(existing);
         hk_peer_send_json(peer, text);
         worker->counters.notifies++;
@@ -171,6 +185,8 @@ void hk_channel_leave(hk_peer_t *peer)
     if (peer->channel_next)
         peer->channel_next->channel_prev = peer->channel_prev;
     channel->n_members--;
+    channel->metadata_bytes -= peer->metadata_charge;
+    peer->metadata_charge = 0;
     peer->channel = NULL;
 
     if (peer->announced) {

@@ -19,6 +19,7 @@ struct hk_channel_s {
     bool e2ee;
     hk_peer_t *members;
     int n_members;
+    size_t metadata_bytes; /* the members' signaling_notify_metadata, as relayed */
 };
 
 /* Puts peer into the channel named by msg, creating the channel if needed.

@@ -101,6 +101,7 @@ void hk_peer_destroy(hk_peer_t *peer)
     free(peer->sections);
     json_decref(peer->metadata);
     json_decref(peer->notify_metadata);
+    free(peer->notify_metadata_raw);
     json_decref(peer->authn_metadata);
     free(peer);
 }
@@ -418,7 +419,9 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
              msg.client_id[0] ? msg.client_id : peer->connection_id);
     peer->metadata = msg.metadata;
     peer->notify_metadata = msg.signaling_notify_metadata;
+    peer->notify_metadata_raw = msg.notify_metadata_raw;
     msg.metadata = msg.signaling_notify_metadata = NULL;
+    msg.notify_metadata_raw = NULL;
 
     if (hk_role_sends(peer->role)) {
         if (peer->audio) {

@@ -63,6 +63,8 @@ struct hk_peer_s {
     hk_video_codec_t video_codec;
     json_t *metadata;
     json_t *notify_metadata;
+    char *notify_metadata_raw; /* the same as the client wrote it, minified */
+    size_t metadata_charge;    /* its bytes counted in channel->metadata_bytes */
     json_t *authn_metadata;
     bool announced; /* connection.created was sent for it */
 

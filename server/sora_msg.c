@@ -1,8 +1,12 @@
 #include "server/sora_msg.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
+#include "common/id.h"
+#include "server/json_raw.h"
 
 static int fail(hk_sora_error_t *err, int code, const char *reason)
 {
@@ -71,8 +75,11 @@ void hk_connect_msg_clear(hk_connect_msg_t *msg)
 {
     json_decref(msg->metadata);
     json_decref(msg->signaling_notify_metadata);
+    free(msg->notify_metadata_raw);
     msg->metadata = NULL;
     msg->signaling_notify_metadata = NULL;
+    msg->notify_metadata_raw = NULL;
+    msg->notify_metadata_raw_len = 0;
 }
 
 int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out, hk_sora_error_t *err)
@@ -196,6 +203,16 @@ int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out, h
             goto done;
         }
         out->signaling_notify_metadata = json_incref(notify_metadata);
+        /* Kept as the client wrote it: re-serializing can make it several times longer. */
+        out->notify_metadata_raw = malloc(len + 1);
+        if (!out->notify_metadata_raw ||
+            hk_json_raw_member(text, len, "signaling_notify_metadata", out->notify_metadata_raw,
+                               len + 1, &out->notify_metadata_raw_len) != 0) {
+            free(out->notify_metadata_raw);
+            out->notify_metadata_raw = json_dumps(notify_metadata, JSON_COMPACT);
+            out->notify_metadata_raw_len =
+                out->notify_metadata_raw ? strlen(out->notify_metadata_raw) : 0;
+        }
     }
 
     json_t *sdp = json_object_get(root, "sdp");
@@ -378,12 +395,90 @@ static void set_authn_metadata(json_t *obj, const hk_notify_conn_t *c)
         json_object_set_new(obj, "authn_metadata", authn);
 }
 
+/* Raw metadata is spliced into the dump: the object gets a placeholder string naming it
+ * by index, with a random per-process tag no client can guess. */
+#define RAW_MAX 2048 /* metadata placeholders in one notify: the members listed, + 1 */
+typedef struct {
+    const char *raw[RAW_MAX];
+    size_t n;
+} raw_list_t;
+
+static raw_list_t *raw_list; /* of the notify being built (one at a time, one thread) */
+
+static const char *raw_tag(void)
+{
+    static char tag[33];
+    if (!tag[0]) {
+        uint8_t r[16];
+        hk_random_bytes(r, sizeof r);
+        for (int i = 0; i < 16; i++)
+            snprintf(tag + 2 * i, 3, "%02x", r[i]);
+    }
+    return tag;
+}
+
+static void set_metadata(json_t *obj, const hk_notify_conn_t *c)
+{
+    if (c->metadata_raw && raw_list && raw_list->n < RAW_MAX) {
+        char placeholder[64];
+        snprintf(placeholder, sizeof placeholder, "hk-raw-%s-%zu", raw_tag(), raw_list->n);
+        raw_list->raw[raw_list->n++] = c->metadata_raw;
+        json_object_set_new(obj, "metadata", json_string(placeholder));
+        return;
+    }
+    set_json(obj, "metadata", c->metadata);
+}
+
+/* text with each "\"hk-raw-TAG-N\"" replaced by raw->raw[N]; frees text. */
+static char *splice_raw(char *text, const raw_list_t *raw)
+{
+    if (!text || raw->n == 0)
+        return text;
+    char prefix[48];
+    int prefix_len = snprintf(prefix, sizeof prefix, "\"hk-raw-%s-", raw_tag());
+    size_t total = strlen(text) + 1;
+    for (size_t i = 0; i < raw->n; i++)
+        total += strlen(raw->raw[i]);
+    char *out = malloc(total);
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    size_t n = 0;
+    for (const char *p = text; *p;) {
+        const char *hit = strstr(p, prefix);
+        if (!hit) {
+            size_t rest = strlen(p);
+            memcpy(out + n, p, rest);
+            n += rest;
+            break;
+        }
+        memcpy(out + n, p, (size_t)(hit - p));
+        n += (size_t)(hit - p);
+        char *end;
+        unsigned long index = strtoul(hit + prefix_len, &end, 10);
+        if (*end != '"' || index >= raw->n) { /* not ours: copy as it is */
+            memcpy(out + n, hit, (size_t)prefix_len);
+            n += (size_t)prefix_len;
+            p = hit + prefix_len;
+            continue;
+        }
+        size_t len = strlen(raw->raw[index]);
+        memcpy(out + n, raw->raw[index], len);
+        n += len;
+        p = end + 1;
+    }
+    out[n] = '\0';
+    free(text);
+    return out;
+}
+
 static json_t *existing_entry(const hk_notify_conn_t *c)
 {
     json_t *e = json_object();
     set_string(e, "connection_id", c->connection_id);
     set_string(e, "client_id", c->client_id);
-    set_json(e, "metadata", c->metadata);
+    set_metadata(e, c);
     set_authn_metadata(e, c);
     return e;
 }
@@ -391,11 +486,14 @@ static json_t *existing_entry(const hk_notify_conn_t *c)
 char *hk_sora_build_notify(const char *event_type, const char *channel_id,
                            const hk_notify_conn_t *conn, const hk_channel_counts_t *counts,
                            bool include_metadata, const hk_notify_conn_t *existing,
-                           size_t n_existing)
+                           size_t n_existing, bool legacy_list)
 {
     json_t *obj = json_object();
     if (!obj)
         return NULL;
+    static raw_list_t raws;
+    raws.n = 0;
+    raw_list = &raws;
     json_object_set_new(obj, "type", json_string("notify"));
     set_string(obj, "event_type", event_type);
     set_string(obj, "role", hk_role_name(conn->role));
@@ -410,18 +508,16 @@ char *hk_sora_build_notify(const char *event_type, const char *channel_id,
     json_object_set_new(obj, "channel_sendonly_connections", json_integer(counts->sendonly));
     json_object_set_new(obj, "channel_recvonly_connections", json_integer(counts->recvonly));
     if (include_metadata) {
-        set_json(obj, "metadata", conn->metadata);
+        set_metadata(obj, conn);
         set_authn_metadata(obj, conn);
     }
     if (existing) {
-        json_t *data = json_array();
-        json_t *legacy = json_array();
-        for (size_t i = 0; i < n_existing; i++) {
-            json_array_append_new(data, existing_entry(&existing[i]));
-            json_array_append_new(legacy, existing_entry(&existing[i]));
-        }
-        json_object_set_new(obj, "data", data);
-        json_object_set_new(obj, "metadata_list", legacy);
+        json_t *list = json_array();
+        for (size_t i = 0; i < n_existing; i++)
+            json_array_append_new(list, existing_entry(&existing[i]));
+        json_object_set_new(obj, legacy_list ? "metadata_list" : "data", list);
     }
-    return dump(obj);
+    char *text = splice_raw(dump(obj), &raws);
+    raw_list = NULL;
+    return text;
 }

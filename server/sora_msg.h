@@ -40,6 +40,8 @@ typedef struct {
                            hk_sora_client_uses_update */
     json_t *metadata;
     json_t *signaling_notify_metadata;
+    char *notify_metadata_raw; /* signaling_notify_metadata as sent, minified (malloc'd) */
+    size_t notify_metadata_raw_len;
 } hk_connect_msg_t;
 
 /* Parse error: the close code and a reason text the client can show. */
@@ -119,6 +121,8 @@ typedef struct {
     long minutes;
     bool e2ee;                    /* the connection uses E2EE */
     const json_t *metadata;       /* signaling_notify_metadata, may be NULL */
+    const char *metadata_raw;     /* the same as the client wrote it (minified); when set,
+                                     it is relayed instead of a re-serialization */
     const json_t *authn_metadata; /* from the auth webhook, may be NULL */
 } hk_notify_conn_t;
 
@@ -145,11 +149,13 @@ json_t *hk_sora_notify_authn_metadata(const hk_notify_conn_t *conn);
 /* connection.created / connection.updated / connection.destroyed.
  * include_metadata adds metadata (null when there is none) and authn_metadata (by
  * hk_sora_notify_authn_metadata; created and destroyed only).
- * existing (may be NULL) adds `data` and `metadata_list`: the joiner's own event; their
- * entries always carry metadata and, by the same rule, authn_metadata. */
+ * existing (may be NULL) adds the list of connections already there, the joiner's own
+ * event: as `data`, or as `metadata_list` (its legacy name) when legacy_list; never both.
+ * Its entries always carry metadata and, by the same rule, authn_metadata. Metadata with
+ * metadata_raw is written as those bytes. */
 char *hk_sora_build_notify(const char *event_type, const char *channel_id,
                            const hk_notify_conn_t *conn, const hk_channel_counts_t *counts,
                            bool include_metadata, const hk_notify_conn_t *existing,
-                           size_t n_existing);
+                           size_t n_existing, bool legacy_list);
 
 #endif

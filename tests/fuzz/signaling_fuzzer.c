@@ -73,8 +73,8 @@ static void check_connect(const hk_connect_msg_t *msg)
         .authn_metadata = msg->metadata,
     };
     hk_channel_counts_t counts = {.connections = 2, .sendrecv = 2};
-    text =
-        hk_sora_build_notify("connection.created", msg->channel_id, &conn, &counts, true, &conn, 1);
+    text = hk_sora_build_notify("connection.created", msg->channel_id, &conn, &counts, true, &conn,
+                                1, false);
     require(text != NULL);
     root = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
     require(root != NULL);

@@ -818,8 +818,8 @@ TEST(sora_msg_build_notify_created_with_data)
     "{\"connection_id\":\"" CONN_C "\",\"client_id\":\"" CONN_C "\","                              \
     "\"metadata\":null}"
 
-    char *text =
-        hk_sora_build_notify("connection.created", "room", &self, &counts, true, existing, 2);
+    char *text = hk_sora_build_notify("connection.created", "room", &self, &counts, true, existing,
+                                      2, false);
     check_json_text(text, "{\"type\":\"notify\",\"event_type\":\"connection.created\","
                           "\"role\":\"sendrecv\",\"client_id\":\"alice\","
                           "\"connection_id\":\"" CONN_A "\",\"channel_id\":\"room\","
@@ -827,12 +827,18 @@ TEST(sora_msg_build_notify_created_with_data)
                           "\"channel_connections\":3,\"channel_sendrecv_connections\":1,"
                           "\"channel_sendonly_connections\":1,\"channel_recvonly_connections\":1,"
                           "\"metadata\":{\"name\":\"Alice\"},\"authn_metadata\":{\"uid\":1},"
-                          "\"data\":[" BOB_ENTRY "," CAROL_ENTRY "],"
-                          "\"metadata_list\":[" BOB_ENTRY "," CAROL_ENTRY "]}");
+                          "\"data\":[" BOB_ENTRY "," CAROL_ENTRY "]}");
+    /* One list only: a legacy client gets it as metadata_list. */
+    text =
+        hk_sora_build_notify("connection.created", "room", &self, &counts, true, existing, 2, true);
+    CHECK(strstr(text, "\"metadata_list\":[" BOB_ENTRY "," CAROL_ENTRY "]}") != NULL);
+    CHECK(strstr(text, "\"data\"") == NULL);
+    free(text);
 
     /* The first joiner: data and metadata_list are present and empty. */
     counts = (hk_channel_counts_t){.connections = 1, .sendrecv = 1};
-    text = hk_sora_build_notify("connection.created", "room", &self, &counts, true, &self, 0);
+    text =
+        hk_sora_build_notify("connection.created", "room", &self, &counts, true, &self, 0, false);
     check_json_text(text, "{\"type\":\"notify\",\"event_type\":\"connection.created\","
                           "\"role\":\"sendrecv\",\"client_id\":\"alice\","
                           "\"connection_id\":\"" CONN_A "\",\"channel_id\":\"room\","
@@ -840,7 +846,7 @@ TEST(sora_msg_build_notify_created_with_data)
                           "\"channel_connections\":1,\"channel_sendrecv_connections\":1,"
                           "\"channel_sendonly_connections\":0,\"channel_recvonly_connections\":0,"
                           "\"metadata\":{\"name\":\"Alice\"},\"authn_metadata\":{\"uid\":1},"
-                          "\"data\":[],\"metadata_list\":[]}");
+                          "\"data\":[]}");
 
     /* The builder copies: the callers' values keep their single reference. */
     CHECK_INT_EQ(alice_meta->refcount, 1);
@@ -872,7 +878,7 @@ TEST(sora_msg_build_notify_destroyed_and_updated)
     /* destroyed: metadata; no authn_metadata key when the webhook gave none (never null:
      * sora-js-sdk would look for the E2EE pre_key_bundle in it); no data. */
     check_json_text(
-        hk_sora_build_notify("connection.destroyed", "room", &bob, &counts, true, NULL, 0),
+        hk_sora_build_notify("connection.destroyed", "room", &bob, &counts, true, NULL, 0, false),
         "{\"type\":\"notify\",\"event_type\":\"connection.destroyed\","
         "\"role\":\"sendonly\",\"client_id\":\"bob\","
         "\"connection_id\":\"" CONN_B "\",\"channel_id\":\"room\","
@@ -884,7 +890,7 @@ TEST(sora_msg_build_notify_destroyed_and_updated)
     /* include_metadata false (signaling_notify_metadata = false in the config, or
      * connection.updated): neither key appears. */
     check_json_text(
-        hk_sora_build_notify("connection.created", "room", &bob, &counts, false, NULL, 0),
+        hk_sora_build_notify("connection.created", "room", &bob, &counts, false, NULL, 0, false),
         "{\"type\":\"notify\",\"event_type\":\"connection.created\","
         "\"role\":\"sendonly\",\"client_id\":\"bob\","
         "\"connection_id\":\"" CONN_B "\",\"channel_id\":\"room\","
@@ -892,7 +898,8 @@ TEST(sora_msg_build_notify_destroyed_and_updated)
         "\"channel_connections\":2,\"channel_sendrecv_connections\":2,"
         "\"channel_sendonly_connections\":0,\"channel_recvonly_connections\":0}");
 
-    char *text = hk_sora_build_notify("connection.updated", "room", &bob, &counts, false, NULL, 0);
+    char *text =
+        hk_sora_build_notify("connection.updated", "room", &bob, &counts, false, NULL, 0, false);
     CHECK(text != NULL);
     json_t *root = json_loads(text, 0, NULL);
     CHECK(root != NULL);
@@ -907,7 +914,8 @@ TEST(sora_msg_build_notify_destroyed_and_updated)
 
     /* No metadata at all: metadata is null, authn_metadata absent. */
     bob.metadata = NULL;
-    text = hk_sora_build_notify("connection.destroyed", "room", &bob, &counts, true, NULL, 0);
+    text =
+        hk_sora_build_notify("connection.destroyed", "room", &bob, &counts, true, NULL, 0, false);
     CHECK(text != NULL);
     root = json_loads(text, 0, NULL);
     CHECK(json_is_null(json_object_get(root, "metadata")));
@@ -955,8 +963,8 @@ TEST(sora_msg_connect_metadata_round_trip)
         .authn_metadata = msg.metadata,
     };
     hk_channel_counts_t counts = {.connections = 1, .sendrecv = 1};
-    text =
-        hk_sora_build_notify("connection.created", msg.channel_id, &conn, &counts, true, &conn, 0);
+    text = hk_sora_build_notify("connection.created", msg.channel_id, &conn, &counts, true, &conn,
+                                0, false);
     CHECK(text != NULL);
     root = json_loads(text, 0, NULL);
     CHECK(json_equal(json_object_get(root, "metadata"), msg.signaling_notify_metadata));
@@ -1058,7 +1066,8 @@ static const json_t *sdk_pre_key_bundle(const json_t *notify)
 static json_t *notify_json(const hk_notify_conn_t *conn)
 {
     hk_channel_counts_t counts = {.connections = 2, .sendrecv = 2};
-    char *text = hk_sora_build_notify("connection.created", "room", conn, &counts, true, conn, 1);
+    char *text =
+        hk_sora_build_notify("connection.created", "room", conn, &counts, true, conn, 1, false);
     CHECK(text != NULL);
     json_t *root = json_loads(text, 0, NULL);
     CHECK(root != NULL);
