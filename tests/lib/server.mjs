@@ -74,9 +74,10 @@ export function run(args, opts = {}) {
 
 // options.wrap: an argv prefix to run the server with (e.g. entering a network namespace).
 export async function startServer(overrides = {}, options = {}) {
-  const signalingPort = await freePort();
-  const apiPort = await freePort();
-  const mediaPort = await freePort();
+  // Three different ports: the kernel may hand a just-freed port out again.
+  const ports = new Set();
+  while (ports.size < 3) ports.add(await freePort());
+  const [signalingPort, apiPort, mediaPort] = [...ports];
   const config = {
     listen_address: '127.0.0.1',
     signaling_port: signalingPort,
