@@ -33,6 +33,7 @@ run_suite() {
         f=1
     fi
     grep -E '^(FAILED|not ok)' "$log" | head -40
+    grep -E '# SKIP' "$log" | sed 's/^ */skipped: /' | head -10
     if [ "$f" -ne 0 ]; then
         echo "--- last lines of $log:"
         tail -40 "$log"
