@@ -5,6 +5,8 @@
 #ifndef HK_LOG_H
 #define HK_LOG_H
 
+#include <stdbool.h>
+
 #include <stdint.h>
 
 typedef enum { HK_LOG_DEBUG = 0, HK_LOG_INFO, HK_LOG_WARN, HK_LOG_ERROR } hk_log_level_t;
@@ -37,5 +39,15 @@ void hk_log_write(hk_log_level_t level, const char *subsystem, const char *conn_
     } while (0)
 
 const char *hk_log_level_name(hk_log_level_t level);
+
+/* For warnings an attacker can trigger at will: true at most once per interval_ms, and
+ * then *last_ms becomes now_ms. *last_ms starts at 0. */
+static inline bool hk_log_due(uint64_t *last_ms, uint64_t now_ms, uint64_t interval_ms)
+{
+    if (*last_ms && now_ms - *last_ms < interval_ms)
+        return false;
+    *last_ms = now_ms;
+    return true;
+}
 
 #endif

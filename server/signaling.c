@@ -142,16 +142,13 @@ static bool address_has_room(hk_worker_t *worker, uint32_t address)
         sockets_from(worker, address) < (uintptr_t)worker->config->max_connections_per_address)
         return true;
     worker->counters.refused_per_address++;
-    uint64_t now = hk_worker_now_ms(worker);
-    if (now - worker->last_per_address_log >= 1000) {
-        worker->last_per_address_log = now;
+    if (hk_log_due(&worker->last_per_address_log, hk_worker_now_ms(worker), 1000))
         HK_LOG(HK_LOG_WARN, "signaling", NULL,
                "%u.%u.%u.%u has max_connections_per_address (%d) WebSockets open: refusing more "
                "(%llu refused so far)",
                address >> 24, (address >> 16) & 255, (address >> 8) & 255, address & 255,
                worker->config->max_connections_per_address,
                (unsigned long long)worker->counters.refused_per_address);
-    }
     return false;
 }
 

@@ -173,14 +173,6 @@ void hk_transport_on_check_response(hk_transport_t *t, const uint8_t *buf, size_
            "selected tuple moved: the newly nominated tuple answered our consent check");
 }
 
-static bool ice_warn_due(hk_transport_t *t, uint64_t now_ms)
-{
-    if (t->last_ice_warn_ms && now_ms - t->last_ice_warn_ms < 1000)
-        return false;
-    t->last_ice_warn_ms = now_ms;
-    return true;
-}
-
 int hk_transport_on_check(hk_transport_t *t, const struct sockaddr_in *from, bool nominate,
                           uint64_t now_ms)
 {
@@ -196,7 +188,7 @@ int hk_transport_on_check(hk_transport_t *t, const struct sockaddr_in *from, boo
                 owner->has_selected && hk_media_tuple_key(&owner->selected) == key;
             if (j >= 0 && (owner_sends_there || !consent_expired(owner, j, now_ms))) {
                 media->counters.ice_tuple_conflicts++;
-                if (ice_warn_due(t, now_ms))
+                if (hk_log_due(&t->last_ice_warn_ms, now_ms, 1000))
                     HK_LOG(HK_LOG_WARN, "ice", t->peer->connection_id,
                            "check from a tuple that another connection holds: refused");
                 return HK_EPERM;

@@ -50,14 +50,11 @@ static void emfile_relief(hk_worker_t *worker)
         }
     }
     worker->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    uint64_t now = hk_worker_now_ms(worker);
-    if (now - worker->last_emfile_log >= 1000) {
-        worker->last_emfile_log = now;
+    if (hk_log_due(&worker->last_emfile_log, hk_worker_now_ms(worker), 1000))
         HK_LOG(HK_LOG_ERROR, "worker", NULL,
                "out of file descriptors: new connections are closed at once until some close "
                "(%llu so far; raise the open file limit or lower max_connections)",
                (unsigned long long)worker->counters.refused_no_descriptors);
-    }
 }
 
 static void lws_log_emit(int level, const char *line)
