@@ -112,7 +112,7 @@ static const hk_sdp_section_t *section_for(const hk_peer_t *subscriber, uint32_t
 {
     for (size_t i = 0; i < subscriber->n_sections; i++) {
         const hk_sdp_section_t *s = &subscriber->sections[i];
-        if (s->type == HK_SECTION_FORWARD && s->stream_id[0] &&
+        if (s->type == HK_SECTION_FORWARD && s->answered &&
             (s->ssrc == ssrc || (s->rtx_ssrc == ssrc && ssrc != 0)))
             return s;
     }

@@ -160,19 +160,35 @@ void hk_peer_close(hk_peer_t *peer, int code, const char *reason)
 
 /* --- offers ---------------------------------------------------------------------- */
 
+/* A slot the client has seen rejected, to take a new mid and track (JSEP 5.2.2), so the
+ * offer does not grow with every publisher that came and went; NULL when none. Not while
+ * an offer is out: its answer must find the mids it was sent. */
+static hk_sdp_section_t *recyclable_section(hk_peer_t *peer)
+{
+    if (peer->offer_outstanding)
+        return NULL;
+    for (size_t i = 0; i < peer->n_sections; i++)
+        if (peer->sections[i].type == HK_SECTION_CLOSED && peer->sections[i].recyclable)
+            return &peer->sections[i];
+    return NULL;
+}
+
 static hk_sdp_section_t *add_section(hk_peer_t *peer, hk_section_type_t type, hk_media_kind_t kind)
 {
-    if (peer->n_sections == HK_SDP_MAX_MEDIA)
-        return NULL;
-    if (peer->n_sections == peer->cap_sections) {
-        size_t cap = peer->cap_sections ? peer->cap_sections * 2 : 8;
-        hk_sdp_section_t *s = realloc(peer->sections, cap * sizeof *s);
-        if (!s)
+    hk_sdp_section_t *s = recyclable_section(peer);
+    if (!s) {
+        if (peer->n_sections == HK_SDP_MAX_MEDIA)
             return NULL;
-        peer->sections = s;
-        peer->cap_sections = cap;
+        if (peer->n_sections == peer->cap_sections) {
+            size_t cap = peer->cap_sections ? peer->cap_sections * 2 : 8;
+            hk_sdp_section_t *grown = realloc(peer->sections, cap * sizeof *grown);
+            if (!grown)
+                return NULL;
+            peer->sections = grown;
+            peer->cap_sections = cap;
+        }
+        s = &peer->sections[peer->n_sections++];
     }
-    hk_sdp_section_t *s = &peer->sections[peer->n_sections++];
     memset(s, 0, sizeof *s);
     s->type = type;
     s->kind = kind;
@@ -200,6 +216,7 @@ static void add_forward(hk_peer_t *peer, const hk_peer_t *publisher, hk_media_ki
         HK_LOG(HK_LOG_WARN, "sdp", peer->connection_id, "too many m-sections, track not sent");
         return;
     }
+    s->offered = s->answered = false; /* new content: not before the client answered it */
     snprintf(s->stream_id, sizeof s->stream_id, "%s", publisher->connection_id);
     snprintf(s->track_id, sizeof s->track_id, "%s",
              track->track_id[0] ? track->track_id : (kind == HK_MEDIA_AUDIO ? "audio" : "video"));
@@ -244,6 +261,8 @@ static char *write_offer(hk_peer_t *peer)
         return NULL;
     int n = hk_sdp_write_offer(&offer, sdp, size);
     peer->offered_sections = peer->n_sections;
+    for (size_t i = 0; i < peer->n_sections; i++)
+        peer->sections[i].offered = true;
     if (n < 0) {
         HK_LOG(HK_LOG_ERROR, "sdp", peer->connection_id, "cannot write offer: %s", hk_strerror(n));
         free(sdp);
@@ -292,11 +311,27 @@ void hk_peer_remove_publisher(hk_peer_t *peer, const char *publisher_id)
         hk_sdp_section_t *s = &peer->sections[i];
         if (s->type == HK_SECTION_FORWARD && strcmp(s->stream_id, publisher_id) == 0) {
             s->type = HK_SECTION_CLOSED;
+            s->offered = s->answered = s->recyclable = false;
             changed = true;
         }
     }
-    if (changed)
-        offer_changed(peer);
+    if (!changed)
+        return;
+    /* A BUNDLE group needs one section that is not rejected: a viewer whose last publisher
+     * left keeps one as an idle placeholder (a=inactive), else browsers refuse the offer. */
+    bool any_open = false;
+    for (size_t i = 0; i < peer->n_sections && !any_open; i++)
+        any_open = peer->sections[i].type != HK_SECTION_CLOSED;
+    for (size_t i = 0; i < peer->n_sections && !any_open; i++) {
+        hk_sdp_section_t *s = &peer->sections[i];
+        if (strcmp(s->stream_id, publisher_id) == 0) {
+            s->type = HK_SECTION_FORWARD;
+            s->stream_id[0] = s->track_id[0] = s->cname[0] = '\0';
+            s->ssrc = s->rtx_ssrc = 0;
+            any_open = true;
+        }
+    }
+    offer_changed(peer);
 }
 
 /* --- messages ------------------------------------------------------------------------ */
@@ -519,6 +554,18 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
         hk_peer_close(peer, HK_CLOSE_BAD_REQUEST, reason);
         free(answer);
         return rc;
+    }
+    /* What the client has now seen: tracks it accepted may get media, rejected slots may
+     * be recycled. Sections changed after that offer was written wait for the next. */
+    for (size_t i = 0; i < peer->offered_sections; i++) {
+        hk_sdp_section_t *s = &peer->sections[i];
+        if (!s->offered)
+            continue;
+        const hk_sdp_media_t *m = hk_sdp_answer_find(answer, s->mid);
+        if (s->type == HK_SECTION_CLOSED)
+            s->recyclable = true;
+        else if (s->type == HK_SECTION_FORWARD && s->stream_id[0] && m && !m->rejected)
+            s->answered = true;
     }
     if (first) {
         snprintf(peer->remote_fingerprint_algorithm, sizeof peer->remote_fingerprint_algorithm,

@@ -132,7 +132,8 @@ static const char *decode_fingerprint(slice_t value, char algorithm[16], uint8_t
  *   a=ice-lite                                           (RFC 8839 section 5.3)
  *   a=extmap-allow-mixed
  *   a=msid-semantic: WMS *
- *   m=<kind> 9 UDP/TLS/RTP/SAVPF <pts>                   (closed: port 0, one pt)
+ *   m=<kind> 9 UDP/TLS/RTP/SAVPF <pts>                   (closed: port 0, one pt, and
+ *                                                         only the transport attributes)
  *   c=IN IP4 0.0.0.0
  *   a=rtcp:9 IN IP4 0.0.0.0
  *   a=ice-ufrag / a=ice-pwd / a=fingerprint / a=setup:actpass / a=mid
@@ -296,8 +297,14 @@ static void write_closed_section(writer_t *w, const hk_sdp_offer_t *o, const hk_
         put_fmt(w, "m=video 0 UDP/TLS/RTP/SAVPF %d\r\n", video_codecs[o->preferred_video].pt);
     }
     put_str(w, "c=IN IP4 0.0.0.0\r\n");
+    /* Strict stacks (aiortc) refuse a rejected section without the transport attributes. */
+    put_fmt(w, "a=ice-ufrag:%s\r\n", o->ice_ufrag);
+    put_fmt(w, "a=ice-pwd:%s\r\n", o->ice_pwd);
+    put_fmt(w, "a=fingerprint:%s\r\n", o->fingerprint);
+    put_str(w, "a=setup:actpass\r\n");
     put_fmt(w, "a=mid:%s\r\n", s->mid);
     put_str(w, "a=inactive\r\n");
+    put_str(w, "a=rtcp-mux\r\n");
     if (s->kind == HK_MEDIA_AUDIO) {
         put_fmt(w, "a=rtpmap:%d opus/48000/2\r\n", HK_PT_OPUS);
     } else {

@@ -68,6 +68,12 @@ typedef struct {
     uint32_t ssrc;                 /* FORWARD: media SSRC, 0 = unknown */
     uint32_t rtx_ssrc;             /* FORWARD video: RTX SSRC, 0 = none */
     char cname[HK_SDP_ID_LEN];     /* FORWARD: cname for the a=ssrc lines */
+    /* Negotiation state, kept by the peer (the writer ignores it): */
+    bool offered;    /* this content (track, or closed) was in the last offer written */
+    bool answered;   /* FORWARD: the client answered an offer with this content: media may
+                        go to it, not before */
+    bool recyclable; /* CLOSED in an offer the client answered: the slot may take a new mid
+                        and track (JSEP m-section recycling) */
 } hk_sdp_section_t;
 
 typedef struct {

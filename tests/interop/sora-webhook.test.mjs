@@ -92,10 +92,12 @@ test('Sora E2EE with authn_metadata from the auth webhook: an object gets the pr
     assert.equal(await bob.page.evaluate(() => window.sdkTest.conn.authMetadata), 'bob');
 
     // What bob was told about alice: her authn_metadata with her pre_key_bundle added
-    // (in the `data` of his own connection.created).
+    // (in the list of his own connection.created: `metadata_list`, the one list a 2020
+    // SDK gets, never both lists).
     const bobSaw = await bob.notifies();
     const own = bobSaw.find((n) => n.event_type === 'connection.created' && n.connection_id === bob.id);
-    const aliceEntry = own.data.find((e) => e.connection_id === alice.id);
+    assert.equal(own.data, undefined, 'one list only');
+    const aliceEntry = own.metadata_list.find((e) => e.connection_id === alice.id);
     const aliceBundle = aliceEntry.metadata.pre_key_bundle;
     assert.ok(aliceBundle && aliceBundle.identityKey, JSON.stringify(aliceEntry));
     assert.deepEqual(aliceEntry.authn_metadata, { user: 'alice', groups: ['a', 'b'], pre_key_bundle: aliceBundle });
@@ -113,7 +115,9 @@ test('Sora E2EE with authn_metadata from the auth webhook: an object gets the pr
     // No notify anywhere carries "authn_metadata": null.
     for (const n of [...aliceSaw, ...bobSaw]) {
       assert.notEqual(n.authn_metadata, null, JSON.stringify(n));
-      for (const e of n.data || []) assert.notEqual(e.authn_metadata, null, JSON.stringify(e));
+      for (const e of [...(n.data || []), ...(n.metadata_list || [])]) {
+        assert.notEqual(e.authn_metadata, null, JSON.stringify(e));
+      }
     }
   } finally {
     await bob.leave().catch(() => {});

@@ -198,8 +198,13 @@ TEST(sdp_offer_content)
 
     write_case("closed");
     CHECK(strstr(offer_buf, "a=group:BUNDLE 0 1 2\r\n"));
-    CHECK(strstr(offer_buf, "m=video 0 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=mid:3\r\n"
-                            "a=inactive\r\na=rtpmap:98 VP9/90000\r\n"));
+    /* A rejected section keeps the transport attributes strict stacks (aiortc) require. */
+    const char *closed = strstr(offer_buf, "m=video 0 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\n"
+                                           "a=ice-ufrag:");
+    CHECK(closed != NULL);
+    CHECK(closed && strstr(closed, "a=ice-pwd:") && strstr(closed, "a=fingerprint:sha-256 ") &&
+          strstr(closed, "a=setup:actpass\r\na=mid:3\r\na=inactive\r\na=rtcp-mux\r\n"
+                         "a=rtpmap:98 VP9/90000\r\n"));
 }
 
 /* Every buffer size below the needed one: HK_ENOSPC and not one byte past size. */
