@@ -85,6 +85,7 @@ enum {
     KEY_PING_INTERVAL,
     KEY_MAX_MISSED_PONGS,
     KEY_CONNECT_TIMEOUT,
+    KEY_REOFFER_TIMEOUT,
     KEY_CONSENT_TIMEOUT,
     KEY_MAX_MESSAGE_SIZE_BEFORE_CONNECT,
     KEY_MAX_MESSAGE_SIZE,
@@ -137,6 +138,8 @@ static const key_spec_t keys[KEY_COUNT] = {
     [KEY_MAX_MISSED_PONGS] = {"max_missed_pongs", TYPE_INT, FIELD(max_missed_pongs), 1, 100, false},
     [KEY_CONNECT_TIMEOUT] = {"connect_timeout", TYPE_DURATION, FIELD(connect_timeout_ms),
                              MS_PER_SECOND, 10 * MS_PER_MINUTE, false},
+    [KEY_REOFFER_TIMEOUT] = {"reoffer_timeout", TYPE_DURATION, FIELD(reoffer_timeout_ms),
+                             MS_PER_SECOND, 5 * MS_PER_MINUTE, false},
     [KEY_CONSENT_TIMEOUT] = {"consent_timeout", TYPE_DURATION, FIELD(consent_timeout_ms),
                              2 * MS_PER_SECOND, 5 * MS_PER_MINUTE, false},
     [KEY_MAX_MESSAGE_SIZE_BEFORE_CONNECT] = {"max_message_size_before_connect", TYPE_SIZE,
@@ -214,6 +217,7 @@ void hk_config_defaults(hk_config_t *config)
     config->ping_interval_ms = 5 * MS_PER_SECOND;
     config->max_missed_pongs = 3;
     config->connect_timeout_ms = 10 * MS_PER_SECOND;
+    config->reoffer_timeout_ms = 10 * MS_PER_SECOND;
     config->consent_timeout_ms = 30 * MS_PER_SECOND;
     config->max_message_size_before_connect = 64 * KIB;
     config->max_message_size = 256 * KIB;

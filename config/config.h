@@ -31,6 +31,7 @@ typedef struct hk_config_s {
     int max_missed_pongs;                    /* max_missed_pongs, default 3, 1..100 */
     uint32_t consent_timeout_ms; /* consent_timeout: ICE liveness, default 30 s, 2 s..5 min */
     uint32_t connect_timeout_ms; /* connect_timeout: WS open -> connect, default 10 s */
+    uint32_t reoffer_timeout_ms; /* reoffer_timeout: re-offer -> re-answer, default 10 s */
     size_t max_message_size_before_connect; /* default 64 KiB, 1 KiB..16 MiB */
     size_t max_message_size;                /* after connect, default 256 KiB, 1 KiB..16 MiB */
     int max_key_messages_per_second;

@@ -210,6 +210,7 @@ static char *metrics_text(const hk_worker_t *worker)
     family(&t, "hisoka_timeouts_total", "counter", "Connections closed by a timeout, by kind.");
     labelled(&t, "hisoka_timeouts_total", "kind", "connect", c->timeouts_connect);
     labelled(&t, "hisoka_timeouts_total", "kind", "pong", c->timeouts_pong);
+    labelled(&t, "hisoka_timeouts_total", "kind", "reoffer", c->timeouts_reoffer);
     counter(&t, "hisoka_slow_reader_disconnects_total",
             "Connections closed because their send queue overflowed.", c->slow_reader_disconnects);
     family(&t, "hisoka_signaling_messages_total", "counter",

@@ -101,6 +101,7 @@ void hk_peer_destroy(hk_peer_t *peer)
     free(peer->sections);
     json_decref(peer->metadata);
     json_decref(peer->notify_metadata);
+    free(peer->reoffer_text);
     free(peer->notify_metadata_raw);
     json_decref(peer->authn_metadata);
     free(peer);
@@ -281,9 +282,13 @@ static void send_reoffer(hk_peer_t *peer)
     peer->offer_outstanding = true;
     peer->reoffer_pending = false;
     peer->worker->counters.reoffers++;
-    hk_peer_send_json(peer,
-                      peer->legacy_update ? hk_sora_build_update(sdp) : hk_sora_build_reoffer(sdp));
+    char *text = peer->legacy_update ? hk_sora_build_update(sdp) : hk_sora_build_reoffer(sdp);
     free(sdp);
+    free(peer->reoffer_text);
+    peer->reoffer_text = text ? strdup(text) : NULL;
+    peer->reoffer_sent_ms = hk_worker_now_ms(peer->worker);
+    peer->reoffer_sends = 1;
+    hk_peer_send_json(peer, text);
 }
 
 /* The set of forwarded tracks changed: re-offer now, or after the outstanding one. */
@@ -671,6 +676,23 @@ void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms)
             hk_peer_close(peer, HK_CLOSE_TIMEOUT, "CONNECT-TIMEOUT: no connect message in time");
         }
         return;
+    }
+    /* An unanswered re-offer is sent once more, then the client is closed: it would
+     * otherwise never hear of anyone who joins later. Changes meanwhile wait in
+     * reoffer_pending and go out with the next re-offer. */
+    if (peer->state == HK_PEER_ACTIVE && peer->offer_outstanding && peer->reoffer_text &&
+        now_ms - peer->reoffer_sent_ms >= config->reoffer_timeout_ms) {
+        if (peer->reoffer_sends >= 2) {
+            peer->worker->counters.timeouts_reoffer++;
+            hk_peer_close(peer, HK_CLOSE_TIMEOUT,
+                          "RE-OFFER-TIMEOUT: no re-answer to the re-offer, sent twice");
+            return;
+        }
+        HK_LOG(HK_LOG_INFO, "signaling", peer->connection_id,
+               "no re-answer in %u ms: sending the re-offer again", config->reoffer_timeout_ms);
+        peer->reoffer_sends++;
+        peer->reoffer_sent_ms = now_ms;
+        hk_peer_send(peer, peer->reoffer_text, strlen(peer->reoffer_text), false);
     }
     if (now_ms < peer->next_ping_ms)
         return;

@@ -82,6 +82,9 @@ struct hk_peer_s {
     bool offer_outstanding; /* offer or re-offer sent, no answer yet */
     bool legacy_update;     /* renegotiates with `update` instead of `re-offer` */
     bool reoffer_pending;   /* a change arrived while one was outstanding */
+    char *reoffer_text;     /* the outstanding re-offer message, for resending */
+    uint64_t reoffer_sent_ms;
+    int reoffer_sends;
 
     /* Its published tracks, from its answer. */
     hk_track_t audio_track, video_track;

@@ -29,6 +29,7 @@ typedef struct {
     uint64_t refused_too_large;
     uint64_t timeouts_connect;
     uint64_t timeouts_pong;
+    uint64_t timeouts_reoffer;
     uint64_t slow_reader_disconnects;
     uint64_t messages_in;
     uint64_t messages_out;
