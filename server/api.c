@@ -703,9 +703,9 @@ static int check_access(struct lws *wsi, hk_worker_t *worker, const api_session_
         *rc = respond_error(wsi, 403, "cross-origin request refused");
         return -1;
     }
-    bool open =
+    bool public_path =
         s->method == M_GET && (strcmp(s->uri, "/health") == 0 || strcmp(s->uri, "/metrics") == 0);
-    if (!open && !authorized(wsi, config)) {
+    if (!public_path && !authorized(wsi, config)) {
         worker->counters.api_refused_unauthorized++;
         *rc = respond_error(wsi, 401, "Authorization: Bearer <api_secret> required");
         return -1;
