@@ -94,8 +94,9 @@ scenario_args() {
 
 start_hisoka() {
     local sig api media
+    # Every load peer comes from 127.0.0.1: lift the per-address cap (default 100).
     hisoka_conf "$tmp/sora.conf" "max_connections_per_channel = 500" "max_connections = 1000" \
-        "busy_poll_us = ${1:-0}"
+        "max_connections_per_address = 1000" "busy_poll_us = ${1:-0}"
     taskset -c "$SERVER_CPU" "$BUILD/hisoka" --config "$tmp/sora.conf" >"$tmp/server.log" 2>&1 &
     server_pid=$!
     wait_healthy "$api"
