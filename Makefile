@@ -24,11 +24,11 @@ CFLAGS  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I. $(PKG_CFLAGS) 
 LDFLAGS = $(SAN)
 LDLIBS  = $(PKG_LIBS) -lm
 
-LIB_SRCS  := $(wildcard common/*.c config/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_SRCS  := $(wildcard common/*.c config/*.c) $(filter-out server/app/main.c,$(wildcard server/*/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
-HEADERS   := $(wildcard common/*.h config/*.h server/*.h tests/unit/*.h)
+HEADERS   := $(wildcard common/*.h config/*.h server/*/*.h tests/unit/*.h)
 
 .PHONY: all build run test test-unit test-integration asan deps deps-test clean format \
         format-check fuzz fuzz-build fuzz-replay bench soak compose-test docker-lint
@@ -44,9 +44,9 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
--include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d)
+-include $(wildcard $(BUILD)/*/*.d $(BUILD)/*/*/*.d $(BUILD)/*/*/*/*.d)
 
-$(BUILD)/hisoka: $(BUILD)/server/main.o $(LIB_OBJS)
+$(BUILD)/hisoka: $(BUILD)/server/app/main.o $(LIB_OBJS)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -77,10 +77,10 @@ test: deps deps-test
 	tests/run-all.sh
 
 format:
-	clang-format -i $(wildcard common/*.[ch] config/*.[ch] server/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/load/*.[ch])
+	clang-format -i $(wildcard common/*.[ch] config/*.[ch] server/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/load/*.[ch])
 
 format-check:
-	clang-format --dry-run -Werror $(wildcard common/*.[ch] config/*.[ch] server/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/load/*.[ch])
+	clang-format --dry-run -Werror $(wildcard common/*.[ch] config/*.[ch] server/*/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/load/*.[ch])
 
 # libFuzzer targets: tests/fuzz/<target>_fuzzer.c.  `make fuzz FUZZ_SECONDS=N` runs each
 # for N seconds; `make test` replays the committed corpora through the same code

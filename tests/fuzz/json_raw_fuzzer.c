@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "server/json_raw.h"
+#include "server/proto/json_raw.h"
 
 static void require(int cond)
 {

@@ -8,7 +8,7 @@
 
 #include "common/error.h"
 #include "common/id.h"
-#include "server/keyrelay.h"
+#include "server/proto/keyrelay.h"
 
 static void require(int cond)
 {

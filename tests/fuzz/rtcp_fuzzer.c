@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "server/rtcp.h"
+#include "server/proto/rtcp.h"
 
 #define MAX_ITEMS 64
 

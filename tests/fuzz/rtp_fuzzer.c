@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "server/rtp.h"
+#include "server/proto/rtp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

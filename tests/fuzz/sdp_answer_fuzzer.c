@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "server/sdp.h"
+#include "server/proto/sdp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

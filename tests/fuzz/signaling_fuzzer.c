@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "server/sora_msg.h"
+#include "server/proto/sora_msg.h"
 
 static void require(int cond)
 {

@@ -17,8 +17,8 @@
 
 #include "common/bytes.h"
 #include "common/error.h"
-#include "server/demux.h"
-#include "server/stun.h"
+#include "server/proto/demux.h"
+#include "server/proto/stun.h"
 
 #define FUZZ_UFRAG "Sv7q"
 #define FUZZ_PWD   "0123456789abcdefABCDEF"

@@ -36,12 +36,12 @@
 #include <openssl/x509.h>
 
 #include "common/bytes.h"
-#include "server/udp.h"
-#include "server/cert.h"
-#include "server/rtp.h"
-#include "server/sdp.h"
-#include "server/rtcp.h"
-#include "server/srtp.h"
+#include "server/io/udp.h"
+#include "server/rtc/cert.h"
+#include "server/proto/rtp.h"
+#include "server/proto/sdp.h"
+#include "server/proto/rtcp.h"
+#include "server/rtc/srtp.h"
 #include "tests/load/janus.h"
 #include "tests/load/load.h"
 #include "tests/load/ws.h"

@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/srtp.h"
+#include "server/rtc/srtp.h"
 
 #define HK_LOAD_FRAG          1200 /* frame bytes per RTP packet */
 #define HK_LOAD_PKT_HDR       2    /* packetizer header */

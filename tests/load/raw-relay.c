@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "server/srtp.h"
+#include "server/rtc/srtp.h"
 #include "tests/load/load.h"
 
 #define MAX_PEERS    8192

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/udp.h"
+#include "server/io/udp.h"
 
 #define BATCH 64
 

@@ -1,4 +1,4 @@
-#include "server/demux.h"
+#include "server/proto/demux.h"
 #include "tests/unit/unit.h"
 
 /* Classifies a datagram of `len` bytes whose first two bytes are b0, b1. */

@@ -9,9 +9,9 @@
 #include <time.h>
 
 #include "common/error.h"
-#include "server/cert.h"
-#include "server/dtls.h"
-#include "server/srtp.h"
+#include "server/rtc/cert.h"
+#include "server/rtc/dtls.h"
+#include "server/rtc/srtp.h"
 #include "tests/unit/unit.h"
 
 #define BOTH_PROFILES "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"

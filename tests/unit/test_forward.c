@@ -1,6 +1,6 @@
 #include "common/error.h"
-#include "server/forward.h"
-#include "server/sdp.h"
+#include "server/sfu/forward.h"
+#include "server/proto/sdp.h"
 #include "tests/unit/unit.h"
 
 /* A Chromium-like video packet: one-byte extensions mid "1", abs-send-time and

@@ -2,8 +2,8 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "server/json_raw.h"
-#include "server/sora_msg.h"
+#include "server/proto/json_raw.h"
+#include "server/proto/sora_msg.h"
 #include "tests/unit/unit.h"
 
 static int raw(const char *text, const char *key, char *out, size_t cap)

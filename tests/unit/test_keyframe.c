@@ -1,6 +1,6 @@
 /* The key-frame schedule after E2EE key deliveries (server/keyframe.h): debounce of a
  * burst, its bound, the two repeats, restarts, and holding a due request back. */
-#include "server/keyframe.h"
+#include "server/proto/keyframe.h"
 #include "tests/unit/unit.h"
 
 #define DELAY    HK_KEYFRAME_AFTER_KEY_DELAY_MS

@@ -4,7 +4,7 @@
  * any read past the end. */
 #include "common/error.h"
 #include "common/id.h"
-#include "server/keyrelay.h"
+#include "server/proto/keyrelay.h"
 #include "tests/unit/unit.h"
 
 /* clang-format off */

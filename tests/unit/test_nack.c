@@ -1,5 +1,5 @@
 #include "common/error.h"
-#include "server/nack.h"
+#include "server/proto/nack.h"
 #include "tests/unit/unit.h"
 
 static void fill_packet(uint8_t *buf, size_t len, uint16_t seq)

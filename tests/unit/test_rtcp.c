@@ -1,5 +1,5 @@
 #include "common/error.h"
-#include "server/rtcp.h"
+#include "server/proto/rtcp.h"
 #include "tests/unit/unit.h"
 
 /* Iterates buf expecting exactly one packet; returns it. */

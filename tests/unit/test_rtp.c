@@ -1,5 +1,5 @@
 #include "common/error.h"
-#include "server/rtp.h"
+#include "server/proto/rtp.h"
 #include "tests/unit/unit.h"
 
 /* A Chromium-style VP8 packet with one-byte header extensions:

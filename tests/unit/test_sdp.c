@@ -6,7 +6,7 @@
  * then regenerate the Chromium answers (and check Chromium still accepts every offer):
  *   node tools/gen-sdp-fixtures.mjs */
 #include "common/error.h"
-#include "server/sdp.h"
+#include "server/proto/sdp.h"
 #include "tests/unit/unit.h"
 
 #define FIXTURES "tests/unit/fixtures/sdp/"

@@ -3,7 +3,7 @@
  * write. Ownership of the json_t members is checked through their reference counts; run
  * the ASan build with ASAN_OPTIONS=detect_leaks=1 to see leaks. */
 #include "common/error.h"
-#include "server/sora_msg.h"
+#include "server/proto/sora_msg.h"
 #include "tests/unit/unit.h"
 
 /* ---- connect ------------------------------------------------------------------------ */

@@ -2,7 +2,7 @@
  * both profiles; tampering, replay, repeated transmission, short buffers. Protected
  * packets live in malloc'ed buffers of the exact size so ASan catches any overrun. */
 #include "common/error.h"
-#include "server/srtp.h"
+#include "server/rtc/srtp.h"
 #include "tests/unit/unit.h"
 
 /* RFC 3550 §5.1 RTP fixed header + 20 bytes of payload. */

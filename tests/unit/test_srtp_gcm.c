@@ -4,8 +4,8 @@
 #include <srtp2/srtp.h>
 
 #include "common/error.h"
-#include "server/srtp.h"
-#include "server/srtp_gcm.h"
+#include "server/rtc/srtp.h"
+#include "server/rtc/srtp_gcm.h"
 #include "tests/unit/unit.h"
 
 TEST(srtp_gcm_passes_libsrtp_self_test)

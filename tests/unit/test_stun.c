@@ -11,7 +11,7 @@
 #include <stun/usages/ice.h>
 
 #include "common/error.h"
-#include "server/stun.h"
+#include "server/proto/stun.h"
 #include "tests/unit/unit.h"
 
 /* ---- Test-side STUN helpers: independent of libnice (OpenSSL HMAC, our CRC). ---- */

@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "server/udp.h"
+#include "server/io/udp.h"
 #include "tests/unit/unit.h"
 
 #define N_DEST 3

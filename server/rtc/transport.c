@@ -1,0 +1,652 @@
+#include "server/rtc/transport.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/id.h"
+#include "common/log.h"
+#include "server/rtc/dtls.h"
+#include "server/sfu/forward.h"
+#include "server/io/media.h"
+#include "server/signal/peer.h"
+#include "server/proto/rtp.h"
+#include "server/rtc/srtp.h"
+#include "server/proto/stun.h"
+
+#define NACK_CACHE_SLOTS     512
+#define KEYFRAME_INTERVAL_MS 300 /* at most one PLI per stream in this time */
+#define TWCC_INTERVAL_MS     50
+#define RR_INTERVAL_MS       1000
+#define RETRANSMIT_AGE_MS    1000
+
+static hk_media_t *media_of(hk_transport_t *t)
+{
+    return &t->peer->worker->media;
+}
+
+hk_transport_t *hk_transport_create(hk_peer_t *peer)
+{
+    hk_transport_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->peer = peer;
+    t->created_ms = hk_worker_now_ms(peer->worker);
+    t->epoch_us = uv_hrtime() / 1000;
+    hk_random_bytes(&t->rtcp_ssrc, sizeof t->rtcp_ssrc);
+    if (t->rtcp_ssrc == 0)
+        t->rtcp_ssrc = 1;
+    hk_media_transport_added(media_of(t));
+    return t;
+}
+
+static void forget_tuple(hk_transport_t *t, int i);
+
+void hk_transport_destroy(hk_transport_t *t)
+{
+    hk_media_t *media = media_of(t);
+    while (t->n_tuples > 0)
+        forget_tuple(t, t->n_tuples - 1);
+    if (t->dtls)
+        hk_dtls_destroy(t->dtls);
+    if (t->srtp)
+        hk_srtp_destroy(t->srtp);
+    for (int i = 0; i < 3; i++) {
+        if (t->streams[i].cache)
+            hk_nack_cache_destroy(t->streams[i].cache);
+        if (t->streams[i].dump)
+            fclose(t->streams[i].dump);
+    }
+    hk_media_transport_removed(media);
+    free(t);
+}
+
+static void init_stream(hk_stream_t *s, uint32_t ssrc, hk_media_kind_t kind, bool rtx)
+{
+    memset(s, 0, sizeof *s);
+    s->ssrc = ssrc;
+    s->kind = kind;
+    s->rtx = rtx;
+    if (ssrc && kind == HK_MEDIA_VIDEO && !rtx) {
+        hk_nack_tracker_config_t config = {
+            .max_retries = 10, .retry_interval_ms = 50, .max_age_ms = RETRANSMIT_AGE_MS};
+        hk_nack_tracker_init(&s->nack, &config);
+        s->cache = hk_nack_cache_create(NACK_CACHE_SLOTS);
+    }
+}
+
+void hk_transport_set_streams(hk_transport_t *t)
+{
+    const hk_peer_t *p = t->peer;
+    init_stream(&t->streams[0], p->audio_track.ssrc, HK_MEDIA_AUDIO, false);
+    init_stream(&t->streams[1], p->video_track.ssrc, HK_MEDIA_VIDEO, false);
+    init_stream(&t->streams[2], p->video_track.rtx_ssrc, HK_MEDIA_VIDEO, true);
+}
+
+hk_stream_t *hk_transport_stream(hk_transport_t *t, uint32_t ssrc)
+{
+    for (int i = 0; i < 3; i++)
+        if (t->streams[i].ssrc == ssrc && ssrc != 0)
+            return &t->streams[i];
+    return NULL;
+}
+
+static int tuple_index(const hk_transport_t *t, uint64_t key)
+{
+    for (int i = 0; i < t->n_tuples; i++)
+        if (t->tuple_keys[i] == key)
+            return i;
+    return -1;
+}
+
+static void forget_tuple(hk_transport_t *t, int i)
+{
+    hk_media_t *media = media_of(t);
+    if (hk_map_get(&media->tuples, t->tuple_keys[i]) == t)
+        hk_map_remove(&media->tuples, t->tuple_keys[i]);
+    memmove(t->tuple_keys + i, t->tuple_keys + i + 1,
+            sizeof t->tuple_keys[0] * (size_t)(t->n_tuples - i - 1));
+    memmove(t->tuple_consent_ms + i, t->tuple_consent_ms + i + 1,
+            sizeof t->tuple_consent_ms[0] * (size_t)(t->n_tuples - i - 1));
+    t->n_tuples--;
+}
+
+static bool consent_expired(const hk_transport_t *t, int i, uint64_t now_ms)
+{
+    return now_ms - t->tuple_consent_ms[i] > t->peer->worker->config->consent_timeout_ms;
+}
+
+static void send_probe(hk_transport_t *t, uint64_t now_ms)
+{
+    uint8_t buf[HK_STUN_CHECK_MAX];
+    size_t n = hk_stun_write_check(buf, sizeof buf, t->remote_ufrag, t->peer->ice_ufrag,
+                                   t->remote_pwd, t->probe_tid);
+    if (n == 0)
+        return;
+    hk_udp_send(&media_of(t)->udp, &t->probe_to, buf, n);
+    media_of(t)->counters.ice_consent_checks_sent++;
+    t->probe_sent_ms = now_ms;
+    t->probe_sends++;
+}
+
+/* Asks `to` for consent before the media may move there (RFC 7675 §5.1): one check in
+ * flight per transport; a nomination from yet another tuple replaces it. */
+static void start_probe(hk_transport_t *t, const struct sockaddr_in *to, uint64_t now_ms)
+{
+    if (!t->remote_pwd[0])
+        return; /* no answer yet: nothing to key a check with */
+    if (t->probe_pending && hk_media_tuple_key(&t->probe_to) == hk_media_tuple_key(to))
+        return; /* the tick retransmits */
+    HK_LOG(HK_LOG_DEBUG, "ice", t->peer->connection_id,
+           "USE-CANDIDATE from a new tuple while the selected one has consent: checking it");
+    t->probe_pending = true;
+    t->probe_to = *to;
+    t->probe_sends = 0;
+    hk_random_bytes(t->probe_tid, sizeof t->probe_tid);
+    send_probe(t, now_ms);
+}
+
+void hk_transport_set_remote_ice(hk_transport_t *t, const char *ufrag, const char *pwd)
+{
+    snprintf(t->remote_ufrag, sizeof t->remote_ufrag, "%s", ufrag);
+    snprintf(t->remote_pwd, sizeof t->remote_pwd, "%s", pwd);
+}
+
+void hk_transport_on_check_response(hk_transport_t *t, const uint8_t *buf, size_t len,
+                                    const struct sockaddr_in *from, uint64_t now_ms)
+{
+    uint64_t key = hk_media_tuple_key(from);
+    if (!t->probe_pending || hk_media_tuple_key(&t->probe_to) != key ||
+        !hk_stun_is_check_response(buf, len, t->probe_tid, t->remote_pwd))
+        return;
+    t->probe_pending = false;
+    int i = tuple_index(t, key);
+    if (i < 0)
+        return; /* forgotten meanwhile */
+    t->tuple_consent_ms[i] = now_ms;
+    t->selected = *from;
+    t->has_selected = true;
+    t->nominated = true;
+    media_of(t)->counters.ice_tuple_moves++;
+    HK_LOG(HK_LOG_INFO, "ice", t->peer->connection_id,
+           "selected tuple moved: the newly nominated tuple answered our consent check");
+}
+
+int hk_transport_on_check(hk_transport_t *t, const struct sockaddr_in *from, bool nominate,
+                          uint64_t now_ms)
+{
+    hk_media_t *media = media_of(t);
+    uint64_t key = hk_media_tuple_key(from);
+    uint64_t selected_key = t->has_selected ? hk_media_tuple_key(&t->selected) : 0;
+    int i = tuple_index(t, key);
+    if (i < 0) {
+        hk_transport_t *owner = hk_map_get(&media->tuples, key);
+        if (owner && owner != t) {
+            int j = tuple_index(owner, key);
+            bool owner_sends_there =
+                owner->has_selected && hk_media_tuple_key(&owner->selected) == key;
+            if (j >= 0 && (owner_sends_there || !consent_expired(owner, j, now_ms))) {
+                media->counters.ice_tuple_conflicts++;
+                if (hk_log_due(&t->last_ice_warn_ms, now_ms, 1000))
+                    HK_LOG(HK_LOG_WARN, "ice", t->peer->connection_id,
+                           "check from a tuple that another connection holds: refused");
+                return HK_EPERM;
+            }
+            /* The other transport's consent there expired: the address is free again. */
+            if (j >= 0)
+                forget_tuple(owner, j);
+        }
+        if (t->n_tuples == HK_TRANSPORT_MAX_TUPLES) {
+            /* Forget the tuple heard from least recently, never the selected one. */
+            int oldest = -1;
+            for (int k = 0; k < t->n_tuples; k++)
+                if (t->tuple_keys[k] != selected_key &&
+                    (oldest < 0 || t->tuple_consent_ms[k] < t->tuple_consent_ms[oldest]))
+                    oldest = k;
+            forget_tuple(t, oldest);
+        }
+        if (hk_map_put(&media->tuples, key, t) != 0) {
+            media->counters.ice_tuple_conflicts++;
+            return HK_ENOMEM;
+        }
+        i = t->n_tuples++;
+        t->tuple_keys[i] = key;
+        HK_LOG(HK_LOG_DEBUG, "ice", t->peer->connection_id, "tuple validated%s",
+               nominate ? " (USE-CANDIDATE)" : "");
+    }
+    t->tuple_consent_ms[i] = now_ms;
+    t->last_consent_ms = now_ms;
+    if (key == selected_key) {
+        t->nominated |= nominate;
+        return 0;
+    }
+    int s = t->has_selected ? tuple_index(t, selected_key) : -1;
+    bool may_move = !t->has_selected || (nominate && !t->nominated) ||
+                    (nominate && (s < 0 || consent_expired(t, s, now_ms)));
+    if (!may_move) {
+        if (nominate) {
+            media->counters.ice_nominations_refused++;
+            start_probe(t, from, now_ms);
+        }
+        return 0;
+    }
+    if (t->has_selected)
+        HK_LOG(HK_LOG_INFO, "ice", t->peer->connection_id, "selected tuple moved");
+    t->selected = *from;
+    t->has_selected = true;
+    t->nominated = nominate;
+    return 0;
+}
+
+static void dtls_send(void *arg, const uint8_t *datagram, size_t len)
+{
+    hk_transport_t *t = arg;
+    if (t->has_selected)
+        hk_udp_send(&media_of(t)->udp, &t->selected, datagram, len);
+}
+
+static void schedule_dtls(hk_transport_t *t, uint64_t now_ms)
+{
+    long ms = t->dtls ? hk_dtls_timeout_ms(t->dtls) : -1;
+    t->dtls_timer_ms = ms >= 0 ? now_ms + (uint64_t)ms : 0;
+}
+
+static void dtls_connected(hk_transport_t *t, uint64_t now_ms)
+{
+    hk_media_t *media = media_of(t);
+    hk_srtp_keys_t keys;
+    if (hk_dtls_srtp_keys(t->dtls, &keys) != 0 || !(t->srtp = hk_srtp_create(&keys))) {
+        memset(&keys, 0, sizeof keys);
+        hk_peer_close(t->peer, HK_CLOSE_INTERNAL, "cannot set up SRTP");
+        return;
+    }
+    memset(&keys, 0, sizeof keys);
+    t->ready = true;
+    media->counters.dtls_connected++;
+    HK_LOG(HK_LOG_INFO, "dtls", t->peer->connection_id, "DTLS-SRTP connected");
+    hk_forward_request_keyframes(t->peer, now_ms);
+}
+
+void hk_transport_on_dtls(hk_transport_t *t, const uint8_t *buf, size_t len)
+{
+    hk_media_t *media = media_of(t);
+    hk_peer_t *peer = t->peer;
+    uint64_t now = hk_worker_now_ms(peer->worker);
+    if (!t->dtls) {
+        if (peer->remote_fingerprint_len == 0) {
+            media->counters.dtls_before_answer++; /* the client retransmits */
+            return;
+        }
+        t->dtls =
+            hk_dtls_create(media->dtls, peer->remote_fingerprint_algorithm,
+                           peer->remote_fingerprint, peer->remote_fingerprint_len, dtls_send, t);
+        if (!t->dtls) {
+            media->counters.dtls_errors++;
+            return;
+        }
+    }
+    int rc = hk_dtls_handle(t->dtls, buf, len);
+    if (rc == HK_DTLS_CONNECTED && !t->ready) {
+        dtls_connected(t, now);
+    } else if (rc < 0) {
+        media->counters.dtls_errors++;
+        char reason[120];
+        snprintf(reason, sizeof reason, "DTLS-FAILED: %s", hk_dtls_error(t->dtls));
+        HK_LOG(HK_LOG_WARN, "dtls", peer->connection_id, "%s", reason);
+        hk_peer_close(peer, rc == HK_EPERM ? HK_CLOSE_FORBIDDEN : HK_CLOSE_BAD_REQUEST, reason);
+    }
+    schedule_dtls(t, now);
+}
+
+/* RFC 3550 A.1: sequence number bookkeeping for receiver reports. */
+static void count_packet(hk_stream_t *s, uint16_t seq, size_t len)
+{
+    s->packets++;
+    s->bytes += len;
+    if (!s->started) {
+        s->started = true;
+        s->base_seq = seq;
+        s->max_seq = seq;
+        s->received = 1;
+        return;
+    }
+    uint16_t delta = (uint16_t)(seq - s->max_seq);
+    if (delta < 3000) {
+        if (seq < s->max_seq)
+            s->cycles += 65536;
+        s->max_seq = seq;
+    }
+    s->received++;
+}
+
+static void record_twcc(hk_transport_t *t, const uint8_t *buf, const hk_rtp_header_t *hdr)
+{
+    size_t off, len;
+    if (hk_rtp_ext_find(buf, hdr, HK_EXT_TRANSPORT_CC, &off, &len) != 0 || len != 2)
+        return;
+    uint16_t seq = (uint16_t)((buf[off] << 8) | buf[off + 1]);
+    if (!t->twcc_started) {
+        t->twcc_started = true;
+        t->twcc_next = seq;
+    }
+    int16_t ahead = (int16_t)(seq - t->twcc_next);
+    if (ahead < 0)
+        return; /* already reported */
+    if (t->n_twcc == HK_TWCC_MAX)
+        return; /* the tick sends feedback long before this fills */
+    t->twcc[t->n_twcc].seq = seq;
+    t->twcc[t->n_twcc].received = true;
+    t->twcc[t->n_twcc].arrival_us = (int64_t)(uv_hrtime() / 1000 - t->epoch_us);
+    t->n_twcc++;
+}
+
+/* Debugging aid (debug_payload_directory): appends each forwarded payload to
+ * DIR/<connection_id>-<ssrc>.bin, so one can check what the server relays. */
+static void dump_payload(hk_transport_t *t, hk_stream_t *s, const uint8_t *payload, size_t len)
+{
+    if (!s->dump) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s-%u.bin",
+                 t->peer->worker->config->debug_payload_directory, t->peer->connection_id, s->ssrc);
+        s->dump = fopen(path, "ab");
+        if (!s->dump)
+            return;
+    }
+    fwrite(payload, 1, len, s->dump);
+}
+
+void hk_transport_on_srtp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t now_ms)
+{
+    hk_media_t *media = media_of(t);
+    if (!t->ready) {
+        media->counters.before_keys++;
+        return;
+    }
+    size_t n = len;
+    if (hk_srtp_unprotect_rtp(t->srtp, buf, &n) != 0) {
+        media->counters.srtp_unprotect_errors++;
+        return;
+    }
+    hk_rtp_header_t hdr;
+    const char *err = NULL;
+    if (hk_rtp_parse(buf, n, &hdr, &err) != 0) {
+        media->counters.rtp_errors++;
+        return;
+    }
+    media->counters.rtp_packets_in++;
+    media->counters.rtp_bytes_in += n;
+    record_twcc(t, buf, &hdr);
+    hk_stream_t *s = hk_transport_stream(t, hdr.ssrc);
+    if (!s || !hk_role_sends(t->peer->role)) {
+        media->counters.unknown_ssrc++;
+        return;
+    }
+    count_packet(s, hdr.seq, n);
+    s->last_pt = hdr.pt;
+    hk_stream_t *primary = &t->streams[1];
+    if (s->rtx) {
+        /* A retransmission from the publisher: the lost packet is recovered; keep it in
+         * the cache under its own sequence number, for subscribers who NACK it too. */
+        uint16_t original;
+        if (primary->ssrc && hk_rtp_rtx_original_seq(buf, &hdr, &original) == 0) {
+            hk_nack_tracker_received(&primary->nack, original, now_ms);
+            int len = primary->last_pt
+                          ? hk_rtp_rtx_unwrap(buf, &hdr, primary->ssrc, primary->last_pt,
+                                              media->work, sizeof media->work)
+                          : HK_EINVAL;
+            if (len > 0 && primary->cache)
+                hk_nack_cache_put(primary->cache, original, media->work, (size_t)len, now_ms);
+        }
+    } else if (s->cache) {
+        hk_nack_tracker_received(&s->nack, hdr.seq, now_ms);
+        hk_nack_cache_put(s->cache, hdr.seq, buf, n, now_ms);
+    }
+    if (hdr.payload_len == 0)
+        return; /* padding-only probe: for bandwidth estimation, not for subscribers */
+    if (t->peer->worker->config->debug_payload_directory[0])
+        dump_payload(t, s, buf + hdr.payload_offset, hdr.payload_len);
+    hk_forward_rtp(t->peer, buf, n, &hdr);
+}
+
+void hk_transport_on_srtcp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t now_ms)
+{
+    hk_media_t *media = media_of(t);
+    if (!t->ready) {
+        media->counters.before_keys++;
+        return;
+    }
+    size_t n = len;
+    if (hk_srtp_unprotect_rtcp(t->srtp, buf, &n) != 0) {
+        media->counters.srtcp_unprotect_errors++;
+        return;
+    }
+    media->counters.rtcp_packets_in++;
+    size_t offset = 0;
+    hk_rtcp_packet_t pkt;
+    const char *err = NULL;
+    int rc;
+    while ((rc = hk_rtcp_next(buf, n, &offset, &pkt, &err)) == 1) {
+        if (pkt.type == HK_RTCP_SR) {
+            hk_rtcp_report_t report;
+            if (hk_rtcp_parse_report(&pkt, &report, &err) != 0)
+                continue;
+            hk_stream_t *s = hk_transport_stream(t, report.ssrc);
+            if (!s)
+                continue;
+            s->last_sr = (report.ntp_sec << 16) | (report.ntp_frac >> 16);
+            s->last_sr_ms = now_ms;
+            /* Relay without report blocks: those describe what this peer receives. */
+            report.report_count = 0;
+            int sr_len = hk_rtcp_build_sr(media->work, sizeof media->work, &report);
+            if (sr_len > 0)
+                hk_forward_sender_report(t->peer, report.ssrc, media->work, (size_t)sr_len);
+        } else if (pkt.type == HK_RTCP_RTPFB || pkt.type == HK_RTCP_PSFB) {
+            hk_forward_feedback(t->peer, pkt.data, pkt.len, now_ms);
+        }
+    }
+    if (rc < 0)
+        media->counters.rtcp_errors++;
+}
+
+void hk_transport_send_rtcp(hk_transport_t *t, const uint8_t *rtcp, size_t len)
+{
+    hk_media_t *media = media_of(t);
+    if (!t->ready || !t->has_selected || len + HK_SRTP_MAX_TRAILER > HK_UDP_BUF_SIZE)
+        return;
+    uint8_t *slot = hk_udp_slot(&media->udp, &t->selected);
+    memcpy(slot, rtcp, len);
+    size_t n = len;
+    if (hk_srtp_protect_rtcp(t->srtp, slot, &n, HK_UDP_BUF_SIZE) != 0) {
+        media->counters.srtp_protect_errors++;
+        return;
+    }
+    hk_udp_commit(&media->udp, n);
+}
+
+void hk_transport_request_keyframe(hk_transport_t *publisher, hk_stream_t *stream, bool force,
+                                   uint64_t now_ms)
+{
+    hk_media_t *media = media_of(publisher);
+    if (stream->kind != HK_MEDIA_VIDEO || stream->rtx)
+        return;
+    if (!force && stream->last_pli_ms && now_ms - stream->last_pli_ms < KEYFRAME_INTERVAL_MS) {
+        media->counters.plis_throttled++;
+        return;
+    }
+    stream->last_pli_ms = now_ms;
+    uint8_t pli[16];
+    int n = hk_rtcp_build_pli(pli, sizeof pli, publisher->rtcp_ssrc, stream->ssrc);
+    if (n > 0) {
+        hk_transport_send_rtcp(publisher, pli, (size_t)n);
+        media->counters.plis_sent++;
+    }
+}
+
+void hk_transport_keyframe_after_key(hk_transport_t *publisher, uint64_t now_ms)
+{
+    if (publisher->streams[1].ssrc)
+        hk_keyframe_schedule_trigger(&publisher->keyframe_after_key, now_ms);
+}
+
+/* Sends the key-frame request a key delivery made due, once the video flows (a request
+ * before its first packet is lost on a transport that is not up, and the first frame is
+ * a key frame anyway) and HK_KEYFRAME_AFTER_KEY_SPACING_MS after the publisher's last
+ * PLI (closer, the browser would ignore it). */
+static void keyframe_after_key(hk_transport_t *t, uint64_t now_ms)
+{
+    hk_keyframe_schedule_t *schedule = &t->keyframe_after_key;
+    if (!hk_keyframe_schedule_due(schedule, now_ms))
+        return;
+    hk_stream_t *video = &t->streams[1];
+    if (!video->ssrc) {
+        hk_keyframe_schedule_cancel(schedule);
+        return;
+    }
+    if (!video->started ||
+        (video->last_pli_ms && now_ms - video->last_pli_ms < HK_KEYFRAME_AFTER_KEY_SPACING_MS))
+        return;
+    hk_transport_request_keyframe(t, video, false, now_ms);
+    HK_LOG(HK_LOG_DEBUG, "e2ee", t->peer->connection_id,
+           "key frame requested after a key delivery (%u of %d)", schedule->sent + 1u,
+           HK_KEYFRAME_AFTER_KEY_REQUESTS);
+    hk_keyframe_schedule_sent(schedule, now_ms);
+}
+
+static void send_nacks(hk_transport_t *t, uint64_t now_ms)
+{
+    hk_stream_t *s = &t->streams[1];
+    if (!s->ssrc || !s->started)
+        return;
+    uint16_t seqs[64];
+    size_t n = hk_nack_tracker_collect(&s->nack, now_ms, seqs, 64);
+    if (n == 0)
+        return;
+    hk_media_t *media = media_of(t);
+    int len = hk_rtcp_build_nack(media->work, sizeof media->work, t->rtcp_ssrc, s->ssrc, seqs, n);
+    if (len > 0) {
+        hk_transport_send_rtcp(t, media->work, (size_t)len);
+        media->counters.nacks_sent++;
+    }
+}
+
+static int cmp_twcc(const void *a, const void *b, void *next)
+{
+    uint16_t base = *(const uint16_t *)next;
+    uint16_t x = (uint16_t)(((const hk_rtcp_twcc_packet_t *)a)->seq - base);
+    uint16_t y = (uint16_t)(((const hk_rtcp_twcc_packet_t *)b)->seq - base);
+    return (x > y) - (x < y);
+}
+
+/* Transport-wide CC feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1)
+ * for everything received since the last one, so the publisher's bandwidth estimate
+ * (and with it its send bitrate) can grow. */
+static void send_twcc(hk_transport_t *t, uint64_t now_ms)
+{
+    if (t->n_twcc == 0)
+        return;
+    hk_media_t *media = media_of(t);
+    qsort_r(t->twcc, t->n_twcc, sizeof t->twcc[0], cmp_twcc, &t->twcc_next);
+    /* Drop duplicates, then report from twcc_next so losses at the edge count. */
+    hk_rtcp_twcc_packet_t list[HK_TWCC_MAX + 1];
+    size_t n = 0;
+    if (t->twcc[0].seq != t->twcc_next)
+        list[n++] = (hk_rtcp_twcc_packet_t){.seq = t->twcc_next, .received = false};
+    for (size_t i = 0; i < t->n_twcc; i++)
+        if (i == 0 || t->twcc[i].seq != t->twcc[i - 1].seq)
+            list[n++] = t->twcc[i];
+    int len = hk_rtcp_build_twcc(media->work, sizeof media->work, t->rtcp_ssrc,
+                                 t->streams[1].ssrc ? t->streams[1].ssrc : t->streams[0].ssrc,
+                                 t->twcc_fb_count++, list, n);
+    t->twcc_next = (uint16_t)(list[n - 1].seq + 1);
+    t->n_twcc = 0;
+    t->last_twcc_ms = now_ms;
+    if (len > 0) {
+        hk_transport_send_rtcp(t, media->work, (size_t)len);
+        media->counters.twcc_feedback_sent++;
+    }
+}
+
+/* RFC 3550 §6.4.2 and A.3: one report block per stream this peer publishes. */
+static void send_rr(hk_transport_t *t, uint64_t now_ms)
+{
+    hk_rtcp_report_block_t blocks[2];
+    size_t n = 0;
+    for (int i = 0; i < 2; i++) {
+        hk_stream_t *s = &t->streams[i];
+        if (!s->ssrc || !s->started)
+            continue;
+        uint32_t extended_max = s->cycles + s->max_seq;
+        uint32_t expected = extended_max - s->base_seq + 1;
+        int64_t lost = (int64_t)expected - s->received;
+        if (lost > 0x7fffff)
+            lost = 0x7fffff;
+        if (lost < -0x800000)
+            lost = -0x800000;
+        uint32_t expected_interval = expected - s->expected_prior;
+        uint32_t received_interval = s->received - s->received_prior;
+        int64_t lost_interval = (int64_t)expected_interval - received_interval;
+        s->expected_prior = expected;
+        s->received_prior = s->received;
+        uint8_t fraction = 0;
+        if (expected_interval && lost_interval > 0)
+            fraction = (uint8_t)((lost_interval << 8) / expected_interval);
+        blocks[n] = (hk_rtcp_report_block_t){
+            .ssrc = s->ssrc,
+            .fraction_lost = fraction,
+            .cumulative_lost = (int32_t)lost,
+            .highest_seq = extended_max,
+            .lsr = s->last_sr,
+            .dlsr = s->last_sr_ms ? (uint32_t)((now_ms - s->last_sr_ms) * 65536 / 1000) : 0,
+        };
+        n++;
+    }
+    t->last_rr_ms = now_ms;
+    if (n == 0)
+        return;
+    hk_media_t *media = media_of(t);
+    int len = hk_rtcp_build_rr(media->work, sizeof media->work, t->rtcp_ssrc, blocks, n);
+    if (len > 0) {
+        hk_transport_send_rtcp(t, media->work, (size_t)len);
+        media->counters.receiver_reports_sent++;
+    }
+}
+
+void hk_transport_tick(hk_transport_t *t, uint64_t now_ms)
+{
+    hk_peer_t *peer = t->peer;
+    hk_media_t *media = media_of(t);
+    if (peer->state == HK_PEER_CLOSING)
+        return;
+    if (t->probe_pending && now_ms - t->probe_sent_ms >= 500) {
+        if (t->probe_sends >= 3)
+            t->probe_pending = false; /* unanswered: the media stays */
+        else
+            send_probe(t, now_ms);
+    }
+    uint64_t consent_timeout = peer->worker->config->consent_timeout_ms;
+    uint64_t since = t->n_tuples ? t->last_consent_ms : t->created_ms;
+    if (now_ms - since > consent_timeout) {
+        media->counters.consent_expired++;
+        hk_peer_close(peer, HK_CLOSE_TIMEOUT,
+                      t->n_tuples ? "ICE-CONSENT-EXPIRED: no connectivity check in time"
+                                  : "ICE-TIMEOUT: ICE did not complete in time");
+        return;
+    }
+    if (t->dtls && t->dtls_timer_ms && now_ms >= t->dtls_timer_ms) {
+        if (hk_dtls_on_timeout(t->dtls) < 0) {
+            media->counters.dtls_errors++;
+            hk_peer_close(peer, HK_CLOSE_TIMEOUT, "DTLS-TIMEOUT: handshake did not complete");
+            return;
+        }
+        schedule_dtls(t, now_ms);
+    }
+    if (!t->ready)
+        return;
+    keyframe_after_key(t, now_ms);
+    send_nacks(t, now_ms);
+    if (now_ms - t->last_twcc_ms >= TWCC_INTERVAL_MS || t->n_twcc > HK_TWCC_MAX / 2)
+        send_twcc(t, now_ms);
+    if (now_ms - t->last_rr_ms >= RR_INTERVAL_MS)
+        send_rr(t, now_ms);
+}

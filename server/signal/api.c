@@ -1,0 +1,793 @@
+#include "server/signal/api.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <strings.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "server/signal/channel.h"
+#include "server/rtc/dtls.h"
+#include "server/signal/peer.h"
+#include "server/rtc/transport.h"
+#include "server/app/worker.h"
+
+#define MAX_BODY    8192
+#define SORA_TARGET "x-sora-target:"
+
+/* One HTTP request on the API vhost (lws per-session data). */
+typedef struct {
+    char uri[128];
+    int method; /* M_* */
+    char body[MAX_BODY + 1];
+    size_t body_len;
+    int body_too_large;
+} api_session_t;
+
+enum { M_GET = 0, M_POST, M_DELETE, M_OTHER };
+
+/* --- responses ------------------------------------------------------------------------ */
+
+static int respond(struct lws *wsi, unsigned int status, const char *type, const char *body)
+{
+    size_t len = strlen(body);
+    unsigned char header[LWS_PRE + 1024];
+    unsigned char *start = header + LWS_PRE, *p = start, *end = header + sizeof header - 1;
+    if (lws_add_http_common_headers(wsi, status, type, (lws_filepos_t)len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        (status == 401 &&
+         lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                     (const unsigned char *)"Bearer", 6, &p, end)) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    unsigned char *buf = malloc(LWS_PRE + len + 1);
+    if (!buf)
+        return 1;
+    memcpy(buf + LWS_PRE, body, len);
+    int n = lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
+    free(buf);
+    if (n < 0)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int respond_json(struct lws *wsi, unsigned int status, json_t *root)
+{
+    char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    int rc = respond(wsi, text ? status : 500, "application/json", text ? text : "{}");
+    free(text);
+    return rc;
+}
+
+static int respond_error(struct lws *wsi, unsigned int status, const char *message)
+{
+    return respond_json(wsi, status, json_pack("{s:s}", "error", message));
+}
+
+/* --- text buffer for /metrics ------------------------------------------------------------ */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int failed;
+} text_t;
+
+static void text_printf(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_printf(text_t *t, const char *fmt, ...)
+{
+    if (t->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = 1;
+            return;
+        }
+        if (t->p && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap * 2 : 16384;
+        while (cap <= t->len + (size_t)n)
+            cap *= 2;
+        char *p = realloc(t->p, cap);
+        if (!p) {
+            t->failed = 1;
+            return;
+        }
+        t->p = p;
+        t->cap = cap;
+    }
+}
+
+/* --- /metrics ---------------------------------------------------------------------------- */
+
+/* Prometheus text exposition format 0.0.4: "# HELP name text", "# TYPE name kind", then
+ * "name{label="value"} number" lines. Every family is written once, HELP and TYPE first. */
+static void family(text_t *t, const char *name, const char *type, const char *help)
+{
+    text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample(text_t *t, const char *name, const char *labels, uint64_t value)
+{
+    if (labels)
+        text_printf(t, "%s{%s} %" PRIu64 "\n", name, labels, value);
+    else
+        text_printf(t, "%s %" PRIu64 "\n", name, value);
+}
+
+static void counter(text_t *t, const char *name, const char *help, uint64_t value)
+{
+    family(t, name, "counter", help);
+    sample(t, name, NULL, value);
+}
+
+static void gauge(text_t *t, const char *name, const char *help, uint64_t value)
+{
+    family(t, name, "gauge", help);
+    sample(t, name, NULL, value);
+}
+
+/* One sample with a single label; the label values we write are fixed lower-case names
+ * (no quotes or backslashes to escape). */
+static void labelled(text_t *t, const char *name, const char *label, const char *value, uint64_t v)
+{
+    char labels[128];
+    snprintf(labels, sizeof labels, "%s=\"%s\"", label, value);
+    sample(t, name, labels, v);
+}
+
+/* A histogram of delays (hk_udp_delay_t) in seconds: cumulative buckets, sum, count. */
+static void histogram(text_t *t, const char *name, const char *help, const hk_udp_delay_t *h)
+{
+    family(t, name, "histogram", help);
+    uint64_t cumulative = 0;
+    for (int i = 0; i < HK_UDP_DELAY_BUCKETS; i++) {
+        cumulative += h->bucket[i];
+        if (i < HK_UDP_DELAY_BUCKETS - 1)
+            text_printf(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+                        hk_udp_delay_bounds_us[i] / 1e6, cumulative);
+        else
+            text_printf(t, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cumulative);
+    }
+    text_printf(t, "%s_sum %.9f\n%s_count %" PRIu64 "\n", name, (double)h->sum_ns / 1e9, name,
+                h->count);
+}
+
+static char *metrics_text(const hk_worker_t *worker)
+{
+    const hk_counters_t *c = &worker->counters;
+    const hk_media_counters_t *mc = &worker->media.counters;
+    const hk_udp_counters_t *uc = &worker->media.udp.counters;
+    text_t t = {0};
+    uint64_t websockets = 0;
+    for (const hk_peer_t *p = worker->peers; p; p = p->next)
+        websockets++;
+
+    gauge(&t, "hisoka_connections", "Connections that sent a valid connect and are open.",
+          (uint64_t)worker->n_connections);
+    gauge(&t, "hisoka_channels", "Channels with at least one connection.",
+          (uint64_t)worker->n_channels);
+    gauge(&t, "hisoka_websockets", "Open signaling WebSockets, before and after connect.",
+          websockets);
+    gauge(&t, "hisoka_media_transports", "Media transports (one per connection).",
+          (uint64_t)worker->media.n_transports);
+    gauge(&t, "hisoka_stopping", "1 while the server shuts down, else 0.",
+          (uint64_t)(worker->stopping != 0));
+
+    /* Signaling (hk_counters_t). */
+    counter(&t, "hisoka_connections_total", "Connections accepted (valid connect).",
+            c->connections_total);
+    family(&t, "hisoka_api_refusals_total", "counter", "HTTP API requests refused, by reason.");
+    labelled(&t, "hisoka_api_refusals_total", "reason", "host", c->api_refused_host);
+    labelled(&t, "hisoka_api_refusals_total", "reason", "unauthorized",
+             c->api_refused_unauthorized);
+    labelled(&t, "hisoka_api_refusals_total", "reason", "cross_origin",
+             c->api_refused_cross_origin);
+    family(&t, "hisoka_refusals_total", "counter", "Connections refused, by reason.");
+    labelled(&t, "hisoka_refusals_total", "reason", "bad_request", c->refused_bad_request);
+    labelled(&t, "hisoka_refusals_total", "reason", "auth", c->refused_auth);
+    labelled(&t, "hisoka_refusals_total", "reason", "e2ee_mismatch", c->refused_e2ee_mismatch);
+    labelled(&t, "hisoka_refusals_total", "reason", "channel_full", c->refused_channel_full);
+    labelled(&t, "hisoka_refusals_total", "reason", "server_full", c->refused_server_full);
+    labelled(&t, "hisoka_refusals_total", "reason", "per_address", c->refused_per_address);
+    labelled(&t, "hisoka_refusals_total", "reason", "no_descriptors", c->refused_no_descriptors);
+    labelled(&t, "hisoka_refusals_total", "reason", "too_large", c->refused_too_large);
+    family(&t, "hisoka_timeouts_total", "counter", "Connections closed by a timeout, by kind.");
+    labelled(&t, "hisoka_timeouts_total", "kind", "connect", c->timeouts_connect);
+    labelled(&t, "hisoka_timeouts_total", "kind", "pong", c->timeouts_pong);
+    labelled(&t, "hisoka_timeouts_total", "kind", "reoffer", c->timeouts_reoffer);
+    counter(&t, "hisoka_slow_reader_disconnects_total",
+            "Connections closed because their send queue overflowed.", c->slow_reader_disconnects);
+    family(&t, "hisoka_signaling_messages_total", "counter",
+           "Signaling WebSocket messages (text and binary), by direction.");
+    labelled(&t, "hisoka_signaling_messages_total", "direction", "in", c->messages_in);
+    labelled(&t, "hisoka_signaling_messages_total", "direction", "out", c->messages_out);
+    counter(&t, "hisoka_offers_total", "Offers sent.", c->offers);
+    counter(&t, "hisoka_reoffers_total", "Re-offers sent.", c->reoffers);
+    counter(&t, "hisoka_notifies_total", "Notify messages sent.", c->notifies);
+    family(&t, "hisoka_key_messages_total", "counter", "E2EE key messages, by outcome.");
+    labelled(&t, "hisoka_key_messages_total", "result", "relayed", c->key_messages_relayed);
+    labelled(&t, "hisoka_key_messages_total", "result", "dropped", c->key_messages_dropped);
+    counter(&t, "hisoka_bad_answers_total", "Answers refused as invalid SDP.", c->bad_answers);
+
+    /* UDP socket (hk_udp_counters_t). */
+    counter(&t, "hisoka_packets_received_total", "UDP datagrams received on the media port.",
+            uc->rx_datagrams);
+    counter(&t, "hisoka_bytes_received_total", "UDP bytes received on the media port.",
+            uc->rx_bytes);
+    counter(&t, "hisoka_packets_sent_total", "UDP datagrams sent from the media port.",
+            uc->tx_datagrams);
+    counter(&t, "hisoka_bytes_sent_total", "UDP bytes sent from the media port.", uc->tx_bytes);
+    counter(&t, "hisoka_busy_poll_datagrams_total",
+            "Datagrams read while busy polling (busy_poll_us), without a wake-up.", uc->rx_polled);
+    counter(&t, "hisoka_send_messages_total",
+            "Messages the sent datagrams took (fewer than datagrams: UDP segmentation offload).",
+            uc->tx_messages);
+    counter(&t, "hisoka_send_errors_total", "UDP datagrams the kernel refused to send.",
+            uc->tx_errors);
+    histogram(&t, "hisoka_receive_wait_seconds",
+              "Per received datagram: kernel receive timestamp to hisoka reading it (socket "
+              "queue, wake-up, scheduling).",
+              &uc->rx_wait);
+    histogram(
+        &t, "hisoka_forward_residence_seconds",
+        "Per received datagram: kernel receive timestamp to the sends of its recvmmsg round being "
+        "handed to the kernel (the delay hisoka adds).",
+        &uc->residence);
+
+    /* Media plane (hk_media_counters_t). */
+    family(&t, "hisoka_dropped_datagrams_total", "counter",
+           "Media datagrams dropped before reaching a session, by reason.");
+    for (int i = 1; i < HK_DEMUX_DROP_COUNT; i++)
+        labelled(&t, "hisoka_dropped_datagrams_total", "reason",
+                 hk_demux_drop_name((hk_demux_drop_t)i), mc->dropped_demux[i]);
+    labelled(&t, "hisoka_dropped_datagrams_total", "reason", "truncated", uc->rx_truncated);
+    labelled(&t, "hisoka_dropped_datagrams_total", "reason", "unvalidated_tuple",
+             mc->dropped_unvalidated);
+    labelled(&t, "hisoka_dropped_datagrams_total", "reason", "dtls_before_answer",
+             mc->dtls_before_answer);
+    labelled(&t, "hisoka_dropped_datagrams_total", "reason", "before_keys", mc->before_keys);
+    labelled(&t, "hisoka_dropped_datagrams_total", "reason", "unknown_ssrc", mc->unknown_ssrc);
+    family(&t, "hisoka_stun_requests_total", "counter", "STUN binding requests, by outcome.");
+    for (int i = 0; i < HK_STUN_STATUS_COUNT; i++)
+        labelled(&t, "hisoka_stun_requests_total", "result",
+                 hk_stun_status_name((hk_stun_status_t)i), mc->stun[i]);
+    counter(&t, "hisoka_ice_tuple_conflicts_total",
+            "ICE checks refused because another connection holds their tuple.",
+            mc->ice_tuple_conflicts);
+    counter(&t, "hisoka_ice_nominations_refused_total",
+            "USE-CANDIDATE from a new tuple while the selected tuple still had consent.",
+            mc->ice_nominations_refused);
+    counter(&t, "hisoka_ice_consent_checks_total",
+            "Consent checks hisoka sent to such a tuple before moving media there.",
+            mc->ice_consent_checks_sent);
+    counter(&t, "hisoka_ice_tuple_moves_total",
+            "Selected tuples moved after the new tuple answered hisoka's consent check.",
+            mc->ice_tuple_moves);
+    counter(&t, "hisoka_consent_expirations_total",
+            "Transports removed because ICE consent expired.", mc->consent_expired);
+    counter(&t, "hisoka_dtls_handshakes_total", "DTLS-SRTP handshakes completed.",
+            mc->dtls_connected);
+    counter(&t, "hisoka_dtls_errors_total", "DTLS failures (handshake, fingerprint, timeout).",
+            mc->dtls_errors);
+    family(&t, "hisoka_srtp_errors_total", "counter",
+           "SRTP/SRTCP failures: in = unprotect, out = protect.");
+    sample(&t, "hisoka_srtp_errors_total", "direction=\"in\",kind=\"rtp\"",
+           mc->srtp_unprotect_errors);
+    sample(&t, "hisoka_srtp_errors_total", "direction=\"in\",kind=\"rtcp\"",
+           mc->srtcp_unprotect_errors);
+    sample(&t, "hisoka_srtp_errors_total", "direction=\"out\",kind=\"rtp\"",
+           mc->srtp_protect_errors);
+    counter(&t, "hisoka_rtp_packets_received_total", "RTP packets received from publishers.",
+            mc->rtp_packets_in);
+    counter(&t, "hisoka_rtp_bytes_received_total", "RTP bytes received from publishers.",
+            mc->rtp_bytes_in);
+    counter(&t, "hisoka_rtcp_packets_received_total", "RTCP compound packets received.",
+            mc->rtcp_packets_in);
+    counter(&t, "hisoka_rtcp_errors_total", "Malformed RTCP compound packets.", mc->rtcp_errors);
+    counter(&t, "hisoka_rtp_errors_total", "RTP packets that authenticated but do not parse.",
+            mc->rtp_errors);
+    counter(&t, "hisoka_forwarded_packets_total", "RTP packets forwarded to subscribers.",
+            mc->forwarded_packets);
+    counter(&t, "hisoka_forwarded_bytes_total", "RTP bytes forwarded to subscribers.",
+            mc->forwarded_bytes);
+    counter(&t, "hisoka_nacks_received_total", "Sequence numbers NACKed by subscribers.",
+            mc->nacks_received);
+    counter(&t, "hisoka_nacks_sent_total", "NACK packets sent to publishers.", mc->nacks_sent);
+    counter(&t, "hisoka_nacks_rate_limited_total",
+            "NACKed packets not answered: over max_nacks_per_second.", mc->nacks_rate_limited);
+    counter(&t, "hisoka_retransmissions_total", "NACKed packets resent from the cache.",
+            mc->retransmissions);
+    counter(&t, "hisoka_retransmission_misses_total", "NACKed packets no longer in the cache.",
+            mc->retransmission_misses);
+    family(&t, "hisoka_plis_total", "counter",
+           "Picture loss indications: received from subscribers, sent to publishers.");
+    labelled(&t, "hisoka_plis_total", "direction", "received", mc->plis_received);
+    labelled(&t, "hisoka_plis_total", "direction", "sent", mc->plis_sent);
+    counter(&t, "hisoka_plis_throttled_total", "PLIs not relayed because of the throttle.",
+            mc->plis_throttled);
+    counter(&t, "hisoka_twcc_feedback_sent_total", "Transport-wide CC feedback packets sent.",
+            mc->twcc_feedback_sent);
+    counter(&t, "hisoka_receiver_reports_sent_total", "RTCP receiver reports sent.",
+            mc->receiver_reports_sent);
+    counter(&t, "hisoka_sender_reports_relayed_total", "RTCP sender reports relayed.",
+            mc->sender_reports_relayed);
+    if (t.failed) {
+        free(t.p);
+        return NULL;
+    }
+    return t.p ? t.p : strdup("");
+}
+
+/* --- /stats ------------------------------------------------------------------------------ */
+
+static json_t *stats_json(const hk_worker_t *worker)
+{
+    json_t *root = json_object();
+    json_t *channels = json_array();
+    for (const hk_channel_t *c = worker->channels; c; c = c->next) {
+        json_t *members = json_array();
+        for (const hk_peer_t *m = c->members; m; m = m->channel_next)
+            json_array_append_new(members,
+                                  json_pack("{s:s,s:s,s:s,s:b}", "connection_id", m->connection_id,
+                                            "client_id", m->client_id, "role",
+                                            hk_role_name(m->role), "announced", m->announced));
+        json_array_append_new(channels, json_pack("{s:s,s:b,s:o}", "channel_id", c->id, "e2ee",
+                                                  c->e2ee, "connections", members));
+    }
+    json_object_set_new(root, "channels", channels);
+    json_object_set_new(root, "total_connections", json_integer(worker->n_connections));
+    json_object_set_new(root, "key_messages_relayed",
+                        json_integer((json_int_t)worker->counters.key_messages_relayed));
+    json_object_set_new(root, "key_messages_dropped",
+                        json_integer((json_int_t)worker->counters.key_messages_dropped));
+    const hk_media_counters_t *mc = &worker->media.counters;
+    const hk_udp_counters_t *uc = &worker->media.udp.counters;
+    json_t *media = json_object();
+#define MEDIA_COUNTER(name) json_object_set_new(media, #name, json_integer((json_int_t)mc->name))
+    MEDIA_COUNTER(dropped_unvalidated);
+    MEDIA_COUNTER(dtls_errors);
+    MEDIA_COUNTER(dtls_connected);
+    MEDIA_COUNTER(dtls_before_answer);
+    MEDIA_COUNTER(srtp_unprotect_errors);
+    MEDIA_COUNTER(srtcp_unprotect_errors);
+    MEDIA_COUNTER(srtp_protect_errors);
+    MEDIA_COUNTER(before_keys);
+    MEDIA_COUNTER(unknown_ssrc);
+    MEDIA_COUNTER(rtp_packets_in);
+    MEDIA_COUNTER(rtp_bytes_in);
+    MEDIA_COUNTER(rtcp_packets_in);
+    MEDIA_COUNTER(forwarded_packets);
+    MEDIA_COUNTER(forwarded_bytes);
+    MEDIA_COUNTER(nacks_received);
+    MEDIA_COUNTER(retransmissions);
+    MEDIA_COUNTER(retransmission_misses);
+    MEDIA_COUNTER(nacks_sent);
+    MEDIA_COUNTER(plis_received);
+    MEDIA_COUNTER(plis_sent);
+    MEDIA_COUNTER(plis_throttled);
+    MEDIA_COUNTER(twcc_feedback_sent);
+    MEDIA_COUNTER(receiver_reports_sent);
+    MEDIA_COUNTER(sender_reports_relayed);
+    MEDIA_COUNTER(rtcp_errors);
+    MEDIA_COUNTER(consent_expired);
+    MEDIA_COUNTER(ice_tuple_conflicts);
+    MEDIA_COUNTER(ice_nominations_refused);
+    MEDIA_COUNTER(ice_consent_checks_sent);
+    MEDIA_COUNTER(ice_tuple_moves);
+#undef MEDIA_COUNTER
+    json_t *stun = json_object();
+    for (int i = 0; i < HK_STUN_STATUS_COUNT; i++)
+        json_object_set_new(stun, hk_stun_status_name((hk_stun_status_t)i),
+                            json_integer((json_int_t)mc->stun[i]));
+    json_object_set_new(media, "stun", stun);
+    json_t *demux = json_object();
+    for (int i = 1; i < HK_DEMUX_DROP_COUNT; i++)
+        json_object_set_new(demux, hk_demux_drop_name((hk_demux_drop_t)i),
+                            json_integer((json_int_t)mc->dropped_demux[i]));
+    json_object_set_new(media, "dropped_demux", demux);
+    json_object_set_new(media, "udp_rx_datagrams", json_integer((json_int_t)uc->rx_datagrams));
+    json_object_set_new(media, "udp_tx_datagrams", json_integer((json_int_t)uc->tx_datagrams));
+    json_object_set_new(media, "udp_tx_messages", json_integer((json_int_t)uc->tx_messages));
+    json_object_set_new(media, "udp_rx_polled", json_integer((json_int_t)uc->rx_polled));
+    json_object_set_new(media, "udp_tx_errors", json_integer((json_int_t)uc->tx_errors));
+    json_object_set_new(media, "udp_gso", json_boolean(worker->media.udp.gso));
+    json_object_set_new(root, "media", media);
+    return root;
+}
+
+static const char *state_name(hk_peer_state_t state)
+{
+    switch (state) {
+    case HK_PEER_WAIT_CONNECT:
+        return "wait_connect";
+    case HK_PEER_WAIT_AUTH:
+        return "wait_auth";
+    case HK_PEER_WAIT_ANSWER:
+        return "wait_answer";
+    case HK_PEER_ACTIVE:
+        return "active";
+    case HK_PEER_CLOSING:
+        return "closing";
+    }
+    return "?";
+}
+
+/* The short form of a connection, in /stats/connections. */
+static json_t *connection_summary(const hk_peer_t *p, uint64_t now_ms)
+{
+    bool connect = p->state != HK_PEER_WAIT_CONNECT && p->channel;
+    json_t *o = json_object();
+    json_object_set_new(o, "connection_id", json_string(p->connection_id));
+    json_object_set_new(o, "client_id", connect ? json_string(p->client_id) : json_null());
+    json_object_set_new(o, "channel_id", p->channel ? json_string(p->channel->id) : json_null());
+    json_object_set_new(o, "role", connect ? json_string(hk_role_name(p->role)) : json_null());
+    json_object_set_new(o, "state", json_string(state_name(p->state)));
+    json_object_set_new(o, "e2ee", json_boolean(p->e2ee));
+    json_object_set_new(o, "announced", json_boolean(p->announced));
+    json_object_set_new(o, "age_ms", json_integer((json_int_t)(now_ms - p->created_ms)));
+    return o;
+}
+
+static const char *dtls_state(const hk_transport_t *t)
+{
+    if (!t->dtls)
+        return "new";
+    if (t->ready)
+        return "connected";
+    if (hk_dtls_error(t->dtls)[0])
+        return "failed";
+    return "connecting";
+}
+
+static const char *stream_kind(const hk_stream_t *s)
+{
+    if (s->rtx)
+        return "video_rtx";
+    return s->kind == HK_MEDIA_AUDIO ? "audio" : "video";
+}
+
+/* The long form: everything known about one connection (no keys, no payload). */
+static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
+{
+    json_t *o = connection_summary(p, now_ms);
+    json_object_set_new(o, "audio", json_boolean(p->audio));
+    json_object_set_new(o, "video", json_boolean(p->video));
+    json_object_set_new(o, "offer_outstanding", json_boolean(p->offer_outstanding));
+    json_object_set_new(o, "missed_pongs", json_integer(p->missed_pongs));
+    json_object_set_new(o, "signaling_queue_bytes", json_integer((json_int_t)p->tx_bytes));
+    const hk_transport_t *t = p->transport;
+    if (!t) {
+        json_object_set_new(o, "ice", json_null());
+        json_object_set_new(o, "dtls", json_null());
+        return o;
+    }
+    json_t *ice = json_object();
+    json_object_set_new(ice, "state", json_string(t->has_selected ? "connected" : "new"));
+    json_object_set_new(ice, "validated_tuples", json_integer(t->n_tuples));
+    if (t->has_selected) {
+        char ip[INET_ADDRSTRLEN] = "";
+        inet_ntop(AF_INET, &t->selected.sin_addr, ip, sizeof ip);
+        json_object_set_new(
+            ice, "selected",
+            json_pack("{s:s,s:i}", "address", ip, "port", (int)ntohs(t->selected.sin_port)));
+        json_object_set_new(ice, "last_consent_ms_ago",
+                            json_integer((json_int_t)(now_ms - t->last_consent_ms)));
+    } else {
+        json_object_set_new(ice, "selected", json_null());
+    }
+    json_object_set_new(o, "ice", ice);
+    json_t *dtls = json_object();
+    json_object_set_new(dtls, "state", json_string(dtls_state(t)));
+    if (t->dtls && hk_dtls_error(t->dtls)[0])
+        json_object_set_new(dtls, "error", json_string(hk_dtls_error(t->dtls)));
+    json_object_set_new(o, "dtls", dtls);
+    json_object_set_new(o, "srtp_ready", json_boolean(t->ready));
+    json_t *streams = json_array();
+    for (size_t i = 0; i < sizeof t->streams / sizeof t->streams[0]; i++) {
+        const hk_stream_t *s = &t->streams[i];
+        if (!s->ssrc)
+            continue;
+        json_array_append_new(streams, json_pack("{s:s,s:I,s:I,s:I}", "kind", stream_kind(s),
+                                                 "ssrc", (json_int_t)s->ssrc, "packets_received",
+                                                 (json_int_t)s->packets, "bytes_received",
+                                                 (json_int_t)s->bytes));
+    }
+    json_object_set_new(o, "published_streams", streams);
+    return o;
+}
+
+static hk_peer_t *find_peer(const hk_worker_t *worker, const char *id)
+{
+    for (hk_peer_t *p = worker->peers; p; p = p->next)
+        if (strcmp(p->connection_id, id) == 0)
+            return p;
+    return NULL;
+}
+
+/* --- disconnect ---------------------------------------------------------------------- */
+
+static int disconnect(struct lws *wsi, hk_worker_t *worker, const char *channel_id, const char *id)
+{
+    hk_peer_t *p = find_peer(worker, id);
+    if (!p || p->state == HK_PEER_CLOSING ||
+        (channel_id && (!p->channel || strcmp(p->channel->id, channel_id) != 0)))
+        return respond_error(wsi, 404, "no such connection");
+    HK_LOG(HK_LOG_INFO, "api", p->connection_id, "disconnect requested through the API");
+    hk_peer_close(p, HK_CLOSE_API_DISCONNECT, HK_API_DISCONNECT_REASON);
+    return respond_json(wsi, 200,
+                        json_pack("{s:s,s:s}", "connection_id", id, "status", "disconnected"));
+}
+
+/* Sora's API: POST / with x-sora-target and a JSON body. */
+static int sora_api(struct lws *wsi, hk_worker_t *worker, const api_session_t *s)
+{
+    char target[96];
+    if (lws_hdr_custom_copy(wsi, target, sizeof target, SORA_TARGET, (int)strlen(SORA_TARGET)) <= 0)
+        return respond_error(wsi, 400, "missing x-sora-target");
+    if (strcmp(target, "Sora_20151104.DisconnectConnection") != 0)
+        return respond_error(wsi, 400, "unsupported x-sora-target");
+    json_error_t jerr;
+    json_t *body = json_loadb(s->body, s->body_len, 0, &jerr);
+    const char *channel_id = NULL, *connection_id = NULL;
+    if (!body || json_unpack(body, "{s:s,s:s}", "channel_id", &channel_id, "connection_id",
+                             &connection_id) != 0) {
+        json_decref(body);
+        return respond_error(wsi, 400, "body must be {\"channel_id\":..., \"connection_id\":...}");
+    }
+    int rc = disconnect(wsi, worker, channel_id, connection_id);
+    json_decref(body);
+    return rc;
+}
+
+/* --- routing ---------------------------------------------------------------------- */
+
+static int dispatch(struct lws *wsi, api_session_t *s)
+{
+    hk_worker_t *worker = lws_context_user(lws_get_context(wsi));
+    const char *uri = s->uri;
+    uint64_t now = hk_worker_now_ms(worker);
+    static const char conn_prefix[] = "/stats/connections/";
+    static const char del_prefix[] = "/connections/";
+    static const char disconnect_suffix[] = "/disconnect";
+
+    if (s->body_too_large)
+        return respond_error(wsi, 413, "request body too large");
+    if (s->method == M_GET) {
+        if (strcmp(uri, "/health") == 0)
+            return respond(wsi, worker->stopping ? 503 : 200, "application/json",
+                           worker->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}");
+        if (strcmp(uri, "/metrics") == 0) {
+            char *text = metrics_text(worker);
+            int rc = respond(wsi, text ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8",
+                             text ? text : "");
+            free(text);
+            return rc;
+        }
+        if (strcmp(uri, "/stats") == 0)
+            return respond_json(wsi, 200, stats_json(worker));
+        if (strcmp(uri, "/stats/connections") == 0) {
+            json_t *list = json_array();
+            for (const hk_peer_t *p = worker->peers; p; p = p->next)
+                json_array_append_new(list, connection_summary(p, now));
+            return respond_json(wsi, 200, list);
+        }
+        if (strncmp(uri, conn_prefix, sizeof conn_prefix - 1) == 0) {
+            const hk_peer_t *p = find_peer(worker, uri + sizeof conn_prefix - 1);
+            if (!p)
+                return respond_error(wsi, 404, "no such connection");
+            return respond_json(wsi, 200, connection_detail(p, now));
+        }
+        return respond_error(wsi, 404, "not found");
+    }
+    if (s->method == M_DELETE && strncmp(uri, del_prefix, sizeof del_prefix - 1) == 0)
+        return disconnect(wsi, worker, NULL, uri + sizeof del_prefix - 1);
+    if (s->method == M_POST && strcmp(uri, "/") == 0)
+        return sora_api(wsi, worker, s);
+    if (s->method == M_POST && strncmp(uri, del_prefix, sizeof del_prefix - 1) == 0) {
+        char id[sizeof s->uri];
+        size_t n = strlen(uri) - (sizeof del_prefix - 1);
+        size_t suffix = sizeof disconnect_suffix - 1;
+        if (n > suffix && strcmp(uri + strlen(uri) - suffix, disconnect_suffix) == 0) {
+            memcpy(id, uri + sizeof del_prefix - 1, n - suffix);
+            id[n - suffix] = '\0';
+            return disconnect(wsi, worker, NULL, id);
+        }
+    }
+    return respond_error(wsi, 404, "not found");
+}
+
+/* --- who may call ------------------------------------------------------------------------ */
+
+/* Host must name this server in a way a DNS rebinding cannot: an IP address, localhost,
+ * or a name in api_allowed_hosts. No Host at all (HTTP/1.0 probes) is not a browser. */
+static bool host_allowed(struct lws *wsi, const hk_config_t *config)
+{
+    char host[256];
+    int n = lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST);
+    if (n <= 0)
+        return lws_hdr_total_length(wsi, WSI_TOKEN_HOST) == 0;
+    char *name = host;
+    if (name[0] == '[') { /* [IPv6]:port */
+        char *close = strchr(name, ']');
+        if (!close || (close[1] != '\0' && close[1] != ':'))
+            return false;
+        *close = '\0';
+        struct in6_addr a6;
+        return inet_pton(AF_INET6, name + 1, &a6) == 1;
+    }
+    char *colon = strrchr(name, ':');
+    if (colon) {
+        for (const char *d = colon + 1; *d; d++)
+            if (!isdigit((unsigned char)*d))
+                return false;
+        *colon = '\0';
+    }
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1 || strcasecmp(name, "localhost") == 0)
+        return true;
+    size_t len = strlen(name);
+    for (const char *p = config->api_allowed_hosts; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        if ((size_t)(t - p) == len && len > 0 && strncasecmp(p, name, len) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+/* A request that changes state must come from this origin: a browser sends Origin (and
+ * Sec-Fetch-Site) with cross-origin requests, and no preflight protects a form POST. */
+static bool same_origin(struct lws *wsi)
+{
+    char site[32];
+    if (lws_hdr_custom_copy(wsi, site, sizeof site, "sec-fetch-site:", 15) > 0 &&
+        strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+        return false;
+    char origin[300], host[256], expect[300];
+    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+        return lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) == 0;
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
+        return false;
+    snprintf(expect, sizeof expect, "%s://%s", lws_is_ssl(wsi) ? "https" : "http", host);
+    return strcasecmp(origin, expect) == 0;
+}
+
+static bool authorized(struct lws *wsi, const hk_config_t *config)
+{
+    if (!config->api_secret[0])
+        return true; /* loopback only (hk_config_api_address) */
+    char value[HK_CONFIG_STR + 16];
+    static const char bearer[] = "Bearer ";
+    if (lws_hdr_copy(wsi, value, sizeof value, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0 ||
+        strncasecmp(value, bearer, sizeof bearer - 1) != 0)
+        return false;
+    const char *given = value + sizeof bearer - 1;
+    size_t len = strlen(config->api_secret);
+    return strlen(given) == len && CRYPTO_memcmp(given, config->api_secret, len) == 0;
+}
+
+/* 0 when the request may go on; otherwise the refusal has been answered (its return). */
+static int check_access(struct lws *wsi, hk_worker_t *worker, const api_session_t *s, int *rc)
+{
+    const hk_config_t *config = worker->config;
+    if (!host_allowed(wsi, config)) {
+        worker->counters.api_refused_host++;
+        *rc = respond_error(wsi, 421, "Host is not this server (api_allowed_hosts)");
+        return -1;
+    }
+    if (s->method != M_GET && !same_origin(wsi)) {
+        worker->counters.api_refused_cross_origin++;
+        *rc = respond_error(wsi, 403, "cross-origin request refused");
+        return -1;
+    }
+    bool public_path =
+        s->method == M_GET && (strcmp(s->uri, "/health") == 0 || strcmp(s->uri, "/metrics") == 0);
+    if (!public_path && !authorized(wsi, config)) {
+        worker->counters.api_refused_unauthorized++;
+        *rc = respond_error(wsi, 401, "Authorization: Bearer <api_secret> required");
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether a /demo/ path resolves inside demo_directory: a symlink that leads out of it
+ * (to /etc, say) is refused. A path that does not exist is left to lws (404). */
+static bool demo_path_inside(const hk_worker_t *worker, const char *path)
+{
+    char wanted[PATH_MAX], real[PATH_MAX];
+    if (snprintf(wanted, sizeof wanted, "%s/%s", worker->demo_origin, path) >= (int)sizeof wanted)
+        return false;
+    if (!realpath(wanted, real))
+        return true;
+    size_t n = strlen(worker->demo_origin);
+    return strncmp(real, worker->demo_origin, n) == 0 && (real[n] == '\0' || real[n] == '/');
+}
+
+static int method_of(struct lws *wsi)
+{
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
+        return M_GET;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0)
+        return M_POST;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0)
+        return M_DELETE;
+    return M_OTHER;
+}
+
+static int callback_api(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                        size_t len)
+{
+    api_session_t *s = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP: {
+        memset(s, 0, sizeof *s);
+        snprintf(s->uri, sizeof s->uri, "%s", (const char *)in);
+        s->method = method_of(wsi);
+        if (s->method == M_OTHER)
+            return respond_error(wsi, 405, "method not allowed");
+        int refused;
+        if (check_access(wsi, lws_context_user(lws_get_context(wsi)), s, &refused) != 0)
+            return refused;
+        if (s->method == M_POST) {
+            char cl[24];
+            if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+                strtoul(cl, NULL, 10) > 0)
+                return 0; /* the body comes in LWS_CALLBACK_HTTP_BODY */
+        }
+        return dispatch(wsi, s);
+    }
+    case LWS_CALLBACK_HTTP_BODY:
+        if (s->body_len + len > MAX_BODY)
+            s->body_too_large = 1;
+        else {
+            memcpy(s->body + s->body_len, in, len);
+            s->body_len += len;
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        s->body[s->body_len] = '\0';
+        return dispatch(wsi, s);
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION: {
+        /* The /demo/ files are served by lws itself, without LWS_CALLBACK_HTTP: a foreign
+         * Host is refused here, by closing. API paths get their 421 in LWS_CALLBACK_HTTP. */
+        hk_worker_t *worker = lws_context_user(lws_get_context(wsi));
+        if (strncmp((const char *)in, "/demo", 5) != 0)
+            return 0;
+        if (!host_allowed(wsi, worker->config)) {
+            worker->counters.api_refused_host++;
+            return -1;
+        }
+        return demo_path_inside(worker, (const char *)in + 5) ? 0 : -1;
+    }
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+const struct lws_protocols hk_api_protocols[] = {
+    {"http", callback_api, sizeof(api_session_t), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};

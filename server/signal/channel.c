@@ -1,0 +1,274 @@
+#include "server/signal/channel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "server/proto/keyrelay.h"
+#include "server/rtc/transport.h"
+
+static hk_channel_t *find_channel(hk_worker_t *worker, const char *id)
+{
+    for (hk_channel_t *c = worker->channels; c; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            return c;
+    return NULL;
+}
+
+static int refuse(hk_sora_error_t *err, int code, const char *reason, uint64_t *counter)
+{
+    err->close_code = code;
+    err->reason = reason;
+    (*counter)++;
+    return HK_ELIMIT;
+}
+
+int hk_channel_join(hk_worker_t *worker, hk_peer_t *peer, const hk_connect_msg_t *msg,
+                    hk_sora_error_t *err)
+{
+    const hk_config_t *config = worker->config;
+    size_t metadata = msg->notify_metadata_raw_len;
+    if (metadata > config->max_notify_metadata_size)
+        return refuse(err, HK_CLOSE_TOO_LARGE,
+                      "METADATA-TOO-LARGE: signaling_notify_metadata is over "
+                      "max_notify_metadata_size",
+                      &worker->counters.refused_too_large);
+    hk_channel_t *channel = find_channel(worker, msg->channel_id);
+    if (!channel) {
+        if (worker->n_channels >= config->max_channels)
+            return refuse(err, HK_CLOSE_LIMIT, "SERVER-FULL: too many channels on this server",
+                          &worker->counters.refused_server_full);
+        channel = calloc(1, sizeof *channel);
+        if (!channel)
+            return refuse(err, HK_CLOSE_INTERNAL, "out of memory",
+                          &worker->counters.refused_server_full);
+        channel->worker = worker;
+        channel->e2ee = msg->e2ee;
+        snprintf(channel->id, sizeof channel->id, "%s", msg->channel_id);
+        channel->next = worker->channels;
+        if (worker->channels)
+            worker->channels->prev = channel;
+        worker->channels = channel;
+        worker->n_channels++;
+    } else if (channel->e2ee != msg->e2ee) {
+        return refuse(err, HK_CLOSE_FORBIDDEN,
+                      channel->e2ee ? "E2EE-MISMATCH: this channel requires e2ee"
+                                    : "E2EE-MISMATCH: this channel does not use e2ee",
+                      &worker->counters.refused_e2ee_mismatch);
+    } else if (channel->n_members >= config->max_connections_per_channel) {
+        return refuse(err, HK_CLOSE_LIMIT, "CHANNEL-FULL: the channel has too many connections",
+                      &worker->counters.refused_channel_full);
+    } else if (channel->metadata_bytes + metadata > config->max_channel_notify_metadata_size) {
+        return refuse(err, HK_CLOSE_LIMIT,
+                      "CHANNEL-FULL: the members' signaling_notify_metadata is over "
+                      "max_channel_notify_metadata_size",
+                      &worker->counters.refused_channel_full);
+    }
+    channel->metadata_bytes += metadata;
+    peer->metadata_charge = metadata;
+    /* Append, so members stay in join order. */
+    peer->channel = channel;
+    peer->channel_next = NULL;
+    peer->channel_prev = NULL;
+    if (!channel->members) {
+        channel->members = peer;
+    } else {
+        hk_peer_t *last = channel->members;
+        while (last->channel_next)
+            last = last->channel_next;
+        last->channel_next = peer;
+        peer->channel_prev = last;
+    }
+    channel->n_members++;
+    return 0;
+}
+
+hk_channel_counts_t hk_channel_counts(const hk_channel_t *channel)
+{
+    hk_channel_counts_t counts = {0};
+    for (const hk_peer_t *m = channel->members; m; m = m->channel_next) {
+        if (!m->announced)
+            continue;
+        counts.connections++;
+        if (m->role == HK_ROLE_SENDRECV)
+            counts.sendrecv++;
+        else if (m->role == HK_ROLE_SENDONLY)
+            counts.sendonly++;
+        else
+            counts.recvonly++;
+    }
+    return counts;
+}
+
+static hk_notify_conn_t describe(const hk_peer_t *peer, uint64_t now_ms)
+{
+    hk_notify_conn_t c = {
+        .role = peer->role,
+        .client_id = peer->client_id,
+        .connection_id = peer->connection_id,
+        .audio = peer->audio && hk_role_sends(peer->role),
+        .video = peer->video && hk_role_sends(peer->role),
+        .minutes = peer->joined_ms ? (long)((now_ms - peer->joined_ms) / 60000) : 0,
+        .e2ee = peer->e2ee,
+        .metadata = peer->notify_metadata,
+        .metadata_raw = peer->notify_metadata_raw,
+        .authn_metadata = peer->authn_metadata,
+    };
+    return c;
+}
+
+/* Sends one notify about subject to every announced member except skip. */
+static void notify_members(hk_channel_t *channel, const char *event, const hk_peer_t *subject,
+                           const hk_peer_t *skip)
+{
+    hk_worker_t *worker = channel->worker;
+    if (!worker->config->signaling_notify)
+        return;
+    hk_channel_counts_t counts = hk_channel_counts(channel);
+    hk_notify_conn_t c = describe(subject, hk_worker_now_ms(worker));
+    char *text = hk_sora_build_notify(event, channel->id, &c, &counts,
+                                      worker->config->signaling_notify_metadata, NULL, 0, false);
+    if (!text)
+        return;
+    for (hk_peer_t *m = channel->members; m; m = m->channel_next) {
+        if (m == skip || !m->announced || m->state == HK_PEER_CLOSING)
+            continue;
+        hk_peer_send(m, text, strlen(text), false);
+        worker->counters.notifies++;
+    }
+    free(text);
+}
+
+void hk_channel_announce(hk_peer_t *peer)
+{
+    hk_channel_t *channel = peer->channel;
+    hk_worker_t *worker = channel->worker;
+    uint64_t now = hk_worker_now_ms(worker);
+    peer->announced = true;
+    peer->joined_ms = now;
+
+    if (worker->config->signaling_notify) {
+        /* The joiner's own event lists everyone already there. */
+        hk_notify_conn_t *existing = calloc((size_t)channel->n_members, sizeof *existing);
+        size_t n = 0;
+        for (hk_peer_t *m = channel->members; m && existing; m = m->channel_next)
+            if (m != peer && m->announced)
+                existing[n++] = describe(m, now);
+        hk_channel_counts_t counts = hk_channel_counts(channel);
+        hk_notify_conn_t self = describe(peer, now);
+        char *text = hk_sora_build_notify("connection.created", channel->id, &self, &counts,
+                                          worker->config->signaling_notify_metadata,
+                                          existing ? existing : &self, n, peer->legacy_update);
+        free(existing);
+        hk_peer_send_json(peer, text);
+        worker->counters.notifies++;
+        notify_members(channel, "connection.created", peer, peer);
+    }
+
+    if (hk_role_sends(peer->role) && (peer->audio_track.ssrc || peer->video_track.ssrc)) {
+        for (hk_peer_t *m = channel->members; m; m = m->channel_next)
+            if (m != peer && m->state != HK_PEER_CLOSING && m->state != HK_PEER_WAIT_CONNECT &&
+                hk_role_receives(m->role))
+                hk_peer_add_publisher(m, peer);
+    }
+}
+
+void hk_channel_leave(hk_peer_t *peer)
+{
+    hk_channel_t *channel = peer->channel;
+    hk_worker_t *worker = channel->worker;
+    if (peer->channel_prev)
+        peer->channel_prev->channel_next = peer->channel_next;
+    else
+        channel->members = peer->channel_next;
+    if (peer->channel_next)
+        peer->channel_next->channel_prev = peer->channel_prev;
+    channel->n_members--;
+    channel->metadata_bytes -= peer->metadata_charge;
+    peer->metadata_charge = 0;
+    peer->channel = NULL;
+
+    if (peer->announced) {
+        notify_members(channel, "connection.destroyed", peer, NULL);
+        if (hk_role_sends(peer->role))
+            for (hk_peer_t *m = channel->members; m; m = m->channel_next)
+                hk_peer_remove_publisher(m, peer->connection_id);
+    }
+    HK_LOG(HK_LOG_INFO, "channel", peer->connection_id, "left channel %s (%d members left)",
+           channel->id, channel->n_members);
+
+    if (channel->n_members == 0) {
+        if (channel->prev)
+            channel->prev->next = channel->next;
+        else
+            worker->channels = channel->next;
+        if (channel->next)
+            channel->next->prev = channel->prev;
+        worker->n_channels--;
+        free(channel);
+    }
+}
+
+hk_peer_t *hk_channel_find(const hk_channel_t *channel, const char *connection_id, size_t len)
+{
+    if (len != HK_ID_LEN)
+        return NULL;
+    for (hk_peer_t *m = channel->members; m; m = m->channel_next)
+        if (memcmp(m->connection_id, connection_id, HK_ID_LEN) == 0)
+            return m;
+    return NULL;
+}
+
+static void drop_key(hk_peer_t *peer, const char *why)
+{
+    hk_worker_t *worker = peer->worker;
+    worker->counters.key_messages_dropped++;
+    HK_LOG(HK_LOG_DEBUG, "keyrelay", peer->connection_id, "key message dropped: %s", why);
+}
+
+void hk_channel_relay_key(hk_peer_t *peer, const uint8_t *buf, size_t len)
+{
+    hk_channel_t *channel = peer->channel;
+    const hk_config_t *config = peer->worker->config;
+    if (!channel || !channel->e2ee) {
+        drop_key(peer, "key message in a channel without e2ee");
+        return;
+    }
+    uint64_t now = hk_worker_now_ms(peer->worker);
+    if (now - peer->key_window_ms >= 1000) {
+        peer->key_window_ms = now;
+        peer->key_count = 0;
+    }
+    if (++peer->key_count > config->max_key_messages_per_second) {
+        drop_key(peer, "key message rate limit");
+        return;
+    }
+    hk_keymsg_t msg;
+    const char *why = NULL;
+    if (hk_keymsg_parse(buf, len, &msg, &why) != 0) {
+        drop_key(peer, why);
+        return;
+    }
+    if (memcmp(msg.src_id, peer->connection_id, HK_ID_LEN) != 0) {
+        drop_key(peer, "source id is not the sender's own");
+        return;
+    }
+    hk_peer_t *dst = hk_channel_find(channel, msg.dst_id, HK_ID_LEN);
+    if (!dst || dst == peer || dst->state == HK_PEER_CLOSING ||
+        dst->state == HK_PEER_WAIT_CONNECT) {
+        drop_key(peer, "destination is not a live member of the channel");
+        return;
+    }
+    if (hk_peer_send(dst, buf, len, true) != 0)
+        return;
+    peer->worker->counters.key_messages_relayed++;
+    HK_LOG(HK_LOG_DEBUG, "keyrelay", peer->connection_id, "key message type %u relayed to %.*s",
+           msg.type, HK_ID_LEN, dst->connection_id);
+    /* dst will install peer's key, and a message to peer may acknowledge peer's key:
+     * both publishers owe key frames (docs/protocol.md §3.4). */
+    if (peer->transport)
+        hk_transport_keyframe_after_key(peer->transport, now);
+    if (dst->transport)
+        hk_transport_keyframe_after_key(dst->transport, now);
+}

@@ -1,0 +1,49 @@
+/* A channel (room): its members, its E2EE mode, notify fan-out and key routing.
+ * Ownership: created by hk_channel_join for its first member, freed when its last
+ * member leaves. Members are hk_peer_t owned by signaling. */
+#ifndef HK_CHANNEL_H
+#define HK_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/signal/peer.h"
+#include "server/proto/sora_msg.h"
+#include "server/app/worker.h"
+
+struct hk_channel_s {
+    hk_worker_t *worker;
+    hk_channel_t *next, *prev;
+    char id[HK_CHANNEL_ID_MAX + 1];
+    bool e2ee;
+    hk_peer_t *members;
+    int n_members;
+    size_t metadata_bytes; /* the members' signaling_notify_metadata, as relayed */
+};
+
+/* Puts peer into the channel named by msg, creating the channel if needed.
+ * Returns 0, or fills *err (close code, reason) and returns a negative code when the
+ * channel is full, the E2EE modes differ or the server has too many channels. */
+int hk_channel_join(hk_worker_t *worker, hk_peer_t *peer, const hk_connect_msg_t *msg,
+                    hk_sora_error_t *err);
+
+/* Removes peer; tells the others (connection.destroyed, re-offers) when it had been
+ * announced. Frees the channel when it becomes empty. */
+void hk_channel_leave(hk_peer_t *peer);
+
+/* The peer answered its first offer: announce it (connection.created to everyone,
+ * with `data` for itself) and forward its tracks to the receiving members. */
+void hk_channel_announce(hk_peer_t *peer);
+
+/* Validates a binary key message from peer and routes it, unchanged, to the member it
+ * names. Anything invalid is dropped and counted (never forwarded). */
+void hk_channel_relay_key(hk_peer_t *peer, const uint8_t *buf, size_t len);
+
+/* Counts of announced members. */
+hk_channel_counts_t hk_channel_counts(const hk_channel_t *channel);
+
+/* Finds a member by connection id (len bytes, not NUL-terminated). */
+hk_peer_t *hk_channel_find(const hk_channel_t *channel, const char *connection_id, size_t len);
+
+#endif

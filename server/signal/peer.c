@@ -1,0 +1,707 @@
+#include "server/signal/peer.h"
+
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "server/signal/channel.h"
+#include "server/sfu/forward.h"
+#include "server/rtc/transport.h"
+#include "server/signal/webhook.h"
+
+#define TX_QUEUE_LIMIT (4u << 20) /* bytes queued for a client that does not read */
+#define CLOSE_GRACE_S  5          /* a closing peer that does not drain is cut */
+
+bool hk_role_sends(hk_role_t role)
+{
+    return role == HK_ROLE_SENDRECV || role == HK_ROLE_SENDONLY;
+}
+
+bool hk_role_receives(hk_role_t role)
+{
+    return role == HK_ROLE_SENDRECV || role == HK_ROLE_RECVONLY;
+}
+
+/* ICE credentials use ice-chars (RFC 8839 §5.4): ALPHA / DIGIT / "+" / "/". */
+static int random_ice_string(char *out, size_t n)
+{
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint8_t bytes[64];
+    if (n > sizeof bytes || hk_random_bytes(bytes, n) != 0)
+        return HK_EIO;
+    for (size_t i = 0; i < n; i++)
+        out[i] = chars[bytes[i] & 63];
+    out[n] = '\0';
+    return 0;
+}
+
+hk_peer_t *hk_peer_create(hk_worker_t *worker, struct lws *wsi)
+{
+    hk_peer_t *peer = calloc(1, sizeof *peer);
+    if (!peer)
+        return NULL;
+    peer->worker = worker;
+    peer->wsi = wsi;
+    peer->state = HK_PEER_WAIT_CONNECT;
+    peer->created_ms = hk_worker_now_ms(worker);
+    uint64_t session_id = 0;
+    if (hk_id_generate(peer->connection_id) != 0 ||
+        random_ice_string(peer->ice_ufrag, sizeof peer->ice_ufrag - 1) != 0 ||
+        random_ice_string(peer->ice_pwd, sizeof peer->ice_pwd - 1) != 0 ||
+        hk_random_bytes(&session_id, sizeof session_id) != 0) {
+        free(peer);
+        return NULL;
+    }
+    peer->session_id = session_id >> 2; /* keeps it a positive 63-bit number */
+    peer->next = worker->peers;
+    if (worker->peers)
+        worker->peers->prev = peer;
+    worker->peers = peer;
+    return peer;
+}
+
+static void free_queue(hk_peer_t *peer)
+{
+    hk_out_t *out = peer->tx_head;
+    while (out) {
+        hk_out_t *next = out->next;
+        free(out);
+        out = next;
+    }
+    peer->tx_head = peer->tx_tail = NULL;
+    peer->tx_bytes = 0;
+}
+
+void hk_peer_destroy(hk_peer_t *peer)
+{
+    hk_worker_t *worker = peer->worker;
+    peer->state = HK_PEER_CLOSING;
+    if (peer->channel) {
+        hk_channel_leave(peer);
+        worker->n_connections--;
+    }
+    if (peer->transport)
+        hk_transport_destroy(peer->transport);
+    if (peer->webhook)
+        hk_webhook_cancel(peer->webhook);
+    if (peer->pending_connect) {
+        hk_connect_msg_clear(peer->pending_connect);
+        free(peer->pending_connect);
+    }
+    if (peer->prev)
+        peer->prev->next = peer->next;
+    else
+        worker->peers = peer->next;
+    if (peer->next)
+        peer->next->prev = peer->prev;
+    free_queue(peer);
+    free(peer->rx);
+    free(peer->sections);
+    json_decref(peer->metadata);
+    json_decref(peer->notify_metadata);
+    free(peer->reoffer_text);
+    free(peer->notify_metadata_raw);
+    json_decref(peer->authn_metadata);
+    free(peer);
+}
+
+int hk_peer_send(hk_peer_t *peer, const void *buf, size_t len, bool binary)
+{
+    if (peer->state == HK_PEER_CLOSING)
+        return HK_ESTATE;
+    if (peer->tx_bytes + len > TX_QUEUE_LIMIT) {
+        peer->worker->counters.slow_reader_disconnects++;
+        HK_LOG(HK_LOG_WARN, "signaling", peer->connection_id,
+               "client does not read its WebSocket: %zu bytes queued, closing", peer->tx_bytes);
+        free_queue(peer);
+        hk_peer_close(peer, HK_CLOSE_LIMIT, "send queue overflow: client is not reading");
+        return HK_ELIMIT;
+    }
+    hk_out_t *out = malloc(sizeof *out + LWS_PRE + len);
+    if (!out)
+        return HK_ENOMEM;
+    out->next = NULL;
+    out->len = len;
+    out->binary = binary;
+    memcpy(out->buf + LWS_PRE, buf, len);
+    if (peer->tx_tail)
+        peer->tx_tail->next = out;
+    else
+        peer->tx_head = out;
+    peer->tx_tail = out;
+    peer->tx_bytes += len;
+    peer->worker->counters.messages_out++;
+    lws_callback_on_writable(peer->wsi);
+    return 0;
+}
+
+int hk_peer_send_json(hk_peer_t *peer, char *text)
+{
+    if (!text)
+        return HK_ENOMEM;
+    int rc = hk_peer_send(peer, text, strlen(text), false);
+    free(text);
+    return rc;
+}
+
+void hk_peer_close(hk_peer_t *peer, int code, const char *reason)
+{
+    if (peer->state == HK_PEER_CLOSING)
+        return;
+    HK_LOG(code == HK_CLOSE_NORMAL ? HK_LOG_INFO : HK_LOG_WARN, "signaling", peer->connection_id,
+           "closing: %d %s", code, reason);
+    peer->state = HK_PEER_CLOSING;
+    peer->close_code = code;
+    snprintf(peer->close_reason, sizeof peer->close_reason, "%s", reason);
+    lws_set_timeout(peer->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+    lws_callback_on_writable(peer->wsi);
+}
+
+/* --- offers ---------------------------------------------------------------------- */
+
+/* A slot the client has seen rejected, to take a new mid and track (JSEP 5.2.2), so the
+ * offer does not grow with every publisher that came and went; NULL when none. Not while
+ * an offer is out: its answer must find the mids it was sent. */
+static hk_sdp_section_t *recyclable_section(hk_peer_t *peer)
+{
+    if (peer->offer_outstanding)
+        return NULL;
+    for (size_t i = 0; i < peer->n_sections; i++)
+        if (peer->sections[i].type == HK_SECTION_CLOSED && peer->sections[i].recyclable)
+            return &peer->sections[i];
+    return NULL;
+}
+
+static hk_sdp_section_t *add_section(hk_peer_t *peer, hk_section_type_t type, hk_media_kind_t kind)
+{
+    hk_sdp_section_t *s = recyclable_section(peer);
+    if (!s) {
+        if (peer->n_sections == HK_SDP_MAX_MEDIA)
+            return NULL;
+        if (peer->n_sections == peer->cap_sections) {
+            size_t cap = peer->cap_sections ? peer->cap_sections * 2 : 8;
+            hk_sdp_section_t *grown = realloc(peer->sections, cap * sizeof *grown);
+            if (!grown)
+                return NULL;
+            peer->sections = grown;
+            peer->cap_sections = cap;
+        }
+        s = &peer->sections[peer->n_sections++];
+    }
+    memset(s, 0, sizeof *s);
+    s->type = type;
+    s->kind = kind;
+    s->mid_len = (uint8_t)snprintf(s->mid, sizeof s->mid, "%u", peer->next_mid++);
+    return s;
+}
+
+static void add_forward(hk_peer_t *peer, const hk_peer_t *publisher, hk_media_kind_t kind,
+                        const hk_track_t *track)
+{
+    if (track->ssrc == 0)
+        return;
+    /* Reuse an idle placeholder of the same kind before appending. */
+    hk_sdp_section_t *s = NULL;
+    for (size_t i = 0; i < peer->n_sections; i++) {
+        hk_sdp_section_t *c = &peer->sections[i];
+        if (c->type == HK_SECTION_FORWARD && c->kind == kind && c->stream_id[0] == '\0') {
+            s = c;
+            break;
+        }
+    }
+    if (!s)
+        s = add_section(peer, HK_SECTION_FORWARD, kind);
+    if (!s) {
+        HK_LOG(HK_LOG_WARN, "sdp", peer->connection_id, "too many m-sections, track not sent");
+        return;
+    }
+    s->offered = s->answered = false; /* new content: not before the client answered it */
+    snprintf(s->stream_id, sizeof s->stream_id, "%s", publisher->connection_id);
+    snprintf(s->track_id, sizeof s->track_id, "%s",
+             track->track_id[0] ? track->track_id : (kind == HK_MEDIA_AUDIO ? "audio" : "video"));
+    snprintf(s->cname, sizeof s->cname, "%s", publisher->connection_id);
+    s->ssrc = track->ssrc;
+    s->rtx_ssrc = track->rtx_ssrc;
+}
+
+static hk_video_codec_t codec_from_name(const char *name)
+{
+    if (strcmp(name, "VP9") == 0)
+        return HK_VIDEO_VP9;
+    if (strcmp(name, "H264") == 0)
+        return HK_VIDEO_H264;
+    if (strcmp(name, "AV1") == 0)
+        return HK_VIDEO_AV1;
+    return HK_VIDEO_VP8;
+}
+
+/* Writes the current offer; the caller frees it. NULL on error (logged). */
+static char *write_offer(hk_peer_t *peer)
+{
+    hk_worker_t *worker = peer->worker;
+    hk_sdp_offer_t offer = {
+        .session_id = peer->session_id,
+        .session_version = ++peer->session_version,
+        .ice_ufrag = peer->ice_ufrag,
+        .ice_pwd = peer->ice_pwd,
+        .fingerprint = worker->cert.fingerprint,
+        .n_candidates = worker->n_candidates,
+        .media_port = (uint16_t)worker->config->media_port,
+        .e2ee = peer->e2ee,
+        .preferred_video = peer->video_codec,
+        .sections = peer->sections,
+        .n_sections = peer->n_sections,
+    };
+    for (size_t i = 0; i < worker->n_candidates; i++)
+        offer.candidate_addresses[i] = worker->candidate_addresses[i];
+    size_t size = 4096 + peer->n_sections * 3072;
+    char *sdp = malloc(size);
+    if (!sdp)
+        return NULL;
+    int n = hk_sdp_write_offer(&offer, sdp, size);
+    peer->offered_sections = peer->n_sections;
+    for (size_t i = 0; i < peer->n_sections; i++)
+        peer->sections[i].offered = true;
+    if (n < 0) {
+        HK_LOG(HK_LOG_ERROR, "sdp", peer->connection_id, "cannot write offer: %s", hk_strerror(n));
+        free(sdp);
+        return NULL;
+    }
+    return sdp;
+}
+
+static void send_reoffer(hk_peer_t *peer)
+{
+    char *sdp = write_offer(peer);
+    if (!sdp) {
+        hk_peer_close(peer, HK_CLOSE_INTERNAL, "cannot write re-offer");
+        return;
+    }
+    peer->offer_outstanding = true;
+    peer->reoffer_pending = false;
+    peer->worker->counters.reoffers++;
+    char *text = peer->legacy_update ? hk_sora_build_update(sdp) : hk_sora_build_reoffer(sdp);
+    free(sdp);
+    free(peer->reoffer_text);
+    peer->reoffer_text = text ? strdup(text) : NULL;
+    peer->reoffer_sent_ms = hk_worker_now_ms(peer->worker);
+    peer->reoffer_sends = 1;
+    hk_peer_send_json(peer, text);
+}
+
+/* The set of forwarded tracks changed: re-offer now, or after the outstanding one. */
+static void offer_changed(hk_peer_t *peer)
+{
+    if (peer->state == HK_PEER_CLOSING)
+        return;
+    if (peer->offer_outstanding)
+        peer->reoffer_pending = true;
+    else
+        send_reoffer(peer);
+}
+
+void hk_peer_add_publisher(hk_peer_t *peer, const hk_peer_t *publisher)
+{
+    add_forward(peer, publisher, HK_MEDIA_AUDIO, &publisher->audio_track);
+    add_forward(peer, publisher, HK_MEDIA_VIDEO, &publisher->video_track);
+    offer_changed(peer);
+}
+
+void hk_peer_remove_publisher(hk_peer_t *peer, const char *publisher_id)
+{
+    bool changed = false;
+    for (size_t i = 0; i < peer->n_sections; i++) {
+        hk_sdp_section_t *s = &peer->sections[i];
+        if (s->type == HK_SECTION_FORWARD && strcmp(s->stream_id, publisher_id) == 0) {
+            s->type = HK_SECTION_CLOSED;
+            s->offered = s->answered = s->recyclable = false;
+            changed = true;
+        }
+    }
+    if (!changed)
+        return;
+    /* A BUNDLE group needs one section that is not rejected: a viewer whose last publisher
+     * left keeps one as an idle placeholder (a=inactive), else browsers refuse the offer. */
+    bool any_open = false;
+    for (size_t i = 0; i < peer->n_sections && !any_open; i++)
+        any_open = peer->sections[i].type != HK_SECTION_CLOSED;
+    for (size_t i = 0; i < peer->n_sections && !any_open; i++) {
+        hk_sdp_section_t *s = &peer->sections[i];
+        if (strcmp(s->stream_id, publisher_id) == 0) {
+            s->type = HK_SECTION_FORWARD;
+            s->stream_id[0] = s->track_id[0] = s->cname[0] = '\0';
+            s->ssrc = s->rtx_ssrc = 0;
+            any_open = true;
+        }
+    }
+    offer_changed(peer);
+}
+
+/* --- messages ------------------------------------------------------------------------ */
+
+static void refuse(hk_peer_t *peer, const hk_sora_error_t *err)
+{
+    hk_peer_close(peer, err->close_code, err->reason);
+}
+
+static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in);
+
+/* The auth webhook decided (server/webhook.h). */
+static void on_webhook(hk_peer_t *peer, hk_webhook_result_t *result)
+{
+    hk_connect_msg_t *msg = peer->pending_connect;
+    peer->webhook = NULL;
+    peer->pending_connect = NULL;
+    if (!result->allowed) {
+        peer->worker->counters.refused_auth++;
+        hk_peer_close(peer, HK_CLOSE_UNAUTHORIZED, result->reason);
+    } else {
+        peer->authn_metadata = result->authn_metadata;
+        result->authn_metadata = NULL;
+        admit(peer, msg);
+    }
+    if (msg) {
+        hk_connect_msg_clear(msg);
+        free(msg);
+    }
+}
+
+/* Starts the auth webhook for a valid connect; the peer waits in WAIT_AUTH. */
+static void ask_webhook(hk_peer_t *peer, hk_connect_msg_t *msg)
+{
+    hk_worker_t *worker = peer->worker;
+    char address[64] = "";
+    lws_get_peer_simple(peer->wsi, address, sizeof address);
+    json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s}", "channel_id", msg->channel_id,
+                             "connection_id", peer->connection_id, "client_id",
+                             msg->client_id[0] ? msg->client_id : peer->connection_id, "role",
+                             hk_role_name(msg->role), "e2ee", msg->e2ee, "remote_address", address);
+    json_object_set(body, "metadata", msg->metadata ? msg->metadata : json_null());
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    hk_connect_msg_t *pending = text ? malloc(sizeof *pending) : NULL;
+    if (pending) {
+        *pending = *msg; /* takes the JSON references */
+        memset(msg, 0, sizeof *msg);
+        peer->pending_connect = pending;
+        peer->state = HK_PEER_WAIT_AUTH;
+        peer->auth_started_ms = hk_worker_now_ms(worker);
+        peer->webhook = hk_webhook_start(worker->lws, lws_get_vhost(peer->wsi),
+                                         worker->config->auth_webhook_url, text, peer, on_webhook);
+    }
+    free(text);
+    if (!peer->webhook) {
+        worker->counters.refused_auth++;
+        hk_peer_close(peer, HK_CLOSE_UNAUTHORIZED,
+                      "AUTH-WEBHOOK-FAILED: cannot reach the auth webhook");
+    }
+}
+
+static void on_connect(hk_peer_t *peer, const char *text, size_t len)
+{
+    hk_worker_t *worker = peer->worker;
+    const hk_config_t *config = worker->config;
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    if (hk_sora_parse_connect(text, len, &msg, &err) != 0) {
+        worker->counters.refused_bad_request++;
+        refuse(peer, &err);
+        return;
+    }
+    if (msg.e2ee && !config->e2ee) {
+        worker->counters.refused_e2ee_mismatch++;
+        hk_peer_close(peer, HK_CLOSE_FORBIDDEN,
+                      "E2EE-DISABLED: e2ee is not enabled on this server");
+    } else if (config->auth_webhook_url[0]) {
+        ask_webhook(peer, &msg);
+    } else {
+        admit(peer, &msg);
+    }
+    hk_connect_msg_clear(&msg);
+}
+
+/* Admits a validated (and, with a webhook, approved) connect: joins the channel and
+ * sends the offer. msg's JSON references are taken. */
+static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
+{
+    hk_worker_t *worker = peer->worker;
+    const hk_config_t *config = worker->config;
+    hk_connect_msg_t msg = *msg_in;
+    memset(msg_in, 0, sizeof *msg_in);
+    hk_sora_error_t err;
+    if (peer->state == HK_PEER_CLOSING)
+        goto done;
+    if (worker->n_connections >= config->max_connections) {
+        worker->counters.refused_server_full++;
+        hk_peer_close(peer, HK_CLOSE_LIMIT, "SERVER-FULL: too many connections on this server");
+        goto done;
+    }
+    if (hk_channel_join(worker, peer, &msg, &err) != 0) {
+        refuse(peer, &err);
+        goto done;
+    }
+    worker->n_connections++;
+    worker->counters.connections_total++;
+    peer->transport = hk_transport_create(peer);
+    if (!peer->transport) {
+        hk_peer_close(peer, HK_CLOSE_INTERNAL, "out of memory");
+        goto done;
+    }
+    peer->role = msg.role;
+    peer->e2ee = msg.e2ee;
+    peer->audio = msg.audio;
+    peer->video = msg.video;
+    peer->video_codec = codec_from_name(msg.video_codec);
+    peer->legacy_update = msg.legacy_update;
+    snprintf(peer->client_id, sizeof peer->client_id, "%s",
+             msg.client_id[0] ? msg.client_id : peer->connection_id);
+    peer->metadata = msg.metadata;
+    peer->notify_metadata = msg.signaling_notify_metadata;
+    peer->notify_metadata_raw = msg.notify_metadata_raw;
+    msg.metadata = msg.signaling_notify_metadata = NULL;
+    msg.notify_metadata_raw = NULL;
+
+    if (hk_role_sends(peer->role)) {
+        if (peer->audio) {
+            hk_sdp_section_t *s = add_section(peer, HK_SECTION_RECV, HK_MEDIA_AUDIO);
+            snprintf(peer->audio_mid, sizeof peer->audio_mid, "%s", s->mid);
+        }
+        if (peer->video) {
+            hk_sdp_section_t *s = add_section(peer, HK_SECTION_RECV, HK_MEDIA_VIDEO);
+            snprintf(peer->video_mid, sizeof peer->video_mid, "%s", s->mid);
+        }
+    }
+    if (hk_role_receives(peer->role)) {
+        for (hk_peer_t *m = peer->channel->members; m; m = m->channel_next) {
+            if (m != peer && m->announced && hk_role_sends(m->role)) {
+                add_forward(peer, m, HK_MEDIA_AUDIO, &m->audio_track);
+                add_forward(peer, m, HK_MEDIA_VIDEO, &m->video_track);
+            }
+        }
+    }
+    if (peer->n_sections == 0) {
+        /* Nothing to send or receive yet: idle placeholders keep one transport up;
+         * they are filled when a publisher arrives. */
+        add_section(peer, HK_SECTION_FORWARD, HK_MEDIA_AUDIO);
+        add_section(peer, HK_SECTION_FORWARD, HK_MEDIA_VIDEO);
+    }
+
+    char *sdp = write_offer(peer);
+    if (!sdp) {
+        hk_peer_close(peer, HK_CLOSE_INTERNAL, "cannot write offer");
+        goto done;
+    }
+    hk_offer_msg_t offer = {
+        .sdp = sdp,
+        .client_id = peer->client_id,
+        .connection_id = peer->connection_id,
+        .channel_id = peer->channel->id,
+        .audio_mid = peer->audio_mid[0] ? peer->audio_mid : NULL,
+        .video_mid = peer->video_mid[0] ? peer->video_mid : NULL,
+        .authn_metadata = peer->authn_metadata,
+    };
+    peer->state = HK_PEER_WAIT_ANSWER;
+    peer->offer_outstanding = true;
+    peer->next_ping_ms = hk_worker_now_ms(worker) + config->ping_interval_ms;
+    worker->counters.offers++;
+    HK_LOG(HK_LOG_INFO, "signaling", peer->connection_id, "connect: channel %s role %s%s%s",
+           peer->channel->id, hk_role_name(peer->role), peer->e2ee ? " e2ee" : "",
+           peer->legacy_update ? " (legacy client: renegotiates with update)" : "");
+    hk_peer_send_json(peer, hk_sora_build_offer(&offer));
+    free(sdp);
+done:
+    hk_connect_msg_clear(&msg);
+}
+
+static void take_track(const hk_sdp_answer_t *answer, const char *mid, hk_track_t *track)
+{
+    memset(track, 0, sizeof *track);
+    if (!mid[0])
+        return;
+    const hk_sdp_media_t *m = hk_sdp_answer_find(answer, mid);
+    if (!m || m->rejected || (m->direction != HK_DIR_SENDONLY && m->direction != HK_DIR_SENDRECV))
+        return;
+    track->ssrc = m->ssrc;
+    track->rtx_ssrc = m->rtx_ssrc;
+    snprintf(track->track_id, sizeof track->track_id, "%s", m->track_id);
+}
+
+/* Parses and checks an answer. Returns 0, or closes the peer and returns an error. */
+static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool first)
+{
+    hk_sdp_answer_t *answer = malloc(sizeof *answer);
+    if (!answer) {
+        hk_peer_close(peer, HK_CLOSE_INTERNAL, "out of memory");
+        return HK_ENOMEM;
+    }
+    const char *why = NULL;
+    int rc = hk_sdp_parse_answer(sdp, len, peer->worker->config->max_message_size, answer, &why);
+    if (rc == 0 && strcmp(answer->setup, "active") != 0) {
+        why = "a=setup must be active (hisoka is the DTLS server)";
+        rc = HK_EINVAL;
+    }
+    if (rc == 0) {
+        /* Only what was offered: sections added since (a publisher that joined while
+         * this offer was out) go into the next re-offer. */
+        for (size_t i = 0; i < peer->offered_sections && rc == 0; i++)
+            if (peer->sections[i].type != HK_SECTION_CLOSED &&
+                !hk_sdp_answer_find(answer, peer->sections[i].mid)) {
+                why = "answer lacks an m-section of the offer";
+                rc = HK_EINVAL;
+            }
+    }
+    if (rc != 0) {
+        char reason[120];
+        snprintf(reason, sizeof reason, "INVALID-SDP: %s", why ? why : "malformed answer");
+        peer->worker->counters.bad_answers++;
+        hk_peer_close(peer, HK_CLOSE_BAD_REQUEST, reason);
+        free(answer);
+        return rc;
+    }
+    /* What the client has now seen: tracks it accepted may get media, rejected slots may
+     * be recycled. Sections changed after that offer was written wait for the next. */
+    for (size_t i = 0; i < peer->offered_sections; i++) {
+        hk_sdp_section_t *s = &peer->sections[i];
+        if (!s->offered)
+            continue;
+        const hk_sdp_media_t *m = hk_sdp_answer_find(answer, s->mid);
+        if (s->type == HK_SECTION_CLOSED)
+            s->recyclable = true;
+        else if (s->type == HK_SECTION_FORWARD && s->stream_id[0] && m && !m->rejected)
+            s->answered = true;
+    }
+    if (first) {
+        snprintf(peer->remote_fingerprint_algorithm, sizeof peer->remote_fingerprint_algorithm,
+                 "%s", answer->fingerprint_algorithm);
+        memcpy(peer->remote_fingerprint, answer->fingerprint, answer->fingerprint_len);
+        peer->remote_fingerprint_len = answer->fingerprint_len;
+        take_track(answer, peer->audio_mid, &peer->audio_track);
+        take_track(answer, peer->video_mid, &peer->video_track);
+        hk_transport_set_remote_ice(peer->transport, answer->ice_ufrag, answer->ice_pwd);
+        hk_transport_set_streams(peer->transport);
+    }
+    free(answer);
+    return 0;
+}
+
+void hk_peer_on_text(hk_peer_t *peer, const char *text, size_t len)
+{
+    if (peer->state == HK_PEER_CLOSING)
+        return;
+    peer->worker->counters.messages_in++;
+    if (peer->state == HK_PEER_WAIT_CONNECT) {
+        on_connect(peer, text, len);
+        return;
+    }
+    if (peer->state == HK_PEER_WAIT_AUTH)
+        return; /* nothing is expected before the offer */
+    hk_sora_msg_t msg;
+    hk_sora_error_t err;
+    if (hk_sora_parse_message(text, len, &msg, &err) != 0) {
+        refuse(peer, &err);
+        return;
+    }
+    switch (msg.type) {
+    case HK_MSG_ANSWER:
+        if (peer->state != HK_PEER_WAIT_ANSWER) {
+            hk_peer_close(peer, HK_CLOSE_BAD_REQUEST, "answer was already received");
+            break;
+        }
+        if (accept_answer(peer, msg.sdp, msg.sdp_len, true) != 0)
+            break;
+        peer->state = HK_PEER_ACTIVE;
+        peer->offer_outstanding = false;
+        hk_channel_announce(peer);
+        if (peer->reoffer_pending)
+            send_reoffer(peer);
+        break;
+    case HK_MSG_RE_ANSWER:
+        if (peer->state != HK_PEER_ACTIVE || !peer->offer_outstanding) {
+            hk_peer_close(peer, HK_CLOSE_BAD_REQUEST, "re-answer without a re-offer");
+            break;
+        }
+        if (accept_answer(peer, msg.sdp, msg.sdp_len, false) != 0)
+            break;
+        peer->offer_outstanding = false;
+        /* New tracks are known to the browser now: get it a keyframe of each. */
+        hk_forward_request_keyframes(peer, hk_worker_now_ms(peer->worker));
+        if (peer->reoffer_pending)
+            send_reoffer(peer);
+        break;
+    case HK_MSG_PONG:
+        peer->missed_pongs = 0;
+        break;
+    case HK_MSG_DISCONNECT:
+        hk_peer_close(peer, HK_CLOSE_NORMAL, "NO-ERROR");
+        break;
+    case HK_MSG_CANDIDATE: /* ICE-lite: the client's address comes from its checks */
+    case HK_MSG_STATS:
+        break;
+    }
+    hk_sora_msg_clear(&msg);
+}
+
+void hk_peer_on_binary(hk_peer_t *peer, const uint8_t *buf, size_t len)
+{
+    if (peer->state == HK_PEER_CLOSING)
+        return;
+    peer->worker->counters.messages_in++;
+    if (peer->state == HK_PEER_WAIT_CONNECT || peer->state == HK_PEER_WAIT_AUTH) {
+        hk_peer_close(peer, HK_CLOSE_BAD_REQUEST, "binary message before the offer");
+        return;
+    }
+    hk_channel_relay_key(peer, buf, len);
+}
+
+void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms)
+{
+    const hk_config_t *config = peer->worker->config;
+    if (peer->state == HK_PEER_CLOSING)
+        return;
+    if (peer->state == HK_PEER_WAIT_AUTH) {
+        if (now_ms - peer->auth_started_ms >= config->auth_webhook_timeout_ms) {
+            hk_webhook_cancel(peer->webhook);
+            peer->webhook = NULL;
+            peer->worker->counters.refused_auth++;
+            hk_peer_close(peer, HK_CLOSE_UNAUTHORIZED,
+                          "AUTH-WEBHOOK-TIMEOUT: the auth webhook did not answer in time");
+        }
+        return;
+    }
+    if (peer->state == HK_PEER_WAIT_CONNECT) {
+        if (now_ms - peer->created_ms >= config->connect_timeout_ms) {
+            peer->worker->counters.timeouts_connect++;
+            hk_peer_close(peer, HK_CLOSE_TIMEOUT, "CONNECT-TIMEOUT: no connect message in time");
+        }
+        return;
+    }
+    /* An unanswered re-offer is sent once more, then the client is closed: it would
+     * otherwise never hear of anyone who joins later. Changes meanwhile wait in
+     * reoffer_pending and go out with the next re-offer. */
+    if (peer->state == HK_PEER_ACTIVE && peer->offer_outstanding && peer->reoffer_text &&
+        now_ms - peer->reoffer_sent_ms >= config->reoffer_timeout_ms) {
+        if (peer->reoffer_sends >= 2) {
+            peer->worker->counters.timeouts_reoffer++;
+            hk_peer_close(peer, HK_CLOSE_TIMEOUT,
+                          "RE-OFFER-TIMEOUT: no re-answer to the re-offer, sent twice");
+            return;
+        }
+        HK_LOG(HK_LOG_INFO, "signaling", peer->connection_id,
+               "no re-answer in %u ms: sending the re-offer again", config->reoffer_timeout_ms);
+        peer->reoffer_sends++;
+        peer->reoffer_sent_ms = now_ms;
+        hk_peer_send(peer, peer->reoffer_text, strlen(peer->reoffer_text), false);
+    }
+    if (now_ms < peer->next_ping_ms)
+        return;
+    if (peer->missed_pongs >= config->max_missed_pongs) {
+        peer->worker->counters.timeouts_pong++;
+        hk_peer_close(peer, HK_CLOSE_TIMEOUT, "PING-TIMEOUT: no pong received");
+        return;
+    }
+    peer->missed_pongs++;
+    peer->next_ping_ms = now_ms + config->ping_interval_ms;
+    hk_peer_send_json(peer, hk_sora_build_ping());
+}

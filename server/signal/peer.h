@@ -1,0 +1,148 @@
+/* One signaling connection and its state machine (Sora protocol):
+ *   WAIT_CONNECT --connect--> [WAIT_AUTH --webhook-->] WAIT_ANSWER --answer--> ACTIVE
+ *   --> CLOSING
+ * Ownership: created by signaling.c when the WebSocket is established, freed by
+ * hk_peer_destroy when it is closed. A peer is in at most one channel. */
+#ifndef HK_PEER_H
+#define HK_PEER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/id.h"
+#include "server/proto/sdp.h"
+#include "server/proto/sora_msg.h"
+#include "server/app/worker.h"
+
+struct lws;
+
+typedef enum {
+    HK_PEER_WAIT_CONNECT = 0,
+    HK_PEER_WAIT_AUTH, /* the auth webhook decides */
+    HK_PEER_WAIT_ANSWER,
+    HK_PEER_ACTIVE,
+    HK_PEER_CLOSING,
+} hk_peer_state_t;
+
+/* A queued outgoing WebSocket message; buf has LWS_PRE bytes of headroom. */
+typedef struct hk_out_s {
+    struct hk_out_s *next;
+    size_t len;
+    bool binary;
+    unsigned char buf[];
+} hk_out_t;
+
+/* What a publisher sends (from its answer). */
+typedef struct {
+    uint32_t ssrc;
+    uint32_t rtx_ssrc;
+    char track_id[HK_SDP_ID_LEN];
+} hk_track_t;
+
+struct hk_peer_s {
+    hk_worker_t *worker;
+    struct lws *wsi;
+    hk_peer_t *next, *prev;                 /* worker->peers */
+    hk_peer_t *channel_next, *channel_prev; /* channel->members */
+    hk_channel_t *channel;
+    struct hk_transport_s *transport;  /* media: created at connect, owned */
+    struct hk_webhook_s *webhook;      /* auth webhook in flight, or NULL */
+    hk_connect_msg_t *pending_connect; /* the connect it decides on, owned */
+    uint64_t auth_started_ms;
+    hk_peer_state_t state;
+    uint64_t created_ms;
+    uint64_t joined_ms;
+
+    char connection_id[HK_ID_LEN + 1];
+    char client_id[HK_CLIENT_ID_MAX + 1];
+    hk_role_t role;
+    bool e2ee;
+    bool audio, video;
+    hk_video_codec_t video_codec;
+    json_t *metadata;
+    json_t *notify_metadata;
+    char *notify_metadata_raw; /* the same as the client wrote it, minified */
+    size_t metadata_charge;    /* its bytes counted in channel->metadata_bytes */
+    json_t *authn_metadata;
+    bool announced; /* connection.created was sent for it */
+
+    /* The server's side of ICE for this connection. */
+    char ice_ufrag[9];
+    char ice_pwd[33];
+
+    /* The m-sections of the offers this connection gets; mids never change. */
+    hk_sdp_section_t *sections;
+    size_t n_sections, cap_sections;
+    size_t offered_sections; /* how many the last offer or re-offer carried */
+    unsigned next_mid;
+    char audio_mid[HK_SDP_MID_LEN], video_mid[HK_SDP_MID_LEN];
+    uint64_t session_id, session_version;
+    bool offer_outstanding; /* offer or re-offer sent, no answer yet */
+    bool legacy_update;     /* renegotiates with `update` instead of `re-offer` */
+    bool reoffer_pending;   /* a change arrived while one was outstanding */
+    char *reoffer_text;     /* the outstanding re-offer message, for resending */
+    uint64_t reoffer_sent_ms;
+    int reoffer_sends;
+
+    /* Its published tracks, from its answer. */
+    hk_track_t audio_track, video_track;
+    /* The client's DTLS fingerprint, from its answer. */
+    char remote_fingerprint_algorithm[16];
+    uint8_t remote_fingerprint[64];
+    size_t remote_fingerprint_len;
+
+    /* Incoming message being reassembled. */
+    char *rx;
+    size_t rx_len, rx_cap;
+    bool rx_binary, rx_overflow;
+
+    /* Outgoing queue. */
+    hk_out_t *tx_head, *tx_tail;
+    size_t tx_bytes;
+
+    int missed_pongs;
+    uint64_t next_ping_ms;
+    uint64_t key_window_ms;
+    int key_count;
+
+    int close_code;
+    bool close_sent; /* the close frame is on the wire */
+    char close_reason[120];
+};
+
+/* Allocates a peer for an established WebSocket. Returns NULL on ENOMEM. */
+hk_peer_t *hk_peer_create(hk_worker_t *worker, struct lws *wsi);
+
+/* Leaves the channel (notifying the others), frees everything. */
+void hk_peer_destroy(hk_peer_t *peer);
+
+/* A complete text or binary message from the client. */
+void hk_peer_on_text(hk_peer_t *peer, const char *text, size_t len);
+void hk_peer_on_binary(hk_peer_t *peer, const uint8_t *buf, size_t len);
+
+/* Queues a message; a peer whose queue exceeds its limit is closed (slow reader).
+ * Takes a copy. Returns 0 or a negative HK_E* code. */
+int hk_peer_send(hk_peer_t *peer, const void *buf, size_t len, bool binary);
+
+/* Queues a text message built by a hk_sora_build_* function and frees it. */
+int hk_peer_send_json(hk_peer_t *peer, char *text);
+
+/* Closes the connection with a WebSocket close code and reason after the queue drains. */
+void hk_peer_close(hk_peer_t *peer, int code, const char *reason);
+
+/* Called each second by the worker: pings, connect timeout. */
+void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms);
+
+/* Adds FORWARD sections for publisher's tracks to peer (a subscriber) and re-offers. */
+void hk_peer_add_publisher(hk_peer_t *peer, const hk_peer_t *publisher);
+
+/* Closes the sections that carry publisher's tracks and re-offers. */
+void hk_peer_remove_publisher(hk_peer_t *peer, const char *publisher_id);
+
+/* True when the role sends / receives media. */
+bool hk_role_sends(hk_role_t role);
+bool hk_role_receives(hk_role_t role);
+
+#endif
