@@ -6,43 +6,27 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <uv.h>
 
 #include "common/log.h"
 #include "config/config.h"
+#include "server/app/process.h"
 #include "server/app/worker.h"
+#include "server/signal/server.h"
 
 #define HK_VERSION "0.1.0"
 
-/* Raises the soft descriptor limit to the hard one (every WebSocket is a descriptor).
- * *before is the soft limit found. */
-static struct rlimit raise_nofile(rlim_t *before)
+/* SIGTERM / SIGINT: from now on /health answers 503 and new WebSockets are refused;
+ * the loop stops and main drains the connections. */
+static void on_stop(void *arg, int signum)
 {
-    struct rlimit rl = {0, 0};
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return rl;
-    *before = rl.rlim_cur;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    return rl;
-}
-
-/* Reports the limit (once the log is set up), with a warning when it is below what
- * max_connections needs: a connection is one descriptor, the process needs some more. */
-static void report_nofile(const struct rlimit *rl, rlim_t before, const hk_config_t *config)
-{
-    HK_LOG(HK_LOG_INFO, "main", NULL, "open file limit %llu (was %llu, hard limit %llu)",
-           (unsigned long long)rl->rlim_cur, (unsigned long long)before,
-           (unsigned long long)rl->rlim_max);
-    if (rl->rlim_cur != RLIM_INFINITY && rl->rlim_cur < (rlim_t)config->max_connections + 64)
-        HK_LOG(HK_LOG_WARN, "main", NULL,
-               "the open file limit %llu is below max_connections (%d) + 64: raise the hard "
-               "limit (ulimit -Hn, LimitNOFILE=) or lower max_connections",
-               (unsigned long long)rl->rlim_cur, config->max_connections);
+    hk_signal_t *sig = arg;
+    if (sig->stopping)
+        return;
+    HK_LOG(HK_LOG_INFO, "main", NULL, "signal %d: shutting down (drain up to %u ms)", signum,
+           sig->config->shutdown_timeout_ms);
+    hk_signal_drain(sig);
+    uv_stop(sig->loop);
 }
 
 static void usage(FILE *out)
@@ -89,22 +73,42 @@ int main(int argc, char **argv)
     if (check_only)
         return 0;
 
+    static hk_process_t process;
+    static hk_worker_t worker;
+    static hk_signal_t sig;
+    hk_process_raise_nofile(&process);
     hk_log_setup(config.log_level, config.log_format);
-    rlim_t nofile_before = 0;
-    struct rlimit nofile = raise_nofile(&nofile_before);
-    signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    static hk_worker_t worker;
-    if (hk_worker_start(&worker, &loop, &config) != 0) {
-        uv_loop_close(&loop);
-        return 1;
+    int rc = 1;
+    if (hk_process_init(&process, &config) != 0)
+        goto out;
+    if (hk_worker_start(&worker, &loop, &config, &process.cert) != 0)
+        goto out;
+    sig.host = &worker.host;
+    sig.cert = &process.cert;
+    sig.link_counters = &worker.udp.counters;
+    sig.link_gso = &worker.udp.gso;
+    if (hk_signal_start(&sig, &loop, &config) != 0) {
+        hk_worker_stop(&worker);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        goto out;
     }
-    report_nofile(&nofile, nofile_before, &config);
+    hk_process_watch_signals(&process, &loop, on_stop, &sig);
     HK_LOG(HK_LOG_INFO, "main", NULL, "hisoka %s started with %s", HK_VERSION, config_path);
     uv_run(&loop, UV_RUN_DEFAULT);
+    /* Stopping: connections are told first (media still flows meanwhile), then the media
+     * port and the signal watchers close, then signaling and the loop finish. */
+    hk_signal_close_all(&sig);
     hk_worker_stop(&worker);
+    hk_process_unwatch_signals(&process);
+    hk_signal_stop(&sig);
+    rc = 0;
+out:
+    hk_worker_free(&worker);
+    hk_process_free(&process);
     uv_loop_close(&loop);
-    HK_LOG(HK_LOG_INFO, "main", NULL, "stopped");
-    return 0;
+    if (rc == 0)
+        HK_LOG(HK_LOG_INFO, "main", NULL, "stopped");
+    return rc;
 }

@@ -1,403 +1,60 @@
 #include "server/app/worker.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <sys/socket.h>
-#include <unistd.h>
-#include <libwebsockets.h>
-#include <limits.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
-#include "common/log.h"
-#include "server/signal/api.h"
-#include "server/signal/peer.h"
-#include "server/signal/signaling.h"
-#include "server/rtc/srtp.h"
-#include "server/signal/webhook.h"
 
-uint64_t hk_worker_now_ms(const hk_worker_t *worker)
+static uint64_t now_us(void)
 {
-    return uv_now(worker->loop);
+    return uv_hrtime() / 1000;
 }
 
-/* libwebsockets logs through a process-wide hook with no user pointer: the worker that
- * receives its EMFILE reports. */
-static hk_worker_t *log_worker;
-
-/* Out of descriptors, libwebsockets' accept() fails and leaves the connection in the
- * listen queue, so the loop would wake at once, again and again (a spin, and a log line
- * each time). Instead: give up the spare descriptor, accept and close what is queued,
- * take the spare again (the libuv/nginx trick), and log once a second. */
-static void emfile_relief(hk_worker_t *worker)
+static void on_datagram(void *arg, uint8_t *buf, size_t len, const struct sockaddr_in *from)
 {
-    if (worker->spare_fd >= 0) {
-        close(worker->spare_fd);
-        worker->spare_fd = -1;
-    }
-    for (int i = 0; i < 2; i++) {
-        for (int n = 0; worker->listen_fds[i] >= 0 && n < 256; n++) {
-            int fd = accept4(worker->listen_fds[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0)
-                break;
-            close(fd);
-            worker->counters.refused_no_descriptors++;
-        }
-    }
-    worker->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (hk_log_due(&worker->last_emfile_log, hk_worker_now_ms(worker), 1000))
-        HK_LOG(HK_LOG_ERROR, "worker", NULL,
-               "out of file descriptors: new connections are closed at once until some close "
-               "(%llu so far; raise the open file limit or lower max_connections)",
-               (unsigned long long)worker->counters.refused_no_descriptors);
-}
-
-static void lws_log_emit(int level, const char *line)
-{
-    int err;
-    if (log_worker && sscanf(line, "accept: errno %d", &err) == 1 &&
-        (err == EMFILE || err == ENFILE)) {
-        emfile_relief(log_worker);
-        return;
-    }
-    size_t n = strlen(line);
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        n--;
-    HK_LOG(level == LLL_ERR ? HK_LOG_ERROR : HK_LOG_WARN, "lws", NULL, "%.*s", (int)n, line);
-}
-
-/* The listening TCP socket on `port` that libwebsockets made (it does not hand it out):
- * found among this process's descriptors, and made non-blocking for emfile_relief.
- * -1 when none. */
-static int find_listen_fd(int port)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    if (!dir)
-        return -1;
-    int found = -1;
-    for (struct dirent *e; found < 0 && (e = readdir(dir));) {
-        int fd = atoi(e->d_name);
-        int listening = 0;
-        socklen_t len = sizeof listening;
-        struct sockaddr_in a;
-        socklen_t alen = sizeof a;
-        if (fd <= 2 || fd == dirfd(dir) ||
-            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening ||
-            getsockname(fd, (struct sockaddr *)&a, &alen) != 0 || a.sin_family != AF_INET ||
-            ntohs(a.sin_port) != port)
-            continue;
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        found = fd;
-    }
-    closedir(dir);
-    return found;
-}
-
-/* Host candidates: public_ipv4_address when set, else every IPv4 address of the host
- * (non-loopback first, loopback last so tests on one machine work). */
-static void pick_candidates(hk_worker_t *worker)
-{
-    const hk_config_t *config = worker->config;
-    if (config->public_ipv4_address[0]) {
-        snprintf(worker->candidate_addresses[0], sizeof worker->candidate_addresses[0], "%s",
-                 config->public_ipv4_address);
-        worker->n_candidates = 1;
-        return;
-    }
-    uv_interface_address_t *ifs = NULL;
-    int n = 0;
-    if (uv_interface_addresses(&ifs, &n) != 0)
-        n = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < n && worker->n_candidates < 4; i++) {
-            if (ifs[i].address.address4.sin_family != AF_INET || ifs[i].is_internal != pass)
-                continue;
-            uv_ip4_name(&ifs[i].address.address4, worker->candidate_addresses[worker->n_candidates],
-                        sizeof worker->candidate_addresses[0]);
-            worker->n_candidates++;
-        }
-    }
-    uv_free_interface_addresses(ifs, n);
-    if (worker->n_candidates == 0) {
-        strcpy(worker->candidate_addresses[0], "127.0.0.1");
-        worker->n_candidates = 1;
-    }
+    hk_worker_t *w = arg;
+    hk_tuple_t tuple = hk_tuple_udp4(&w->udp.link, from);
+    hk_rtc_host_receive(&w->host, buf, len, &tuple, now_us());
 }
 
 static void on_tick(uv_timer_t *timer)
 {
-    hk_worker_t *worker = timer->data;
-    uint64_t now = hk_worker_now_ms(worker);
-    for (hk_peer_t *p = worker->peers; p; p = p->next)
-        hk_peer_tick(p, now);
+    hk_worker_t *w = timer->data;
+    hk_rtc_host_tick(&w->host, now_us() / 1000);
+    hk_udp_flush(&w->udp);
 }
 
-/* SIGTERM / SIGINT: from now on /health answers 503 and new WebSockets are refused
- * (signaling.c); the loop stops and hk_worker_stop drains the connections. */
-static void on_stop_signal(uv_signal_t *handle, int signum)
+int hk_worker_start(hk_worker_t *w, uv_loop_t *loop, const hk_config_t *config,
+                    const hk_cert_t *cert)
 {
-    hk_worker_t *worker = handle->data;
-    if (worker->stopping)
-        return;
-    HK_LOG(HK_LOG_INFO, "worker", NULL, "signal %d: shutting down (drain up to %u ms)", signum,
-           worker->config->shutdown_timeout_ms);
-    worker->stopping = 1;
-    uv_stop(worker->loop);
-}
-
-/* SIGHUP: reopen the log file (logrotate renamed it). */
-static void on_hup_signal(uv_signal_t *handle, int signum)
-{
-    (void)signum;
-    hk_worker_t *worker = handle->data;
-    if (hk_log_reopen() != 0)
-        HK_LOG(HK_LOG_ERROR, "worker", NULL, "SIGHUP: cannot reopen the log file %s",
-               worker->config->log_file);
-    else
-        HK_LOG(HK_LOG_INFO, "worker", NULL, "SIGHUP: log file reopened");
-}
-
-/* The SIGHUP handle is allocated (the worker struct has no slot for it) and found again
- * with uv_walk when the worker stops. */
-static void free_handle(uv_handle_t *handle)
-{
-    free(handle);
-}
-
-static void close_hup(uv_handle_t *handle, void *arg)
-{
-    if (handle->type == UV_SIGNAL && handle->data == arg && !uv_is_closing(handle) &&
-        ((uv_signal_t *)handle)->signum == SIGHUP &&
-        ((uv_signal_t *)handle)->signal_cb == on_hup_signal)
-        uv_close(handle, free_handle);
-}
-
-/* TLS 1.2 with AEAD suites and forward secrecy only (no CBC, no SHA-1 MACs, no RSA key
- * exchange), TLS 1.3 with OpenSSL's defaults, and HTTP/1.1 only: no HTTP/2 over ALPN. */
-#define TLS12_CIPHERS                                                                              \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-
-static void harden_tls(struct lws_context_creation_info *vinfo)
-{
-    vinfo->ssl_cipher_list = TLS12_CIPHERS;
-    vinfo->ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
-    vinfo->alpn = "http/1.1";
-}
-
-int hk_worker_start(hk_worker_t *worker, uv_loop_t *loop, const hk_config_t *config)
-{
-    memset(worker, 0, sizeof *worker);
-    worker->loop = loop;
-    worker->config = config;
-    if (hk_log_open(config->log_file) != 0) {
-        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot open the log file %s", config->log_file);
+    memset(&w->host, 0, sizeof w->host);
+    w->loop = loop;
+    w->udp.fd = -1;
+    if (hk_rtc_host_init(&w->host, config, cert) != 0)
+        return HK_EIO;
+    if (hk_udp_open(&w->udp, loop, config->listen_address, config->media_port, on_datagram, w) !=
+        0) {
+        hk_rtc_host_free(&w->host);
         return HK_EIO;
     }
-    if (hk_srtp_global_init() != 0) {
-        HK_LOG(HK_LOG_ERROR, "worker", NULL,
-               "libsrtp2 failed to initialise (or its self-test of the AES-GCM cipher failed)");
-        return HK_EIO;
-    }
-    if (hk_cert_generate(&worker->cert) != 0) {
-        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot generate the DTLS certificate");
-        return HK_EIO;
-    }
-    pick_candidates(worker);
-    if (hk_media_start(&worker->media, worker) != 0) {
-        hk_cert_free(&worker->cert);
-        return HK_EIO;
-    }
-
-    lws_set_log_level(LLL_ERR | LLL_WARN | (getenv("HK_LWS_DEBUG") ? LLL_NOTICE | LLL_INFO : 0),
-                      lws_log_emit);
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    void *foreign_loops[1] = {loop};
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    info.foreign_loops = foreign_loops;
-    info.user = worker;
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    worker->lws = lws_create_context(&info);
-    if (!worker->lws) {
-        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot create the libwebsockets context");
-        hk_cert_free(&worker->cert);
-        return HK_EIO;
-    }
-
-    const char *iface = strcmp(config->listen_address, "0.0.0.0") ? config->listen_address : NULL;
-    struct lws_context_creation_info vinfo;
-    memset(&vinfo, 0, sizeof vinfo);
-    vinfo.vhost_name = "signaling";
-    vinfo.port = config->signaling_port;
-    vinfo.iface = iface;
-    vinfo.protocols = hk_signaling_protocols;
-    vinfo.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-    if (config->tls_certificate_file[0]) {
-        /* lws enables TLS on a vhost only when its own options say so too. */
-        vinfo.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        vinfo.ssl_cert_filepath = config->tls_certificate_file;
-        vinfo.ssl_private_key_filepath = config->tls_private_key_file;
-        harden_tls(&vinfo);
-    }
-    if (!lws_create_vhost(worker->lws, &vinfo)) {
-        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot listen for signaling on %s:%d",
-               config->listen_address, config->signaling_port);
-        goto fail;
-    }
-
-    memset(&vinfo, 0, sizeof vinfo);
-    const char *api_address = hk_config_api_address(config);
-    const char *api_cert = hk_config_api_tls_certificate(config);
-    vinfo.vhost_name = "api";
-    vinfo.port = config->api_port;
-    vinfo.iface = strcmp(api_address, "0.0.0.0") ? api_address : NULL;
-    vinfo.protocols = hk_api_protocols;
-    vinfo.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-    /* HSTS with TLS: lws adds a vhost's canned headers to every response, the API's and
-     * the /demo/ files'. */
-    static struct lws_protocol_vhost_options hsts = {
-        NULL, NULL, "strict-transport-security:", "max-age=31536000"};
-    if (api_cert[0]) {
-        vinfo.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        vinfo.ssl_cert_filepath = api_cert;
-        vinfo.ssl_private_key_filepath = hk_config_api_tls_private_key(config);
-        vinfo.headers = &hsts;
-        harden_tls(&vinfo);
-    }
-    if (config->demo_directory[0] && realpath(config->demo_directory, worker->demo_origin)) {
-        struct lws_http_mount *m = &worker->demo_mount;
-        m->mountpoint = "/demo";
-        m->mountpoint_len = 5;
-        m->origin = worker->demo_origin;
-        m->def = "index.html";
-        m->origin_protocol = LWSMPRO_FILE;
-        vinfo.mounts = m;
-    }
-    if (!lws_create_vhost(worker->lws, &vinfo)) {
-        HK_LOG(HK_LOG_ERROR, "worker", NULL, "cannot listen for the API on %s:%d", api_address,
-               config->api_port);
-        goto fail;
-    }
-
-    worker->listen_fds[0] = find_listen_fd(config->signaling_port);
-    worker->listen_fds[1] = find_listen_fd(config->api_port);
-    worker->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    log_worker = worker;
-
-    /* The auth webhook's client connections: a vhost of their own with a client TLS
-     * context that checks the webhook's certificate, whether or not signaling has TLS. */
-    memset(&vinfo, 0, sizeof vinfo);
-    vinfo.vhost_name = HK_WEBHOOK_VHOST;
-    vinfo.port = CONTEXT_PORT_NO_LISTEN;
-    vinfo.protocols = hk_signaling_protocols;
-    vinfo.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    if (strncmp(config->auth_webhook_url, "https://", 8) == 0)
-        vinfo.client_ssl_ca_filepath = config->auth_webhook_ca_file; /* must be readable */
-    vinfo.client_ssl_cipher_list = TLS12_CIPHERS;
-    if (!lws_create_vhost(worker->lws, &vinfo)) {
-        HK_LOG(HK_LOG_ERROR, "worker", NULL,
-               "cannot set up the auth webhook's TLS client (auth_webhook_ca_file %s)",
-               config->auth_webhook_ca_file);
-        goto fail;
-    }
-
-    uv_timer_init(loop, &worker->tick);
-    worker->tick.data = worker;
-    uv_timer_start(&worker->tick, on_tick, 1000, 1000);
-    uv_signal_init(loop, &worker->sigint);
-    uv_signal_init(loop, &worker->sigterm);
-    worker->sigint.data = worker->sigterm.data = worker;
-    uv_signal_start(&worker->sigint, on_stop_signal, SIGINT);
-    uv_signal_start(&worker->sigterm, on_stop_signal, SIGTERM);
-    uv_signal_t *hup = malloc(sizeof *hup);
-    if (hup) {
-        uv_signal_init(loop, hup);
-        hup->data = worker;
-        uv_signal_start(hup, on_hup_signal, SIGHUP);
-    }
-
-    if (config->debug_payload_directory[0])
-        HK_LOG(HK_LOG_WARN, "worker", NULL,
-               "debug_payload_directory is set: every forwarded payload is written to %s "
-               "(a debugging aid; never in production)",
-               config->debug_payload_directory);
-    HK_LOG(HK_LOG_INFO, "worker", NULL,
-           "listening: signaling %s://%s:%d/signaling, api %s://%s:%d, media udp %d (%s)",
-           config->tls_certificate_file[0] ? "wss" : "ws", config->listen_address,
-           config->signaling_port, api_cert[0] ? "https" : "http", api_address, config->api_port,
-           config->media_port, worker->candidate_addresses[0]);
-    if (!config->api_secret[0])
-        HK_LOG(HK_LOG_INFO, "worker", NULL,
-               "api_secret is not set: the API listens on 127.0.0.1 only and asks for no "
-               "credentials; set api_secret to reach it from elsewhere");
+    w->udp.busy_poll_ns = (int64_t)config->busy_poll_us * 1000;
+    uv_timer_init(loop, &w->tick);
+    w->tick.data = w;
+    uv_timer_start(&w->tick, on_tick, HK_WHEEL_TICK_MS, HK_WHEEL_TICK_MS);
+    w->running = true;
     return 0;
-
-fail:
-    lws_context_destroy(worker->lws);
-    worker->lws = NULL;
-    hk_media_stop(&worker->media);
-    uv_run(loop, UV_RUN_NOWAIT);
-    hk_cert_free(&worker->cert);
-    return HK_EIO;
 }
 
-static void on_closed(uv_handle_t *handle)
+void hk_worker_stop(hk_worker_t *w)
 {
-    (void)handle;
+    if (!w->running)
+        return;
+    w->running = false;
+    uv_timer_stop(&w->tick);
+    uv_close((uv_handle_t *)&w->tick, NULL);
+    hk_udp_close(&w->udp);
 }
 
-static void on_drain_deadline(uv_timer_t *timer)
+void hk_worker_free(hk_worker_t *w)
 {
-    *(int *)timer->data = 1;
-}
-
-void hk_worker_stop(hk_worker_t *worker)
-{
-    worker->stopping = 1;
-    /* Let every client read a close frame with a reason before the context goes: each
-     * peer writes 1001 and drops its connection once its queue is written. Clients that
-     * do not read are cut when shutdown_timeout expires (lws_context_destroy below). */
-    unsigned n = 0;
-    for (hk_peer_t *p = worker->peers; p; p = p->next, n++)
-        hk_peer_close(p, HK_CLOSE_GOING_AWAY, "server shutting down");
-    if (n)
-        HK_LOG(HK_LOG_INFO, "worker", NULL, "closing %u connection(s)", n);
-    int expired = 0;
-    uv_timer_t drain;
-    uv_timer_init(worker->loop, &drain);
-    drain.data = &expired;
-    uv_timer_start(&drain, on_drain_deadline, worker->config->shutdown_timeout_ms, 0);
-    while (worker->peers && !expired)
-        uv_run(worker->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&drain, on_closed);
-    if (worker->peers)
-        HK_LOG(HK_LOG_WARN, "worker", NULL,
-               "shutdown_timeout: dropping connections that did not close in time");
-
-    hk_media_stop(&worker->media);
-    uv_close((uv_handle_t *)&worker->tick, on_closed);
-    uv_close((uv_handle_t *)&worker->sigint, on_closed);
-    uv_close((uv_handle_t *)&worker->sigterm, on_closed);
-    uv_walk(worker->loop, close_hup, worker);
-    /* Closing the watchers restored the default actions: a second SIGTERM now would kill
-     * the process with a signal instead of letting it finish and exit 0. */
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    lws_context_destroy(worker->lws);
-    worker->lws = NULL;
-    uv_run(worker->loop, UV_RUN_DEFAULT);
-    log_worker = NULL;
-    if (worker->spare_fd >= 0)
-        close(worker->spare_fd);
-    worker->spare_fd = -1;
-    hk_map_free(&worker->sockets_per_address);
-    hk_cert_free(&worker->cert);
+    hk_rtc_host_free(&w->host);
 }

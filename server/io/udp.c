@@ -47,9 +47,24 @@ int64_t hk_udp_rx_timestamp(struct msghdr *m)
     return 0;
 }
 
+static uint8_t *link_slot(hk_link_t *link, const hk_tuple_t *to)
+{
+    if (to->addr.sa.sa_family != AF_INET)
+        return NULL; /* an IPv4 socket */
+    return hk_udp_slot((hk_udp_t *)link, &to->addr.v4);
+}
+
+static void link_commit(hk_link_t *link, size_t len)
+{
+    hk_udp_commit((hk_udp_t *)link, len);
+}
+
+static const hk_link_ops_t udp_link_ops = {.slot = link_slot, .commit = link_commit};
+
 int hk_udp_open(hk_udp_t *udp, uv_loop_t *loop, const char *ip, int port, hk_udp_recv_fn fn,
                 void *arg)
 {
+    udp->link.ops = &udp_link_ops;
     udp->on_datagram = fn;
     udp->arg = arg;
     udp->tx_count = 0;

@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "server/io/tx.h"
+
 #define HK_UDP_BATCH        64   /* datagrams per recvmmsg */
 #define HK_UDP_BURST_ROUNDS 16   /* recvmmsg calls per wake-up at most */
 #define HK_UDP_TX_SLOTS     1024 /* queued datagrams (a burst's fan-out); UIO_MAXIOV */
@@ -32,37 +34,17 @@
  * until the callback returns. */
 typedef void (*hk_udp_recv_fn)(void *arg, uint8_t *buf, size_t len, const struct sockaddr_in *from);
 
-/* Delay histogram: bucket i counts values <= hk_udp_delay_bounds_us[i] (the last bucket:
- * everything above). Prometheus-style cumulative sums are made when exported. */
-#define HK_UDP_DELAY_BUCKETS 13
-extern const uint32_t hk_udp_delay_bounds_us[HK_UDP_DELAY_BUCKETS - 1];
-typedef struct {
-    uint64_t bucket[HK_UDP_DELAY_BUCKETS];
-    uint64_t count;
-    uint64_t sum_ns;
-} hk_udp_delay_t;
+/* Its counters and delay histograms are the link's (io/tx.h). */
+typedef hk_delay_hist_t hk_udp_delay_t;
+typedef hk_link_counters_t hk_udp_counters_t;
+#define HK_UDP_DELAY_BUCKETS   HK_DELAY_BUCKETS
+#define hk_udp_delay_bounds_us hk_delay_bounds_us
 
 void hk_udp_delay_add(hk_udp_delay_t *h, int64_t ns);
 
 /* The kernel's receive time (SO_TIMESTAMPNS, ns of CLOCK_REALTIME) carried in a received
  * message's control data, or 0 when there is none. */
 int64_t hk_udp_rx_timestamp(struct msghdr *m);
-
-typedef struct {
-    uint64_t rx_datagrams;
-    uint64_t rx_bytes;
-    uint64_t tx_datagrams;
-    uint64_t tx_bytes;
-    uint64_t tx_errors;
-    uint64_t tx_messages;  /* messages handed to the kernel (< datagrams with GSO) */
-    uint64_t rx_truncated; /* over the buffer size: dropped */
-    uint64_t rx_polled;    /* read while busy polling (no wake-up needed) */
-    /* Per received datagram, from the kernel's receive timestamp (SO_TIMESTAMPNS):
-     * rx_wait until hisoka read it (socket queue, wake-up, scheduling), residence until
-     * the sends of its recvmmsg round were handed to the kernel (everything hisoka adds). */
-    hk_udp_delay_t rx_wait;
-    hk_udp_delay_t residence;
-} hk_udp_counters_t;
 
 /* A run of queued datagrams to one destination, written as one message. */
 typedef struct {
@@ -74,6 +56,7 @@ typedef struct {
 } hk_udp_group_t;
 
 typedef struct hk_udp_s {
+    hk_link_t link; /* first: the socket is a link (io/tx.h) */
     int fd;
     uv_poll_t poll;
     hk_udp_recv_fn on_datagram;

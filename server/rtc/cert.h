@@ -5,7 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-typedef struct {
+typedef struct hk_cert_s {
     X509 *x509;
     EVP_PKEY *key;
     char fingerprint[128]; /* "sha-256 AB:CD:..." as written in SDP */

@@ -7,37 +7,79 @@
 #include "common/error.h"
 #include "common/id.h"
 #include "common/log.h"
-#include "server/rtc/dtls.h"
-#include "server/sfu/forward.h"
-#include "server/io/media.h"
-#include "server/signal/peer.h"
-#include "server/proto/rtp.h"
-#include "server/rtc/srtp.h"
+#include "server/proto/sora_msg.h"
 #include "server/proto/stun.h"
+#include "server/rtc/dtls.h"
+#include "server/rtc/srtp.h"
 
 #define NACK_CACHE_SLOTS     512
 #define KEYFRAME_INTERVAL_MS 300 /* at most one PLI per stream in this time */
 #define TWCC_INTERVAL_MS     50
 #define RR_INTERVAL_MS       1000
 #define RETRANSMIT_AGE_MS    1000
+#define NACK_INTERVAL_MS     20  /* how often a publisher's losses are looked at */
+#define PROBE_INTERVAL_MS    500 /* consent-check retransmission */
 
-static hk_media_t *media_of(hk_transport_t *t)
+static hk_media_counters_t *counters_of(hk_transport_t *t)
 {
-    return &t->peer->worker->media;
+    return &t->host->counters;
 }
 
-hk_transport_t *hk_transport_create(hk_peer_t *peer)
+static int random_ice_string(char *out, size_t n)
+{
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint8_t bytes[64];
+    if (n > sizeof bytes || hk_random_bytes(bytes, n) != 0)
+        return HK_EIO;
+    for (size_t i = 0; i < n; i++)
+        out[i] = chars[bytes[i] & 63];
+    out[n] = '\0';
+    return 0;
+}
+
+/* Stops everything and tells the owner once. */
+static void fail(hk_transport_t *t, int code, const char *reason)
+{
+    if (t->failed)
+        return;
+    t->failed = true;
+    hk_wheel_cancel(&t->host->wheel, &t->timer);
+    t->events->on_failed(t->user, code, reason);
+}
+
+hk_transport_t *hk_transport_create(hk_rtc_host_t *host, const hk_transport_events_t *events,
+                                    void *user, const char *log_id, uint64_t now_ms)
 {
     hk_transport_t *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->peer = peer;
-    t->created_ms = hk_worker_now_ms(peer->worker);
-    t->epoch_us = uv_hrtime() / 1000;
+    t->host = host;
+    t->events = events;
+    t->user = user;
+    t->log_id = log_id;
+    t->created_ms = now_ms;
+    t->epoch_us = now_ms * 1000;
+    /* A fresh ufrag until it is one no other transport of this host has. */
+    for (int tries = 0;; tries++) {
+        if (tries == 8 || random_ice_string(t->ice_ufrag, HK_RTC_UFRAG_LEN) != 0 ||
+            random_ice_string(t->ice_pwd, sizeof t->ice_pwd - 1) != 0) {
+            free(t);
+            return NULL;
+        }
+        uint64_t key = hk_rtc_ufrag_key(t->ice_ufrag);
+        if (key && !hk_map_get(&host->ufrags, key)) {
+            if (hk_map_put(&host->ufrags, key, t) != 0) {
+                free(t);
+                return NULL;
+            }
+            break;
+        }
+    }
     hk_random_bytes(&t->rtcp_ssrc, sizeof t->rtcp_ssrc);
     if (t->rtcp_ssrc == 0)
         t->rtcp_ssrc = 1;
-    hk_media_transport_added(media_of(t));
+    host->n_transports++;
+    hk_transport_reschedule(t, now_ms);
     return t;
 }
 
@@ -45,9 +87,11 @@ static void forget_tuple(hk_transport_t *t, int i);
 
 void hk_transport_destroy(hk_transport_t *t)
 {
-    hk_media_t *media = media_of(t);
+    hk_rtc_host_t *host = t->host;
     while (t->n_tuples > 0)
         forget_tuple(t, t->n_tuples - 1);
+    hk_map_remove(&host->ufrags, hk_rtc_ufrag_key(t->ice_ufrag));
+    hk_wheel_cancel(&host->wheel, &t->timer);
     if (t->dtls)
         hk_dtls_destroy(t->dtls);
     if (t->srtp)
@@ -58,12 +102,14 @@ void hk_transport_destroy(hk_transport_t *t)
         if (t->streams[i].dump)
             fclose(t->streams[i].dump);
     }
-    hk_media_transport_removed(media);
+    host->n_transports--;
     free(t);
 }
 
 static void init_stream(hk_stream_t *s, uint32_t ssrc, hk_media_kind_t kind, bool rtx)
 {
+    if (s->cache)
+        hk_nack_cache_destroy(s->cache);
     memset(s, 0, sizeof *s);
     s->ssrc = ssrc;
     s->kind = kind;
@@ -76,12 +122,12 @@ static void init_stream(hk_stream_t *s, uint32_t ssrc, hk_media_kind_t kind, boo
     }
 }
 
-void hk_transport_set_streams(hk_transport_t *t)
+void hk_transport_set_streams(hk_transport_t *t, uint32_t audio_ssrc, uint32_t video_ssrc,
+                              uint32_t rtx_ssrc)
 {
-    const hk_peer_t *p = t->peer;
-    init_stream(&t->streams[0], p->audio_track.ssrc, HK_MEDIA_AUDIO, false);
-    init_stream(&t->streams[1], p->video_track.ssrc, HK_MEDIA_VIDEO, false);
-    init_stream(&t->streams[2], p->video_track.rtx_ssrc, HK_MEDIA_VIDEO, true);
+    init_stream(&t->streams[HK_STREAM_AUDIO], audio_ssrc, HK_MEDIA_AUDIO, false);
+    init_stream(&t->streams[HK_STREAM_VIDEO], video_ssrc, HK_MEDIA_VIDEO, false);
+    init_stream(&t->streams[HK_STREAM_RTX], rtx_ssrc, HK_MEDIA_VIDEO, true);
 }
 
 hk_stream_t *hk_transport_stream(hk_transport_t *t, uint32_t ssrc)
@@ -92,21 +138,26 @@ hk_stream_t *hk_transport_stream(hk_transport_t *t, uint32_t ssrc)
     return NULL;
 }
 
-static int tuple_index(const hk_transport_t *t, uint64_t key)
+static int tuple_index(const hk_transport_t *t, const hk_tuple_t *tuple)
 {
     for (int i = 0; i < t->n_tuples; i++)
-        if (t->tuple_keys[i] == key)
+        if (hk_tuple_equal(&t->tuples[i], tuple))
             return i;
     return -1;
 }
 
+bool hk_transport_has_tuple(const hk_transport_t *t, const hk_tuple_t *from)
+{
+    return tuple_index(t, from) >= 0;
+}
+
 static void forget_tuple(hk_transport_t *t, int i)
 {
-    hk_media_t *media = media_of(t);
-    if (hk_map_get(&media->tuples, t->tuple_keys[i]) == t)
-        hk_map_remove(&media->tuples, t->tuple_keys[i]);
-    memmove(t->tuple_keys + i, t->tuple_keys + i + 1,
-            sizeof t->tuple_keys[0] * (size_t)(t->n_tuples - i - 1));
+    hk_map_t *tuples = &t->host->tuples;
+    uint64_t key = hk_tuple_key(&t->tuples[i]);
+    if (hk_map_get(tuples, key) == t)
+        hk_map_remove(tuples, key);
+    memmove(t->tuples + i, t->tuples + i + 1, sizeof t->tuples[0] * (size_t)(t->n_tuples - i - 1));
     memmove(t->tuple_consent_ms + i, t->tuple_consent_ms + i + 1,
             sizeof t->tuple_consent_ms[0] * (size_t)(t->n_tuples - i - 1));
     t->n_tuples--;
@@ -114,125 +165,133 @@ static void forget_tuple(hk_transport_t *t, int i)
 
 static bool consent_expired(const hk_transport_t *t, int i, uint64_t now_ms)
 {
-    return now_ms - t->tuple_consent_ms[i] > t->peer->worker->config->consent_timeout_ms;
+    return now_ms - t->tuple_consent_ms[i] > t->host->config->consent_timeout_ms;
 }
 
 static void send_probe(hk_transport_t *t, uint64_t now_ms)
 {
     uint8_t buf[HK_STUN_CHECK_MAX];
-    size_t n = hk_stun_write_check(buf, sizeof buf, t->remote_ufrag, t->peer->ice_ufrag,
-                                   t->remote_pwd, t->probe_tid);
+    size_t n = hk_stun_write_check(buf, sizeof buf, t->remote_ufrag, t->ice_ufrag, t->remote_pwd,
+                                   t->probe_tid);
     if (n == 0)
         return;
-    hk_udp_send(&media_of(t)->udp, &t->probe_to, buf, n);
-    media_of(t)->counters.ice_consent_checks_sent++;
+    hk_tx_send(&t->probe_to, buf, n);
+    counters_of(t)->ice_consent_checks_sent++;
     t->probe_sent_ms = now_ms;
     t->probe_sends++;
 }
 
 /* Asks `to` for consent before the media may move there (RFC 7675 §5.1): one check in
  * flight per transport; a nomination from yet another tuple replaces it. */
-static void start_probe(hk_transport_t *t, const struct sockaddr_in *to, uint64_t now_ms)
+static void start_probe(hk_transport_t *t, const hk_tuple_t *to, uint64_t now_ms)
 {
     if (!t->remote_pwd[0])
         return; /* no answer yet: nothing to key a check with */
-    if (t->probe_pending && hk_media_tuple_key(&t->probe_to) == hk_media_tuple_key(to))
-        return; /* the tick retransmits */
-    HK_LOG(HK_LOG_DEBUG, "ice", t->peer->connection_id,
+    if (t->probe_pending && hk_tuple_equal(&t->probe_to, to))
+        return; /* the timer retransmits */
+    HK_LOG(HK_LOG_DEBUG, "ice", t->log_id,
            "USE-CANDIDATE from a new tuple while the selected one has consent: checking it");
     t->probe_pending = true;
     t->probe_to = *to;
     t->probe_sends = 0;
     hk_random_bytes(t->probe_tid, sizeof t->probe_tid);
     send_probe(t, now_ms);
+    hk_transport_reschedule(t, now_ms);
 }
 
-void hk_transport_set_remote_ice(hk_transport_t *t, const char *ufrag, const char *pwd)
+void hk_transport_set_remote(hk_transport_t *t, const char *ufrag, const char *pwd,
+                             const char *fp_algorithm, const uint8_t *fp, size_t fp_len)
 {
     snprintf(t->remote_ufrag, sizeof t->remote_ufrag, "%s", ufrag);
     snprintf(t->remote_pwd, sizeof t->remote_pwd, "%s", pwd);
+    snprintf(t->remote_fingerprint_algorithm, sizeof t->remote_fingerprint_algorithm, "%s",
+             fp_algorithm);
+    if (fp_len > sizeof t->remote_fingerprint)
+        fp_len = 0;
+    memcpy(t->remote_fingerprint, fp, fp_len);
+    t->remote_fingerprint_len = fp_len;
 }
 
 void hk_transport_on_check_response(hk_transport_t *t, const uint8_t *buf, size_t len,
-                                    const struct sockaddr_in *from, uint64_t now_ms)
+                                    const hk_tuple_t *from, uint64_t now_ms)
 {
-    uint64_t key = hk_media_tuple_key(from);
-    if (!t->probe_pending || hk_media_tuple_key(&t->probe_to) != key ||
+    if (!t->probe_pending || !hk_tuple_equal(&t->probe_to, from) ||
         !hk_stun_is_check_response(buf, len, t->probe_tid, t->remote_pwd))
         return;
     t->probe_pending = false;
-    int i = tuple_index(t, key);
+    int i = tuple_index(t, from);
     if (i < 0)
         return; /* forgotten meanwhile */
     t->tuple_consent_ms[i] = now_ms;
     t->selected = *from;
     t->has_selected = true;
     t->nominated = true;
-    media_of(t)->counters.ice_tuple_moves++;
-    HK_LOG(HK_LOG_INFO, "ice", t->peer->connection_id,
+    counters_of(t)->ice_tuple_moves++;
+    HK_LOG(HK_LOG_INFO, "ice", t->log_id,
            "selected tuple moved: the newly nominated tuple answered our consent check");
 }
 
-int hk_transport_on_check(hk_transport_t *t, const struct sockaddr_in *from, bool nominate,
-                          uint64_t now_ms)
+int hk_transport_on_check(hk_transport_t *t, const hk_tuple_t *from, bool nominate, uint64_t now_ms)
 {
-    hk_media_t *media = media_of(t);
-    uint64_t key = hk_media_tuple_key(from);
-    uint64_t selected_key = t->has_selected ? hk_media_tuple_key(&t->selected) : 0;
-    int i = tuple_index(t, key);
+    hk_rtc_host_t *host = t->host;
+    hk_media_counters_t *counters = counters_of(t);
+    if (t->failed)
+        return HK_EPERM;
+    uint64_t key = hk_tuple_key(from);
+    int i = tuple_index(t, from);
     if (i < 0) {
-        hk_transport_t *owner = hk_map_get(&media->tuples, key);
+        hk_transport_t *owner = hk_map_get(&host->tuples, key);
         if (owner && owner != t) {
-            int j = tuple_index(owner, key);
-            bool owner_sends_there =
-                owner->has_selected && hk_media_tuple_key(&owner->selected) == key;
-            if (j >= 0 && (owner_sends_there || !consent_expired(owner, j, now_ms))) {
-                media->counters.ice_tuple_conflicts++;
+            int j = tuple_index(owner, from);
+            bool owner_sends_there = owner->has_selected && hk_tuple_equal(&owner->selected, from);
+            if (j < 0 || owner_sends_there || !consent_expired(owner, j, now_ms)) {
+                /* (j < 0: another tuple with the same key, which a 64-bit hash makes
+                 * vanishingly rare; refused rather than mixed up.) */
+                counters->ice_tuple_conflicts++;
                 if (hk_log_due(&t->last_ice_warn_ms, now_ms, 1000))
-                    HK_LOG(HK_LOG_WARN, "ice", t->peer->connection_id,
+                    HK_LOG(HK_LOG_WARN, "ice", t->log_id,
                            "check from a tuple that another connection holds: refused");
                 return HK_EPERM;
             }
             /* The other transport's consent there expired: the address is free again. */
-            if (j >= 0)
-                forget_tuple(owner, j);
+            forget_tuple(owner, j);
         }
         if (t->n_tuples == HK_TRANSPORT_MAX_TUPLES) {
             /* Forget the tuple heard from least recently, never the selected one. */
             int oldest = -1;
             for (int k = 0; k < t->n_tuples; k++)
-                if (t->tuple_keys[k] != selected_key &&
+                if (!(t->has_selected && hk_tuple_equal(&t->tuples[k], &t->selected)) &&
                     (oldest < 0 || t->tuple_consent_ms[k] < t->tuple_consent_ms[oldest]))
                     oldest = k;
             forget_tuple(t, oldest);
         }
-        if (hk_map_put(&media->tuples, key, t) != 0) {
-            media->counters.ice_tuple_conflicts++;
+        if (hk_map_put(&host->tuples, key, t) != 0) {
+            counters->ice_tuple_conflicts++;
             return HK_ENOMEM;
         }
         i = t->n_tuples++;
-        t->tuple_keys[i] = key;
-        HK_LOG(HK_LOG_DEBUG, "ice", t->peer->connection_id, "tuple validated%s",
+        t->tuples[i] = *from;
+        HK_LOG(HK_LOG_DEBUG, "ice", t->log_id, "tuple validated%s",
                nominate ? " (USE-CANDIDATE)" : "");
     }
     t->tuple_consent_ms[i] = now_ms;
     t->last_consent_ms = now_ms;
-    if (key == selected_key) {
+    if (t->has_selected && hk_tuple_equal(from, &t->selected)) {
         t->nominated |= nominate;
         return 0;
     }
-    int s = t->has_selected ? tuple_index(t, selected_key) : -1;
+    int s = t->has_selected ? tuple_index(t, &t->selected) : -1;
     bool may_move = !t->has_selected || (nominate && !t->nominated) ||
                     (nominate && (s < 0 || consent_expired(t, s, now_ms)));
     if (!may_move) {
         if (nominate) {
-            media->counters.ice_nominations_refused++;
+            counters->ice_nominations_refused++;
             start_probe(t, from, now_ms);
         }
         return 0;
     }
     if (t->has_selected)
-        HK_LOG(HK_LOG_INFO, "ice", t->peer->connection_id, "selected tuple moved");
+        HK_LOG(HK_LOG_INFO, "ice", t->log_id, "selected tuple moved");
     t->selected = *from;
     t->has_selected = true;
     t->nominated = nominate;
@@ -243,60 +302,60 @@ static void dtls_send(void *arg, const uint8_t *datagram, size_t len)
 {
     hk_transport_t *t = arg;
     if (t->has_selected)
-        hk_udp_send(&media_of(t)->udp, &t->selected, datagram, len);
+        hk_tx_send(&t->selected, datagram, len);
 }
 
 static void schedule_dtls(hk_transport_t *t, uint64_t now_ms)
 {
     long ms = t->dtls ? hk_dtls_timeout_ms(t->dtls) : -1;
     t->dtls_timer_ms = ms >= 0 ? now_ms + (uint64_t)ms : 0;
+    hk_transport_reschedule(t, now_ms);
 }
 
 static void dtls_connected(hk_transport_t *t, uint64_t now_ms)
 {
-    hk_media_t *media = media_of(t);
     hk_srtp_keys_t keys;
     if (hk_dtls_srtp_keys(t->dtls, &keys) != 0 || !(t->srtp = hk_srtp_create(&keys))) {
         memset(&keys, 0, sizeof keys);
-        hk_peer_close(t->peer, HK_CLOSE_INTERNAL, "cannot set up SRTP");
+        fail(t, HK_CLOSE_INTERNAL, "cannot set up SRTP");
         return;
     }
     memset(&keys, 0, sizeof keys);
     t->ready = true;
-    media->counters.dtls_connected++;
-    HK_LOG(HK_LOG_INFO, "dtls", t->peer->connection_id, "DTLS-SRTP connected");
-    hk_forward_request_keyframes(t->peer, now_ms);
+    counters_of(t)->dtls_connected++;
+    HK_LOG(HK_LOG_INFO, "dtls", t->log_id, "DTLS-SRTP connected");
+    t->events->on_ready(t->user, now_ms);
 }
 
-void hk_transport_on_dtls(hk_transport_t *t, const uint8_t *buf, size_t len)
+void hk_transport_on_dtls(hk_transport_t *t, const uint8_t *buf, size_t len, uint64_t now_ms)
 {
-    hk_media_t *media = media_of(t);
-    hk_peer_t *peer = t->peer;
-    uint64_t now = hk_worker_now_ms(peer->worker);
+    hk_rtc_host_t *host = t->host;
+    if (t->failed)
+        return;
     if (!t->dtls) {
-        if (peer->remote_fingerprint_len == 0) {
-            media->counters.dtls_before_answer++; /* the client retransmits */
+        if (t->remote_fingerprint_len == 0) {
+            host->counters.dtls_before_answer++; /* the client retransmits */
             return;
         }
-        t->dtls =
-            hk_dtls_create(media->dtls, peer->remote_fingerprint_algorithm,
-                           peer->remote_fingerprint, peer->remote_fingerprint_len, dtls_send, t);
+        t->dtls = hk_dtls_create(host->dtls, t->remote_fingerprint_algorithm, t->remote_fingerprint,
+                                 t->remote_fingerprint_len, dtls_send, t);
         if (!t->dtls) {
-            media->counters.dtls_errors++;
+            host->counters.dtls_errors++;
             return;
         }
     }
     int rc = hk_dtls_handle(t->dtls, buf, len);
     if (rc == HK_DTLS_CONNECTED && !t->ready) {
-        dtls_connected(t, now);
+        dtls_connected(t, now_ms);
     } else if (rc < 0) {
-        media->counters.dtls_errors++;
+        host->counters.dtls_errors++;
         char reason[120];
         snprintf(reason, sizeof reason, "DTLS-FAILED: %s", hk_dtls_error(t->dtls));
-        HK_LOG(HK_LOG_WARN, "dtls", peer->connection_id, "%s", reason);
-        hk_peer_close(peer, rc == HK_EPERM ? HK_CLOSE_FORBIDDEN : HK_CLOSE_BAD_REQUEST, reason);
+        HK_LOG(HK_LOG_WARN, "dtls", t->log_id, "%s", reason);
+        fail(t, rc == HK_EPERM ? HK_CLOSE_FORBIDDEN : HK_CLOSE_BAD_REQUEST, reason);
+        return;
     }
-    schedule_dtls(t, now);
+    schedule_dtls(t, now_ms);
 }
 
 /* RFC 3550 A.1: sequence number bookkeeping for receiver reports. */
@@ -320,7 +379,8 @@ static void count_packet(hk_stream_t *s, uint16_t seq, size_t len)
     s->received++;
 }
 
-static void record_twcc(hk_transport_t *t, const uint8_t *buf, const hk_rtp_header_t *hdr)
+static void record_twcc(hk_transport_t *t, const uint8_t *buf, const hk_rtp_header_t *hdr,
+                        uint64_t now_us)
 {
     size_t off, len;
     if (hk_rtp_ext_find(buf, hdr, HK_EXT_TRANSPORT_CC, &off, &len) != 0 || len != 2)
@@ -334,10 +394,10 @@ static void record_twcc(hk_transport_t *t, const uint8_t *buf, const hk_rtp_head
     if (ahead < 0)
         return; /* already reported */
     if (t->n_twcc == HK_TWCC_MAX)
-        return; /* the tick sends feedback long before this fills */
+        return; /* the timer sends feedback long before this fills */
     t->twcc[t->n_twcc].seq = seq;
     t->twcc[t->n_twcc].received = true;
-    t->twcc[t->n_twcc].arrival_us = (int64_t)(uv_hrtime() / 1000 - t->epoch_us);
+    t->twcc[t->n_twcc].arrival_us = (int64_t)(now_us - t->epoch_us);
     t->n_twcc++;
 }
 
@@ -347,8 +407,8 @@ static void dump_payload(hk_transport_t *t, hk_stream_t *s, const uint8_t *paylo
 {
     if (!s->dump) {
         char path[512];
-        snprintf(path, sizeof path, "%s/%s-%u.bin",
-                 t->peer->worker->config->debug_payload_directory, t->peer->connection_id, s->ssrc);
+        snprintf(path, sizeof path, "%s/%s-%u.bin", t->host->config->debug_payload_directory,
+                 t->log_id, s->ssrc);
         s->dump = fopen(path, "ab");
         if (!s->dump)
             return;
@@ -356,72 +416,86 @@ static void dump_payload(hk_transport_t *t, hk_stream_t *s, const uint8_t *paylo
     fwrite(payload, 1, len, s->dump);
 }
 
-void hk_transport_on_srtp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t now_ms)
+void hk_transport_on_srtp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t now_us)
 {
-    hk_media_t *media = media_of(t);
-    if (!t->ready) {
-        media->counters.before_keys++;
+    hk_rtc_host_t *host = t->host;
+    hk_media_counters_t *counters = &host->counters;
+    uint64_t now_ms = now_us / 1000;
+    if (!t->ready || t->failed) {
+        counters->before_keys++;
         return;
     }
     size_t n = len;
     if (hk_srtp_unprotect_rtp(t->srtp, buf, &n) != 0) {
-        media->counters.srtp_unprotect_errors++;
+        counters->srtp_unprotect_errors++;
         return;
     }
     hk_rtp_header_t hdr;
     const char *err = NULL;
     if (hk_rtp_parse(buf, n, &hdr, &err) != 0) {
-        media->counters.rtp_errors++;
+        counters->rtp_errors++;
         return;
     }
-    media->counters.rtp_packets_in++;
-    media->counters.rtp_bytes_in += n;
-    record_twcc(t, buf, &hdr);
+    counters->rtp_packets_in++;
+    counters->rtp_bytes_in += n;
+    record_twcc(t, buf, &hdr, now_us);
     hk_stream_t *s = hk_transport_stream(t, hdr.ssrc);
-    if (!s || !hk_role_sends(t->peer->role)) {
-        media->counters.unknown_ssrc++;
+    if (!s) {
+        counters->unknown_ssrc++;
         return;
     }
     count_packet(s, hdr.seq, n);
     s->last_pt = hdr.pt;
-    hk_stream_t *primary = &t->streams[1];
+    hk_stream_t *primary = &t->streams[HK_STREAM_VIDEO];
     if (s->rtx) {
-        /* A retransmission from the publisher: the lost packet is recovered; keep it in
-         * the cache under its own sequence number, for subscribers who NACK it too. */
+        /* A retransmission from the publisher: the lost packet is recovered. It goes on
+         * as the packet it replaces (each subscriber leg has its own retransmissions),
+         * and into the cache under its own sequence number. */
         uint16_t original;
-        if (primary->ssrc && hk_rtp_rtx_original_seq(buf, &hdr, &original) == 0) {
-            hk_nack_tracker_received(&primary->nack, original, now_ms);
-            int len = primary->last_pt
-                          ? hk_rtp_rtx_unwrap(buf, &hdr, primary->ssrc, primary->last_pt,
-                                              media->work, sizeof media->work)
-                          : HK_EINVAL;
-            if (len > 0 && primary->cache)
-                hk_nack_cache_put(primary->cache, original, media->work, (size_t)len, now_ms);
-        }
-    } else if (s->cache) {
+        if (!primary->ssrc || !primary->last_pt ||
+            hk_rtp_rtx_original_seq(buf, &hdr, &original) != 0)
+            return;
+        const uint8_t *cached;
+        size_t cached_len;
+        if (primary->cache && hk_nack_cache_get(primary->cache, original, now_ms, RETRANSMIT_AGE_MS,
+                                                &cached, &cached_len) == 0)
+            return; /* a retransmission of what arrived already */
+        hk_nack_tracker_received(&primary->nack, original, now_ms);
+        int plain = hk_rtp_rtx_unwrap(buf, &hdr, primary->ssrc, primary->last_pt, host->work,
+                                      sizeof host->work);
+        hk_rtp_header_t orig;
+        if (plain <= 0 || hk_rtp_parse(host->work, (size_t)plain, &orig, &err) != 0)
+            return;
+        if (primary->cache)
+            hk_nack_cache_put(primary->cache, original, host->work, (size_t)plain, now_ms);
+        if (orig.payload_len > 0)
+            t->events->on_rtp(t->user, HK_STREAM_VIDEO, host->work, (size_t)plain, &orig, now_ms);
+        return;
+    }
+    if (s->cache) {
         hk_nack_tracker_received(&s->nack, hdr.seq, now_ms);
         hk_nack_cache_put(s->cache, hdr.seq, buf, n, now_ms);
     }
     if (hdr.payload_len == 0)
         return; /* padding-only probe: for bandwidth estimation, not for subscribers */
-    if (t->peer->worker->config->debug_payload_directory[0])
+    if (host->config->debug_payload_directory[0])
         dump_payload(t, s, buf + hdr.payload_offset, hdr.payload_len);
-    hk_forward_rtp(t->peer, buf, n, &hdr);
+    t->events->on_rtp(t->user, (hk_stream_index_t)(s - t->streams), buf, n, &hdr, now_ms);
 }
 
 void hk_transport_on_srtcp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t now_ms)
 {
-    hk_media_t *media = media_of(t);
-    if (!t->ready) {
-        media->counters.before_keys++;
+    hk_media_counters_t *counters = counters_of(t);
+    if (!t->ready || t->failed) {
+        counters->before_keys++;
         return;
     }
     size_t n = len;
     if (hk_srtp_unprotect_rtcp(t->srtp, buf, &n) != 0) {
-        media->counters.srtcp_unprotect_errors++;
+        counters->srtcp_unprotect_errors++;
         return;
     }
-    media->counters.rtcp_packets_in++;
+    counters->rtcp_packets_in++;
     size_t offset = 0;
     hk_rtcp_packet_t pkt;
     const char *err = NULL;
@@ -436,57 +510,99 @@ void hk_transport_on_srtcp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t
                 continue;
             s->last_sr = (report.ntp_sec << 16) | (report.ntp_frac >> 16);
             s->last_sr_ms = now_ms;
-            /* Relay without report blocks: those describe what this peer receives. */
+            /* Relayed without report blocks: those describe what this client receives. */
             report.report_count = 0;
-            int sr_len = hk_rtcp_build_sr(media->work, sizeof media->work, &report);
-            if (sr_len > 0)
-                hk_forward_sender_report(t->peer, report.ssrc, media->work, (size_t)sr_len);
+            t->events->on_sender_report(t->user, (hk_stream_index_t)(s - t->streams), &report);
         } else if (pkt.type == HK_RTCP_RTPFB || pkt.type == HK_RTCP_PSFB) {
-            hk_forward_feedback(t->peer, pkt.data, pkt.len, now_ms);
+            t->events->on_feedback(t->user, &pkt, now_ms);
         }
+        if (t->failed)
+            return;
     }
     if (rc < 0)
-        media->counters.rtcp_errors++;
+        counters->rtcp_errors++;
+}
+
+uint8_t *hk_transport_slot(hk_transport_t *t)
+{
+    if (!hk_transport_can_send(t))
+        return NULL;
+    return hk_tx_slot(&t->selected);
+}
+
+void hk_transport_send_slot(hk_transport_t *t, uint8_t *slot, size_t len)
+{
+    hk_media_counters_t *counters = counters_of(t);
+    size_t n = len;
+    if (hk_srtp_protect_rtp(t->srtp, slot, &n, HK_TX_BUF_SIZE) != 0) {
+        counters->srtp_protect_errors++;
+        return;
+    }
+    t->twcc_out_seq++;
+    hk_tx_commit(&t->selected, n);
+    counters->forwarded_packets++;
+    counters->forwarded_bytes += n;
 }
 
 void hk_transport_send_rtcp(hk_transport_t *t, const uint8_t *rtcp, size_t len)
 {
-    hk_media_t *media = media_of(t);
-    if (!t->ready || !t->has_selected || len + HK_SRTP_MAX_TRAILER > HK_UDP_BUF_SIZE)
+    if (!hk_transport_can_send(t) || len + HK_SRTP_MAX_TRAILER > HK_TX_BUF_SIZE)
         return;
-    uint8_t *slot = hk_udp_slot(&media->udp, &t->selected);
+    uint8_t *slot = hk_tx_slot(&t->selected);
+    if (!slot)
+        return;
     memcpy(slot, rtcp, len);
     size_t n = len;
-    if (hk_srtp_protect_rtcp(t->srtp, slot, &n, HK_UDP_BUF_SIZE) != 0) {
-        media->counters.srtp_protect_errors++;
+    if (hk_srtp_protect_rtcp(t->srtp, slot, &n, HK_TX_BUF_SIZE) != 0) {
+        counters_of(t)->srtp_protect_errors++;
         return;
     }
-    hk_udp_commit(&media->udp, n);
+    hk_tx_commit(&t->selected, n);
 }
 
-void hk_transport_request_keyframe(hk_transport_t *publisher, hk_stream_t *stream, bool force,
+void hk_transport_request_keyframe(hk_transport_t *t, hk_stream_t *stream, bool force,
                                    uint64_t now_ms)
 {
-    hk_media_t *media = media_of(publisher);
-    if (stream->kind != HK_MEDIA_VIDEO || stream->rtx)
+    hk_media_counters_t *counters = counters_of(t);
+    if (stream->kind != HK_MEDIA_VIDEO || stream->rtx || !stream->ssrc)
         return;
     if (!force && stream->last_pli_ms && now_ms - stream->last_pli_ms < KEYFRAME_INTERVAL_MS) {
-        media->counters.plis_throttled++;
+        counters->plis_throttled++;
         return;
     }
     stream->last_pli_ms = now_ms;
     uint8_t pli[16];
-    int n = hk_rtcp_build_pli(pli, sizeof pli, publisher->rtcp_ssrc, stream->ssrc);
+    int n = hk_rtcp_build_pli(pli, sizeof pli, t->rtcp_ssrc, stream->ssrc);
     if (n > 0) {
-        hk_transport_send_rtcp(publisher, pli, (size_t)n);
-        media->counters.plis_sent++;
+        hk_transport_send_rtcp(t, pli, (size_t)n);
+        counters->plis_sent++;
     }
 }
 
-void hk_transport_keyframe_after_key(hk_transport_t *publisher, uint64_t now_ms)
+void hk_transport_keyframe_after_key(hk_transport_t *t, uint64_t now_ms)
 {
-    if (publisher->streams[1].ssrc)
-        hk_keyframe_schedule_trigger(&publisher->keyframe_after_key, now_ms);
+    if (t->streams[HK_STREAM_VIDEO].ssrc) {
+        hk_keyframe_schedule_trigger(&t->keyframe_after_key, now_ms);
+        hk_transport_reschedule(t, now_ms);
+    }
+}
+
+uint32_t hk_transport_nack_budget(hk_transport_t *t, uint32_t n, uint64_t now_ms)
+{
+    /* A NACK storm must not become a retransmission storm: each connection gets at
+     * most max_nacks_per_second packets answered. */
+    if (now_ms - t->nack_window_ms >= 1000) {
+        t->nack_window_ms = now_ms;
+        t->nack_count = 0;
+    }
+    uint32_t allowed = (uint32_t)t->host->config->max_nacks_per_second;
+    uint32_t room = t->nack_count < allowed ? allowed - t->nack_count : 0;
+    if (n > room) {
+        counters_of(t)->nacks_rate_limited += n - room;
+        n = room;
+    }
+    t->nack_count += n;
+    return n;
 }
 
 /* Sends the key-frame request a key delivery made due, once the video flows (a request
@@ -498,7 +614,7 @@ static void keyframe_after_key(hk_transport_t *t, uint64_t now_ms)
     hk_keyframe_schedule_t *schedule = &t->keyframe_after_key;
     if (!hk_keyframe_schedule_due(schedule, now_ms))
         return;
-    hk_stream_t *video = &t->streams[1];
+    hk_stream_t *video = &t->streams[HK_STREAM_VIDEO];
     if (!video->ssrc) {
         hk_keyframe_schedule_cancel(schedule);
         return;
@@ -507,26 +623,25 @@ static void keyframe_after_key(hk_transport_t *t, uint64_t now_ms)
         (video->last_pli_ms && now_ms - video->last_pli_ms < HK_KEYFRAME_AFTER_KEY_SPACING_MS))
         return;
     hk_transport_request_keyframe(t, video, false, now_ms);
-    HK_LOG(HK_LOG_DEBUG, "e2ee", t->peer->connection_id,
-           "key frame requested after a key delivery (%u of %d)", schedule->sent + 1u,
-           HK_KEYFRAME_AFTER_KEY_REQUESTS);
+    HK_LOG(HK_LOG_DEBUG, "e2ee", t->log_id, "key frame requested after a key delivery (%u of %d)",
+           schedule->sent + 1u, HK_KEYFRAME_AFTER_KEY_REQUESTS);
     hk_keyframe_schedule_sent(schedule, now_ms);
 }
 
 static void send_nacks(hk_transport_t *t, uint64_t now_ms)
 {
-    hk_stream_t *s = &t->streams[1];
+    hk_stream_t *s = &t->streams[HK_STREAM_VIDEO];
     if (!s->ssrc || !s->started)
         return;
     uint16_t seqs[64];
     size_t n = hk_nack_tracker_collect(&s->nack, now_ms, seqs, 64);
     if (n == 0)
         return;
-    hk_media_t *media = media_of(t);
-    int len = hk_rtcp_build_nack(media->work, sizeof media->work, t->rtcp_ssrc, s->ssrc, seqs, n);
+    hk_rtc_host_t *host = t->host;
+    int len = hk_rtcp_build_nack(host->work, sizeof host->work, t->rtcp_ssrc, s->ssrc, seqs, n);
     if (len > 0) {
-        hk_transport_send_rtcp(t, media->work, (size_t)len);
-        media->counters.nacks_sent++;
+        hk_transport_send_rtcp(t, host->work, (size_t)len);
+        host->counters.nacks_sent++;
     }
 }
 
@@ -543,9 +658,10 @@ static int cmp_twcc(const void *a, const void *b, void *next)
  * (and with it its send bitrate) can grow. */
 static void send_twcc(hk_transport_t *t, uint64_t now_ms)
 {
+    t->last_twcc_ms = now_ms;
     if (t->n_twcc == 0)
         return;
-    hk_media_t *media = media_of(t);
+    hk_rtc_host_t *host = t->host;
     qsort_r(t->twcc, t->n_twcc, sizeof t->twcc[0], cmp_twcc, &t->twcc_next);
     /* Drop duplicates, then report from twcc_next so losses at the edge count. */
     hk_rtcp_twcc_packet_t list[HK_TWCC_MAX + 1];
@@ -555,19 +671,19 @@ static void send_twcc(hk_transport_t *t, uint64_t now_ms)
     for (size_t i = 0; i < t->n_twcc; i++)
         if (i == 0 || t->twcc[i].seq != t->twcc[i - 1].seq)
             list[n++] = t->twcc[i];
-    int len = hk_rtcp_build_twcc(media->work, sizeof media->work, t->rtcp_ssrc,
-                                 t->streams[1].ssrc ? t->streams[1].ssrc : t->streams[0].ssrc,
+    uint32_t media_ssrc = t->streams[HK_STREAM_VIDEO].ssrc ? t->streams[HK_STREAM_VIDEO].ssrc
+                                                           : t->streams[HK_STREAM_AUDIO].ssrc;
+    int len = hk_rtcp_build_twcc(host->work, sizeof host->work, t->rtcp_ssrc, media_ssrc,
                                  t->twcc_fb_count++, list, n);
     t->twcc_next = (uint16_t)(list[n - 1].seq + 1);
     t->n_twcc = 0;
-    t->last_twcc_ms = now_ms;
     if (len > 0) {
-        hk_transport_send_rtcp(t, media->work, (size_t)len);
-        media->counters.twcc_feedback_sent++;
+        hk_transport_send_rtcp(t, host->work, (size_t)len);
+        host->counters.twcc_feedback_sent++;
     }
 }
 
-/* RFC 3550 §6.4.2 and A.3: one report block per stream this peer publishes. */
+/* RFC 3550 §6.4.2 and A.3: one report block per stream this client publishes. */
 static void send_rr(hk_transport_t *t, uint64_t now_ms)
 {
     hk_rtcp_report_block_t blocks[2];
@@ -604,49 +720,88 @@ static void send_rr(hk_transport_t *t, uint64_t now_ms)
     t->last_rr_ms = now_ms;
     if (n == 0)
         return;
-    hk_media_t *media = media_of(t);
-    int len = hk_rtcp_build_rr(media->work, sizeof media->work, t->rtcp_ssrc, blocks, n);
+    hk_rtc_host_t *host = t->host;
+    int len = hk_rtcp_build_rr(host->work, sizeof host->work, t->rtcp_ssrc, blocks, n);
     if (len > 0) {
-        hk_transport_send_rtcp(t, media->work, (size_t)len);
-        media->counters.receiver_reports_sent++;
+        hk_transport_send_rtcp(t, host->work, (size_t)len);
+        host->counters.receiver_reports_sent++;
     }
 }
 
-void hk_transport_tick(hk_transport_t *t, uint64_t now_ms)
+static bool publishes(const hk_transport_t *t)
 {
-    hk_peer_t *peer = t->peer;
-    hk_media_t *media = media_of(t);
-    if (peer->state == HK_PEER_CLOSING)
+    return t->streams[HK_STREAM_AUDIO].ssrc || t->streams[HK_STREAM_VIDEO].ssrc;
+}
+
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+    return b && b < a ? b : a;
+}
+
+/* The next time something is due. Only publishers have per-packet work (NACKs every
+ * NACK_INTERVAL_MS, feedback every TWCC_INTERVAL_MS); a transport that only receives
+ * wakes for consent and reports. */
+static uint64_t next_deadline(const hk_transport_t *t, uint64_t now_ms)
+{
+    uint64_t since = t->n_tuples ? t->last_consent_ms : t->created_ms;
+    uint64_t at = since + t->host->config->consent_timeout_ms + 1;
+    at = earliest(at, t->dtls_timer_ms);
+    if (t->probe_pending)
+        at = earliest(at, t->probe_sent_ms + PROBE_INTERVAL_MS);
+    if (t->ready && publishes(t)) {
+        at = earliest(at, now_ms + NACK_INTERVAL_MS);
+        at = earliest(at, t->last_twcc_ms + TWCC_INTERVAL_MS);
+        at = earliest(at, t->last_rr_ms + RR_INTERVAL_MS);
+    }
+    return at;
+}
+
+void hk_transport_reschedule(hk_transport_t *t, uint64_t now_ms)
+{
+    if (t->failed)
         return;
-    if (t->probe_pending && now_ms - t->probe_sent_ms >= 500) {
+    uint64_t at = next_deadline(t, now_ms);
+    if (!t->timer.scheduled || at < t->timer.deadline_ms)
+        hk_wheel_schedule(&t->host->wheel, &t->timer, at);
+}
+
+void hk_transport_on_timer(hk_transport_t *t, uint64_t now_ms)
+{
+    hk_media_counters_t *counters = counters_of(t);
+    if (t->failed)
+        return;
+    counters->timer_fires++;
+    if (t->probe_pending && now_ms - t->probe_sent_ms >= PROBE_INTERVAL_MS) {
         if (t->probe_sends >= 3)
             t->probe_pending = false; /* unanswered: the media stays */
         else
             send_probe(t, now_ms);
     }
-    uint64_t consent_timeout = peer->worker->config->consent_timeout_ms;
+    uint64_t consent_timeout = t->host->config->consent_timeout_ms;
     uint64_t since = t->n_tuples ? t->last_consent_ms : t->created_ms;
     if (now_ms - since > consent_timeout) {
-        media->counters.consent_expired++;
-        hk_peer_close(peer, HK_CLOSE_TIMEOUT,
-                      t->n_tuples ? "ICE-CONSENT-EXPIRED: no connectivity check in time"
-                                  : "ICE-TIMEOUT: ICE did not complete in time");
+        counters->consent_expired++;
+        fail(t, HK_CLOSE_TIMEOUT,
+             t->n_tuples ? "ICE-CONSENT-EXPIRED: no connectivity check in time"
+                         : "ICE-TIMEOUT: ICE did not complete in time");
         return;
     }
     if (t->dtls && t->dtls_timer_ms && now_ms >= t->dtls_timer_ms) {
         if (hk_dtls_on_timeout(t->dtls) < 0) {
-            media->counters.dtls_errors++;
-            hk_peer_close(peer, HK_CLOSE_TIMEOUT, "DTLS-TIMEOUT: handshake did not complete");
+            counters->dtls_errors++;
+            fail(t, HK_CLOSE_TIMEOUT, "DTLS-TIMEOUT: handshake did not complete");
             return;
         }
-        schedule_dtls(t, now_ms);
+        long ms = hk_dtls_timeout_ms(t->dtls);
+        t->dtls_timer_ms = ms >= 0 ? now_ms + (uint64_t)ms : 0;
     }
-    if (!t->ready)
-        return;
-    keyframe_after_key(t, now_ms);
-    send_nacks(t, now_ms);
-    if (now_ms - t->last_twcc_ms >= TWCC_INTERVAL_MS || t->n_twcc > HK_TWCC_MAX / 2)
-        send_twcc(t, now_ms);
-    if (now_ms - t->last_rr_ms >= RR_INTERVAL_MS)
-        send_rr(t, now_ms);
+    if (t->ready) {
+        keyframe_after_key(t, now_ms);
+        send_nacks(t, now_ms);
+        if (now_ms - t->last_twcc_ms >= TWCC_INTERVAL_MS || t->n_twcc > HK_TWCC_MAX / 2)
+            send_twcc(t, now_ms);
+        if (now_ms - t->last_rr_ms >= RR_INTERVAL_MS)
+            send_rr(t, now_ms);
+    }
+    hk_wheel_schedule(&t->host->wheel, &t->timer, next_deadline(t, now_ms));
 }

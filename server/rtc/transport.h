@@ -1,27 +1,35 @@
-/* One peer's media transport: its ICE tuples and consent, its DTLS association, its
- * SRTP sessions, the streams it publishes (receive statistics, NACK tracking and the
- * retransmission cache) and the RTCP hisoka generates toward it.
- * Ownership: created with the peer at `connect`, destroyed with the peer. */
+/* One connection's media transport, sans-IO: ICE-lite (the client's checks, consent, the
+ * tuples it may use), DTLS, SRTP, the streams the client publishes (receive statistics,
+ * NACK tracking and the packet cache for retransmissions) and the RTCP this side owes it.
+ * Datagrams come in through hk_rtc_host_receive, time as arguments; what it sends goes
+ * to its selected tuple's link (io/tx.h). What happens upward (media, feedback, ready,
+ * failure) goes to the events given at creation: rtc/ never knows who owns it.
+ * Ownership: created and destroyed by its owner (the signaling session); it removes
+ * itself from the host's maps and wheel when destroyed. */
 #ifndef HK_TRANSPORT_H
 #define HK_TRANSPORT_H
 
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/wheel.h"
+#include "server/io/tx.h"
 #include "server/proto/keyframe.h"
 #include "server/proto/nack.h"
 #include "server/proto/rtcp.h"
+#include "server/proto/rtp.h"
 #include "server/proto/sdp.h"
+#include "server/rtc/host.h"
 
-typedef struct hk_peer_s hk_peer_t;
 typedef struct hk_dtls_s hk_dtls_t;
 typedef struct hk_srtp_s hk_srtp_t;
 
 #define HK_TRANSPORT_MAX_TUPLES 4
 #define HK_TWCC_MAX             512
 
-/* A stream the peer publishes: audio, video or video RTX. */
+/* A stream the client publishes: audio, video or video RTX. */
+typedef enum { HK_STREAM_AUDIO = 0, HK_STREAM_VIDEO = 1, HK_STREAM_RTX = 2 } hk_stream_index_t;
+
 typedef struct {
     uint32_t ssrc; /* 0 = none */
     hk_media_kind_t kind;
@@ -43,22 +51,46 @@ typedef struct {
     void *dump; /* FILE * of debug_payload_directory, when that debugging aid is on */
 } hk_stream_t;
 
+/* Upward events; user is the owner's pointer given at creation. */
+typedef struct {
+    /* SRTP keys are in place: media can flow both ways. */
+    void (*on_ready)(void *user, uint64_t now_ms);
+    /* The transport is dead (consent expired, ICE or DTLS failed): close code and
+     * reason for the client. The transport stays allocated until its owner frees it. */
+    void (*on_failed)(void *user, int close_code, const char *reason);
+    /* A plain RTP packet of a published stream (retransmissions arrive unwrapped, on
+     * the video stream); buf is writable. */
+    void (*on_rtp)(void *user, hk_stream_index_t stream, uint8_t *buf, size_t len,
+                   const hk_rtp_header_t *hdr, uint64_t now_ms);
+    /* A sender report of a published stream, its report blocks removed. */
+    void (*on_sender_report)(void *user, hk_stream_index_t stream, const hk_rtcp_report_t *sr);
+    /* A feedback packet (RTPFB/PSFB) about what this side sends the client. */
+    void (*on_feedback)(void *user, const hk_rtcp_packet_t *pkt, uint64_t now_ms);
+} hk_transport_events_t;
+
 typedef struct hk_transport_s {
-    hk_peer_t *peer;
-    /* ICE */
-    uint64_t tuple_keys[HK_TRANSPORT_MAX_TUPLES];
+    hk_rtc_host_t *host;
+    const hk_transport_events_t *events;
+    void *user;
+    const char *log_id; /* for log lines: the owner's connection id */
+    bool failed;        /* on_failed was sent: nothing more happens */
+    hk_wheel_entry_t timer;
+    /* ICE: our credentials (in the offer), the client's (from its answer). */
+    char ice_ufrag[HK_RTC_UFRAG_LEN + 1];
+    char ice_pwd[33];
+    char remote_ufrag[257];
+    char remote_pwd[257];
+    hk_tuple_t tuples[HK_TRANSPORT_MAX_TUPLES];
     uint64_t tuple_consent_ms[HK_TRANSPORT_MAX_TUPLES]; /* last valid check from each */
     int n_tuples;
-    struct sockaddr_in selected; /* where we send */
+    hk_tuple_t selected; /* where we send */
     bool has_selected;
     bool nominated;            /* selected by USE-CANDIDATE, not only by being validated first */
     uint64_t last_ice_warn_ms; /* refused checks are logged at most once a second */
-    char remote_ufrag[257];    /* the client's ICE credentials, from its answer */
-    char remote_pwd[257];
     /* A consent check we sent to a tuple the client nominated while the selected one
      * still had consent (RFC 7675): media moves there when it is answered. */
     bool probe_pending;
-    struct sockaddr_in probe_to;
+    hk_tuple_t probe_to;
     uint8_t probe_tid[12];
     uint64_t probe_sent_ms;
     int probe_sends;
@@ -66,14 +98,17 @@ typedef struct hk_transport_s {
     uint64_t epoch_us; /* arrival times in transport-wide feedback count from here */
     uint64_t last_consent_ms;
     /* DTLS-SRTP */
+    char remote_fingerprint_algorithm[16];
+    uint8_t remote_fingerprint[64];
+    size_t remote_fingerprint_len; /* 0 until the answer */
     hk_dtls_t *dtls;
     uint64_t dtls_timer_ms; /* 0 = none */
     hk_srtp_t *srtp;
     bool ready;            /* SRTP keys in place */
-    uint32_t rtcp_ssrc;    /* our SSRC in RTCP toward this peer */
+    uint32_t rtcp_ssrc;    /* our SSRC in RTCP toward this client */
     uint16_t twcc_out_seq; /* transport-wide sequence numbers we write toward it */
     /* What it publishes. */
-    hk_stream_t streams[3]; /* audio, video, video RTX */
+    hk_stream_t streams[3]; /* hk_stream_index_t */
     /* Transport-wide CC: arrivals to report back to it. */
     hk_rtcp_twcc_packet_t twcc[HK_TWCC_MAX];
     size_t n_twcc;
@@ -82,64 +117,73 @@ typedef struct hk_transport_s {
     uint16_t twcc_next; /* first sequence number the next feedback covers */
     uint64_t last_twcc_ms;
     uint64_t last_rr_ms;
-    uint64_t nack_window_ms; /* max_nacks_per_second accounting */
+    uint64_t nack_window_ms; /* max_nacks_per_second accounting (what it NACKs us) */
     uint32_t nack_count;
-    /* Key-frame requests owed to its video after E2EE key deliveries (server/keyframe.h). */
+    /* Key-frame requests owed to its video after E2EE key deliveries (proto/keyframe.h). */
     hk_keyframe_schedule_t keyframe_after_key;
 } hk_transport_t;
 
-/* Creates the transport of a peer (at connect). Returns NULL on ENOMEM. */
-hk_transport_t *hk_transport_create(hk_peer_t *peer);
-
-/* Frees it: tuples leave the worker's table, DTLS and SRTP are released. */
+/* Creates a transport with fresh ICE credentials, known to the host by its ufrag.
+ * Returns NULL on ENOMEM. */
+hk_transport_t *hk_transport_create(hk_rtc_host_t *host, const hk_transport_events_t *events,
+                                    void *user, const char *log_id, uint64_t now_ms);
+/* Frees it: it leaves the host's maps and wheel; DTLS and SRTP are released. */
 void hk_transport_destroy(hk_transport_t *t);
 
-/* The peer answered: sets up its published streams from its answer's SSRCs. */
-void hk_transport_set_streams(hk_transport_t *t);
+/* From the client's answer: its ICE credentials (the server's own consent checks are
+ * keyed with them) and its DTLS fingerprint (a handshake is accepted only with it). */
+void hk_transport_set_remote(hk_transport_t *t, const char *ufrag, const char *pwd,
+                             const char *fp_algorithm, const uint8_t *fp, size_t fp_len);
+
+/* The client answered: what it publishes (0 = none). */
+void hk_transport_set_streams(hk_transport_t *t, uint32_t audio_ssrc, uint32_t video_ssrc,
+                              uint32_t rtx_ssrc);
 
 /* Finds a published stream by SSRC, or NULL. */
 hk_stream_t *hk_transport_stream(hk_transport_t *t, uint32_t ssrc);
 
-/* The client's ice-ufrag and ice-pwd, from its answer: the server's own consent checks
- * are keyed with them. */
-void hk_transport_set_remote_ice(hk_transport_t *t, const char *ufrag, const char *pwd);
+/* True when media can be sent to the client now. */
+static inline bool hk_transport_can_send(const hk_transport_t *t)
+{
+    return t->ready && t->has_selected && !t->failed;
+}
 
-/* A STUN Binding success response from `from`: moves the media there when it answers
- * the consent check the transport sent to that tuple. */
-void hk_transport_on_check_response(hk_transport_t *t, const uint8_t *buf, size_t len,
-                                    const struct sockaddr_in *from, uint64_t now_ms);
+/* Sending RTP on the forwarding path without a copy: a buffer of HK_TX_BUF_SIZE bytes
+ * for the selected tuple (NULL when it cannot send); write the plain packet into it,
+ * then hk_transport_send_slot protects it in place and sends it. */
+uint8_t *hk_transport_slot(hk_transport_t *t);
+void hk_transport_send_slot(hk_transport_t *t, uint8_t *slot, size_t len);
 
-/* An ICE check from `from` with this transport's credentials succeeded (nominate:
- * USE-CANDIDATE). A tuple belongs to one transport: when another live transport holds
- * `from` and its consent there has not expired, nothing changes and HK_EPERM is
- * returned (the caller sends no answer). A nominated tuple is replaced by another only
- * once its own consent has expired (RFC 7675; consent_timeout), or once the new tuple
- * answered a consent check the server sent it, keyed with the client's ice-pwd (a
- * spoofed source cannot answer). A check from a new tuple validates that tuple and
- * starts such a check. 0 otherwise. */
-int hk_transport_on_check(hk_transport_t *t, const struct sockaddr_in *from, bool nominate,
-                          uint64_t now_ms);
-
-/* A datagram of each kind from a validated tuple; buf is writable. */
-void hk_transport_on_dtls(hk_transport_t *t, const uint8_t *buf, size_t len);
-void hk_transport_on_srtp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t now_ms);
-void hk_transport_on_srtcp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t now_ms);
-
-/* Protects an RTCP packet written in a send slot and commits it. buf must be the slot
- * returned by hk_udp_slot for this transport. */
+/* Protects and sends one RTCP packet (copied). */
 void hk_transport_send_rtcp(hk_transport_t *t, const uint8_t *rtcp, size_t len);
 
-/* Sends a PLI for the publisher stream `stream` of `publisher` (throttled unless force). */
-void hk_transport_request_keyframe(hk_transport_t *publisher, hk_stream_t *stream, bool force,
+/* Sends a PLI for the published stream (throttled unless force). */
+void hk_transport_request_keyframe(hk_transport_t *t, hk_stream_t *stream, bool force,
                                    uint64_t now_ms);
 
 /* A key message from or to this publisher was relayed (E2EE): its video owes its
- * subscribers key frames (server/keyframe.h). The media tick sends the requests, each
- * only once the publisher's video flows and not within the PLI throttle interval. */
-void hk_transport_keyframe_after_key(hk_transport_t *publisher, uint64_t now_ms);
+ * subscribers key frames (proto/keyframe.h), sent once the video flows and not within
+ * the PLI throttle interval. */
+void hk_transport_keyframe_after_key(hk_transport_t *t, uint64_t now_ms);
 
-/* Media tick: consent, DTLS timers, NACKs, transport-wide feedback, receiver reports,
- * key-frame requests after key deliveries. */
-void hk_transport_tick(hk_transport_t *t, uint64_t now_ms);
+/* NACK budget (max_nacks_per_second): of n sequence numbers the client NACKed, how many
+ * may be answered now; the rest are counted as rate-limited. */
+uint32_t hk_transport_nack_budget(hk_transport_t *t, uint32_t n, uint64_t now_ms);
+
+/* True when ICE validated `from` for this transport. */
+bool hk_transport_has_tuple(const hk_transport_t *t, const hk_tuple_t *from);
+
+/* Internal to rtc/ (host.c): a datagram of each kind from a validated tuple. */
+void hk_transport_on_dtls(hk_transport_t *t, const uint8_t *buf, size_t len, uint64_t now_ms);
+void hk_transport_on_srtp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t now_us);
+void hk_transport_on_srtcp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t now_ms);
+int hk_transport_on_check(hk_transport_t *t, const hk_tuple_t *from, bool nominate,
+                          uint64_t now_ms);
+void hk_transport_on_check_response(hk_transport_t *t, const uint8_t *buf, size_t len,
+                                    const hk_tuple_t *from, uint64_t now_ms);
+/* The transport's deadline came: consent, DTLS timers, NACKs, feedback, reports. */
+void hk_transport_on_timer(hk_transport_t *t, uint64_t now_ms);
+/* Its next deadline changed (earlier): the wheel is told. */
+void hk_transport_reschedule(hk_transport_t *t, uint64_t now_ms);
 
 #endif

@@ -17,7 +17,7 @@
 #include "server/rtc/dtls.h"
 #include "server/signal/peer.h"
 #include "server/rtc/transport.h"
-#include "server/app/worker.h"
+#include "server/signal/server.h"
 
 #define MAX_BODY    8192
 #define SORA_TARGET "x-sora-target:"
@@ -151,16 +151,16 @@ static void labelled(text_t *t, const char *name, const char *label, const char 
     sample(t, name, labels, v);
 }
 
-/* A histogram of delays (hk_udp_delay_t) in seconds: cumulative buckets, sum, count. */
-static void histogram(text_t *t, const char *name, const char *help, const hk_udp_delay_t *h)
+/* A histogram of delays (hk_delay_hist_t) in seconds: cumulative buckets, sum, count. */
+static void histogram(text_t *t, const char *name, const char *help, const hk_delay_hist_t *h)
 {
     family(t, name, "histogram", help);
     uint64_t cumulative = 0;
-    for (int i = 0; i < HK_UDP_DELAY_BUCKETS; i++) {
+    for (int i = 0; i < HK_DELAY_BUCKETS; i++) {
         cumulative += h->bucket[i];
-        if (i < HK_UDP_DELAY_BUCKETS - 1)
-            text_printf(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
-                        hk_udp_delay_bounds_us[i] / 1e6, cumulative);
+        if (i < HK_DELAY_BUCKETS - 1)
+            text_printf(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, hk_delay_bounds_us[i] / 1e6,
+                        cumulative);
         else
             text_printf(t, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cumulative);
     }
@@ -168,26 +168,26 @@ static void histogram(text_t *t, const char *name, const char *help, const hk_ud
                 h->count);
 }
 
-static char *metrics_text(const hk_worker_t *worker)
+static char *metrics_text(const hk_signal_t *sig)
 {
-    const hk_counters_t *c = &worker->counters;
-    const hk_media_counters_t *mc = &worker->media.counters;
-    const hk_udp_counters_t *uc = &worker->media.udp.counters;
+    const hk_counters_t *c = &sig->counters;
+    const hk_media_counters_t *mc = &sig->host->counters;
+    const hk_link_counters_t *uc = sig->link_counters;
     text_t t = {0};
     uint64_t websockets = 0;
-    for (const hk_peer_t *p = worker->peers; p; p = p->next)
+    for (const hk_peer_t *p = sig->peers; p; p = p->next)
         websockets++;
 
     gauge(&t, "hisoka_connections", "Connections that sent a valid connect and are open.",
-          (uint64_t)worker->n_connections);
+          (uint64_t)sig->n_connections);
     gauge(&t, "hisoka_channels", "Channels with at least one connection.",
-          (uint64_t)worker->n_channels);
+          (uint64_t)sig->n_channels);
     gauge(&t, "hisoka_websockets", "Open signaling WebSockets, before and after connect.",
           websockets);
     gauge(&t, "hisoka_media_transports", "Media transports (one per connection).",
-          (uint64_t)worker->media.n_transports);
+          (uint64_t)sig->host->n_transports);
     gauge(&t, "hisoka_stopping", "1 while the server shuts down, else 0.",
-          (uint64_t)(worker->stopping != 0));
+          (uint64_t)(sig->stopping != 0));
 
     /* Signaling (hk_counters_t). */
     counter(&t, "hisoka_connections_total", "Connections accepted (valid connect).",
@@ -225,7 +225,7 @@ static char *metrics_text(const hk_worker_t *worker)
     labelled(&t, "hisoka_key_messages_total", "result", "dropped", c->key_messages_dropped);
     counter(&t, "hisoka_bad_answers_total", "Answers refused as invalid SDP.", c->bad_answers);
 
-    /* UDP socket (hk_udp_counters_t). */
+    /* UDP socket (hk_link_counters_t). */
     counter(&t, "hisoka_packets_received_total", "UDP datagrams received on the media port.",
             uc->rx_datagrams);
     counter(&t, "hisoka_bytes_received_total", "UDP bytes received on the media port.",
@@ -336,11 +336,11 @@ static char *metrics_text(const hk_worker_t *worker)
 
 /* --- /stats ------------------------------------------------------------------------------ */
 
-static json_t *stats_json(const hk_worker_t *worker)
+static json_t *stats_json(const hk_signal_t *sig)
 {
     json_t *root = json_object();
     json_t *channels = json_array();
-    for (const hk_channel_t *c = worker->channels; c; c = c->next) {
+    for (const hk_channel_t *c = sig->channels; c; c = c->next) {
         json_t *members = json_array();
         for (const hk_peer_t *m = c->members; m; m = m->channel_next)
             json_array_append_new(members,
@@ -351,13 +351,13 @@ static json_t *stats_json(const hk_worker_t *worker)
                                                   c->e2ee, "connections", members));
     }
     json_object_set_new(root, "channels", channels);
-    json_object_set_new(root, "total_connections", json_integer(worker->n_connections));
+    json_object_set_new(root, "total_connections", json_integer(sig->n_connections));
     json_object_set_new(root, "key_messages_relayed",
-                        json_integer((json_int_t)worker->counters.key_messages_relayed));
+                        json_integer((json_int_t)sig->counters.key_messages_relayed));
     json_object_set_new(root, "key_messages_dropped",
-                        json_integer((json_int_t)worker->counters.key_messages_dropped));
-    const hk_media_counters_t *mc = &worker->media.counters;
-    const hk_udp_counters_t *uc = &worker->media.udp.counters;
+                        json_integer((json_int_t)sig->counters.key_messages_dropped));
+    const hk_media_counters_t *mc = &sig->host->counters;
+    const hk_link_counters_t *uc = sig->link_counters;
     json_t *media = json_object();
 #define MEDIA_COUNTER(name) json_object_set_new(media, #name, json_integer((json_int_t)mc->name))
     MEDIA_COUNTER(dropped_unvalidated);
@@ -406,7 +406,7 @@ static json_t *stats_json(const hk_worker_t *worker)
     json_object_set_new(media, "udp_tx_messages", json_integer((json_int_t)uc->tx_messages));
     json_object_set_new(media, "udp_rx_polled", json_integer((json_int_t)uc->rx_polled));
     json_object_set_new(media, "udp_tx_errors", json_integer((json_int_t)uc->tx_errors));
-    json_object_set_new(media, "udp_gso", json_boolean(worker->media.udp.gso));
+    json_object_set_new(media, "udp_gso", json_boolean(*sig->link_gso));
     json_object_set_new(root, "media", media);
     return root;
 }
@@ -481,11 +481,16 @@ static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
     json_object_set_new(ice, "state", json_string(t->has_selected ? "connected" : "new"));
     json_object_set_new(ice, "validated_tuples", json_integer(t->n_tuples));
     if (t->has_selected) {
-        char ip[INET_ADDRSTRLEN] = "";
-        inet_ntop(AF_INET, &t->selected.sin_addr, ip, sizeof ip);
-        json_object_set_new(
-            ice, "selected",
-            json_pack("{s:s,s:i}", "address", ip, "port", (int)ntohs(t->selected.sin_port)));
+        char ip[INET6_ADDRSTRLEN] = "";
+        bool v6 = t->selected.addr.sa.sa_family == AF_INET6;
+        inet_ntop(v6 ? AF_INET6 : AF_INET,
+                  v6 ? (const void *)&t->selected.addr.v6.sin6_addr
+                     : (const void *)&t->selected.addr.v4.sin_addr,
+                  ip, sizeof ip);
+        int port = ntohs(v6 ? t->selected.addr.v6.sin6_port : t->selected.addr.v4.sin_port);
+        json_object_set_new(ice, "selected",
+                            json_pack("{s:s,s:i,s:s}", "address", ip, "port", port, "protocol",
+                                      t->selected.protocol == HK_PROTO_TCP ? "tcp" : "udp"));
         json_object_set_new(ice, "last_consent_ms_ago",
                             json_integer((json_int_t)(now_ms - t->last_consent_ms)));
     } else {
@@ -509,12 +514,28 @@ static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
                                                  (json_int_t)s->bytes));
     }
     json_object_set_new(o, "published_streams", streams);
+    /* What it receives: one consumer per track, with its own SSRC. */
+    json_t *consumers = json_array();
+    const hk_map_t *map = &p->endpoint.consumers;
+    for (size_t i = 0; i < map->cap; i++) {
+        const hk_consumer_t *c = map->slots[i].value;
+        if (!c)
+            continue;
+        json_array_append_new(consumers,
+                              json_pack("{s:s,s:s,s:I,s:I,s:b,s:I,s:I}", "kind",
+                                        c->kind == HK_MEDIA_AUDIO ? "audio" : "video", "mid",
+                                        c->mid, "ssrc", (json_int_t)c->ssrc, "producer_ssrc",
+                                        (json_int_t)(c->producer ? c->producer->ssrc : 0), "active",
+                                        c->active, "packets_sent", (json_int_t)c->packets,
+                                        "bytes_sent", (json_int_t)c->bytes));
+    }
+    json_object_set_new(o, "consumers", consumers);
     return o;
 }
 
-static hk_peer_t *find_peer(const hk_worker_t *worker, const char *id)
+static hk_peer_t *find_peer(const hk_signal_t *sig, const char *id)
 {
-    for (hk_peer_t *p = worker->peers; p; p = p->next)
+    for (hk_peer_t *p = sig->peers; p; p = p->next)
         if (strcmp(p->connection_id, id) == 0)
             return p;
     return NULL;
@@ -522,9 +543,9 @@ static hk_peer_t *find_peer(const hk_worker_t *worker, const char *id)
 
 /* --- disconnect ---------------------------------------------------------------------- */
 
-static int disconnect(struct lws *wsi, hk_worker_t *worker, const char *channel_id, const char *id)
+static int disconnect(struct lws *wsi, hk_signal_t *sig, const char *channel_id, const char *id)
 {
-    hk_peer_t *p = find_peer(worker, id);
+    hk_peer_t *p = find_peer(sig, id);
     if (!p || p->state == HK_PEER_CLOSING ||
         (channel_id && (!p->channel || strcmp(p->channel->id, channel_id) != 0)))
         return respond_error(wsi, 404, "no such connection");
@@ -535,7 +556,7 @@ static int disconnect(struct lws *wsi, hk_worker_t *worker, const char *channel_
 }
 
 /* Sora's API: POST / with x-sora-target and a JSON body. */
-static int sora_api(struct lws *wsi, hk_worker_t *worker, const api_session_t *s)
+static int sora_api(struct lws *wsi, hk_signal_t *sig, const api_session_t *s)
 {
     char target[96];
     if (lws_hdr_custom_copy(wsi, target, sizeof target, SORA_TARGET, (int)strlen(SORA_TARGET)) <= 0)
@@ -550,7 +571,7 @@ static int sora_api(struct lws *wsi, hk_worker_t *worker, const api_session_t *s
         json_decref(body);
         return respond_error(wsi, 400, "body must be {\"channel_id\":..., \"connection_id\":...}");
     }
-    int rc = disconnect(wsi, worker, channel_id, connection_id);
+    int rc = disconnect(wsi, sig, channel_id, connection_id);
     json_decref(body);
     return rc;
 }
@@ -559,9 +580,9 @@ static int sora_api(struct lws *wsi, hk_worker_t *worker, const api_session_t *s
 
 static int dispatch(struct lws *wsi, api_session_t *s)
 {
-    hk_worker_t *worker = lws_context_user(lws_get_context(wsi));
+    hk_signal_t *sig = lws_context_user(lws_get_context(wsi));
     const char *uri = s->uri;
-    uint64_t now = hk_worker_now_ms(worker);
+    uint64_t now = hk_signal_now_ms(sig);
     static const char conn_prefix[] = "/stats/connections/";
     static const char del_prefix[] = "/connections/";
     static const char disconnect_suffix[] = "/disconnect";
@@ -570,25 +591,25 @@ static int dispatch(struct lws *wsi, api_session_t *s)
         return respond_error(wsi, 413, "request body too large");
     if (s->method == M_GET) {
         if (strcmp(uri, "/health") == 0)
-            return respond(wsi, worker->stopping ? 503 : 200, "application/json",
-                           worker->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}");
+            return respond(wsi, sig->stopping ? 503 : 200, "application/json",
+                           sig->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}");
         if (strcmp(uri, "/metrics") == 0) {
-            char *text = metrics_text(worker);
+            char *text = metrics_text(sig);
             int rc = respond(wsi, text ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8",
                              text ? text : "");
             free(text);
             return rc;
         }
         if (strcmp(uri, "/stats") == 0)
-            return respond_json(wsi, 200, stats_json(worker));
+            return respond_json(wsi, 200, stats_json(sig));
         if (strcmp(uri, "/stats/connections") == 0) {
             json_t *list = json_array();
-            for (const hk_peer_t *p = worker->peers; p; p = p->next)
+            for (const hk_peer_t *p = sig->peers; p; p = p->next)
                 json_array_append_new(list, connection_summary(p, now));
             return respond_json(wsi, 200, list);
         }
         if (strncmp(uri, conn_prefix, sizeof conn_prefix - 1) == 0) {
-            const hk_peer_t *p = find_peer(worker, uri + sizeof conn_prefix - 1);
+            const hk_peer_t *p = find_peer(sig, uri + sizeof conn_prefix - 1);
             if (!p)
                 return respond_error(wsi, 404, "no such connection");
             return respond_json(wsi, 200, connection_detail(p, now));
@@ -596,9 +617,9 @@ static int dispatch(struct lws *wsi, api_session_t *s)
         return respond_error(wsi, 404, "not found");
     }
     if (s->method == M_DELETE && strncmp(uri, del_prefix, sizeof del_prefix - 1) == 0)
-        return disconnect(wsi, worker, NULL, uri + sizeof del_prefix - 1);
+        return disconnect(wsi, sig, NULL, uri + sizeof del_prefix - 1);
     if (s->method == M_POST && strcmp(uri, "/") == 0)
-        return sora_api(wsi, worker, s);
+        return sora_api(wsi, sig, s);
     if (s->method == M_POST && strncmp(uri, del_prefix, sizeof del_prefix - 1) == 0) {
         char id[sizeof s->uri];
         size_t n = strlen(uri) - (sizeof del_prefix - 1);
@@ -606,7 +627,7 @@ static int dispatch(struct lws *wsi, api_session_t *s)
         if (n > suffix && strcmp(uri + strlen(uri) - suffix, disconnect_suffix) == 0) {
             memcpy(id, uri + sizeof del_prefix - 1, n - suffix);
             id[n - suffix] = '\0';
-            return disconnect(wsi, worker, NULL, id);
+            return disconnect(wsi, sig, NULL, id);
         }
     }
     return respond_error(wsi, 404, "not found");
@@ -690,23 +711,23 @@ static bool authorized(struct lws *wsi, const hk_config_t *config)
 }
 
 /* 0 when the request may go on; otherwise the refusal has been answered (its return). */
-static int check_access(struct lws *wsi, hk_worker_t *worker, const api_session_t *s, int *rc)
+static int check_access(struct lws *wsi, hk_signal_t *sig, const api_session_t *s, int *rc)
 {
-    const hk_config_t *config = worker->config;
+    const hk_config_t *config = sig->config;
     if (!host_allowed(wsi, config)) {
-        worker->counters.api_refused_host++;
+        sig->counters.api_refused_host++;
         *rc = respond_error(wsi, 421, "Host is not this server (api_allowed_hosts)");
         return -1;
     }
     if (s->method != M_GET && !same_origin(wsi)) {
-        worker->counters.api_refused_cross_origin++;
+        sig->counters.api_refused_cross_origin++;
         *rc = respond_error(wsi, 403, "cross-origin request refused");
         return -1;
     }
     bool public_path =
         s->method == M_GET && (strcmp(s->uri, "/health") == 0 || strcmp(s->uri, "/metrics") == 0);
     if (!public_path && !authorized(wsi, config)) {
-        worker->counters.api_refused_unauthorized++;
+        sig->counters.api_refused_unauthorized++;
         *rc = respond_error(wsi, 401, "Authorization: Bearer <api_secret> required");
         return -1;
     }
@@ -715,15 +736,15 @@ static int check_access(struct lws *wsi, hk_worker_t *worker, const api_session_
 
 /* Whether a /demo/ path resolves inside demo_directory: a symlink that leads out of it
  * (to /etc, say) is refused. A path that does not exist is left to lws (404). */
-static bool demo_path_inside(const hk_worker_t *worker, const char *path)
+static bool demo_path_inside(const hk_signal_t *sig, const char *path)
 {
     char wanted[PATH_MAX], real[PATH_MAX];
-    if (snprintf(wanted, sizeof wanted, "%s/%s", worker->demo_origin, path) >= (int)sizeof wanted)
+    if (snprintf(wanted, sizeof wanted, "%s/%s", sig->demo_origin, path) >= (int)sizeof wanted)
         return false;
     if (!realpath(wanted, real))
         return true;
-    size_t n = strlen(worker->demo_origin);
-    return strncmp(real, worker->demo_origin, n) == 0 && (real[n] == '\0' || real[n] == '/');
+    size_t n = strlen(sig->demo_origin);
+    return strncmp(real, sig->demo_origin, n) == 0 && (real[n] == '\0' || real[n] == '/');
 }
 
 static int method_of(struct lws *wsi)
@@ -773,14 +794,14 @@ static int callback_api(struct lws *wsi, enum lws_callback_reasons reason, void 
     case LWS_CALLBACK_FILTER_HTTP_CONNECTION: {
         /* The /demo/ files are served by lws itself, without LWS_CALLBACK_HTTP: a foreign
          * Host is refused here, by closing. API paths get their 421 in LWS_CALLBACK_HTTP. */
-        hk_worker_t *worker = lws_context_user(lws_get_context(wsi));
+        hk_signal_t *sig = lws_context_user(lws_get_context(wsi));
         if (strncmp((const char *)in, "/demo", 5) != 0)
             return 0;
-        if (!host_allowed(wsi, worker->config)) {
-            worker->counters.api_refused_host++;
+        if (!host_allowed(wsi, sig->config)) {
+            sig->counters.api_refused_host++;
             return -1;
         }
-        return demo_path_inside(worker, (const char *)in + 5) ? 0 : -1;
+        return demo_path_inside(sig, (const char *)in + 5) ? 0 : -1;
     }
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);

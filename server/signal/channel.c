@@ -8,9 +8,9 @@
 #include "server/proto/keyrelay.h"
 #include "server/rtc/transport.h"
 
-static hk_channel_t *find_channel(hk_worker_t *worker, const char *id)
+static hk_channel_t *find_channel(hk_signal_t *sig, const char *id)
 {
-    for (hk_channel_t *c = worker->channels; c; c = c->next)
+    for (hk_channel_t *c = sig->channels; c; c = c->next)
         if (strcmp(c->id, id) == 0)
             return c;
     return NULL;
@@ -24,46 +24,46 @@ static int refuse(hk_sora_error_t *err, int code, const char *reason, uint64_t *
     return HK_ELIMIT;
 }
 
-int hk_channel_join(hk_worker_t *worker, hk_peer_t *peer, const hk_connect_msg_t *msg,
+int hk_channel_join(hk_signal_t *sig, hk_peer_t *peer, const hk_connect_msg_t *msg,
                     hk_sora_error_t *err)
 {
-    const hk_config_t *config = worker->config;
+    const hk_config_t *config = sig->config;
     size_t metadata = msg->notify_metadata_raw_len;
     if (metadata > config->max_notify_metadata_size)
         return refuse(err, HK_CLOSE_TOO_LARGE,
                       "METADATA-TOO-LARGE: signaling_notify_metadata is over "
                       "max_notify_metadata_size",
-                      &worker->counters.refused_too_large);
-    hk_channel_t *channel = find_channel(worker, msg->channel_id);
+                      &sig->counters.refused_too_large);
+    hk_channel_t *channel = find_channel(sig, msg->channel_id);
     if (!channel) {
-        if (worker->n_channels >= config->max_channels)
+        if (sig->n_channels >= config->max_channels)
             return refuse(err, HK_CLOSE_LIMIT, "SERVER-FULL: too many channels on this server",
-                          &worker->counters.refused_server_full);
+                          &sig->counters.refused_server_full);
         channel = calloc(1, sizeof *channel);
         if (!channel)
             return refuse(err, HK_CLOSE_INTERNAL, "out of memory",
-                          &worker->counters.refused_server_full);
-        channel->worker = worker;
+                          &sig->counters.refused_server_full);
+        channel->sig = sig;
         channel->e2ee = msg->e2ee;
         snprintf(channel->id, sizeof channel->id, "%s", msg->channel_id);
-        channel->next = worker->channels;
-        if (worker->channels)
-            worker->channels->prev = channel;
-        worker->channels = channel;
-        worker->n_channels++;
+        channel->next = sig->channels;
+        if (sig->channels)
+            sig->channels->prev = channel;
+        sig->channels = channel;
+        sig->n_channels++;
     } else if (channel->e2ee != msg->e2ee) {
         return refuse(err, HK_CLOSE_FORBIDDEN,
                       channel->e2ee ? "E2EE-MISMATCH: this channel requires e2ee"
                                     : "E2EE-MISMATCH: this channel does not use e2ee",
-                      &worker->counters.refused_e2ee_mismatch);
+                      &sig->counters.refused_e2ee_mismatch);
     } else if (channel->n_members >= config->max_connections_per_channel) {
         return refuse(err, HK_CLOSE_LIMIT, "CHANNEL-FULL: the channel has too many connections",
-                      &worker->counters.refused_channel_full);
+                      &sig->counters.refused_channel_full);
     } else if (channel->metadata_bytes + metadata > config->max_channel_notify_metadata_size) {
         return refuse(err, HK_CLOSE_LIMIT,
                       "CHANNEL-FULL: the members' signaling_notify_metadata is over "
                       "max_channel_notify_metadata_size",
-                      &worker->counters.refused_channel_full);
+                      &sig->counters.refused_channel_full);
     }
     channel->metadata_bytes += metadata;
     peer->metadata_charge = metadata;
@@ -122,20 +122,20 @@ static hk_notify_conn_t describe(const hk_peer_t *peer, uint64_t now_ms)
 static void notify_members(hk_channel_t *channel, const char *event, const hk_peer_t *subject,
                            const hk_peer_t *skip)
 {
-    hk_worker_t *worker = channel->worker;
-    if (!worker->config->signaling_notify)
+    hk_signal_t *sig = channel->sig;
+    if (!sig->config->signaling_notify)
         return;
     hk_channel_counts_t counts = hk_channel_counts(channel);
-    hk_notify_conn_t c = describe(subject, hk_worker_now_ms(worker));
+    hk_notify_conn_t c = describe(subject, hk_signal_now_ms(sig));
     char *text = hk_sora_build_notify(event, channel->id, &c, &counts,
-                                      worker->config->signaling_notify_metadata, NULL, 0, false);
+                                      sig->config->signaling_notify_metadata, NULL, 0, false);
     if (!text)
         return;
     for (hk_peer_t *m = channel->members; m; m = m->channel_next) {
         if (m == skip || !m->announced || m->state == HK_PEER_CLOSING)
             continue;
         hk_peer_send(m, text, strlen(text), false);
-        worker->counters.notifies++;
+        sig->counters.notifies++;
     }
     free(text);
 }
@@ -143,12 +143,12 @@ static void notify_members(hk_channel_t *channel, const char *event, const hk_pe
 void hk_channel_announce(hk_peer_t *peer)
 {
     hk_channel_t *channel = peer->channel;
-    hk_worker_t *worker = channel->worker;
-    uint64_t now = hk_worker_now_ms(worker);
+    hk_signal_t *sig = channel->sig;
+    uint64_t now = hk_signal_now_ms(sig);
     peer->announced = true;
     peer->joined_ms = now;
 
-    if (worker->config->signaling_notify) {
+    if (sig->config->signaling_notify) {
         /* The joiner's own event lists everyone already there. */
         hk_notify_conn_t *existing = calloc((size_t)channel->n_members, sizeof *existing);
         size_t n = 0;
@@ -158,11 +158,11 @@ void hk_channel_announce(hk_peer_t *peer)
         hk_channel_counts_t counts = hk_channel_counts(channel);
         hk_notify_conn_t self = describe(peer, now);
         char *text = hk_sora_build_notify("connection.created", channel->id, &self, &counts,
-                                          worker->config->signaling_notify_metadata,
+                                          sig->config->signaling_notify_metadata,
                                           existing ? existing : &self, n, peer->legacy_update);
         free(existing);
         hk_peer_send_json(peer, text);
-        worker->counters.notifies++;
+        sig->counters.notifies++;
         notify_members(channel, "connection.created", peer, peer);
     }
 
@@ -177,7 +177,7 @@ void hk_channel_announce(hk_peer_t *peer)
 void hk_channel_leave(hk_peer_t *peer)
 {
     hk_channel_t *channel = peer->channel;
-    hk_worker_t *worker = channel->worker;
+    hk_signal_t *sig = channel->sig;
     if (peer->channel_prev)
         peer->channel_prev->channel_next = peer->channel_next;
     else
@@ -202,10 +202,10 @@ void hk_channel_leave(hk_peer_t *peer)
         if (channel->prev)
             channel->prev->next = channel->next;
         else
-            worker->channels = channel->next;
+            sig->channels = channel->next;
         if (channel->next)
             channel->next->prev = channel->prev;
-        worker->n_channels--;
+        sig->n_channels--;
         free(channel);
     }
 }
@@ -222,20 +222,20 @@ hk_peer_t *hk_channel_find(const hk_channel_t *channel, const char *connection_i
 
 static void drop_key(hk_peer_t *peer, const char *why)
 {
-    hk_worker_t *worker = peer->worker;
-    worker->counters.key_messages_dropped++;
+    hk_signal_t *sig = peer->sig;
+    sig->counters.key_messages_dropped++;
     HK_LOG(HK_LOG_DEBUG, "keyrelay", peer->connection_id, "key message dropped: %s", why);
 }
 
 void hk_channel_relay_key(hk_peer_t *peer, const uint8_t *buf, size_t len)
 {
     hk_channel_t *channel = peer->channel;
-    const hk_config_t *config = peer->worker->config;
+    const hk_config_t *config = peer->sig->config;
     if (!channel || !channel->e2ee) {
         drop_key(peer, "key message in a channel without e2ee");
         return;
     }
-    uint64_t now = hk_worker_now_ms(peer->worker);
+    uint64_t now = hk_signal_now_ms(peer->sig);
     if (now - peer->key_window_ms >= 1000) {
         peer->key_window_ms = now;
         peer->key_count = 0;
@@ -262,7 +262,7 @@ void hk_channel_relay_key(hk_peer_t *peer, const uint8_t *buf, size_t len)
     }
     if (hk_peer_send(dst, buf, len, true) != 0)
         return;
-    peer->worker->counters.key_messages_relayed++;
+    peer->sig->counters.key_messages_relayed++;
     HK_LOG(HK_LOG_DEBUG, "keyrelay", peer->connection_id, "key message type %u relayed to %.*s",
            msg.type, HK_ID_LEN, dst->connection_id);
     /* dst will install peer's key, and a message to peer may acknowledge peer's key:

@@ -10,10 +10,10 @@
 
 #include "server/signal/peer.h"
 #include "server/proto/sora_msg.h"
-#include "server/app/worker.h"
+#include "server/signal/server.h"
 
 struct hk_channel_s {
-    hk_worker_t *worker;
+    hk_signal_t *sig;
     hk_channel_t *next, *prev;
     char id[HK_CHANNEL_ID_MAX + 1];
     bool e2ee;
@@ -25,7 +25,7 @@ struct hk_channel_s {
 /* Puts peer into the channel named by msg, creating the channel if needed.
  * Returns 0, or fills *err (close code, reason) and returns a negative code when the
  * channel is full, the E2EE modes differ or the server has too many channels. */
-int hk_channel_join(hk_worker_t *worker, hk_peer_t *peer, const hk_connect_msg_t *msg,
+int hk_channel_join(hk_signal_t *sig, hk_peer_t *peer, const hk_connect_msg_t *msg,
                     hk_sora_error_t *err);
 
 /* Removes peer; tells the others (connection.destroyed, re-offers) when it had been

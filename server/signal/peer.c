@@ -7,7 +7,6 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "server/signal/channel.h"
-#include "server/sfu/forward.h"
 #include "server/rtc/transport.h"
 #include "server/signal/webhook.h"
 
@@ -25,40 +24,35 @@ bool hk_role_receives(hk_role_t role)
 }
 
 /* ICE credentials use ice-chars (RFC 8839 §5.4): ALPHA / DIGIT / "+" / "/". */
-static int random_ice_string(char *out, size_t n)
+/* Its transport failed (consent, ICE, DTLS): the client is told why. */
+static void on_media_failed(void *owner, int code, const char *reason)
 {
-    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    uint8_t bytes[64];
-    if (n > sizeof bytes || hk_random_bytes(bytes, n) != 0)
-        return HK_EIO;
-    for (size_t i = 0; i < n; i++)
-        out[i] = chars[bytes[i] & 63];
-    out[n] = '\0';
-    return 0;
+    hk_peer_close(owner, code, reason);
 }
 
-hk_peer_t *hk_peer_create(hk_worker_t *worker, struct lws *wsi)
+static const hk_endpoint_owner_t endpoint_owner = {.on_failed = on_media_failed};
+
+hk_peer_t *hk_peer_create(hk_signal_t *sig, struct lws *wsi)
 {
     hk_peer_t *peer = calloc(1, sizeof *peer);
     if (!peer)
         return NULL;
-    peer->worker = worker;
+    hk_endpoint_init(&peer->endpoint, &endpoint_owner, peer);
+    peer->sig = sig;
     peer->wsi = wsi;
     peer->state = HK_PEER_WAIT_CONNECT;
-    peer->created_ms = hk_worker_now_ms(worker);
+    peer->created_ms = hk_signal_now_ms(sig);
     uint64_t session_id = 0;
     if (hk_id_generate(peer->connection_id) != 0 ||
-        random_ice_string(peer->ice_ufrag, sizeof peer->ice_ufrag - 1) != 0 ||
-        random_ice_string(peer->ice_pwd, sizeof peer->ice_pwd - 1) != 0 ||
         hk_random_bytes(&session_id, sizeof session_id) != 0) {
         free(peer);
         return NULL;
     }
     peer->session_id = session_id >> 2; /* keeps it a positive 63-bit number */
-    peer->next = worker->peers;
-    if (worker->peers)
-        worker->peers->prev = peer;
-    worker->peers = peer;
+    peer->next = sig->peers;
+    if (sig->peers)
+        sig->peers->prev = peer;
+    sig->peers = peer;
     return peer;
 }
 
@@ -76,12 +70,13 @@ static void free_queue(hk_peer_t *peer)
 
 void hk_peer_destroy(hk_peer_t *peer)
 {
-    hk_worker_t *worker = peer->worker;
+    hk_signal_t *sig = peer->sig;
     peer->state = HK_PEER_CLOSING;
     if (peer->channel) {
         hk_channel_leave(peer);
-        worker->n_connections--;
+        sig->n_connections--;
     }
+    hk_endpoint_clear(&peer->endpoint);
     if (peer->transport)
         hk_transport_destroy(peer->transport);
     if (peer->webhook)
@@ -93,7 +88,7 @@ void hk_peer_destroy(hk_peer_t *peer)
     if (peer->prev)
         peer->prev->next = peer->next;
     else
-        worker->peers = peer->next;
+        sig->peers = peer->next;
     if (peer->next)
         peer->next->prev = peer->prev;
     free_queue(peer);
@@ -112,7 +107,7 @@ int hk_peer_send(hk_peer_t *peer, const void *buf, size_t len, bool binary)
     if (peer->state == HK_PEER_CLOSING)
         return HK_ESTATE;
     if (peer->tx_bytes + len > TX_QUEUE_LIMIT) {
-        peer->worker->counters.slow_reader_disconnects++;
+        peer->sig->counters.slow_reader_disconnects++;
         HK_LOG(HK_LOG_WARN, "signaling", peer->connection_id,
                "client does not read its WebSocket: %zu bytes queued, closing", peer->tx_bytes);
         free_queue(peer);
@@ -132,7 +127,7 @@ int hk_peer_send(hk_peer_t *peer, const void *buf, size_t len, bool binary)
         peer->tx_head = out;
     peer->tx_tail = out;
     peer->tx_bytes += len;
-    peer->worker->counters.messages_out++;
+    peer->sig->counters.messages_out++;
     lws_callback_on_writable(peer->wsi);
     return 0;
 }
@@ -197,7 +192,7 @@ static hk_sdp_section_t *add_section(hk_peer_t *peer, hk_section_type_t type, hk
     return s;
 }
 
-static void add_forward(hk_peer_t *peer, const hk_peer_t *publisher, hk_media_kind_t kind,
+static void add_forward(hk_peer_t *peer, hk_peer_t *publisher, hk_media_kind_t kind,
                         const hk_track_t *track)
 {
     if (track->ssrc == 0)
@@ -217,13 +212,22 @@ static void add_forward(hk_peer_t *peer, const hk_peer_t *publisher, hk_media_ki
         HK_LOG(HK_LOG_WARN, "sdp", peer->connection_id, "too many m-sections, track not sent");
         return;
     }
-    s->offered = s->answered = false; /* new content: not before the client answered it */
+    /* Its own SSRC and sequence numbers, and no packet before the client answered. */
+    hk_consumer_t *c =
+        hk_endpoint_consume(&peer->endpoint, &publisher->endpoint.producers[kind], s->mid);
+    if (!c) {
+        HK_LOG(HK_LOG_ERROR, "sfu", peer->connection_id, "out of memory: track not sent");
+        s->type = HK_SECTION_CLOSED;
+        s->offered = s->answered = s->recyclable = false;
+        return;
+    }
+    s->offered = s->answered = false;
     snprintf(s->stream_id, sizeof s->stream_id, "%s", publisher->connection_id);
     snprintf(s->track_id, sizeof s->track_id, "%s",
              track->track_id[0] ? track->track_id : (kind == HK_MEDIA_AUDIO ? "audio" : "video"));
     snprintf(s->cname, sizeof s->cname, "%s", publisher->connection_id);
-    s->ssrc = track->ssrc;
-    s->rtx_ssrc = track->rtx_ssrc;
+    s->ssrc = c->ssrc;
+    s->rtx_ssrc = 0; /* retransmissions go in the consumer's own SSRC */
 }
 
 static hk_video_codec_t codec_from_name(const char *name)
@@ -240,22 +244,22 @@ static hk_video_codec_t codec_from_name(const char *name)
 /* Writes the current offer; the caller frees it. NULL on error (logged). */
 static char *write_offer(hk_peer_t *peer)
 {
-    hk_worker_t *worker = peer->worker;
+    hk_signal_t *sig = peer->sig;
     hk_sdp_offer_t offer = {
         .session_id = peer->session_id,
         .session_version = ++peer->session_version,
-        .ice_ufrag = peer->ice_ufrag,
-        .ice_pwd = peer->ice_pwd,
-        .fingerprint = worker->cert.fingerprint,
-        .n_candidates = worker->n_candidates,
-        .media_port = (uint16_t)worker->config->media_port,
+        .ice_ufrag = peer->transport->ice_ufrag,
+        .ice_pwd = peer->transport->ice_pwd,
+        .fingerprint = sig->cert->fingerprint,
+        .n_candidates = sig->n_candidates,
+        .media_port = (uint16_t)sig->config->media_port,
         .e2ee = peer->e2ee,
         .preferred_video = peer->video_codec,
         .sections = peer->sections,
         .n_sections = peer->n_sections,
     };
-    for (size_t i = 0; i < worker->n_candidates; i++)
-        offer.candidate_addresses[i] = worker->candidate_addresses[i];
+    for (size_t i = 0; i < sig->n_candidates; i++)
+        offer.candidate_addresses[i] = sig->candidate_addresses[i];
     size_t size = 4096 + peer->n_sections * 3072;
     char *sdp = malloc(size);
     if (!sdp)
@@ -281,12 +285,12 @@ static void send_reoffer(hk_peer_t *peer)
     }
     peer->offer_outstanding = true;
     peer->reoffer_pending = false;
-    peer->worker->counters.reoffers++;
+    peer->sig->counters.reoffers++;
     char *text = peer->legacy_update ? hk_sora_build_update(sdp) : hk_sora_build_reoffer(sdp);
     free(sdp);
     free(peer->reoffer_text);
     peer->reoffer_text = text ? strdup(text) : NULL;
-    peer->reoffer_sent_ms = hk_worker_now_ms(peer->worker);
+    peer->reoffer_sent_ms = hk_signal_now_ms(peer->sig);
     peer->reoffer_sends = 1;
     hk_peer_send_json(peer, text);
 }
@@ -302,7 +306,7 @@ static void offer_changed(hk_peer_t *peer)
         send_reoffer(peer);
 }
 
-void hk_peer_add_publisher(hk_peer_t *peer, const hk_peer_t *publisher)
+void hk_peer_add_publisher(hk_peer_t *peer, hk_peer_t *publisher)
 {
     add_forward(peer, publisher, HK_MEDIA_AUDIO, &publisher->audio_track);
     add_forward(peer, publisher, HK_MEDIA_VIDEO, &publisher->video_track);
@@ -315,6 +319,9 @@ void hk_peer_remove_publisher(hk_peer_t *peer, const char *publisher_id)
     for (size_t i = 0; i < peer->n_sections; i++) {
         hk_sdp_section_t *s = &peer->sections[i];
         if (s->type == HK_SECTION_FORWARD && strcmp(s->stream_id, publisher_id) == 0) {
+            hk_consumer_t *c = hk_endpoint_consumer(&peer->endpoint, s->ssrc);
+            if (c)
+                hk_endpoint_unconsume(&peer->endpoint, c);
             s->type = HK_SECTION_CLOSED;
             s->offered = s->answered = s->recyclable = false;
             changed = true;
@@ -355,7 +362,7 @@ static void on_webhook(hk_peer_t *peer, hk_webhook_result_t *result)
     peer->webhook = NULL;
     peer->pending_connect = NULL;
     if (!result->allowed) {
-        peer->worker->counters.refused_auth++;
+        peer->sig->counters.refused_auth++;
         hk_peer_close(peer, HK_CLOSE_UNAUTHORIZED, result->reason);
     } else {
         peer->authn_metadata = result->authn_metadata;
@@ -371,7 +378,7 @@ static void on_webhook(hk_peer_t *peer, hk_webhook_result_t *result)
 /* Starts the auth webhook for a valid connect; the peer waits in WAIT_AUTH. */
 static void ask_webhook(hk_peer_t *peer, hk_connect_msg_t *msg)
 {
-    hk_worker_t *worker = peer->worker;
+    hk_signal_t *sig = peer->sig;
     char address[64] = "";
     lws_get_peer_simple(peer->wsi, address, sizeof address);
     json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s}", "channel_id", msg->channel_id,
@@ -387,13 +394,13 @@ static void ask_webhook(hk_peer_t *peer, hk_connect_msg_t *msg)
         memset(msg, 0, sizeof *msg);
         peer->pending_connect = pending;
         peer->state = HK_PEER_WAIT_AUTH;
-        peer->auth_started_ms = hk_worker_now_ms(worker);
-        peer->webhook = hk_webhook_start(worker->lws, lws_get_vhost(peer->wsi),
-                                         worker->config->auth_webhook_url, text, peer, on_webhook);
+        peer->auth_started_ms = hk_signal_now_ms(sig);
+        peer->webhook = hk_webhook_start(sig->lws, lws_get_vhost(peer->wsi),
+                                         sig->config->auth_webhook_url, text, peer, on_webhook);
     }
     free(text);
     if (!peer->webhook) {
-        worker->counters.refused_auth++;
+        sig->counters.refused_auth++;
         hk_peer_close(peer, HK_CLOSE_UNAUTHORIZED,
                       "AUTH-WEBHOOK-FAILED: cannot reach the auth webhook");
     }
@@ -401,17 +408,17 @@ static void ask_webhook(hk_peer_t *peer, hk_connect_msg_t *msg)
 
 static void on_connect(hk_peer_t *peer, const char *text, size_t len)
 {
-    hk_worker_t *worker = peer->worker;
-    const hk_config_t *config = worker->config;
+    hk_signal_t *sig = peer->sig;
+    const hk_config_t *config = sig->config;
     hk_connect_msg_t msg;
     hk_sora_error_t err;
     if (hk_sora_parse_connect(text, len, &msg, &err) != 0) {
-        worker->counters.refused_bad_request++;
+        sig->counters.refused_bad_request++;
         refuse(peer, &err);
         return;
     }
     if (msg.e2ee && !config->e2ee) {
-        worker->counters.refused_e2ee_mismatch++;
+        sig->counters.refused_e2ee_mismatch++;
         hk_peer_close(peer, HK_CLOSE_FORBIDDEN,
                       "E2EE-DISABLED: e2ee is not enabled on this server");
     } else if (config->auth_webhook_url[0]) {
@@ -426,25 +433,27 @@ static void on_connect(hk_peer_t *peer, const char *text, size_t len)
  * sends the offer. msg's JSON references are taken. */
 static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
 {
-    hk_worker_t *worker = peer->worker;
-    const hk_config_t *config = worker->config;
+    hk_signal_t *sig = peer->sig;
+    const hk_config_t *config = sig->config;
     hk_connect_msg_t msg = *msg_in;
     memset(msg_in, 0, sizeof *msg_in);
     hk_sora_error_t err;
     if (peer->state == HK_PEER_CLOSING)
         goto done;
-    if (worker->n_connections >= config->max_connections) {
-        worker->counters.refused_server_full++;
+    if (sig->n_connections >= config->max_connections) {
+        sig->counters.refused_server_full++;
         hk_peer_close(peer, HK_CLOSE_LIMIT, "SERVER-FULL: too many connections on this server");
         goto done;
     }
-    if (hk_channel_join(worker, peer, &msg, &err) != 0) {
+    if (hk_channel_join(sig, peer, &msg, &err) != 0) {
         refuse(peer, &err);
         goto done;
     }
-    worker->n_connections++;
-    worker->counters.connections_total++;
-    peer->transport = hk_transport_create(peer);
+    sig->n_connections++;
+    sig->counters.connections_total++;
+    peer->transport = hk_transport_create(sig->host, &hk_endpoint_transport_events, &peer->endpoint,
+                                          peer->connection_id, hk_signal_now_ms(sig));
+    peer->endpoint.transport = peer->transport;
     if (!peer->transport) {
         hk_peer_close(peer, HK_CLOSE_INTERNAL, "out of memory");
         goto done;
@@ -504,8 +513,8 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
     };
     peer->state = HK_PEER_WAIT_ANSWER;
     peer->offer_outstanding = true;
-    peer->next_ping_ms = hk_worker_now_ms(worker) + config->ping_interval_ms;
-    worker->counters.offers++;
+    peer->next_ping_ms = hk_signal_now_ms(sig) + config->ping_interval_ms;
+    sig->counters.offers++;
     HK_LOG(HK_LOG_INFO, "signaling", peer->connection_id, "connect: channel %s role %s%s%s",
            peer->channel->id, hk_role_name(peer->role), peer->e2ee ? " e2ee" : "",
            peer->legacy_update ? " (legacy client: renegotiates with update)" : "");
@@ -537,7 +546,7 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
         return HK_ENOMEM;
     }
     const char *why = NULL;
-    int rc = hk_sdp_parse_answer(sdp, len, peer->worker->config->max_message_size, answer, &why);
+    int rc = hk_sdp_parse_answer(sdp, len, peer->sig->config->max_message_size, answer, &why);
     if (rc == 0 && strcmp(answer->setup, "active") != 0) {
         why = "a=setup must be active (hisoka is the DTLS server)";
         rc = HK_EINVAL;
@@ -555,7 +564,7 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
     if (rc != 0) {
         char reason[120];
         snprintf(reason, sizeof reason, "INVALID-SDP: %s", why ? why : "malformed answer");
-        peer->worker->counters.bad_answers++;
+        peer->sig->counters.bad_answers++;
         hk_peer_close(peer, HK_CLOSE_BAD_REQUEST, reason);
         free(answer);
         return rc;
@@ -569,18 +578,22 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
         const hk_sdp_media_t *m = hk_sdp_answer_find(answer, s->mid);
         if (s->type == HK_SECTION_CLOSED)
             s->recyclable = true;
-        else if (s->type == HK_SECTION_FORWARD && s->stream_id[0] && m && !m->rejected)
+        else if (s->type == HK_SECTION_FORWARD && s->stream_id[0] && m && !m->rejected) {
             s->answered = true;
+            hk_consumer_t *c = hk_endpoint_consumer(&peer->endpoint, s->ssrc);
+            if (c)
+                hk_endpoint_activate(&peer->endpoint, c);
+        }
     }
     if (first) {
-        snprintf(peer->remote_fingerprint_algorithm, sizeof peer->remote_fingerprint_algorithm,
-                 "%s", answer->fingerprint_algorithm);
-        memcpy(peer->remote_fingerprint, answer->fingerprint, answer->fingerprint_len);
-        peer->remote_fingerprint_len = answer->fingerprint_len;
         take_track(answer, peer->audio_mid, &peer->audio_track);
         take_track(answer, peer->video_mid, &peer->video_track);
-        hk_transport_set_remote_ice(peer->transport, answer->ice_ufrag, answer->ice_pwd);
-        hk_transport_set_streams(peer->transport);
+        hk_transport_set_remote(peer->transport, answer->ice_ufrag, answer->ice_pwd,
+                                answer->fingerprint_algorithm, answer->fingerprint,
+                                answer->fingerprint_len);
+        hk_transport_set_streams(peer->transport, peer->audio_track.ssrc, peer->video_track.ssrc,
+                                 peer->video_track.rtx_ssrc);
+        hk_endpoint_set_producers(&peer->endpoint, peer->audio_track.ssrc, peer->video_track.ssrc);
     }
     free(answer);
     return 0;
@@ -590,7 +603,7 @@ void hk_peer_on_text(hk_peer_t *peer, const char *text, size_t len)
 {
     if (peer->state == HK_PEER_CLOSING)
         return;
-    peer->worker->counters.messages_in++;
+    peer->sig->counters.messages_in++;
     if (peer->state == HK_PEER_WAIT_CONNECT) {
         on_connect(peer, text, len);
         return;
@@ -626,7 +639,7 @@ void hk_peer_on_text(hk_peer_t *peer, const char *text, size_t len)
             break;
         peer->offer_outstanding = false;
         /* New tracks are known to the browser now: get it a keyframe of each. */
-        hk_forward_request_keyframes(peer, hk_worker_now_ms(peer->worker));
+        hk_endpoint_request_keyframes(&peer->endpoint, hk_signal_now_ms(peer->sig));
         if (peer->reoffer_pending)
             send_reoffer(peer);
         break;
@@ -647,7 +660,7 @@ void hk_peer_on_binary(hk_peer_t *peer, const uint8_t *buf, size_t len)
 {
     if (peer->state == HK_PEER_CLOSING)
         return;
-    peer->worker->counters.messages_in++;
+    peer->sig->counters.messages_in++;
     if (peer->state == HK_PEER_WAIT_CONNECT || peer->state == HK_PEER_WAIT_AUTH) {
         hk_peer_close(peer, HK_CLOSE_BAD_REQUEST, "binary message before the offer");
         return;
@@ -657,14 +670,14 @@ void hk_peer_on_binary(hk_peer_t *peer, const uint8_t *buf, size_t len)
 
 void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms)
 {
-    const hk_config_t *config = peer->worker->config;
+    const hk_config_t *config = peer->sig->config;
     if (peer->state == HK_PEER_CLOSING)
         return;
     if (peer->state == HK_PEER_WAIT_AUTH) {
         if (now_ms - peer->auth_started_ms >= config->auth_webhook_timeout_ms) {
             hk_webhook_cancel(peer->webhook);
             peer->webhook = NULL;
-            peer->worker->counters.refused_auth++;
+            peer->sig->counters.refused_auth++;
             hk_peer_close(peer, HK_CLOSE_UNAUTHORIZED,
                           "AUTH-WEBHOOK-TIMEOUT: the auth webhook did not answer in time");
         }
@@ -672,7 +685,7 @@ void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms)
     }
     if (peer->state == HK_PEER_WAIT_CONNECT) {
         if (now_ms - peer->created_ms >= config->connect_timeout_ms) {
-            peer->worker->counters.timeouts_connect++;
+            peer->sig->counters.timeouts_connect++;
             hk_peer_close(peer, HK_CLOSE_TIMEOUT, "CONNECT-TIMEOUT: no connect message in time");
         }
         return;
@@ -683,7 +696,7 @@ void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms)
     if (peer->state == HK_PEER_ACTIVE && peer->offer_outstanding && peer->reoffer_text &&
         now_ms - peer->reoffer_sent_ms >= config->reoffer_timeout_ms) {
         if (peer->reoffer_sends >= 2) {
-            peer->worker->counters.timeouts_reoffer++;
+            peer->sig->counters.timeouts_reoffer++;
             hk_peer_close(peer, HK_CLOSE_TIMEOUT,
                           "RE-OFFER-TIMEOUT: no re-answer to the re-offer, sent twice");
             return;
@@ -697,7 +710,7 @@ void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms)
     if (now_ms < peer->next_ping_ms)
         return;
     if (peer->missed_pongs >= config->max_missed_pongs) {
-        peer->worker->counters.timeouts_pong++;
+        peer->sig->counters.timeouts_pong++;
         hk_peer_close(peer, HK_CLOSE_TIMEOUT, "PING-TIMEOUT: no pong received");
         return;
     }

@@ -14,7 +14,8 @@
 #include "common/id.h"
 #include "server/proto/sdp.h"
 #include "server/proto/sora_msg.h"
-#include "server/app/worker.h"
+#include "server/sfu/endpoint.h"
+#include "server/signal/server.h"
 
 struct lws;
 
@@ -42,12 +43,13 @@ typedef struct {
 } hk_track_t;
 
 struct hk_peer_s {
-    hk_worker_t *worker;
+    hk_signal_t *sig;
     struct lws *wsi;
-    hk_peer_t *next, *prev;                 /* worker->peers */
+    hk_peer_t *next, *prev;                 /* sig->peers */
     hk_peer_t *channel_next, *channel_prev; /* channel->members */
     hk_channel_t *channel;
-    struct hk_transport_s *transport;  /* media: created at connect, owned */
+    hk_transport_t *transport;         /* media: created at connect, owned */
+    hk_endpoint_t endpoint;            /* its producers and consumers (sfu/) */
     struct hk_webhook_s *webhook;      /* auth webhook in flight, or NULL */
     hk_connect_msg_t *pending_connect; /* the connect it decides on, owned */
     uint64_t auth_started_ms;
@@ -68,10 +70,6 @@ struct hk_peer_s {
     json_t *authn_metadata;
     bool announced; /* connection.created was sent for it */
 
-    /* The server's side of ICE for this connection. */
-    char ice_ufrag[9];
-    char ice_pwd[33];
-
     /* The m-sections of the offers this connection gets; mids never change. */
     hk_sdp_section_t *sections;
     size_t n_sections, cap_sections;
@@ -88,10 +86,6 @@ struct hk_peer_s {
 
     /* Its published tracks, from its answer. */
     hk_track_t audio_track, video_track;
-    /* The client's DTLS fingerprint, from its answer. */
-    char remote_fingerprint_algorithm[16];
-    uint8_t remote_fingerprint[64];
-    size_t remote_fingerprint_len;
 
     /* Incoming message being reassembled. */
     char *rx;
@@ -113,7 +107,7 @@ struct hk_peer_s {
 };
 
 /* Allocates a peer for an established WebSocket. Returns NULL on ENOMEM. */
-hk_peer_t *hk_peer_create(hk_worker_t *worker, struct lws *wsi);
+hk_peer_t *hk_peer_create(hk_signal_t *sig, struct lws *wsi);
 
 /* Leaves the channel (notifying the others), frees everything. */
 void hk_peer_destroy(hk_peer_t *peer);
@@ -132,11 +126,11 @@ int hk_peer_send_json(hk_peer_t *peer, char *text);
 /* Closes the connection with a WebSocket close code and reason after the queue drains. */
 void hk_peer_close(hk_peer_t *peer, int code, const char *reason);
 
-/* Called each second by the worker: pings, connect timeout. */
+/* Called each second by the sig: pings, connect timeout. */
 void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms);
 
 /* Adds FORWARD sections for publisher's tracks to peer (a subscriber) and re-offers. */
-void hk_peer_add_publisher(hk_peer_t *peer, const hk_peer_t *publisher);
+void hk_peer_add_publisher(hk_peer_t *peer, hk_peer_t *publisher);
 
 /* Closes the sections that carry publisher's tracks and re-offers. */
 void hk_peer_remove_publisher(hk_peer_t *peer, const char *publisher_id);

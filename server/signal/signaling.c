@@ -10,7 +10,7 @@
 #include "common/log.h"
 #include "server/signal/peer.h"
 #include "server/signal/webhook.h"
-#include "server/app/worker.h"
+#include "server/signal/server.h"
 
 #define RX_CHUNK 65536
 
@@ -19,7 +19,7 @@ typedef struct {
     uint32_t address; /* the client's IPv4 address, counted in sockets_per_address; 0 = not */
 } session_t;
 
-static hk_worker_t *worker_of(struct lws *wsi)
+static hk_signal_t *worker_of(struct lws *wsi)
 {
     return lws_context_user(lws_get_context(wsi));
 }
@@ -27,7 +27,7 @@ static hk_worker_t *worker_of(struct lws *wsi)
 /* Appends one received piece; dispatches the message when it is complete. */
 static void on_receive(hk_peer_t *peer, const void *in, size_t len, struct lws *wsi)
 {
-    const hk_config_t *config = peer->worker->config;
+    const hk_config_t *config = peer->sig->config;
     size_t limit = peer->state == HK_PEER_WAIT_CONNECT ? config->max_message_size_before_connect
                                                        : config->max_message_size;
     if (peer->state == HK_PEER_CLOSING)
@@ -37,7 +37,7 @@ static void on_receive(hk_peer_t *peer, const void *in, size_t len, struct lws *
         peer->rx_binary = lws_frame_is_binary(wsi);
     }
     if (peer->rx_len + len > limit) {
-        peer->worker->counters.refused_too_large++;
+        peer->sig->counters.refused_too_large++;
         peer->rx_len = 0;
         char reason[96];
         snprintf(reason, sizeof reason, "MESSAGE-TOO-LARGE: messages are limited to %zu bytes",
@@ -130,35 +130,35 @@ static uint32_t remote_ipv4(struct lws *wsi)
     return ntohl(a.sin_addr.s_addr);
 }
 
-static uintptr_t sockets_from(const hk_worker_t *worker, uint32_t address)
+static uintptr_t sockets_from(const hk_signal_t *sig, uint32_t address)
 {
-    return (uintptr_t)hk_map_get(&worker->sockets_per_address, address);
+    return (uintptr_t)hk_map_get(&sig->sockets_per_address, address);
 }
 
 /* Whether another WebSocket from this address may open; logs refusals once a second. */
-static bool address_has_room(hk_worker_t *worker, uint32_t address)
+static bool address_has_room(hk_signal_t *sig, uint32_t address)
 {
     if (address == 0 ||
-        sockets_from(worker, address) < (uintptr_t)worker->config->max_connections_per_address)
+        sockets_from(sig, address) < (uintptr_t)sig->config->max_connections_per_address)
         return true;
-    worker->counters.refused_per_address++;
-    if (hk_log_due(&worker->last_per_address_log, hk_worker_now_ms(worker), 1000))
+    sig->counters.refused_per_address++;
+    if (hk_log_due(&sig->last_per_address_log, hk_signal_now_ms(sig), 1000))
         HK_LOG(HK_LOG_WARN, "signaling", NULL,
                "%u.%u.%u.%u has max_connections_per_address (%d) WebSockets open: refusing more "
                "(%llu refused so far)",
                address >> 24, (address >> 16) & 255, (address >> 8) & 255, address & 255,
-               worker->config->max_connections_per_address,
-               (unsigned long long)worker->counters.refused_per_address);
+               sig->config->max_connections_per_address,
+               (unsigned long long)sig->counters.refused_per_address);
     return false;
 }
 
-static void count_socket(hk_worker_t *worker, uint32_t address, int delta)
+static void count_socket(hk_signal_t *sig, uint32_t address, int delta)
 {
-    uintptr_t n = sockets_from(worker, address) + (uintptr_t)(intptr_t)delta;
+    uintptr_t n = sockets_from(sig, address) + (uintptr_t)(intptr_t)delta;
     if (n == 0)
-        hk_map_remove(&worker->sockets_per_address, address);
+        hk_map_remove(&sig->sockets_per_address, address);
     else
-        hk_map_put(&worker->sockets_per_address, address, (void *)n);
+        hk_map_put(&sig->sockets_per_address, address, (void *)n);
 }
 
 static int callback_signaling(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -174,18 +174,18 @@ static int callback_signaling(struct lws *wsi, enum lws_callback_reasons reason,
         return address_has_room(worker_of(wsi), remote_ipv4(wsi)) ? 0 : 1;
     }
     case LWS_CALLBACK_ESTABLISHED: {
-        hk_worker_t *worker = worker_of(wsi);
-        if (worker->stopping)
+        hk_signal_t *sig = worker_of(wsi);
+        if (sig->stopping)
             return -1;
         uint32_t address = remote_ipv4(wsi);
-        if (!address_has_room(worker, address))
+        if (!address_has_room(sig, address))
             return -1;
-        session->peer = hk_peer_create(worker, wsi);
+        session->peer = hk_peer_create(sig, wsi);
         if (!session->peer)
             return -1;
         if (address) {
             session->address = address;
-            count_socket(worker, address, +1);
+            count_socket(sig, address, +1);
         }
         HK_LOG(HK_LOG_DEBUG, "signaling", session->peer->connection_id, "websocket open");
         return 0;

@@ -1,4 +1,4 @@
-/* libwebsockets protocols of the worker: Sora signaling at /signaling on the signaling
+/* libwebsockets protocols of the sig: Sora signaling at /signaling on the signaling
  * vhost, and the HTTP API (api.c) on the API vhost. */
 #ifndef HK_SIGNALING_H
 #define HK_SIGNALING_H

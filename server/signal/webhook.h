@@ -1,6 +1,6 @@
 /* The auth webhook (like Sora's auth_webhook_url): before a `connect` is accepted, a JSON
  * description of it is POSTed to the configured URL with libwebsockets' HTTP client on
- * the worker's loop. {"allowed": true, "authn_metadata": ...} admits the connection;
+ * the sig's loop. {"allowed": true, "authn_metadata": ...} admits the connection;
  * {"allowed": false, "reason": "..."} refuses it with that reason; a timeout, a transport
  * error, a non-2xx status or a body that is not such JSON refuses it too.
  *
@@ -40,7 +40,7 @@ int hk_webhook_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
                         size_t len);
 
 #define HK_WEBHOOK_PROTOCOL "hisoka-webhook"
-/* The client-only vhost the requests go out on (made by the worker): its TLS context
+/* The client-only vhost the requests go out on (made by the sig): its TLS context
  * checks the webhook's certificate against auth_webhook_ca_file. */
 #define HK_WEBHOOK_VHOST "webhook-client"
 

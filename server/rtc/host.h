@@ -1,0 +1,90 @@
+/* Everything the media transports of one thread share: the STUN and DTLS contexts, the
+ * maps that find a transport for a datagram (server ufrag on first contact, then the
+ * tuple), the timer wheel of their deadlines, scratch space and the counters.
+ * Sans-IO: datagrams and time come in as arguments; datagrams go out through the
+ * link of the tuple they are addressed to (io/tx.h). Nothing here is global, nothing
+ * here is libuv: a unit test drives a host with a fake link and a fake clock. */
+#ifndef HK_RTC_HOST_H
+#define HK_RTC_HOST_H
+
+#include <stdint.h>
+
+#include "common/map.h"
+#include "common/wheel.h"
+#include "config/config.h"
+#include "server/io/tx.h"
+#include "server/proto/demux.h"
+#include "server/proto/stun.h"
+
+typedef struct hk_transport_s hk_transport_t;
+typedef struct hk_dtls_context_s hk_dtls_context_t;
+typedef struct hk_cert_s hk_cert_t;
+
+/* Media counters (exported by the API). */
+typedef struct {
+    uint64_t dropped_demux[HK_DEMUX_DROP_COUNT]; /* by demux reason */
+    uint64_t dropped_unvalidated;        /* DTLS/RTP/RTCP from a tuple ICE has not validated */
+    uint64_t stun[HK_STUN_STATUS_COUNT]; /* STUN requests by outcome */
+    uint64_t dtls_errors;
+    uint64_t dtls_connected;
+    uint64_t dtls_before_answer; /* ClientHello before the answer's fingerprint: dropped */
+    uint64_t srtp_unprotect_errors;
+    uint64_t srtcp_unprotect_errors;
+    uint64_t srtp_protect_errors;
+    uint64_t before_keys;  /* SRTP/SRTCP before DTLS finished: dropped */
+    uint64_t unknown_ssrc; /* RTP from a publisher with an SSRC it did not announce */
+    uint64_t rtp_packets_in;
+    uint64_t rtp_bytes_in;
+    uint64_t rtcp_packets_in;
+    uint64_t forwarded_packets;
+    uint64_t forwarded_bytes;
+    uint64_t nacks_received;  /* NACKed sequence numbers from subscribers */
+    uint64_t retransmissions; /* answered from the cache */
+    uint64_t retransmission_misses;
+    uint64_t nacks_rate_limited; /* NACKed packets over max_nacks_per_second: not answered */
+    uint64_t nacks_sent;         /* NACK packets to publishers */
+    uint64_t plis_received;
+    uint64_t plis_sent;
+    uint64_t plis_throttled;
+    uint64_t twcc_feedback_sent;
+    uint64_t receiver_reports_sent;
+    uint64_t sender_reports_relayed;
+    uint64_t rtcp_errors; /* malformed compound packets */
+    uint64_t rtp_errors;  /* RTP that authenticated but does not parse */
+    uint64_t consent_expired;
+    uint64_t ice_tuple_conflicts;     /* checks refused: the tuple is another transport's */
+    uint64_t ice_nominations_refused; /* USE-CANDIDATE elsewhere while the selected has consent */
+    uint64_t ice_consent_checks_sent; /* our checks to such a tuple (retransmissions too) */
+    uint64_t ice_tuple_moves;         /* the selected tuple moved after our check was answered */
+    uint64_t timer_fires;             /* transport deadlines handled (the wheel) */
+} hk_media_counters_t;
+
+typedef struct hk_rtc_host_s {
+    const hk_config_t *config;
+    hk_stun_t *stun;
+    hk_dtls_context_t *dtls;
+    hk_map_t ufrags; /* server ufrag (8 ice-chars packed) -> transport */
+    hk_map_t tuples; /* hk_tuple_key -> transport (hk_tuple_equal confirms) */
+    hk_wheel_t wheel;
+    int n_transports;
+    uint8_t work[HK_TX_BUF_SIZE]; /* scratch for RTCP building */
+    hk_media_counters_t counters;
+} hk_rtc_host_t;
+
+/* Creates the STUN and DTLS contexts (the DTLS one with cert). Returns 0 or HK_EIO. */
+int hk_rtc_host_init(hk_rtc_host_t *host, const hk_config_t *config, const hk_cert_t *cert);
+void hk_rtc_host_free(hk_rtc_host_t *host);
+
+/* One datagram from `from` (buf is writable). now_us: the receive time in microseconds
+ * of a monotonic clock (its milliseconds are the host's time base). */
+void hk_rtc_host_receive(hk_rtc_host_t *host, uint8_t *buf, size_t len, const hk_tuple_t *from,
+                         uint64_t now_us);
+
+/* Runs the deadlines that came (consent, DTLS retransmission, NACK, feedback, reports). */
+void hk_rtc_host_tick(hk_rtc_host_t *host, uint64_t now_ms);
+
+/* The packed key of a server ufrag of exactly HK_RTC_UFRAG_LEN characters, 0 otherwise. */
+#define HK_RTC_UFRAG_LEN 8
+uint64_t hk_rtc_ufrag_key(const char *ufrag);
+
+#endif

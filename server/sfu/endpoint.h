@@ -1,0 +1,57 @@
+/* An endpoint: the SFU side of one connection. It binds the connection's media
+ * transport (rtc/) to the producers it publishes and the consumers it receives, and
+ * routes what its transport reports: the publisher's RTP to its producer's consumers,
+ * the subscriber's feedback (NACK, PLI, FIR) to the consumer it names by SSRC (one map
+ * lookup), sender reports through the consumers.
+ * Ownership: created and freed by the signaling session (signal/peer.c), which also
+ * owns the transport and outlives both. */
+#ifndef HK_ENDPOINT_H
+#define HK_ENDPOINT_H
+
+#include <stdint.h>
+
+#include "common/map.h"
+#include "server/rtc/transport.h"
+#include "server/sfu/consumer.h"
+#include "server/sfu/producer.h"
+
+typedef struct {
+    /* The transport failed: the owner closes the connection with this code and reason. */
+    void (*on_failed)(void *owner, int close_code, const char *reason);
+    /* Media flows (DTLS-SRTP up). */
+    void (*on_ready)(void *owner, uint64_t now_ms);
+} hk_endpoint_owner_t;
+
+typedef struct hk_endpoint_s {
+    hk_transport_t *transport;
+    const hk_endpoint_owner_t *owner_events;
+    void *owner;
+    hk_producer_t producers[2]; /* by hk_media_kind_t */
+    hk_map_t consumers;         /* own SSRC -> consumer */
+    size_t n_consumers;
+} hk_endpoint_t;
+
+/* The transport's events (give them to hk_transport_create with the endpoint as user). */
+extern const hk_transport_events_t hk_endpoint_transport_events;
+
+void hk_endpoint_init(hk_endpoint_t *e, const hk_endpoint_owner_t *owner_events, void *owner);
+/* Frees its consumers and detaches everyone consuming its producers. */
+void hk_endpoint_clear(hk_endpoint_t *e);
+
+/* The publisher answered: what it sends. */
+void hk_endpoint_set_producers(hk_endpoint_t *e, uint32_t audio_ssrc, uint32_t video_ssrc);
+
+/* A consumer of producer (another endpoint's) with a fresh SSRC, inactive. NULL on
+ * ENOMEM or when the producer has no track. */
+hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, const char *mid);
+hk_consumer_t *hk_endpoint_consumer(const hk_endpoint_t *e, uint32_t ssrc);
+/* The subscriber answered an offer with it: packets flow from now on. */
+void hk_endpoint_activate(hk_endpoint_t *e, hk_consumer_t *c);
+/* Its section closed: freed. */
+void hk_endpoint_unconsume(hk_endpoint_t *e, hk_consumer_t *c);
+
+/* Key frames for every video this subscriber receives (it just connected, or just
+ * learned of new tracks). */
+void hk_endpoint_request_keyframes(hk_endpoint_t *e, uint64_t now_ms);
+
+#endif

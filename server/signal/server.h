@@ -1,0 +1,95 @@
+/* The signaling server: the libwebsockets context (signaling and API vhosts on one
+ * libuv loop), its channels and connections, and the signaling counters. The media
+ * plane it sets up connections on (an rtc/ host, whose link counters it exports) and
+ * the DTLS certificate it writes into offers are given to it by app/. */
+#ifndef HK_SIGNAL_SERVER_H
+#define HK_SIGNAL_SERVER_H
+
+#include <libwebsockets.h>
+
+#include <limits.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/map.h"
+#include "config/config.h"
+#include "server/io/tx.h"
+#include "server/rtc/cert.h"
+#include "server/rtc/host.h"
+
+typedef struct hk_peer_s hk_peer_t;
+typedef struct hk_channel_s hk_channel_t;
+
+/* Counters exported by the API (Prometheus names in server/api.c). */
+typedef struct {
+    uint64_t connections_total;
+    uint64_t refused_bad_request;
+    uint64_t refused_auth;
+    uint64_t refused_e2ee_mismatch;
+    uint64_t refused_channel_full;
+    uint64_t refused_server_full;
+    uint64_t refused_too_large;
+    uint64_t timeouts_connect;
+    uint64_t timeouts_pong;
+    uint64_t timeouts_reoffer;
+    uint64_t slow_reader_disconnects;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    uint64_t offers;
+    uint64_t reoffers;
+    uint64_t notifies;
+    uint64_t key_messages_relayed;
+    uint64_t key_messages_dropped;
+    uint64_t bad_answers;
+    uint64_t refused_per_address;      /* WebSockets over max_connections_per_address */
+    uint64_t refused_no_descriptors;   /* accepted and closed at once: out of descriptors */
+    uint64_t api_refused_host;         /* Host not an address, localhost or api_allowed_hosts */
+    uint64_t api_refused_unauthorized; /* no or wrong Authorization: Bearer */
+    uint64_t api_refused_cross_origin; /* state-changing request from another origin */
+} hk_counters_t;
+
+typedef struct hk_signal_s {
+    uv_loop_t *loop;
+    const hk_config_t *config;
+    struct lws_context *lws;
+    char demo_origin[PATH_MAX];       /* absolute demo_directory */
+    struct lws_http_mount demo_mount; /* /demo on the API vhost */
+    const hk_cert_t *cert;
+    char candidate_addresses[4][64]; /* host candidates written into offers */
+    size_t n_candidates;
+    hk_channel_t *channels; /* list of live channels */
+    int n_channels;
+    hk_peer_t *peers;  /* every connection, for timers */
+    int n_connections; /* connections that passed `connect` */
+    uv_timer_t tick;   /* 1 s: pings, connect timeouts */
+    int stopping;      /* draining: /health says 503, new WebSockets are refused */
+    hk_counters_t counters;
+    hk_map_t sockets_per_address; /* IPv4 address -> open signaling WebSockets (as a count) */
+    int listen_fds[2];            /* signaling and API listening sockets (for EMFILE relief) */
+    int spare_fd;                 /* held open, given up to accept-and-close under EMFILE */
+    uint64_t last_emfile_log;
+    uint64_t last_per_address_log; /* refusals are logged at most once a second */
+    hk_rtc_host_t *host;           /* the media plane connections get their transport from */
+    const hk_link_counters_t *link_counters; /* the media port's, for the API */
+    const int *link_gso;                     /* whether it coalesces with GSO */
+} hk_signal_t;
+
+/* Starts signaling on loop: lws context with the signaling and API vhosts, timers.
+ * sig->host, cert, link_counters and link_gso must be set. Returns 0 or a negative
+ * HK_E* code (logged). */
+int hk_signal_start(hk_signal_t *sig, uv_loop_t *loop, const hk_config_t *config);
+
+/* Stops taking connections (SIGTERM): /health answers 503 from now on. */
+void hk_signal_drain(hk_signal_t *sig);
+
+/* Closes every connection with a reason, waiting up to shutdown_timeout for them to
+ * read it. */
+void hk_signal_close_all(hk_signal_t *sig);
+
+/* Releases the server: the loop is run until every handle on it is closed (stop the
+ * other users of the loop first). Connections still open are dropped. */
+void hk_signal_stop(hk_signal_t *sig);
+
+uint64_t hk_signal_now_ms(const hk_signal_t *sig);
+
+#endif
