@@ -24,10 +24,6 @@ void hk_wheel_schedule(hk_wheel_t *wheel, hk_wheel_entry_t *entry, uint64_t dead
 {
     hk_wheel_cancel(wheel, entry);
     uint64_t tick = deadline_ms / HK_WHEEL_TICK_MS;
-    if (!wheel->started) {
-        wheel->started = true;
-        wheel->tick = tick;
-    }
     if (tick < wheel->tick)
         tick = wheel->tick; /* already due: the next advance fires it */
     hk_wheel_entry_t *head = &wheel->slots[tick % HK_WHEEL_SLOTS];
@@ -44,15 +40,14 @@ int hk_wheel_advance(hk_wheel_t *wheel, uint64_t now_ms, hk_wheel_fn fn, void *a
 {
     uint64_t now_tick = now_ms / HK_WHEEL_TICK_MS;
     int fired = 0;
-    if (!wheel->started)
-        return 0;
     /* After a long stall, one turn visits every slot once. */
     if (now_tick >= wheel->tick + HK_WHEEL_SLOTS)
         wheel->tick = now_tick - HK_WHEEL_SLOTS + 1;
-    for (; wheel->tick <= now_tick; wheel->tick++) {
-        hk_wheel_entry_t *head = &wheel->slots[wheel->tick % HK_WHEEL_SLOTS];
-        /* Entries fn schedules into this slot again wait for the next turn: detach the
-         * list first. */
+    while (wheel->tick <= now_tick) {
+        /* The tick moves on first: what fn schedules for now goes to the next one. */
+        uint64_t tick = wheel->tick++;
+        hk_wheel_entry_t *head = &wheel->slots[tick % HK_WHEEL_SLOTS];
+        /* Detach the list first: fn may schedule into any slot. */
         hk_wheel_entry_t pending = {.next = head->next, .prev = head->prev};
         if (head->next == head)
             continue;
@@ -63,7 +58,7 @@ int hk_wheel_advance(hk_wheel_t *wheel, uint64_t now_ms, hk_wheel_fn fn, void *a
             hk_wheel_entry_t *e = pending.next;
             e->prev->next = e->next;
             e->next->prev = e->prev;
-            if (e->deadline_ms / HK_WHEEL_TICK_MS > wheel->tick) {
+            if (e->deadline_ms / HK_WHEEL_TICK_MS > tick) {
                 /* A later turn's: back into its slot. */
                 e->next = head;
                 e->prev = head->prev;

@@ -20,8 +20,8 @@ typedef struct hk_wheel_entry_s {
 
 typedef struct {
     hk_wheel_entry_t slots[HK_WHEEL_SLOTS]; /* list heads */
-    uint64_t tick;                          /* the next tick to fire */
-    bool started;
+    uint64_t tick; /* the next tick to fire; starts at 0 (the first advance catches up
+                      with one turn at most) */
     uint64_t count;
 } hk_wheel_t;
 
@@ -29,7 +29,7 @@ typedef void (*hk_wheel_fn)(hk_wheel_entry_t *entry, void *arg, uint64_t now_ms)
 
 void hk_wheel_init(hk_wheel_t *wheel);
 
-/* (Re)schedules entry at deadline_ms; a deadline in the past fires on the next advance. */
+/* (Re)schedules entry at deadline_ms; a deadline already past fires at the next tick. */
 void hk_wheel_schedule(hk_wheel_t *wheel, hk_wheel_entry_t *entry, uint64_t deadline_ms);
 
 void hk_wheel_cancel(hk_wheel_t *wheel, hk_wheel_entry_t *entry);
