@@ -72,6 +72,7 @@ typedef struct {
     bool offered;    /* this content (track, or closed) was in the last offer written */
     bool answered;   /* FORWARD: the client answered an offer with this content: media may
                         go to it, not before */
+    bool recycled;   /* this slot held another mid before (JSEP m-section recycling) */
     bool recyclable; /* CLOSED in an offer the client answered: the slot may take a new mid
                         and track (JSEP m-section recycling) */
 } hk_sdp_section_t;

@@ -161,7 +161,7 @@ void hk_peer_close(hk_peer_t *peer, int code, const char *reason)
  * an offer is out: its answer must find the mids it was sent. */
 static hk_sdp_section_t *recyclable_section(hk_peer_t *peer)
 {
-    if (peer->offer_outstanding)
+    if (peer->offer_outstanding || peer->no_recycle)
         return NULL;
     for (size_t i = 0; i < peer->n_sections; i++)
         if (peer->sections[i].type == HK_SECTION_CLOSED && peer->sections[i].recyclable)
@@ -172,6 +172,7 @@ static hk_sdp_section_t *recyclable_section(hk_peer_t *peer)
 static hk_sdp_section_t *add_section(hk_peer_t *peer, hk_section_type_t type, hk_media_kind_t kind)
 {
     hk_sdp_section_t *s = recyclable_section(peer);
+    bool recycled = s != NULL;
     if (!s) {
         if (peer->n_sections == HK_SDP_MAX_MEDIA)
             return NULL;
@@ -188,6 +189,7 @@ static hk_sdp_section_t *add_section(hk_peer_t *peer, hk_section_type_t type, hk
     memset(s, 0, sizeof *s);
     s->type = type;
     s->kind = kind;
+    s->recycled = recycled;
     s->mid_len = (uint8_t)snprintf(s->mid, sizeof s->mid, "%u", peer->next_mid++);
     return s;
 }
@@ -571,20 +573,59 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
     }
     /* What the client has now seen: tracks it accepted may get media, rejected slots may
      * be recycled. Sections changed after that offer was written wait for the next. */
+    char moved[HK_SDP_MAX_MEDIA / 8][HK_SDP_ID_LEN];
+    hk_media_kind_t moved_kind[HK_SDP_MAX_MEDIA / 8];
+    size_t n_moved = 0;
     for (size_t i = 0; i < peer->offered_sections; i++) {
         hk_sdp_section_t *s = &peer->sections[i];
         if (!s->offered)
             continue;
         const hk_sdp_media_t *m = hk_sdp_answer_find(answer, s->mid);
-        if (s->type == HK_SECTION_CLOSED)
+        if (s->type == HK_SECTION_CLOSED) {
             s->recyclable = true;
-        else if (s->type == HK_SECTION_FORWARD && s->stream_id[0] && m && !m->rejected) {
+            continue;
+        }
+        if (s->type != HK_SECTION_FORWARD || !s->stream_id[0] || !m || m->rejected)
+            continue;
+        hk_consumer_t *c = hk_endpoint_consumer(&peer->endpoint, s->ssrc);
+        if (m->direction == HK_DIR_RECVONLY || m->direction == HK_DIR_SENDRECV) {
             s->answered = true;
-            hk_consumer_t *c = hk_endpoint_consumer(&peer->endpoint, s->ssrc);
             if (c)
                 hk_endpoint_activate(&peer->endpoint, c);
+            continue;
+        }
+        /* Declined (inactive): nothing goes there. A client that declines a track in a
+         * recycled slot mishandles recycling (aiortc 1.4.0 matches transceivers by m-line
+         * index): the track moves to a new section, and this client's slots are not
+         * recycled again. */
+        s->answered = false;
+        if (c)
+            c->active = false;
+        if (s->recycled && n_moved < sizeof moved / sizeof moved[0]) {
+            HK_LOG(HK_LOG_INFO, "sdp", peer->connection_id,
+                   "track declined in a recycled m-section (mid %s): offered again in a new one; "
+                   "no recycling for this client",
+                   s->mid);
+            peer->no_recycle = true;
+            snprintf(moved[n_moved], sizeof moved[0], "%s", s->stream_id);
+            moved_kind[n_moved++] = s->kind;
+            if (c)
+                hk_endpoint_unconsume(&peer->endpoint, c);
+            s->type = HK_SECTION_CLOSED;
+            s->offered = s->recyclable = false;
+            s->stream_id[0] = s->track_id[0] = s->cname[0] = '\0';
+            s->ssrc = 0;
         }
     }
+    for (size_t i = 0; i < n_moved && peer->channel; i++) {
+        hk_peer_t *publisher = hk_channel_find(peer->channel, moved[i], strlen(moved[i]));
+        if (publisher)
+            add_forward(peer, publisher, moved_kind[i],
+                        moved_kind[i] == HK_MEDIA_AUDIO ? &publisher->audio_track
+                                                        : &publisher->video_track);
+    }
+    if (n_moved)
+        offer_changed(peer);
     if (first) {
         take_track(answer, peer->audio_mid, &peer->audio_track);
         take_track(answer, peer->video_mid, &peer->video_track);

@@ -79,6 +79,7 @@ struct hk_peer_s {
     uint64_t session_id, session_version;
     bool offer_outstanding; /* offer or re-offer sent, no answer yet */
     bool legacy_update;     /* renegotiates with `update` instead of `re-offer` */
+    bool no_recycle;        /* it declined a track in a recycled m-section: never again */
     bool reoffer_pending;   /* a change arrived while one was outstanding */
     char *reoffer_text;     /* the outstanding re-offer message, for resending */
     uint64_t reoffer_sent_ms;

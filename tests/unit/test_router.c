@@ -1,0 +1,489 @@
+/* rtc/ and sfu/ in memory, with no socket and no clock: one rtc host, a fake link that
+ * collects what the host sends, and four clients (a publisher and three subscribers),
+ * each with a real client stack: ICE checks from libnice's STUN agent, an OpenSSL DTLS
+ * client (tests/unit/dtls_client.c) and libsrtp through hk_srtp with the keys that
+ * client exported. The server side is what hisoka runs: transports, endpoints, a
+ * producer with three consumers. Checked: ICE + DTLS-SRTP come up; media goes through
+ * the producer to every active consumer with the consumer's own SSRC, sequence numbers
+ * and timestamps (continuous, gaps kept), the payload unchanged; nothing reaches a
+ * consumer before it is activated (its answer); a NACK is answered from the consumer's
+ * history under the same own sequence number; a publisher's RTX retransmission reaches
+ * subscribers as the packet it replaces. */
+#include <arpa/inet.h>
+#include <openssl/ssl.h>
+#include <stun/stunagent.h>
+#include <stun/usages/ice.h>
+
+#include "common/bytes.h"
+#include "common/error.h"
+#include "server/proto/rtcp.h"
+#include "server/proto/rtp.h"
+#include "server/rtc/host.h"
+#include "server/rtc/srtp.h"
+#include "server/rtc/transport.h"
+#include "server/sfu/endpoint.h"
+#include "tests/unit/dtls_client.h"
+#include "tests/unit/unit.h"
+
+#define MAX_OUT    512
+#define N_CLIENTS  4
+#define PUB        0
+#define VIDEO_SSRC 0xA1A1A1A1u
+#define RTX_SSRC   0xA2A2A2A2u
+
+/* ---- the fake link: everything the host sends, in order ------------------------------- */
+
+typedef struct {
+    hk_tuple_t to;
+    size_t len;
+    uint8_t data[HK_TX_BUF_SIZE];
+} out_t;
+
+typedef struct {
+    hk_link_t link;
+    hk_tuple_t slot_to;
+    uint8_t slot[HK_TX_BUF_SIZE];
+    out_t out[MAX_OUT];
+    size_t n;
+} fake_link_t;
+
+static uint8_t *fake_slot(hk_link_t *link, const hk_tuple_t *to)
+{
+    fake_link_t *f = (fake_link_t *)link;
+    f->slot_to = *to;
+    return f->slot;
+}
+
+static void fake_commit(hk_link_t *link, size_t len)
+{
+    fake_link_t *f = (fake_link_t *)link;
+    CHECK(f->n < MAX_OUT);
+    CHECK(len <= HK_TX_BUF_SIZE);
+    f->out[f->n].to = f->slot_to;
+    f->out[f->n].len = len;
+    memcpy(f->out[f->n].data, f->slot, len);
+    f->n++;
+}
+
+static const hk_link_ops_t fake_ops = {.slot = fake_slot, .commit = fake_commit};
+
+/* ---- a client and the server's side of it ----------------------------------------------- */
+
+typedef struct {
+    uint16_t seq;
+    uint32_t ts, ssrc;
+    uint8_t payload[64];
+    size_t payload_len;
+    char mid[17];
+} rx_t;
+
+typedef struct {
+    /* client side */
+    hk_tuple_t tuple;
+    client_t dtls;
+    queue_t to_server;
+    hk_srtp_t *srtp;
+    rx_t rx[256];
+    size_t n_rx;
+    size_t n_rtcp;
+    uint16_t drop[4]; /* own sequence numbers lost on the way to this client, once */
+    int n_drop;
+    /* server side */
+    hk_transport_t *t;
+    hk_endpoint_t ep;
+    int ready, failed;
+} peer_t;
+
+typedef struct {
+    hk_config_t config;
+    hk_cert_t cert;
+    hk_rtc_host_t host;
+    fake_link_t link;
+    peer_t peers[N_CLIENTS];
+    uint64_t now_us;
+} world_t;
+
+static void on_failed(void *owner, int code, const char *reason)
+{
+    (void)code;
+    fprintf(stderr, "transport failed: %s\n", reason);
+    ((peer_t *)owner)->failed = 1;
+}
+
+static void on_ready(void *owner, uint64_t now_ms)
+{
+    (void)now_ms;
+    ((peer_t *)owner)->ready = 1;
+}
+
+static const hk_endpoint_owner_t owner_events = {.on_failed = on_failed, .on_ready = on_ready};
+
+static peer_t *peer_by_tuple(world_t *w, const hk_tuple_t *to)
+{
+    for (int i = 0; i < N_CLIENTS; i++)
+        if (hk_tuple_equal(&w->peers[i].tuple, to))
+            return &w->peers[i];
+    return NULL;
+}
+
+/* A client's plain RTP or RTCP, protected and fed to the host. */
+static void client_send_rtp(world_t *w, peer_t *p, const uint8_t *plain, size_t len, int rtcp)
+{
+    uint8_t buf[HK_TX_BUF_SIZE];
+    memcpy(buf, plain, len);
+    size_t n = len;
+    CHECK_INT_EQ(rtcp ? hk_srtp_protect_rtcp(p->srtp, buf, &n, sizeof buf)
+                      : hk_srtp_protect_rtp(p->srtp, buf, &n, sizeof buf),
+                 0);
+    hk_rtc_host_receive(&w->host, buf, n, &p->tuple, w->now_us);
+}
+
+/* Hands what the host sent to the clients: DTLS to their DTLS clients, SRTP (once keyed)
+ * unprotected into their inboxes, STUN responses dropped. */
+static void pump(world_t *w)
+{
+    for (size_t i = 0; i < w->link.n; i++) {
+        out_t *o = &w->link.out[i];
+        peer_t *p = peer_by_tuple(w, &o->to);
+        CHECK(p != NULL);
+        uint8_t b0 = o->data[0];
+        if (b0 >= 20 && b0 <= 63) {
+            dgram_t d;
+            memcpy(d.data, o->data, o->len);
+            d.len = o->len;
+            client_receive(&p->dtls, &d, &p->to_server);
+        } else if (b0 >= 128 && b0 <= 191 && p->srtp) {
+            size_t n = o->len;
+            if (o->data[1] >= 192 && o->data[1] <= 223) {
+                CHECK_INT_EQ(hk_srtp_unprotect_rtcp(p->srtp, o->data, &n), 0);
+                p->n_rtcp++;
+                continue;
+            }
+            uint16_t seq = hk_rd16(o->data + 2);
+            int lost = 0;
+            for (int d = 0; d < p->n_drop && !lost; d++)
+                if (p->drop[d] == seq) {
+                    p->drop[d] = p->drop[--p->n_drop];
+                    lost = 1;
+                }
+            if (lost)
+                continue;
+            CHECK_INT_EQ(hk_srtp_unprotect_rtp(p->srtp, o->data, &n), 0);
+            hk_rtp_header_t h;
+            const char *err = NULL;
+            CHECK_INT_EQ(hk_rtp_parse(o->data, n, &h, &err), 0);
+            CHECK(p->n_rx < 256);
+            rx_t *r = &p->rx[p->n_rx++];
+            r->seq = h.seq;
+            r->ts = h.timestamp;
+            r->ssrc = h.ssrc;
+            r->payload_len = h.payload_len < sizeof r->payload ? h.payload_len : sizeof r->payload;
+            memcpy(r->payload, o->data + h.payload_offset, r->payload_len);
+            size_t off, elen;
+            r->mid[0] = '\0';
+            if (hk_rtp_ext_find(o->data, &h, HK_EXT_MID, &off, &elen) == 0 && elen < 17) {
+                memcpy(r->mid, o->data + off, elen);
+                r->mid[elen] = '\0';
+            }
+        }
+    }
+    w->link.n = 0;
+    /* The clients' DTLS answers. */
+    for (int i = 0; i < N_CLIENTS; i++) {
+        peer_t *p = &w->peers[i];
+        for (size_t k = 0; k < p->to_server.n; k++)
+            hk_rtc_host_receive(&w->host, p->to_server.d[k].data, p->to_server.d[k].len, &p->tuple,
+                                w->now_us);
+        p->to_server.n = 0;
+    }
+}
+
+static void ice_check(world_t *w, peer_t *p)
+{
+    StunAgent agent;
+    static const uint16_t known[] = {STUN_ATTRIBUTE_USERNAME, STUN_ATTRIBUTE_MESSAGE_INTEGRITY,
+                                     STUN_ATTRIBUTE_PRIORITY, STUN_ATTRIBUTE_USE_CANDIDATE, 0};
+    stun_agent_init(&agent, known, STUN_COMPATIBILITY_RFC5389,
+                    STUN_AGENT_USAGE_SHORT_TERM_CREDENTIALS | STUN_AGENT_USAGE_USE_FINGERPRINT);
+    StunMessage msg;
+    uint8_t m[512];
+    char user[64];
+    snprintf(user, sizeof user, "%s:cli%d", p->t->ice_ufrag, (int)(p - w->peers));
+    size_t len = stun_usage_ice_conncheck_create(
+        &agent, &msg, m, sizeof m, (const uint8_t *)user, strlen(user),
+        (const uint8_t *)p->t->ice_pwd, strlen(p->t->ice_pwd), true, true, 0x6e7f1eff,
+        0x0123456789abcdefULL, NULL, STUN_USAGE_ICE_COMPATIBILITY_RFC5245);
+    CHECK(len > 0);
+    hk_rtc_host_receive(&w->host, m, len, &p->tuple, w->now_us);
+}
+
+/* Keys as the client sees them (RFC 5764 §4.2: client key, server key, client salt,
+ * server salt): it protects with its own, unprotects with the server's. */
+static void client_keys(peer_t *p)
+{
+    const SRTP_PROTECTION_PROFILE *profile = SSL_get_selected_srtp_profile(p->dtls.ssl);
+    CHECK(profile != NULL);
+    bool gcm = profile->id == SRTP_AEAD_AES_128_GCM;
+    size_t k = 16, s = gcm ? 12 : 14;
+    uint8_t m[60];
+    client_export(&p->dtls, m, 2 * (k + s));
+    hk_srtp_keys_t keys = {.profile = gcm ? HK_SRTP_AEAD_AES_128_GCM : HK_SRTP_AES128_CM_SHA1_80,
+                           .key_len = k,
+                           .salt_len = s};
+    memcpy(keys.local_key, m, k);
+    memcpy(keys.local_key + k, m + 2 * k, s);
+    memcpy(keys.remote_key, m + k, k);
+    memcpy(keys.remote_key + k, m + 2 * k + s, s);
+    p->srtp = hk_srtp_create(&keys);
+    CHECK(p->srtp != NULL);
+    hk_srtp_keys_wipe(&keys);
+}
+
+static world_t *world_new(void)
+{
+    CHECK_INT_EQ(hk_srtp_global_init(), 0);
+    world_t *w = calloc(1, sizeof *w);
+    CHECK(w != NULL);
+    w->config.consent_timeout_ms = 30000;
+    w->config.max_nacks_per_second = 1000;
+    w->link.link.ops = &fake_ops;
+    w->now_us = 1000000000ull;
+    CHECK_INT_EQ(hk_cert_generate(&w->cert), 0);
+    CHECK_INT_EQ(hk_rtc_host_init(&w->host, &w->config, &w->cert), 0);
+    for (int i = 0; i < N_CLIENTS; i++) {
+        peer_t *p = &w->peers[i];
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(40000 + i))};
+        a.sin_addr.s_addr = htonl(0x0a000001u + (uint32_t)i);
+        p->tuple = hk_tuple_udp4(&w->link.link, &a);
+        client_init(&p->dtls, BOTH_PROFILES);
+        p->to_server.mtu = 1200;
+        hk_endpoint_init(&p->ep, &owner_events, p);
+        p->t = hk_transport_create(&w->host, &hk_endpoint_transport_events, &p->ep, "test",
+                                   w->now_us / 1000);
+        CHECK(p->t != NULL);
+        p->ep.transport = p->t;
+        uint8_t fp[32];
+        client_fingerprint(&p->dtls, fp);
+        hk_transport_set_remote(p->t, "cli", "clientpassword0123456789", "sha-256", fp, 32);
+    }
+    CHECK_INT_EQ(w->host.n_transports, N_CLIENTS);
+    /* The publisher sends video with RTX. */
+    hk_transport_set_streams(w->peers[PUB].t, 0, VIDEO_SSRC, RTX_SSRC);
+    hk_endpoint_set_producers(&w->peers[PUB].ep, 0, VIDEO_SSRC);
+    /* ICE, then DTLS until every side is up. */
+    for (int i = 0; i < N_CLIENTS; i++) {
+        ice_check(w, &w->peers[i]);
+        client_step(&w->peers[i].dtls, &w->peers[i].to_server); /* ClientHello */
+    }
+    for (int round = 0; round < 20; round++) {
+        pump(w);
+        int up = 0;
+        for (int i = 0; i < N_CLIENTS; i++)
+            up += w->peers[i].ready && w->peers[i].dtls.connected;
+        if (up == N_CLIENTS)
+            break;
+    }
+    for (int i = 0; i < N_CLIENTS; i++) {
+        CHECK(w->peers[i].ready);
+        CHECK(w->peers[i].dtls.connected);
+        CHECK(!w->peers[i].failed);
+        client_keys(&w->peers[i]);
+    }
+    return w;
+}
+
+static void world_free(world_t *w)
+{
+    for (int i = 0; i < N_CLIENTS; i++) {
+        hk_endpoint_clear(&w->peers[i].ep);
+        hk_transport_destroy(w->peers[i].t);
+        hk_srtp_destroy(w->peers[i].srtp);
+        client_free(&w->peers[i].dtls);
+    }
+    CHECK_INT_EQ(w->host.n_transports, 0);
+    CHECK_INT_EQ((int)w->host.ufrags.count, 0);
+    CHECK_INT_EQ((int)w->host.tuples.count, 0);
+    hk_rtc_host_free(&w->host);
+    hk_cert_free(&w->cert);
+    free(w);
+}
+
+/* The publisher's video packet number seq: VP8, timestamp 3000 per packet, a
+ * transport-wide sequence number, a payload that names seq. */
+static size_t video_packet(uint8_t *buf, uint16_t seq)
+{
+    uint8_t ext[8] = {0xbe, 0xde, 0x00, 0x01, (HK_EXT_TRANSPORT_CC << 4) | 1, 0, 0, 0};
+    hk_wr16(ext + 5, seq);
+    memset(buf, 0, 12);
+    buf[0] = 0x90; /* V=2, X */
+    buf[1] = 96;
+    hk_wr16(buf + 2, seq);
+    hk_wr32(buf + 4, 90000u + 3000u * seq);
+    hk_wr32(buf + 8, VIDEO_SSRC);
+    memcpy(buf + 12, ext, 8);
+    for (int i = 0; i < 40; i++)
+        buf[20 + i] = (uint8_t)(seq * 7 + i);
+    return 60;
+}
+
+static void publish(world_t *w, uint16_t seq)
+{
+    uint8_t pkt[64];
+    size_t n = video_packet(pkt, seq);
+    client_send_rtp(w, &w->peers[PUB], pkt, n, 0);
+    w->now_us += 1000;
+}
+
+static int payload_names(const rx_t *r, uint16_t seq)
+{
+    if (r->payload_len != 40)
+        return 0;
+    for (int i = 0; i < 40; i++)
+        if (r->payload[i] != (uint8_t)(seq * 7 + i))
+            return 0;
+    return 1;
+}
+
+TEST(router_forwards_through_consumers_with_their_own_numbers)
+{
+    world_t *w = world_new();
+    hk_producer_t *video = &w->peers[PUB].ep.producers[HK_MEDIA_VIDEO];
+    hk_consumer_t *c[N_CLIENTS] = {0};
+    const char *mids[N_CLIENTS] = {"", "5", "6", "7"};
+    for (int i = 1; i < N_CLIENTS; i++) {
+        c[i] = hk_endpoint_consume(&w->peers[i].ep, video, mids[i]);
+        CHECK(c[i] != NULL);
+        CHECK(c[i]->ssrc != VIDEO_SSRC);
+        CHECK(hk_endpoint_consumer(&w->peers[i].ep, c[i]->ssrc) == c[i]);
+    }
+    CHECK_INT_EQ((int)video->n_consumers, 3);
+    /* Subscribers 1 and 2 answered; 3 has not yet. */
+    hk_endpoint_activate(&w->peers[1].ep, c[1]);
+    hk_endpoint_activate(&w->peers[2].ep, c[2]);
+
+    /* Two of subscriber 1's packets get lost on the way out (1005 and 1020 at the
+     * source), for the NACK below. */
+    uint16_t lost[2] = {(uint16_t)(c[1]->seq_base + 5), (uint16_t)(c[1]->seq_base + 20)};
+    w->peers[1].drop[0] = lost[0];
+    w->peers[1].drop[1] = lost[1];
+    w->peers[1].n_drop = 2;
+
+    /* 30 packets, 1000..1029, with 1010 lost on the way in. */
+    for (uint16_t s = 1000; s < 1030; s++)
+        if (s != 1010)
+            publish(w, s);
+    pump(w);
+    CHECK_INT_EQ((int)w->peers[3].n_rx, 0); /* no packet before its answer */
+    for (int i = 1; i <= 2; i++) {
+        peer_t *p = &w->peers[i];
+        CHECK_INT_EQ((int)p->n_rx, i == 1 ? 27 : 29);
+        for (size_t k = 0; k < p->n_rx; k++) {
+            rx_t *r = &p->rx[k];
+            /* Numbers in order, the gap at 1010 kept (and at the two lost ones). */
+            uint16_t delta = (uint16_t)(r->seq - c[i]->seq_base);
+            uint16_t src = (uint16_t)(1000 + delta);
+            CHECK(delta < 30 && src != 1010);
+            CHECK(k == 0 || (uint16_t)(r->seq - p->rx[k - 1].seq) < 3);
+            CHECK_INT_EQ(r->ssrc, c[i]->ssrc);
+            CHECK_INT_EQ(r->ts, c[i]->ts_base + 3000u * (src - 1000));
+            CHECK(payload_names(r, src));
+            CHECK_STR_EQ(r->mid, mids[i]);
+        }
+    }
+    /* Each consumer numbers on its own. */
+    CHECK(c[1]->seq_base != c[2]->seq_base || c[1]->ts_base != c[2]->ts_base);
+
+    /* The publisher's RTX for 1010 (OSN first): subscribers get 1010 as it would have
+     * been, in their own numbering. */
+    uint8_t orig[64], rtx[80];
+    size_t n = video_packet(orig, 1010);
+    memcpy(rtx, orig, 20);
+    rtx[1] = 97;
+    hk_wr16(rtx + 2, 7);
+    hk_wr32(rtx + 8, RTX_SSRC);
+    hk_wr16(rtx + 20, 1010);
+    memcpy(rtx + 22, orig + 20, n - 20);
+    client_send_rtp(w, &w->peers[PUB], rtx, n + 2, 0);
+    pump(w);
+    for (int i = 1; i <= 2; i++) {
+        peer_t *p = &w->peers[i];
+        CHECK_INT_EQ((int)p->n_rx, i == 1 ? 28 : 30);
+        rx_t *r = &p->rx[p->n_rx - 1];
+        CHECK_INT_EQ(r->ssrc, c[i]->ssrc);
+        CHECK_INT_EQ(r->seq, (uint16_t)(c[i]->seq_base + 10));
+        CHECK(payload_names(r, 1010));
+    }
+    /* The same RTX again: a duplicate, not forwarded twice. */
+    client_send_rtp(w, &w->peers[PUB], rtx, n + 2, 0);
+    pump(w);
+    CHECK_INT_EQ((int)w->peers[1].n_rx, 28);
+
+    /* Subscriber 3 answers: from now on it receives, from its own first number. */
+    hk_endpoint_activate(&w->peers[3].ep, c[3]);
+    for (uint16_t s = 1030; s < 1035; s++)
+        publish(w, s);
+    pump(w);
+    CHECK_INT_EQ((int)w->peers[3].n_rx, 5);
+    for (size_t k = 0; k < 5; k++) {
+        CHECK_INT_EQ(w->peers[3].rx[k].seq, (uint16_t)(c[3]->seq_base + k));
+        CHECK_INT_EQ(w->peers[3].rx[k].ssrc, c[3]->ssrc);
+        CHECK(payload_names(&w->peers[3].rx[k], (uint16_t)(1030 + k)));
+    }
+
+    /* Subscriber 1 NACKs two of its own numbers (1005 and 1020 at the source): answered
+     * from its history, with the same numbers and payloads. Subscriber 2 gets nothing. */
+    uint8_t nack[64];
+    int nl = hk_rtcp_build_nack(nack, sizeof nack, 0x5555, c[1]->ssrc, lost, 2);
+    CHECK(nl > 0);
+    size_t before1 = w->peers[1].n_rx, before2 = w->peers[2].n_rx;
+    client_send_rtp(w, &w->peers[1], nack, (size_t)nl, 1);
+    pump(w);
+    CHECK_INT_EQ((int)(w->peers[1].n_rx - before1), 2);
+    CHECK_INT_EQ((int)(w->peers[2].n_rx - before2), 0);
+    CHECK_INT_EQ(w->peers[1].rx[before1].seq, lost[0]);
+    CHECK(payload_names(&w->peers[1].rx[before1], 1005));
+    CHECK_INT_EQ(w->peers[1].rx[before1 + 1].seq, lost[1]);
+    CHECK(payload_names(&w->peers[1].rx[before1 + 1], 1020));
+    CHECK_INT_EQ((int)w->host.counters.retransmissions, 2);
+    /* A NACK for a number it never had, and one for another consumer's SSRC: misses. */
+    uint16_t never = (uint16_t)(c[1]->seq_base - 100);
+    nl = hk_rtcp_build_nack(nack, sizeof nack, 0x5555, c[1]->ssrc, &never, 1);
+    client_send_rtp(w, &w->peers[1], nack, (size_t)nl, 1);
+    nl = hk_rtcp_build_nack(nack, sizeof nack, 0x5555, c[2]->ssrc, lost, 1);
+    client_send_rtp(w, &w->peers[1], nack, (size_t)nl, 1);
+    pump(w);
+    CHECK_INT_EQ((int)(w->peers[1].n_rx - before1), 2);
+    CHECK_INT_EQ((int)w->host.counters.retransmission_misses, 2);
+
+    /* A subscriber that goes away leaves the producer's array. */
+    hk_endpoint_unconsume(&w->peers[2].ep, c[2]);
+    CHECK_INT_EQ((int)video->n_consumers, 2);
+    world_free(w);
+}
+
+/* The deadline wheel drives each transport: the publisher's transport-wide feedback
+ * goes out on time; a transport whose client stops checking fails with a reason once
+ * consent_timeout has passed, and not before. */
+TEST(router_deadlines_feedback_and_consent)
+{
+    world_t *w = world_new();
+    for (uint16_t s = 1; s <= 10; s++)
+        publish(w, s);
+    size_t rtcp_before = w->peers[PUB].n_rtcp;
+    w->now_us += 60 * 1000;
+    hk_rtc_host_tick(&w->host, w->now_us / 1000);
+    pump(w);
+    CHECK(w->peers[PUB].n_rtcp > rtcp_before); /* feedback (and NACKs, reports) */
+    CHECK(w->host.counters.twcc_feedback_sent >= 1);
+    CHECK(!w->peers[1].failed);
+    /* No checks for consent_timeout: every transport fails, once. */
+    w->now_us += (uint64_t)(w->config.consent_timeout_ms - 1000) * 1000;
+    hk_rtc_host_tick(&w->host, w->now_us / 1000);
+    CHECK(!w->peers[1].failed);
+    w->now_us += 2000 * 1000;
+    hk_rtc_host_tick(&w->host, w->now_us / 1000);
+    for (int i = 0; i < N_CLIENTS; i++)
+        CHECK(w->peers[i].failed);
+    CHECK_INT_EQ((int)w->host.counters.consent_expired, N_CLIENTS);
+    world_free(w);
+}
