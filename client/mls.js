@@ -17,7 +17,7 @@
 // Keys for frames (RFC 9605 §5.2): per epoch, base_key = MLS-Exporter("SFrame 1.0 Base
 // Key", "", 16); each sender's SFrame key is derived from it with its own KID (RFC 9605
 // §4.4.2 binds the KID), KID = (leaf index << EPOCH_BITS) | (epoch mod 2^EPOCH_BITS).
-// See sframe-mls.js for the frame side (old epochs, replay window, sender check).
+// See sframe-mls.js for the frame side (KIDs, old epochs, replay window, sender check).
 
 import {
   createCommit,
@@ -36,12 +36,14 @@ import {
   processPublicMessage,
   decodeExternalSender,
 } from './vendor/ts-mls/dist/src/index.js';
+import { mlsKid } from './sframe-mls.js';
+
+export { mlsKid, splitMlsKid, EPOCH_BITS } from './sframe-mls.js';
 
 export const CIPHER_SUITE_NAME = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519';
 export const CIPHER_SUITE = 1;
 export const EXPORTER_LABEL = 'SFrame 1.0 Base Key';
 export const BASE_KEY_LENGTH = 16; // AES-128-GCM Nk
-export const EPOCH_BITS = 8n;
 
 export const T = Object.freeze({
   KEY_PACKAGE: 0x10,
@@ -161,17 +163,6 @@ export function verificationCode(epochAuthenticator) {
     groups.push((v % 100000n).toString().padStart(5, '0'));
   }
   return groups.join(' ');
-}
-
-/** RFC 9605 §5.2 KID for a sender's leaf index and an epoch (context 0). */
-export function mlsKid(leafIndex, epoch) {
-  return (BigInt(leafIndex) << EPOCH_BITS) | (BigInt(epoch) & ((1n << EPOCH_BITS) - 1n));
-}
-
-/** The inverse of mlsKid: {leafIndex, epochBits}. */
-export function splitMlsKid(kid) {
-  const k = BigInt(kid);
-  return { leafIndex: Number(k >> EPOCH_BITS), epochBits: Number(k & ((1n << EPOCH_BITS) - 1n)) };
 }
 
 let implPromise = null;
