@@ -77,6 +77,7 @@ format_check() {
 }
 
 run_suite format format_check
+run_suite layers tools/check-layers.sh
 run_suite unit build/unit-tests
 run_suite unit-asan build-asan/unit-tests
 run_suite fuzz-replay make -s fuzz-replay

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/log.h"
 
 static uint64_t now_us(void)
 {
@@ -37,10 +38,16 @@ int hk_worker_start(hk_worker_t *w, uv_loop_t *loop, const hk_config_t *config,
         return HK_EIO;
     }
     w->udp.busy_poll_ns = (int64_t)config->busy_poll_us * 1000;
-    uv_timer_init(loop, &w->tick);
+    int rc = uv_timer_init(loop, &w->tick);
     w->tick.data = w;
-    uv_timer_start(&w->tick, on_tick, HK_WHEEL_TICK_MS, HK_WHEEL_TICK_MS);
+    if (rc == 0)
+        rc = uv_timer_start(&w->tick, on_tick, HK_WHEEL_TICK_MS, HK_WHEEL_TICK_MS);
     w->running = true;
+    if (rc != 0) {
+        HK_LOG(HK_LOG_ERROR, "media", NULL, "cannot start the media timer: %s", uv_strerror(rc));
+        hk_worker_stop(w);
+        return HK_EIO;
+    }
     return 0;
 }
 

@@ -42,7 +42,7 @@ typedef struct {
 typedef struct hk_srtp_s hk_srtp_t;
 
 /* Initialises libsrtp (srtp_init) and makes it compute AES-GCM with OpenSSL
- * (server/srtp_gcm.h). Call once at start-up, before any worker thread exists; calling
+ * (server/rtc/srtp_gcm.h). Call once at start-up, before any worker thread exists; calling
  * it again is harmless. Returns 0 or HK_EIO. */
 int hk_srtp_global_init(void);
 

@@ -204,6 +204,7 @@ static char *metrics_text(const hk_signal_t *sig)
     labelled(&t, "hisoka_refusals_total", "reason", "e2ee_mismatch", c->refused_e2ee_mismatch);
     labelled(&t, "hisoka_refusals_total", "reason", "channel_full", c->refused_channel_full);
     labelled(&t, "hisoka_refusals_total", "reason", "server_full", c->refused_server_full);
+    labelled(&t, "hisoka_refusals_total", "reason", "out_of_memory", c->refused_out_of_memory);
     labelled(&t, "hisoka_refusals_total", "reason", "per_address", c->refused_per_address);
     labelled(&t, "hisoka_refusals_total", "reason", "no_descriptors", c->refused_no_descriptors);
     labelled(&t, "hisoka_refusals_total", "reason", "too_large", c->refused_too_large);

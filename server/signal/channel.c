@@ -42,7 +42,7 @@ int hk_channel_join(hk_signal_t *sig, hk_peer_t *peer, const hk_connect_msg_t *m
         channel = calloc(1, sizeof *channel);
         if (!channel)
             return refuse(err, HK_CLOSE_INTERNAL, "out of memory",
-                          &sig->counters.refused_server_full);
+                          &sig->counters.refused_out_of_memory);
         channel->sig = sig;
         channel->e2ee = msg->e2ee;
         snprintf(channel->id, sizeof channel->id, "%s", msg->channel_id);

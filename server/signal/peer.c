@@ -357,7 +357,7 @@ static void refuse(hk_peer_t *peer, const hk_sora_error_t *err)
 
 static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in);
 
-/* The auth webhook decided (server/webhook.h). */
+/* The auth webhook decided (server/signal/webhook.h). */
 static void on_webhook(hk_peer_t *peer, hk_webhook_result_t *result)
 {
     hk_connect_msg_t *msg = peer->pending_connect;
@@ -457,6 +457,7 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
                                           peer->connection_id, hk_signal_now_ms(sig));
     peer->endpoint.transport = peer->transport;
     if (!peer->transport) {
+        sig->counters.refused_out_of_memory++;
         hk_peer_close(peer, HK_CLOSE_INTERNAL, "out of memory");
         goto done;
     }

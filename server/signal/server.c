@@ -257,9 +257,15 @@ int hk_signal_start(hk_signal_t *sig, uv_loop_t *loop, const hk_config_t *config
         goto fail;
     }
 
-    uv_timer_init(loop, &sig->tick);
+    int rc = uv_timer_init(loop, &sig->tick);
     sig->tick.data = sig;
-    uv_timer_start(&sig->tick, on_tick, 1000, 1000);
+    if (rc == 0)
+        rc = uv_timer_start(&sig->tick, on_tick, 1000, 1000);
+    if (rc != 0) {
+        HK_LOG(HK_LOG_ERROR, "signaling", NULL, "cannot start the signaling timer: %s",
+               uv_strerror(rc));
+        goto fail;
+    }
 
     if (config->debug_payload_directory[0])
         HK_LOG(HK_LOG_WARN, "signaling", NULL,

@@ -20,7 +20,7 @@
 typedef struct hk_peer_s hk_peer_t;
 typedef struct hk_channel_s hk_channel_t;
 
-/* Counters exported by the API (Prometheus names in server/api.c). */
+/* Counters exported by the API (Prometheus names in server/signal/api.c). */
 typedef struct {
     uint64_t connections_total;
     uint64_t refused_bad_request;
@@ -28,6 +28,7 @@ typedef struct {
     uint64_t refused_e2ee_mismatch;
     uint64_t refused_channel_full;
     uint64_t refused_server_full;
+    uint64_t refused_out_of_memory; /* an allocation failed while admitting it */
     uint64_t refused_too_large;
     uint64_t timeouts_connect;
     uint64_t timeouts_pong;

@@ -152,13 +152,15 @@ static bool address_has_room(hk_signal_t *sig, uint32_t address)
     return false;
 }
 
-static void count_socket(hk_signal_t *sig, uint32_t address, int delta)
+/* Returns 0, or HK_ENOMEM when the count could not be stored (nothing changed). */
+static int count_socket(hk_signal_t *sig, uint32_t address, int delta)
 {
     uintptr_t n = sockets_from(sig, address) + (uintptr_t)(intptr_t)delta;
-    if (n == 0)
+    if (n == 0) {
         hk_map_remove(&sig->sockets_per_address, address);
-    else
-        hk_map_put(&sig->sockets_per_address, address, (void *)n);
+        return 0;
+    }
+    return hk_map_put(&sig->sockets_per_address, address, (void *)n);
 }
 
 static int callback_signaling(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -180,12 +182,18 @@ static int callback_signaling(struct lws *wsi, enum lws_callback_reasons reason,
         uint32_t address = remote_ipv4(wsi);
         if (!address_has_room(sig, address))
             return -1;
-        session->peer = hk_peer_create(sig, wsi);
-        if (!session->peer)
+        if (address && count_socket(sig, address, +1) != 0) {
+            sig->counters.refused_out_of_memory++;
             return -1;
-        if (address) {
-            session->address = address;
-            count_socket(sig, address, +1);
+        }
+        session->address = address;
+        session->peer = hk_peer_create(sig, wsi);
+        if (!session->peer) {
+            sig->counters.refused_out_of_memory++;
+            if (address)
+                count_socket(sig, address, -1);
+            session->address = 0;
+            return -1;
         }
         HK_LOG(HK_LOG_DEBUG, "signaling", session->peer->connection_id, "websocket open");
         return 0;

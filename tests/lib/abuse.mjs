@@ -128,7 +128,7 @@ export async function expectNoBinary(clients, ms = 300) {
   }
 }
 
-/* E2EE key messages (server/keyrelay.h), big-endian:
+/* E2EE key messages (server/proto/keyrelay.h), big-endian:
  *   Type:8 Reserved:8 CiphertextLength:16 | Src id (26 ASCII) | Dst id (26 ASCII) | body
  * Type 0 PreKey: body IdentityKey(32) EphemeralKey(32), length 0, 120 bytes in all.
  * Type 1 Cipher: body RatchetPub(32) PN(4) N(4) ciphertext(CiphertextLength).

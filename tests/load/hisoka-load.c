@@ -2,7 +2,7 @@
  * ceiling). It emulates K channels x (P publishers + S subscribers + M sendrecv members),
  * each peer with its own UDP socket and, in hisoka mode, its own WebSocket, real ICE
  * (binding request with USE-CANDIDATE), DTLS client (OpenSSL, memory BIOs) and SRTP
- * (libsrtp2 through server/srtp.c). Publishers send synthetic, already E2EE-encrypted
+ * (libsrtp2 through server/rtc/srtp.c). Publishers send synthetic, already E2EE-encrypted
  * frames (tests/load/load.h); subscribers count every packet from its RTP header and
  * decrypt every Nth frame to check integrity and measure latency: end to end (frame
  * creation -> the generator reading its last packet, generator included) and added by the

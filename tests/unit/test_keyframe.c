@@ -1,4 +1,4 @@
-/* The key-frame schedule after E2EE key deliveries (server/keyframe.h): debounce of a
+/* The key-frame schedule after E2EE key deliveries (server/proto/keyframe.h): debounce of a
  * burst, its bound, the two repeats, restarts, and holding a due request back. */
 #include "server/proto/keyframe.h"
 #include "tests/unit/unit.h"

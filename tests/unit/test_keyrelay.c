@@ -1,4 +1,4 @@
-/* E2EE binary key messages (docs/protocol.md §3, diagram in server/keyrelay.h): annotated
+/* E2EE binary key messages (docs/protocol.md §3, diagram in server/proto/keyrelay.h): annotated
  * messages of each type -> parse -> check fields -> write back -> memcmp, and every
  * refusal with its reason. Parsing happens on exact-size heap copies so that ASan sees
  * any read past the end. */
