@@ -28,7 +28,7 @@ import {
   emptyPskIndex,
   encodeExternalSender,
   encodeMlsMessage,
-  generateKeyPackage,
+  generateKeyPackageWithKey,
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   joinGroup,
@@ -195,6 +195,7 @@ export class MlsMember {
     this.commitDelayMs = commitDelayMs;
     this.state = null; // ts-mls ClientState
     this.keyPackage = null; // {publicPackage, privatePackage}
+    this.signatureKeys = null; // {signKey, publicKey}, for the whole session
     this.expected = null; // {groupId, externalSender} from the last GROUP message
     this.pendingCommit = null; // {bytes, newState, epoch}
     this.commitTimer = null;
@@ -222,7 +223,17 @@ export class MlsMember {
   async #newKeyPackage() {
     const impl = await cipherSuiteImpl();
     const credential = { credentialType: 'basic', identity: utf8.encode(this.connectionId) };
-    this.keyPackage = await generateKeyPackage(credential, defaultCapabilities(), defaultLifetime, [], impl);
+    // One signature key pair for the session: a rejoin (new key package) keeps it, so the
+    // other members see the same credential come back, not a new one.
+    if (!this.signatureKeys) this.signatureKeys = await impl.signature.keygen();
+    this.keyPackage = await generateKeyPackageWithKey(
+      credential,
+      defaultCapabilities(),
+      defaultLifetime,
+      [],
+      this.signatureKeys,
+      impl,
+    );
     const bytes = encodeMlsMessage({
       version: 'mls10',
       wireformat: 'mls_key_package',

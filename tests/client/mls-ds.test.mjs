@@ -379,3 +379,22 @@ test('GROUP message: action, suite 1, 16-byte group id, external sender', async 
     ch.close();
   }
 });
+
+test('INVALID: the member is removed and rejoins with the same signature key', async () => {
+  const ch = new Channel();
+  try {
+    await ch.join(connId(1));
+    const b = await ch.join(connId(2));
+    const keyBefore = b.member.roster().find((r) => r.identity === connId(2)).signatureKey;
+    const epochBefore = b.member.epoch;
+    b.member.send(encodeEnvelope(T.INVALID, epochBefore));
+    b.member.state = null; // as after a failure
+    await ch.settle();
+    const first = assertAgree(ch, [connId(1), connId(2)]);
+    // The Remove and the new Add may land in one commit or in two.
+    assert.ok(first.epoch > epochBefore && first.epoch <= epochBefore + 2n);
+    assert.equal(b.member.roster().find((r) => r.identity === connId(2)).signatureKey, keyBefore);
+  } finally {
+    ch.close();
+  }
+});

@@ -95,3 +95,21 @@ test('old epoch kept for oldEpochMs, then dropped; a new epoch has new keys', as
   await assert.rejects(joiner.decrypt(old, undefined, 0), { code: 'unknown-key' });
   assert.throws(() => bob.setEpoch({ epoch: 6n, baseKey: key(3), leafIndex: 1 }), /forward/);
 });
+
+test('RosterWatch: joins, leaves and a changed credential, from the group state', async () => {
+  const { RosterWatch } = await import('../../client/mls-roster.js');
+  const w = new RosterWatch({ self: 'A' });
+  const r = (id, key) => ({ identity: id, signatureKey: key, leafIndex: 0 });
+  let u = w.update({ epoch: 3n, roster: [r('A', 'ka'), r('B', 'kb')], code: 'c3' });
+  assert.deepEqual(u.added, ['B']);
+  assert.equal(u.banner, 'in the group: B — verification code now c3');
+  u = w.update({ epoch: 4n, roster: [r('A', 'ka'), r('B', 'kb'), r('G', 'kg')], code: 'c4' });
+  assert.deepEqual(u.added, ['G']);
+  u = w.update({ epoch: 5n, roster: [r('A', 'ka'), r('B', 'kb')], code: 'c5' });
+  assert.deepEqual(u.removed, ['G']);
+  assert.equal(u.banner, 'left: G — verification code now c5');
+  u = w.update({ epoch: 6n, roster: [r('A', 'ka'), r('B', 'kX')], code: 'c6' });
+  assert.deepEqual(u.credentialChanged, ['B']);
+  assert.match(u.banner, /^KEY CHANGED for B/);
+  assert.equal(w.update({ epoch: 7n, roster: [r('A', 'ka'), r('B', 'kX')], code: 'c7' }).banner, null);
+});
