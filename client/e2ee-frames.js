@@ -7,8 +7,14 @@
 // (see e2ee-worker.js); transformFor(options) returns the TransformStream that
 // both the RTCRtpScriptTransform path and the legacy path pipe frames through.
 // The wire format of a frame (clear codec header ‖ SFrame) is frame-format.js's.
+//
+// MLS mode (docs/protocol.md §6.4): after an 'mls-epoch' message the keys come from the
+// MLS group (sframe-mls.js) instead of round 1's SFrameSender/SFrameReceiver: a frame is
+// accepted only on the track of the connection whose leaf its KID names, once (replay
+// window), for the current epoch or the previous one for a few seconds.
 
 import { SFrameSender, SFrameReceiver, splitKid } from './sframe.js';
+import { MlsFrameKeys } from './sframe-mls.js';
 import { clearLength, codecOfMimeType, joinFrame, splitFrame } from './frame-format.js';
 
 const utf8 = new TextEncoder();
@@ -67,6 +73,8 @@ export class FrameCrypto {
     // Video receive transforms that can ask for a key frame: {transformer, missing}.
     // missing: a frame failed for want of a key since the last request.
     this.keyFrameSources = new Set();
+    this.mls = null; // MlsFrameKeys once the page sent 'mls-epoch'
+    this.mlsLeaves = new Map(); // connectionId -> leaf index, from the group's roster
   }
 
   _count(connectionId, what) {
@@ -117,19 +125,34 @@ export class FrameCrypto {
         }
         return { type: 'ack' };
       }
+      case 'mls-epoch': {
+        // {epoch, baseKey, leafIndex, leaves: {connectionId: leafIndex}} from MlsMember.onEpoch
+        if (!this.mls) this.mls = new MlsFrameKeys({ now: this.now });
+        this.mls.setEpoch({ epoch: BigInt(msg.epoch), baseKey: bytesOf(msg.baseKey), leafIndex: msg.leafIndex });
+        this.mlsLeaves = new Map(Object.entries(msg.leaves ?? {}).map(([id, leaf]) => [id, Number(leaf)]));
+        this._requestKeyFrames((source) => source.missing);
+        return { type: 'ack' };
+      }
+      case 'mls-clear':
+        if (this.mls) this.mls.clear();
+        this.mlsLeaves = new Map();
+        return { type: 'ack' };
       case 'set-streams':
         this.payloadTypes = new Map(Object.entries(msg.payloadTypes ?? {}).map(([pt, codec]) => [Number(pt), String(codec)]));
         this.ssrcOwners = new Map(Object.entries(msg.ssrcOwners ?? {}).map(([ssrc, id]) => [Number(ssrc), String(id)]));
         return { type: 'ack' };
       case 'request-key-frames':
         return { type: 'key-frames-requested', count: this._requestKeyFrames(() => true) };
-      case 'stats':
-        return {
+      case 'stats': {
+        const reply = {
           type: 'stats',
           stats: Object.fromEntries([...this.stats].map(([k, v]) => [k, { ...v }])),
           encrypted: this.encrypted,
           dropped: this.dropped,
         };
+        if (this.mls) reply.mls = { ...this.mls.stats };
+        return reply;
+      }
       case 'debug-marker':
         this.marker = msg.marker == null || msg.marker === '' ? null : utf8.encode(String(msg.marker));
         return { type: 'ack' };
@@ -166,8 +189,13 @@ export class FrameCrypto {
     if (this.nullCipher) {
       out = concat(prefix, body);
     } else {
-      if (!this.sender.hasKey) return null; // never send media in clear
-      out = joinFrame(codec, prefix, await this.sender.encryptFrame(body, prefix));
+      if (this.mls) {
+        if (!this.mls.current) return null; // never send media in clear
+        out = joinFrame(codec, prefix, await this.mls.encrypt(body, prefix));
+      } else {
+        if (!this.sender.hasKey) return null; // never send media in clear
+        out = joinFrame(codec, prefix, await this.sender.encryptFrame(body, prefix));
+      }
       this.encrypted++;
     }
     this._capture(out, frame, codec, clear);
@@ -187,6 +215,7 @@ export class FrameCrypto {
       this._count(senderConnectionId, 'failed');
       return { plaintext: null, result: 'failed' };
     }
+    if (this.mls) return this._decodeMls(parts, senderConnectionId);
     try {
       const { kid, plaintext } = await this.receiver.decryptFrame(parts.sframe, parts.prefix);
       this._count(this._connectionFor(kid, senderConnectionId), 'decrypted');
@@ -194,6 +223,24 @@ export class FrameCrypto {
     } catch (e) {
       const result = e?.code === 'missing' ? 'missing' : 'failed';
       this._count(this._connectionFor(e?.kid ?? null, senderConnectionId), result);
+      return { plaintext: null, result };
+    }
+  }
+
+  async _decodeMls(parts, senderConnectionId) {
+    const leaf = senderConnectionId != null ? this.mlsLeaves.get(senderConnectionId) : undefined;
+    if (leaf === undefined) {
+      // A track of someone who is not in the group (yet): nothing to decrypt with.
+      this._count(senderConnectionId, 'missing');
+      return { plaintext: null, result: 'missing' };
+    }
+    try {
+      const plaintext = await this.mls.decrypt(parts.sframe, parts.prefix, leaf);
+      this._count(senderConnectionId, 'decrypted');
+      return { plaintext: concat(parts.prefix, this._stripMarker(plaintext)), result: 'decrypted' };
+    } catch (e) {
+      const result = e?.code === 'unknown-key' ? 'missing' : 'failed';
+      this._count(senderConnectionId, result);
       return { plaintext: null, result };
     }
   }

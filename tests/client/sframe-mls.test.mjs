@@ -113,3 +113,27 @@ test('RosterWatch: joins, leaves and a changed credential, from the group state'
   assert.match(u.banner, /^KEY CHANGED for B/);
   assert.equal(w.update({ epoch: 7n, roster: [r('A', 'ka'), r('B', 'kX')], code: 'c7' }).banner, null);
 });
+
+test('FrameCrypto in MLS mode: frames from the named sender only, replays dropped, round 1 untouched', async () => {
+  const { FrameCrypto } = await import('../../client/e2ee-frames.js');
+  const a = new FrameCrypto();
+  const b = new FrameCrypto();
+  const leaves = { A: 0, B: 1, C: 2 };
+  await a.handleMessage({ type: 'mls-epoch', epoch: 1, baseKey: key(7), leafIndex: 0, leaves });
+  await b.handleMessage({ type: 'mls-epoch', epoch: 1, baseKey: key(7), leafIndex: 1, leaves });
+  const frame = Uint8Array.of(0x11, 1, 2, 3, 4, 5); // a VP8 delta frame (P bit set): 3 bytes in clear
+  const wire = await a.encodeFrame(frame, 'vp8');
+  assert.deepEqual(wire.subarray(0, 3), frame.subarray(0, 3));
+  assert.deepEqual(await b.decodeFrame(wire, 'A', 'vp8'), frame);
+  assert.equal(await b.decodeFrame(wire, 'A', 'vp8'), null, 'replayed');
+  assert.equal(await b.decodeFrame(await a.encodeFrame(frame, 'vp8'), 'C', 'vp8'), null, 'moved to C');
+  assert.equal(await b.decodeFrame(await a.encodeFrame(frame, 'vp8'), 'Z', 'vp8'), null, 'not in the group');
+  const stats = await b.handleMessage({ type: 'stats' });
+  assert.equal(stats.mls.replayed, 1);
+  assert.equal(stats.mls.wrongSender, 1);
+  assert.equal(stats.stats.A.decrypted, 1);
+  // Without 'mls-epoch' the round-1 path is used, as before.
+  const r1 = new FrameCrypto();
+  assert.equal(r1.mls, null);
+  assert.equal(await r1.encodeFrame(frame, 'vp8'), null, 'no key: nothing sent in clear');
+});
