@@ -301,7 +301,15 @@ static int propose_add(hk_mls_ds_t *ds, int i, uint64_t now_ms)
 {
     member_t *m = &ds->members[i];
     m->state = M_PROPOSED;
-    return propose(ds, HK_MLS_PROPOSAL_ADD, m->key_package, m->key_package_len, i, NO_LEAF, now_ms);
+    int rc =
+        propose(ds, HK_MLS_PROPOSAL_ADD, m->key_package, m->key_package_len, i, NO_LEAF, now_ms);
+    if (rc != 0) {
+        /* Not proposed (too many pending): the member owes a key package again. */
+        drop_key_package(m);
+        m->state = M_WAIT_KEY_PACKAGE;
+        m->wait_since_ms = now_ms;
+    }
+    return rc;
 }
 
 static int propose_remove(hk_mls_ds_t *ds, uint32_t leaf, uint64_t now_ms)
@@ -531,18 +539,24 @@ static int on_commit(hk_mls_ds_t *ds, int i, const hk_mls_env_t *env, uint64_t n
     welcome.u.welcome.n_secrets = 0;
     size_t used;
     const char *why = NULL;
+    /* A member that was just removed, or a group that was just replaced, can have a
+     * commit in flight: refused as stale, not counted as malformed. */
     if (m->state != M_IN_GROUP) {
-        refuse(ds, i, HK_MLS_REFUSED_MALFORMED);
-        return malformed(ds, i, now_ms, err, "commit from a member not in the group");
+        refuse(ds, i, HK_MLS_REFUSED_STALE_EPOCH);
+        return 0;
     }
     if (hk_mls_message_parse_prefix(env->body, env->body_len, &commit, &used, &why) != 0) {
         refuse(ds, i, HK_MLS_REFUSED_MALFORMED);
         return malformed(ds, i, now_ms, err, why);
     }
     const hk_mls_public_t *c = &commit.u.pub;
+    if (commit.wire_format == HK_MLS_WIRE_PUBLIC &&
+        (c->group_id.len != GROUP_ID_LEN || memcmp(c->group_id.p, ds->group_id, GROUP_ID_LEN))) {
+        refuse(ds, i, HK_MLS_REFUSED_STALE_EPOCH);
+        return 0;
+    }
     if (commit.wire_format != HK_MLS_WIRE_PUBLIC || c->content_type != HK_MLS_CONTENT_COMMIT ||
         c->sender_type != HK_MLS_SENDER_MEMBER || c->sender_index != m->leaf ||
-        c->group_id.len != GROUP_ID_LEN || memcmp(c->group_id.p, ds->group_id, GROUP_ID_LEN) ||
         c->epoch > ds->epoch || env->epoch != c->epoch) {
         refuse(ds, i, HK_MLS_REFUSED_MALFORMED);
         return malformed(ds, i, now_ms, err,

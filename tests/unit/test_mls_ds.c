@@ -512,6 +512,17 @@ TEST(mls_ds_commit_deadline_replaces_the_group)
     CHECK_INT_EQ(hk_mls_ds_leaf_of(ds, A), -1);
     CHECK_INT_EQ(hk_mls_ds_stats(ds)->resets, 1);
     clear_out();
+    /* Commits still in flight for the old group: stale, not malformed. */
+    uint8_t env[4096], ref[1][32] = {{0}};
+    size_t n = commit_env(group_id, 1, 0, ref, 1, 1, NULL, 0, env);
+    CHECK_INT_EQ(hk_mls_ds_receive(ds, A, env, n, 2101, NULL), 0);
+    CHECK_INT_EQ(refused_reason(A), HK_MLS_REFUSED_STALE_EPOCH);
+    clear_out();
+    n = commit_env(group_id, 0, 0, ref, 1, 1, NULL, 0, env);
+    CHECK_INT_EQ(hk_mls_ds_receive(ds, C, env, n, 2101, NULL), 0);
+    CHECK_INT_EQ(refused_reason(C), HK_MLS_REFUSED_STALE_EPOCH);
+    CHECK_INT_EQ(hk_mls_ds_stats(ds)->malformed, 0);
+    clear_out();
     /* A and B owe key packages now; after key_package_timeout (10 s) they are closed. */
     CHECK_INT_EQ(hk_mls_ds_next_deadline(ds), 12100);
     hk_mls_ds_tick(ds, 12100);
