@@ -21,9 +21,12 @@
 #include "server/rtc/srtp.h"
 #include "server/signal/webhook.h"
 
+/* The same clock as the media plane's (app/worker.c: uv_hrtime), so times that
+ * signaling hands to transports compare with theirs. */
 uint64_t hk_signal_now_ms(const hk_signal_t *sig)
 {
-    return uv_now(sig->loop);
+    (void)sig;
+    return uv_hrtime() / 1000000;
 }
 
 /* libwebsockets logs through a process-wide hook with no user pointer: the sig that
