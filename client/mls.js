@@ -175,7 +175,7 @@ export function cipherSuiteImpl() {
 
 /**
  * new MlsMember({connectionId, send(bytes), onEpoch(info), onEvent(name, detail),
- *                commitDelayMs})
+ *                commitDelayMs, rankDelayMs})
  *   start()           makes the key package and sends it (call after the offer)
  *   receive(bytes)    one binary message from the server whose first byte is 0x10..0x1f;
  *                     messages are processed strictly in order
@@ -184,7 +184,14 @@ export function cipherSuiteImpl() {
  * onEpoch({epoch, roster, code, baseKey, leafIndex}) fires after each new epoch.
  */
 export class MlsMember {
-  constructor({ connectionId, send, onEpoch = () => {}, onEvent = () => {}, commitDelayMs = 5 }) {
+  constructor({
+    connectionId,
+    send,
+    onEpoch = () => {},
+    onEvent = () => {},
+    commitDelayMs = 5,
+    rankDelayMs = 150,
+  }) {
     if (typeof connectionId !== 'string' || connectionId.length !== 26) {
       throw new TypeError('connectionId must be the 26-character connection_id');
     }
@@ -192,7 +199,12 @@ export class MlsMember {
     this.send = send;
     this.onEpoch = onEpoch;
     this.onEvent = onEvent;
+    // Every member may commit and the server takes the first; to spare the others the
+    // work, a member waits commitDelayMs plus rankDelayMs per member with a lower leaf
+    // index. The lowest commits first; the next ones only if no commit was announced in
+    // the meantime (a silent or slow member does not stall the group).
     this.commitDelayMs = commitDelayMs;
+    this.rankDelayMs = rankDelayMs;
     this.state = null; // ts-mls ClientState
     this.keyPackage = null; // {publicPackage, privatePackage}
     this.signatureKeys = null; // {signKey, publicKey}, for the whole session
@@ -393,7 +405,19 @@ export class MlsMember {
     this.commitTimer = setTimeout(() => {
       this.commitTimer = null;
       this.queue = this.queue.then(() => this.#commit()).catch((e) => this.#invalid(e));
-    }, this.commitDelayMs);
+    }, this.commitDelayMs + this.#rank() * this.rankDelayMs);
+  }
+
+  // Members with a lower leaf index, leaving out those a pending Remove takes away.
+  #rank() {
+    if (!this.state) return 0;
+    const own = this.leafIndex;
+    const leaving = new Set(
+      Object.values(this.state.unappliedProposals)
+        .filter((p) => p.proposal.proposalType === 'remove')
+        .map((p) => p.proposal.remove.removed),
+    );
+    return this.roster().filter((r) => r.leafIndex < own && !leaving.has(r.leafIndex)).length;
   }
 
   async #commit() {

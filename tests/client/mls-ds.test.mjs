@@ -116,6 +116,7 @@ class Channel {
       onEpoch: (e) => entry.epochs.push(e),
       onEvent: (name, detail) => entry.events.push([name, detail]),
       commitDelayMs: 2,
+      rankDelayMs: 20,
     });
     this.members.set(id, entry);
     const r = await this.ds.cmd(`join ${id} ${this.now}`);
@@ -141,9 +142,9 @@ class Channel {
   }
 
   // Runs until no member has anything to send for a few rounds.
-  async settle() {
+  async settle(quietRounds = 3) {
     let quiet = 0;
-    while (quiet < 3) {
+    while (quiet < quietRounds) {
       await Promise.all([...this.members.values()].map((m) => m.member.idle()));
       await sleep(5);
       let sent = false;
@@ -394,6 +395,28 @@ test('INVALID: the member is removed and rejoins with the same signature key', a
     // The Remove and the new Add may land in one commit or in two.
     assert.ok(first.epoch > epochBefore && first.epoch <= epochBefore + 2n);
     assert.equal(b.member.roster().find((r) => r.identity === connId(2)).signatureKey, keyBefore);
+  } finally {
+    ch.close();
+  }
+});
+
+test('the lowest leaf is silent: the next member commits after its rank delay, no deadline needed', async () => {
+  const ch = new Channel();
+  try {
+    await ch.join(connId(1));
+    await ch.join(connId(2));
+    await ch.join(connId(3));
+    ch.members.get(connId(1)).muted = true;
+    const resets = ch.log.filter((l) => l.type === T.GROUP).length;
+    await ch.join(connId(4));
+    await ch.settle(12);
+    const first = assertAgree(ch, [connId(1), connId(2), connId(3), connId(4)]);
+    assert.equal(first.epoch, 3n);
+    assert.equal(ch.log.filter((l) => l.type === T.GROUP).length, resets + 1, 'only the joiner\'s GROUP');
+    assert.equal(ch.members.get(connId(2)).member.stats.commitsWon, 1);
+    // C (rank 2) commits only if B's commit is not announced to it within 20 ms more,
+    // which this single-process simulation cannot promise; it never wins over B.
+    assert.equal(ch.members.get(connId(3)).member.stats.commitsWon, 0);
   } finally {
     ch.close();
   }
