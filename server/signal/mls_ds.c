@@ -87,8 +87,7 @@ int hk_mls_ds_public_key(const uint8_t seed[32], uint8_t out[32])
     return ok ? 0 : HK_EIO;
 }
 
-/* RefHash(label, value) = Hash(RefHashInput{ opaque label<V>; opaque value<V>; }) (§5.2). */
-static int ref_hash(const char *label, const uint8_t *value, size_t len, uint8_t out[REF_LEN])
+int hk_mls_ref_hash(const char *label, const uint8_t *value, size_t len, uint8_t out[32])
 {
     uint8_t head[80];
     size_t n = hk_mls_write_opaque(head, sizeof head, (const uint8_t *)label, strlen(label));
@@ -283,7 +282,7 @@ static int propose(hk_mls_ds_t *ds, uint16_t type, const uint8_t *body, size_t b
         return HK_EIO;
     size_t n = hk_mls_write_opaque(msg + tbs, cap - tbs, sig, sizeof sig);
     pending_t *p = &ds->pending[ds->n_pending];
-    if (n == 0 || ref_hash(PROPOSAL_REF, msg + 2, tbs + n - 2, p->ref) != 0)
+    if (n == 0 || hk_mls_ref_hash(PROPOSAL_REF, msg + 2, tbs + n - 2, p->ref) != 0)
         return HK_EIO;
     p->type = type;
     p->member = member;
@@ -515,7 +514,7 @@ static int on_key_package(hk_mls_ds_t *ds, int i, const hk_mls_env_t *env, uint6
         return HK_ENOMEM;
     memcpy(m->key_package, kp->whole.p, kp->whole.len);
     m->key_package_len = kp->whole.len;
-    if (ref_hash(KEY_PACKAGE_REF, kp->whole.p, kp->whole.len, m->key_package_ref) != 0)
+    if (hk_mls_ref_hash(KEY_PACKAGE_REF, kp->whole.p, kp->whole.len, m->key_package_ref) != 0)
         return HK_EIO;
     m->state = M_PROPOSED;
     if (!ds->group_exists || !anyone_in_group(ds)) {

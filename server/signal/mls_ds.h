@@ -60,6 +60,11 @@ int hk_mls_ds_config_default(hk_mls_ds_config_t *cfg);
  * HK_EIO. */
 int hk_mls_ds_public_key(const uint8_t seed[32], uint8_t out[32]);
 
+/* RFC 9420 §5.2 RefHash for suite 1: SHA-256 over RefHashInput{ opaque label<V>;
+ * opaque value<V>; }, e.g. label "MLS 1.0 Proposal Reference" over AuthenticatedContent or
+ * "MLS 1.0 KeyPackage Reference" over a KeyPackage. Returns 0 or HK_EIO. */
+int hk_mls_ref_hash(const char *label, const uint8_t *value, size_t len, uint8_t out[32]);
+
 /* Creates the DS of one channel. cfg is copied (identity too). Returns NULL on
  * allocation or key failure. Freed with hk_mls_ds_free. */
 hk_mls_ds_t *hk_mls_ds_new(const hk_mls_ds_config_t *cfg, const hk_mls_ds_callbacks_t *cb,

@@ -116,19 +116,6 @@ static void send_key_package(hk_mls_ds_t *ds, const char *conn_id, uint64_t now)
     CHECK_INT_EQ(hk_mls_ds_receive(ds, conn_id, buf, n, now, &err), 0);
 }
 
-static void ref_hash(const char *label, const uint8_t *v, size_t n, uint8_t out32[32])
-{
-    uint8_t head[64];
-    size_t a = hk_mls_write_opaque(head, sizeof head, (const uint8_t *)label, strlen(label));
-    size_t b = hk_mls_varint_write(head + a, sizeof head - a, (uint32_t)n);
-    unsigned len = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    CHECK(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1);
-    CHECK(EVP_DigestUpdate(ctx, head, a + b) == 1 && EVP_DigestUpdate(ctx, v, n) == 1);
-    CHECK(EVP_DigestFinal_ex(ctx, out32, &len) == 1);
-    EVP_MD_CTX_free(ctx);
-}
-
 /* Parses a PROPOSAL envelope, checks its external-sender signature, returns its ref. */
 static hk_mls_public_t check_proposal(const sent_t *s, uint8_t ref[32])
 {
@@ -158,8 +145,9 @@ static hk_mls_public_t check_proposal(const sent_t *s, uint8_t ref[32])
     CHECK(EVP_DigestVerify(ctx, m.u.pub.signature.p, m.u.pub.signature.len, content, a + b) == 1);
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(k);
-    ref_hash("MLS 1.0 Proposal Reference", m.u.pub.authenticated_content.p,
-             m.u.pub.authenticated_content.len, ref);
+    CHECK_INT_EQ(hk_mls_ref_hash("MLS 1.0 Proposal Reference", m.u.pub.authenticated_content.p,
+                                 m.u.pub.authenticated_content.len, ref),
+                 0);
     return m.u.pub;
 }
 
@@ -257,8 +245,9 @@ static void key_package_ref_of(const char *conn_id, uint8_t ref[32])
 {
     uint8_t buf[2048];
     size_t n = key_package_env(conn_id, buf, sizeof buf);
-    ref_hash("MLS 1.0 KeyPackage Reference", buf + HK_MLS_ENV_HEADER + 4, n - HK_MLS_ENV_HEADER - 4,
-             ref);
+    CHECK_INT_EQ(hk_mls_ref_hash("MLS 1.0 KeyPackage Reference", buf + HK_MLS_ENV_HEADER + 4,
+                                 n - HK_MLS_ENV_HEADER - 4, ref),
+                 0);
 }
 
 /* A and B in a group at epoch 1 (A leaf 0, B leaf 1); returns the group id. */

@@ -6,10 +6,9 @@
  * byte, and the references computed here must equal the ones ts-mls computed. Every strict
  * prefix of every message is refused with a reason. Parsing happens on exact-size heap
  * copies so that ASan sees any read past the end. */
-#include <openssl/evp.h>
-
 #include "common/error.h"
 #include "server/proto/mls_frame.h"
+#include "server/signal/mls_ds.h"
 #include "tests/unit/unit.h"
 
 static uint8_t *heap_copy(const uint8_t *p, size_t n)
@@ -40,21 +39,6 @@ static void ref_from_file(const char *key, uint8_t out[32])
         out[i] = (uint8_t)v;
     }
     free(text);
-}
-
-/* RefHash(label, value) = SHA-256(label<V> || value<V>) (RFC 9420 §5.2). */
-static void ref_hash(const char *label, const uint8_t *v, size_t n, uint8_t out[32])
-{
-    uint8_t head[64];
-    size_t a = hk_mls_write_opaque(head, sizeof head, (const uint8_t *)label, strlen(label));
-    size_t b = hk_mls_varint_write(head + a, sizeof head - a, (uint32_t)n);
-    CHECK(a && b);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned len = 0;
-    CHECK(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1);
-    CHECK(EVP_DigestUpdate(ctx, head, a + b) == 1 && EVP_DigestUpdate(ctx, v, n) == 1);
-    CHECK(EVP_DigestFinal_ex(ctx, out, &len) == 1 && len == 32);
-    EVP_MD_CTX_free(ctx);
 }
 
 static void check_prefixes_refused(const uint8_t *msg, size_t len)
@@ -187,7 +171,8 @@ TEST(mls_key_package_from_ts_mls)
     CHECK(kp->whole.p == c + 4 && kp->whole.len == len - 4);
     uint8_t want[32], got[32];
     ref_from_file("key_package", want);
-    ref_hash("MLS 1.0 KeyPackage Reference", kp->whole.p, kp->whole.len, got);
+    CHECK_INT_EQ(hk_mls_ref_hash("MLS 1.0 KeyPackage Reference", kp->whole.p, kp->whole.len, got),
+                 0);
     CHECK_MEM_EQ(got, want, 32);
     check_prefixes_refused(msg, len);
     free(c);
@@ -231,8 +216,9 @@ TEST(mls_external_proposal_from_ts_mls_and_our_writer)
     /* ... and the ProposalRef ts-mls stored. */
     uint8_t want[32], got[32];
     ref_from_file("proposal", want);
-    ref_hash("MLS 1.0 Proposal Reference", p->authenticated_content.p, p->authenticated_content.len,
-             got);
+    CHECK_INT_EQ(hk_mls_ref_hash("MLS 1.0 Proposal Reference", p->authenticated_content.p,
+                                 p->authenticated_content.len, got),
+                 0);
     CHECK_MEM_EQ(got, want, 32);
     check_prefixes_refused(msg, len);
     free(c);
