@@ -72,6 +72,7 @@ enum {
     KEY_SIGNALING_PORT,
     KEY_API_PORT,
     KEY_MEDIA_PORT,
+    KEY_MEDIA_TCP_PORT,
     KEY_PUBLIC_IPV4_ADDRESS,
     KEY_E2EE,
     KEY_SIGNALING_NOTIFY,
@@ -108,6 +109,9 @@ enum {
     KEY_API_ALLOWED_HOSTS,
     KEY_API_TLS_CERTIFICATE_FILE,
     KEY_API_TLS_PRIVATE_KEY_FILE,
+    KEY_TURN_URLS,
+    KEY_TURN_SECRET,
+    KEY_TURN_CREDENTIAL_TTL,
     KEY_COUNT
 };
 
@@ -116,6 +120,7 @@ static const key_spec_t keys[KEY_COUNT] = {
     [KEY_SIGNALING_PORT] = {"signaling_port", TYPE_INT, FIELD(signaling_port), 1, 65535, false},
     [KEY_API_PORT] = {"api_port", TYPE_INT, FIELD(api_port), 1, 65535, false},
     [KEY_MEDIA_PORT] = {"media_port", TYPE_INT, FIELD(media_port), 1, 65535, false},
+    [KEY_MEDIA_TCP_PORT] = {"media_tcp_port", TYPE_INT, FIELD(media_tcp_port), 0, 65535, false},
     [KEY_PUBLIC_IPV4_ADDRESS] = {"public_ipv4_address", TYPE_IPV4, FIELD(public_ipv4_address), 0, 0,
                                  true},
     [KEY_E2EE] = {"e2ee", TYPE_BOOL, FIELD(e2ee), 0, 0, false},
@@ -178,6 +183,11 @@ static const key_spec_t keys[KEY_COUNT] = {
                                       FIELD(api_tls_certificate_file), 0, 0, true},
     [KEY_API_TLS_PRIVATE_KEY_FILE] = {"api_tls_private_key_file", TYPE_STRING,
                                       FIELD(api_tls_private_key_file), 0, 0, true},
+    [KEY_TURN_URLS] = {"turn_urls", TYPE_STRING, FIELD(turn_urls), 0, 0, true},
+    [KEY_TURN_SECRET] = {"turn_secret", TYPE_STRING, FIELD(turn_secret), 0, 0, true},
+    [KEY_TURN_CREDENTIAL_TTL] = {"turn_credential_ttl", TYPE_DURATION,
+                                 FIELD(turn_credential_ttl_ms), MS_PER_MINUTE, 7 * 24 * MS_PER_HOUR,
+                                 false},
 };
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
@@ -236,6 +246,8 @@ void hk_config_defaults(hk_config_t *config)
     config->auth_webhook_timeout_ms = 5 * MS_PER_SECOND;
     snprintf(config->auth_webhook_ca_file, sizeof config->auth_webhook_ca_file, "%s",
              "/etc/ssl/certs/ca-certificates.crt");
+    config->media_tcp_port = 0;
+    config->turn_credential_ttl_ms = 24 * MS_PER_HOUR;
 }
 
 /* ---- messages ---------------------------------------------------------------------------- */
@@ -638,11 +650,17 @@ static int parse_line(const parse_ctx_t *ctx, size_t line, span_t s, size_t *set
 /* Checks that need the whole file: distinct ports, both TLS files or neither. */
 static int check_whole(const parse_ctx_t *ctx, const size_t *set_at, const hk_config_t *c)
 {
-    static const int port_keys[] = {KEY_SIGNALING_PORT, KEY_API_PORT, KEY_MEDIA_PORT};
-    int ports[] = {c->signaling_port, c->api_port, c->media_port};
-    for (size_t i = 0; i < 3; i++) {
-        for (size_t j = i + 1; j < 3; j++) {
-            if (ports[i] != ports[j])
+    /* TCP ports among themselves, UDP ports among themselves (media_tcp_port may equal
+     * media_port: one number for both protocols). */
+    static const int port_keys[] = {KEY_SIGNALING_PORT, KEY_API_PORT, KEY_MEDIA_PORT,
+                                    KEY_MEDIA_TCP_PORT};
+    static const bool port_tcp[] = {true, true, false, true};
+    int ports[] = {c->signaling_port, c->api_port, c->media_port, c->media_tcp_port};
+    for (size_t i = 0; i < 4; i++) {
+        for (size_t j = i + 1; j < 4; j++) {
+            if (ports[i] != ports[j] || ports[i] == 0)
+                continue;
+            if (port_keys[j] == KEY_MEDIA_TCP_PORT && !port_tcp[i])
                 continue;
             int earlier = port_keys[i], later = port_keys[j];
             if (set_at[earlier] > set_at[later]) {
@@ -667,6 +685,21 @@ static int check_whole(const parse_ctx_t *ctx, const size_t *set_at, const hk_co
         size_t line = set_at[missing] ? set_at[missing] : set_at[present];
         return fail(ctx, line, keys[missing].name, no_span, "must be set when %s is set",
                     keys[present].name);
+    }
+
+    if (c->turn_urls[0] && !c->turn_secret[0])
+        return fail(ctx, set_at[KEY_TURN_URLS], keys[KEY_TURN_SECRET].name, no_span,
+                    "must be set when turn_urls is set (coturn's static-auth-secret)");
+    int n_urls = 0;
+    size_t n;
+    for (const char *cursor = c->turn_urls, *u; (u = hk_config_list_next(&cursor, &n));) {
+        if (++n_urls > HK_CONFIG_TURN_URLS)
+            return fail(ctx, set_at[KEY_TURN_URLS], keys[KEY_TURN_URLS].name, no_span,
+                        "more than %d URLs (Firefox warns at more than 5)", HK_CONFIG_TURN_URLS);
+        if (strncmp(u, "turn:", 5) != 0 && strncmp(u, "turns:", 6) != 0 &&
+            strncmp(u, "stun:", 5) != 0)
+            return fail(ctx, set_at[KEY_TURN_URLS], keys[KEY_TURN_URLS].name, no_span,
+                        "\"%.*s\" is not a turn:, turns: or stun: URL", (int)(n > 64 ? 64 : n), u);
     }
 
     size_t secret_len = strlen(c->api_secret);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/log.h"
 
@@ -17,6 +18,7 @@ typedef struct hk_config_s {
     int signaling_port;                      /* signaling_port, default 5000 */
     int api_port;                            /* api_port, default 3000 */
     int media_port;                          /* media_port, default 5004 */
+    int media_tcp_port;                      /* media_tcp_port: ICE-TCP, default 0 = off */
     char public_ipv4_address[64];            /* public_ipv4_address, default "" (local addrs) */
     bool e2ee;                               /* e2ee, default false */
     bool signaling_notify;                   /* signaling_notify, default true */
@@ -59,7 +61,27 @@ typedef struct hk_config_s {
                                               separated; IP literals and localhost always are */
     char api_tls_certificate_file[HK_CONFIG_STR]; /* "" = the signaling certificate, if any */
     char api_tls_private_key_file[HK_CONFIG_STR]; /* both or neither */
+    /* TURN (PROTOCOL.md §7): every offer's config.iceServers, with REST credentials. */
+    char turn_urls[HK_CONFIG_STR];   /* turn_urls: comma-separated turn:/turns: URLs, "" = none */
+    char turn_secret[HK_CONFIG_STR]; /* turn_secret: coturn's static-auth-secret */
+    uint32_t turn_credential_ttl_ms; /* turn_credential_ttl, default 1 day, 1 min..7 days */
 } hk_config_t;
+
+/* TURN URLs in turn_urls (at most HK_CONFIG_TURN_URLS, each shorter than HK_CONFIG_STR). */
+#define HK_CONFIG_TURN_URLS 5
+
+/* Iterates a comma-separated list (turn_urls): returns the next item, blanks around it
+ * removed, with its length in *len, and moves *cursor past it; NULL at the end. */
+static inline const char *hk_config_list_next(const char **cursor, size_t *len)
+{
+    const char *p = *cursor + strspn(*cursor, " ,");
+    size_t n = strcspn(p, ",");
+    *cursor = p + n;
+    while (n > 0 && p[n - 1] == ' ')
+        n--;
+    *len = n;
+    return n > 0 ? p : NULL;
+}
 
 /* The address the API listens on, from api_listen_address, api_secret and listen_address. */
 const char *hk_config_api_address(const hk_config_t *config);

@@ -89,6 +89,7 @@ int main(int argc, char **argv)
     sig.cert = &process.cert;
     sig.link_counters = &worker.udp.counters;
     sig.link_gso = &worker.udp.gso;
+    sig.tcp_counters = worker.tcp_open ? &worker.tcp.counters : NULL;
     if (hk_signal_start(&sig, &loop, &config) != 0) {
         hk_worker_stop(&worker);
         uv_run(&loop, UV_RUN_DEFAULT);

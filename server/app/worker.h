@@ -1,13 +1,15 @@
-/* A media worker: one libuv loop's media plane. The UDP port (io/udp) feeds an rtc/
- * host, whose transports send back through that port; a timer advances the host's
- * deadline wheel. Everything here belongs to the worker; nothing is global.
- * (One worker today, on the main loop; one per core is the plan of ARCHITECTURE.md.) */
+/* A media worker: one libuv loop's media plane. The UDP port (io/udp) and, when
+ * media_tcp_port is set, the ICE-TCP port (io/tcp_ice) feed an rtc/ host, whose
+ * transports send back through the link each tuple came on; a timer advances the
+ * host's and the TCP connections' deadline wheels. Everything here belongs to the worker; nothing
+ * is global. (One worker today, on the main loop; one per core is the plan of ARCHITECTURE.md.) */
 #ifndef HK_WORKER_H
 #define HK_WORKER_H
 
 #include <uv.h>
 
 #include "config/config.h"
+#include "server/io/tcp_ice.h"
 #include "server/io/udp.h"
 #include "server/rtc/cert.h"
 #include "server/rtc/host.h"
@@ -15,12 +17,14 @@
 typedef struct {
     uv_loop_t *loop;
     hk_udp_t udp;
+    hk_tcp_ice_t tcp; /* open when tcp_open */
+    bool tcp_open;
     hk_rtc_host_t host;
     uv_timer_t tick; /* HK_WHEEL_TICK_MS */
     bool running;
 } hk_worker_t;
 
-/* Opens the media port and the host (with the process's certificate). Returns 0 or
+/* Opens the media port(s) and the host (with the process's certificate). Returns 0 or
  * HK_EIO (logged). */
 int hk_worker_start(hk_worker_t *w, uv_loop_t *loop, const hk_config_t *config,
                     const hk_cert_t *cert);

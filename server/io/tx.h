@@ -1,5 +1,5 @@
 /* The send interface, and the tuple a datagram came from. A link is what carries
- * datagrams: the UDP socket (io/udp), and later each ICE-TCP connection. rtc/ and sfu/
+ * datagrams: the UDP socket (io/udp), and each ICE-TCP connection (io/tcp_ice). rtc/ and sfu/
  * send through a link without knowing which kind it is; only io/ implements one.
  *
  * Zero-copy sending: slot() hands out a buffer of HK_TX_BUF_SIZE bytes addressed to a
@@ -46,6 +46,41 @@ typedef struct {
     hk_delay_hist_t rx_wait;
     hk_delay_hist_t residence;
 } hk_link_counters_t;
+
+/* The ICE-TCP links' counters (io/tcp_ice; exported by the API). */
+typedef enum {
+    HK_TCP_CLOSE_PEER = 0, /* the peer closed it or reset it */
+    HK_TCP_CLOSE_FRAMING,  /* an RFC 4571 length over the largest packet */
+    HK_TCP_CLOSE_NO_CHECK, /* no valid STUN check answered in time after accept */
+    HK_TCP_CLOSE_IDLE,     /* nothing received for consent_timeout */
+    HK_TCP_CLOSE_STALLED,  /* its send queue stayed full: a reader that stopped reading */
+    HK_TCP_CLOSE_ERROR,    /* a read or write error */
+    HK_TCP_CLOSE_SHUTDOWN, /* the server stopped */
+    HK_TCP_CLOSE_REASON_COUNT
+} hk_tcp_close_reason_t;
+
+/* A close reason's name, for metrics and logs. */
+static inline const char *hk_tcp_close_reason_name(hk_tcp_close_reason_t reason)
+{
+    static const char *const names[HK_TCP_CLOSE_REASON_COUNT] = {
+        "peer", "framing", "no_check", "idle", "stalled", "error", "shutdown"};
+    return (unsigned)reason < HK_TCP_CLOSE_REASON_COUNT ? names[reason] : "?";
+}
+
+typedef struct {
+    uint64_t accepted;
+    uint64_t refused_limit;       /* over max_connections ICE-TCP connections */
+    uint64_t refused_address;     /* over max_connections_per_address from one address */
+    uint64_t refused_descriptors; /* accept() failed with EMFILE/ENFILE */
+    uint64_t closed[HK_TCP_CLOSE_REASON_COUNT];
+    uint64_t open; /* gauge */
+    uint64_t rx_frames;
+    uint64_t rx_bytes;
+    uint64_t rx_empty_frames;
+    uint64_t tx_frames;
+    uint64_t tx_bytes;
+    uint64_t tx_dropped; /* frames that did not fit a connection's send queue */
+} hk_tcp_link_counters_t;
 
 /* Where a datagram came from, and so where the answer goes: protocol, address (IPv4 or
  * IPv6) and the link it arrived on. */
@@ -99,6 +134,14 @@ static inline hk_tuple_t hk_tuple_udp4(hk_link_t *link, const struct sockaddr_in
     t.link = link;
     t.protocol = HK_PROTO_UDP;
     t.addr.v4 = *addr;
+    return t;
+}
+
+/* An IPv4 TCP tuple: one ICE-TCP connection (its own link) and its peer. */
+static inline hk_tuple_t hk_tuple_tcp4(hk_link_t *link, const struct sockaddr_in *addr)
+{
+    hk_tuple_t t = hk_tuple_udp4(link, addr);
+    t.protocol = HK_PROTO_TCP;
     return t;
 }
 

@@ -143,6 +143,7 @@ static const char *decode_fingerprint(slice_t value, char algorithm[16], uint8_t
  *   a=rtpmap / a=rtcp-fb / a=fmtp per codec
  *   a=ssrc-group:FID, a=ssrc (FORWARD with a known SSRC; RFC 5576)
  *   a=candidate ... typ host, a=end-of-candidates        (RFC 8839 section 5.1)
+ *   a=candidate ... tcp ... typ host tcptype passive      (RFC 6544 section 4.5)
  * ------------------------------------------------------------------------------------- */
 
 /* Bounded appender: never writes past size, keeps the text NUL-terminated, and
@@ -391,6 +392,16 @@ static void write_section(writer_t *w, const hk_sdp_offer_t *o, const hk_sdp_sec
         uint32_t priority = (126u << 24) + ((uint32_t)(65535 - i) << 8) + 255u;
         put_fmt(w, "a=candidate:%zu 1 udp %" PRIu32 " %s %u typ host generation 0\r\n", i + 1,
                 priority, o->candidate_addresses[i], (unsigned)o->media_port);
+    }
+    /* RFC 6544 section 4.2: local preference = 2^13 * direction pref (passive host: 4)
+     * + other pref, below every UDP candidate's; each its own foundation. */
+    for (size_t i = 0; o->media_tcp_port && i < o->n_candidates; i++) {
+        uint32_t local = (4u << 13) + (uint32_t)(8191 - i);
+        uint32_t priority = (126u << 24) + (local << 8) + 255u;
+        put_fmt(w,
+                "a=candidate:%zu 1 tcp %" PRIu32 " %s %u typ host tcptype passive generation 0\r\n",
+                o->n_candidates + i + 1, priority, o->candidate_addresses[i],
+                (unsigned)o->media_tcp_port);
     }
     put_str(w, "a=end-of-candidates\r\n");
 }

@@ -86,6 +86,7 @@ typedef struct {
     const char *candidate_addresses[HK_SDP_MAX_CANDIDATES]; /* IPv4/IPv6 literals */
     size_t n_candidates;
     uint16_t media_port;
+    uint16_t media_tcp_port;          /* a passive ICE-TCP candidate per address too; 0 = none */
     bool e2ee;                        /* leaves out the audio-level extension */
     hk_video_codec_t preferred_video; /* listed first in every video m-section */
     const hk_sdp_section_t *sections;

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/id.h"
+#include "config/config.h"
 #include "server/proto/json_raw.h"
 
 static int fail(hk_sora_error_t *err, int code, const char *reason)
@@ -330,6 +331,25 @@ static void set_json(json_t *obj, const char *key, const json_t *value)
     json_object_set_new(obj, key, value ? json_deep_copy(value) : json_null());
 }
 
+/* {"iceServers":[…],"iceTransportPolicy":"all"}, an RTCConfiguration (PROTOCOL.md §7):
+ * the C++ SDK wants urls, username and credential in every entry. */
+static json_t *ice_config(const hk_offer_msg_t *offer)
+{
+    json_t *servers = json_array();
+    json_t *urls = json_array();
+    size_t n;
+    const char *cursor = offer->turn_urls ? offer->turn_urls : "";
+    for (const char *u; (u = hk_config_list_next(&cursor, &n));)
+        json_array_append_new(urls, json_stringn(u, n));
+    if (json_array_size(urls) > 0 && offer->turn_username && offer->turn_credential)
+        json_array_append_new(servers, json_pack("{s:o,s:s,s:s}", "urls", urls, "username",
+                                                 offer->turn_username, "credential",
+                                                 offer->turn_credential));
+    else
+        json_decref(urls);
+    return json_pack("{s:o,s:s}", "iceServers", servers, "iceTransportPolicy", "all");
+}
+
 char *hk_sora_build_offer(const hk_offer_msg_t *offer)
 {
     json_t *obj = json_object();
@@ -345,8 +365,7 @@ char *hk_sora_build_offer(const hk_offer_msg_t *offer)
     json_object_set_new(obj, "spotlight", json_false());
     if (offer->authn_metadata)
         set_json(obj, "metadata", offer->authn_metadata);
-    json_object_set_new(obj, "config",
-                        json_pack("{s:[],s:s}", "iceServers", "iceTransportPolicy", "all"));
+    json_object_set_new(obj, "config", ice_config(offer));
     json_t *mid = json_object();
     set_string(mid, "audio", offer->audio_mid);
     set_string(mid, "video", offer->video_mid);

@@ -103,6 +103,11 @@ typedef struct {
     const char *audio_mid; /* NULL when the connection does not send audio */
     const char *video_mid;
     const json_t *authn_metadata; /* may be NULL */
+    /* config.iceServers: one entry with these comma-separated URLs and REST credentials
+     * (proto/turn_rest.h); NULL or "" = an empty list. */
+    const char *turn_urls;
+    const char *turn_username;
+    const char *turn_credential;
 } hk_offer_msg_t;
 
 char *hk_sora_build_offer(const hk_offer_msg_t *offer);

@@ -118,6 +118,37 @@ void hk_rtc_host_receive(hk_rtc_host_t *host, uint8_t *buf, size_t len, const hk
     }
 }
 
+const char *hk_path_name(hk_path_t path)
+{
+    static const char *const names[HK_PATH_COUNT] = {"udp", "tcp", "relayed"};
+    return (unsigned)path < HK_PATH_COUNT ? names[path] : "?";
+}
+
+void hk_rtc_host_set_relays(hk_rtc_host_t *host, const uint32_t *ipv4, int n)
+{
+    host->n_relays = 0;
+    for (int i = 0; i < n && host->n_relays < HK_RTC_MAX_RELAYS; i++)
+        host->relays[host->n_relays++] = ipv4[i];
+}
+
+hk_path_t hk_rtc_host_path(const hk_rtc_host_t *host, const hk_tuple_t *tuple)
+{
+    if (tuple->protocol == HK_PROTO_TCP)
+        return HK_PATH_TCP;
+    if (tuple->addr.sa.sa_family == AF_INET)
+        for (int i = 0; i < host->n_relays; i++)
+            if (host->relays[i] == tuple->addr.v4.sin_addr.s_addr)
+                return HK_PATH_RELAYED;
+    return HK_PATH_UDP;
+}
+
+void hk_rtc_host_forget_tuple(hk_rtc_host_t *host, const hk_tuple_t *tuple)
+{
+    hk_transport_t *t = hk_map_get(&host->tuples, hk_tuple_key(tuple));
+    if (t && hk_transport_forget_tuple(t, tuple))
+        host->counters.tuples_closed++;
+}
+
 static void on_deadline(hk_wheel_entry_t *entry, void *arg, uint64_t now_ms)
 {
     (void)arg;

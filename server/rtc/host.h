@@ -20,6 +20,14 @@ typedef struct hk_transport_s hk_transport_t;
 typedef struct hk_dtls_context_s hk_dtls_context_t;
 typedef struct hk_cert_s hk_cert_t;
 
+/* The path a transport's media takes, from its selected tuple: UDP straight to the
+ * client, ICE-TCP, or UDP from a TURN server relaying for the client. */
+typedef enum { HK_PATH_UDP = 0, HK_PATH_TCP, HK_PATH_RELAYED, HK_PATH_COUNT } hk_path_t;
+
+const char *hk_path_name(hk_path_t path);
+
+#define HK_RTC_MAX_RELAYS 8
+
 /* Media counters (exported by the API). */
 typedef struct {
     uint64_t dropped_demux[HK_DEMUX_DROP_COUNT]; /* by demux reason */
@@ -57,6 +65,9 @@ typedef struct {
     uint64_t ice_consent_checks_sent; /* our checks to such a tuple (retransmissions too) */
     uint64_t ice_tuple_moves;         /* the selected tuple moved after our check was answered */
     uint64_t timer_fires;             /* transport deadlines handled (the wheel) */
+    uint64_t selected_paths[HK_PATH_COUNT];  /* gauge: transports sending on each path */
+    uint64_t path_selections[HK_PATH_COUNT]; /* tuples selected, by path */
+    uint64_t tuples_closed;                  /* validated tuples whose link closed (TCP) */
 } hk_media_counters_t;
 
 typedef struct hk_rtc_host_s {
@@ -67,7 +78,9 @@ typedef struct hk_rtc_host_s {
     hk_map_t tuples; /* hk_tuple_key -> transport (hk_tuple_equal confirms) */
     hk_wheel_t wheel;
     int n_transports;
-    uint8_t work[HK_TX_BUF_SIZE]; /* scratch for RTCP building */
+    uint8_t work[HK_TX_BUF_SIZE];       /* scratch for RTCP building */
+    uint32_t relays[HK_RTC_MAX_RELAYS]; /* TURN servers' IPv4 addresses (network order) */
+    int n_relays;
     hk_media_counters_t counters;
 } hk_rtc_host_t;
 
@@ -79,6 +92,17 @@ void hk_rtc_host_free(hk_rtc_host_t *host);
  * of a monotonic clock (its milliseconds are the host's time base). */
 void hk_rtc_host_receive(hk_rtc_host_t *host, uint8_t *buf, size_t len, const hk_tuple_t *from,
                          uint64_t now_us);
+
+/* The link of `tuple` closed (an ICE-TCP connection): the transport that validated it
+ * forgets it, and moves its media to another validated tuple if it was sending there.
+ * One map lookup. */
+void hk_rtc_host_forget_tuple(hk_rtc_host_t *host, const hk_tuple_t *tuple);
+
+/* The TURN servers' addresses: UDP from them is counted as relayed. */
+void hk_rtc_host_set_relays(hk_rtc_host_t *host, const uint32_t *ipv4, int n);
+
+/* The path of a tuple (HK_PATH_*). */
+hk_path_t hk_rtc_host_path(const hk_rtc_host_t *host, const hk_tuple_t *tuple);
 
 /* Runs the deadlines that came (consent, DTLS retransmission, NACK, feedback, reports). */
 void hk_rtc_host_tick(hk_rtc_host_t *host, uint64_t now_ms);

@@ -84,10 +84,12 @@ hk_transport_t *hk_transport_create(hk_rtc_host_t *host, const hk_transport_even
 }
 
 static void forget_tuple(hk_transport_t *t, int i);
+static void select_tuple(hk_transport_t *t, const hk_tuple_t *to);
 
 void hk_transport_destroy(hk_transport_t *t)
 {
     hk_rtc_host_t *host = t->host;
+    select_tuple(t, NULL);
     while (t->n_tuples > 0)
         forget_tuple(t, t->n_tuples - 1);
     hk_map_remove(&host->ufrags, hk_rtc_ufrag_key(t->ice_ufrag));
@@ -163,6 +165,43 @@ static void forget_tuple(hk_transport_t *t, int i)
     t->n_tuples--;
 }
 
+/* Media goes to `to` from now on (NULL: nowhere); the host's path gauges follow. */
+static void select_tuple(hk_transport_t *t, const hk_tuple_t *to)
+{
+    hk_media_counters_t *counters = &t->host->counters;
+    if (t->has_selected)
+        counters->selected_paths[t->path]--;
+    t->has_selected = to != NULL;
+    if (!to)
+        return;
+    t->selected = *to;
+    t->path = (uint8_t)hk_rtc_host_path(t->host, to);
+    counters->selected_paths[t->path]++;
+    counters->path_selections[t->path]++;
+}
+
+bool hk_transport_forget_tuple(hk_transport_t *t, const hk_tuple_t *tuple)
+{
+    int i = tuple_index(t, tuple);
+    if (i < 0)
+        return false;
+    forget_tuple(t, i);
+    if (t->probe_pending && hk_tuple_equal(&t->probe_to, tuple))
+        t->probe_pending = false;
+    if (t->has_selected && hk_tuple_equal(&t->selected, tuple)) {
+        /* Another validated tuple, the one heard from last, takes the media. */
+        int best = -1;
+        for (int k = 0; k < t->n_tuples; k++)
+            if (best < 0 || t->tuple_consent_ms[k] > t->tuple_consent_ms[best])
+                best = k;
+        select_tuple(t, best >= 0 ? &t->tuples[best] : NULL);
+        t->nominated = false;
+        HK_LOG(HK_LOG_INFO, "ice", t->log_id, "selected tuple's connection closed: %s",
+               best >= 0 ? "moved to another validated tuple" : "no tuple left");
+    }
+    return true;
+}
+
 static bool consent_expired(const hk_transport_t *t, int i, uint64_t now_ms)
 {
     return now_ms - t->tuple_consent_ms[i] > t->host->config->consent_timeout_ms;
@@ -223,8 +262,7 @@ void hk_transport_on_check_response(hk_transport_t *t, const uint8_t *buf, size_
     if (i < 0)
         return; /* forgotten meanwhile */
     t->tuple_consent_ms[i] = now_ms;
-    t->selected = *from;
-    t->has_selected = true;
+    select_tuple(t, from);
     t->nominated = true;
     counters_of(t)->ice_tuple_moves++;
     HK_LOG(HK_LOG_INFO, "ice", t->log_id,
@@ -292,8 +330,7 @@ int hk_transport_on_check(hk_transport_t *t, const hk_tuple_t *from, bool nomina
     }
     if (t->has_selected)
         HK_LOG(HK_LOG_INFO, "ice", t->log_id, "selected tuple moved");
-    t->selected = *from;
-    t->has_selected = true;
+    select_tuple(t, from);
     t->nominated = nominate;
     return 0;
 }

@@ -85,6 +85,7 @@ typedef struct hk_transport_s {
     int n_tuples;
     hk_tuple_t selected; /* where we send */
     bool has_selected;
+    uint8_t path;              /* hk_path_t of selected, when has_selected */
     bool nominated;            /* selected by USE-CANDIDATE, not only by being validated first */
     uint64_t last_ice_warn_ms; /* refused checks are logged at most once a second */
     /* A consent check we sent to a tuple the client nominated while the selected one
@@ -172,6 +173,10 @@ uint32_t hk_transport_nack_budget(hk_transport_t *t, uint32_t n, uint64_t now_ms
 
 /* True when ICE validated `from` for this transport. */
 bool hk_transport_has_tuple(const hk_transport_t *t, const hk_tuple_t *from);
+
+/* Internal to rtc/ (host.c): the link of a validated tuple closed; true when it was
+ * this transport's. */
+bool hk_transport_forget_tuple(hk_transport_t *t, const hk_tuple_t *tuple);
 
 /* Internal to rtc/ (host.c): a datagram of each kind from a validated tuple. */
 void hk_transport_on_dtls(hk_transport_t *t, const uint8_t *buf, size_t len, uint64_t now_ms);

@@ -168,6 +168,39 @@ static void histogram(text_t *t, const char *name, const char *help, const hk_de
                 h->count);
 }
 
+/* ICE-TCP (media_tcp_port): connections and frames (hk_tcp_link_counters_t). */
+static void tcp_metrics(text_t *t, const hk_tcp_link_counters_t *tc)
+{
+    gauge(t, "hisoka_tcp_connections", "Open ICE-TCP connections.", tc->open);
+    counter(t, "hisoka_tcp_connections_accepted_total", "ICE-TCP connections accepted.",
+            tc->accepted);
+    family(t, "hisoka_tcp_connections_refused_total", "counter",
+           "ICE-TCP connections refused at accept, by reason.");
+    labelled(t, "hisoka_tcp_connections_refused_total", "reason", "limit", tc->refused_limit);
+    labelled(t, "hisoka_tcp_connections_refused_total", "reason", "per_address",
+             tc->refused_address);
+    labelled(t, "hisoka_tcp_connections_refused_total", "reason", "descriptors",
+             tc->refused_descriptors);
+    family(t, "hisoka_tcp_connections_closed_total", "counter",
+           "ICE-TCP connections closed, by reason.");
+    for (int i = 0; i < HK_TCP_CLOSE_REASON_COUNT; i++)
+        labelled(t, "hisoka_tcp_connections_closed_total", "reason",
+                 hk_tcp_close_reason_name((hk_tcp_close_reason_t)i), tc->closed[i]);
+    counter(t, "hisoka_tcp_frames_received_total", "RFC 4571 frames received over ICE-TCP.",
+            tc->rx_frames);
+    counter(t, "hisoka_tcp_bytes_received_total", "Bytes of those frames (without headers).",
+            tc->rx_bytes);
+    counter(t, "hisoka_tcp_empty_frames_total", "Zero-length RFC 4571 frames (skipped).",
+            tc->rx_empty_frames);
+    counter(t, "hisoka_tcp_frames_sent_total", "Frames queued to ICE-TCP connections.",
+            tc->tx_frames);
+    counter(t, "hisoka_tcp_bytes_sent_total", "Bytes of those frames (without headers).",
+            tc->tx_bytes);
+    counter(t, "hisoka_tcp_frames_dropped_total",
+            "Frames dropped because a connection's send queue was full (a slow reader).",
+            tc->tx_dropped);
+}
+
 static char *metrics_text(const hk_signal_t *sig)
 {
     const hk_counters_t *c = &sig->counters;
@@ -280,6 +313,21 @@ static char *metrics_text(const hk_signal_t *sig)
     counter(&t, "hisoka_ice_tuple_moves_total",
             "Selected tuples moved after the new tuple answered hisoka's consent check.",
             mc->ice_tuple_moves);
+    family(&t, "hisoka_media_paths", "gauge",
+           "Transports by the path their media takes: udp, tcp (ICE-TCP), relayed (TURN).");
+    for (int i = 0; i < HK_PATH_COUNT; i++)
+        labelled(&t, "hisoka_media_paths", "path", hk_path_name((hk_path_t)i),
+                 mc->selected_paths[i]);
+    family(&t, "hisoka_media_path_selections_total", "counter",
+           "Tuples selected for a transport's media, by path.");
+    for (int i = 0; i < HK_PATH_COUNT; i++)
+        labelled(&t, "hisoka_media_path_selections_total", "path", hk_path_name((hk_path_t)i),
+                 mc->path_selections[i]);
+    counter(&t, "hisoka_ice_tuples_closed_total",
+            "Validated tuples forgotten because their ICE-TCP connection closed.",
+            mc->tuples_closed);
+    if (sig->tcp_counters)
+        tcp_metrics(&t, sig->tcp_counters);
     counter(&t, "hisoka_consent_expirations_total",
             "Transports removed because ICE consent expired.", mc->consent_expired);
     counter(&t, "hisoka_dtls_handshakes_total", "DTLS-SRTP handshakes completed.",
@@ -408,6 +456,19 @@ static json_t *stats_json(const hk_signal_t *sig)
     json_object_set_new(media, "udp_rx_polled", json_integer((json_int_t)uc->rx_polled));
     json_object_set_new(media, "udp_tx_errors", json_integer((json_int_t)uc->tx_errors));
     json_object_set_new(media, "udp_gso", json_boolean(*sig->link_gso));
+    json_t *paths = json_object();
+    for (int i = 0; i < HK_PATH_COUNT; i++)
+        json_object_set_new(paths, hk_path_name((hk_path_t)i),
+                            json_integer((json_int_t)mc->selected_paths[i]));
+    json_object_set_new(media, "paths", paths);
+    const hk_tcp_link_counters_t *tc = sig->tcp_counters;
+    if (tc)
+        json_object_set_new(
+            media, "tcp",
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "open", (json_int_t)tc->open, "accepted",
+                      (json_int_t)tc->accepted, "rx_frames", (json_int_t)tc->rx_frames, "tx_frames",
+                      (json_int_t)tc->tx_frames, "tx_dropped", (json_int_t)tc->tx_dropped,
+                      "closed_stalled", (json_int_t)tc->closed[HK_TCP_CLOSE_STALLED]));
     json_object_set_new(root, "media", media);
     return root;
 }
@@ -490,8 +551,9 @@ static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
                   ip, sizeof ip);
         int port = ntohs(v6 ? t->selected.addr.v6.sin6_port : t->selected.addr.v4.sin_port);
         json_object_set_new(ice, "selected",
-                            json_pack("{s:s,s:i,s:s}", "address", ip, "port", port, "protocol",
-                                      t->selected.protocol == HK_PROTO_TCP ? "tcp" : "udp"));
+                            json_pack("{s:s,s:i,s:s,s:s}", "address", ip, "port", port, "protocol",
+                                      t->selected.protocol == HK_PROTO_TCP ? "tcp" : "udp", "path",
+                                      hk_path_name((hk_path_t)t->path)));
         json_object_set_new(ice, "last_consent_ms_ago",
                             json_integer((json_int_t)(now_ms - t->last_consent_ms)));
     } else {

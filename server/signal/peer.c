@@ -3,9 +3,11 @@
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "server/proto/turn_rest.h"
 #include "server/signal/channel.h"
 #include "server/rtc/transport.h"
 #include "server/signal/webhook.h"
@@ -255,6 +257,7 @@ static char *write_offer(hk_peer_t *peer)
         .fingerprint = sig->cert->fingerprint,
         .n_candidates = sig->n_candidates,
         .media_port = (uint16_t)sig->config->media_port,
+        .media_tcp_port = (uint16_t)sig->config->media_tcp_port,
         .e2ee = peer->e2ee,
         .preferred_video = peer->video_codec,
         .sections = peer->sections,
@@ -514,6 +517,15 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
         .video_mid = peer->video_mid[0] ? peer->video_mid : NULL,
         .authn_metadata = peer->authn_metadata,
     };
+    char turn_username[HK_TURN_USERNAME_MAX], turn_credential[HK_TURN_CREDENTIAL_MAX];
+    if (config->turn_urls[0] &&
+        hk_turn_rest_credential(config->turn_secret,
+                                (uint64_t)time(NULL) + config->turn_credential_ttl_ms / 1000,
+                                peer->connection_id, turn_username, turn_credential) == 0) {
+        offer.turn_urls = config->turn_urls;
+        offer.turn_username = turn_username;
+        offer.turn_credential = turn_credential;
+    }
     peer->state = HK_PEER_WAIT_ANSWER;
     peer->offer_outstanding = true;
     peer->next_ping_ms = hk_signal_now_ms(sig) + config->ping_interval_ms;

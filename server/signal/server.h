@@ -71,8 +71,9 @@ typedef struct hk_signal_s {
     uint64_t last_emfile_log;
     uint64_t last_per_address_log; /* refusals are logged at most once a second */
     hk_rtc_host_t *host;           /* the media plane connections get their transport from */
-    const hk_link_counters_t *link_counters; /* the media port's, for the API */
-    const int *link_gso;                     /* whether it coalesces with GSO */
+    const hk_link_counters_t *link_counters;    /* the media port's, for the API */
+    const int *link_gso;                        /* whether it coalesces with GSO */
+    const hk_tcp_link_counters_t *tcp_counters; /* ICE-TCP's; NULL when media_tcp_port is 0 */
 } hk_signal_t;
 
 /* Starts signaling on loop: lws context with the signaling and API vhosts, timers.

@@ -166,13 +166,13 @@ TEST(config_example_file_is_the_defaults)
     hk_config_defaults(&d);
     check_same(&c, &d);
 
-    /* ...and it names every key: each non-comment line sets one, and there are 40. */
+    /* ...and it names every key: each non-comment line sets one, and there are 44. */
     int keys = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] != '#')
             keys++;
     }
-    CHECK_INT_EQ(keys, 40);
+    CHECK_INT_EQ(keys, 44);
     free(text);
 }
 
@@ -663,6 +663,32 @@ TEST(config_error_port_clash)
     CHECK_INT_EQ(hk_config_parse(&c, "e2ee = true\n", 12, "sora.conf", err, sizeof err), HK_EINVAL);
     CHECK_STR_EQ(err, "sora.conf:0: api_port: 5000 is already used by signaling_port");
     CHECK_INT_EQ(c.e2ee, false);
+}
+
+TEST(config_media_tcp_port_and_turn)
+{
+    /* ICE-TCP may share media_port's number (another protocol), not a TCP port's. */
+    hk_config_t c;
+    CHECK_PARSE_OK(&c, "media_tcp_port = 5004\n");
+    CHECK_INT_EQ(c.media_tcp_port, 5004);
+    CHECK_PARSE_ERROR("media_tcp_port = 5000\n",
+                      "sora.conf:1: media_tcp_port: 5000 is already used by signaling_port");
+    CHECK_PARSE_ERROR("media_tcp_port = 3000\n",
+                      "sora.conf:1: media_tcp_port: 3000 is already used by api_port");
+    CHECK_PARSE_ERROR("media_tcp_port = 65536\n",
+                      "sora.conf:1: media_tcp_port: 65536 is out of range (0..65535)");
+    CHECK_PARSE_OK(&c, "turn_urls = turn:a:3478?transport=udp , turns:a:443?transport=tcp\n"
+                       "turn_secret = s3cret\nturn_credential_ttl = 2 h\n");
+    CHECK_INT_EQ(c.turn_credential_ttl_ms, 2 * 3600 * 1000);
+    CHECK_PARSE_ERROR("turn_urls = turn:a:3478\n",
+                      "sora.conf:1: turn_secret: must be set when turn_urls is set (coturn's "
+                      "static-auth-secret)");
+    CHECK_PARSE_ERROR("turn_secret = x\nturn_urls = http://a\n",
+                      "sora.conf:2: turn_urls: \"http://a\" is not a turn:, turns: or stun: URL");
+    CHECK_PARSE_ERROR("turn_secret = x\nturn_urls = turn:a,turn:b,turn:c,turn:d,turn:e,turn:f\n",
+                      "sora.conf:2: turn_urls: more than 5 URLs (Firefox warns at more than 5)");
+    CHECK_PARSE_ERROR("turn_credential_ttl = 30 s\n",
+                      "sora.conf:1: turn_credential_ttl: 30 s is out of range (1 min..168 h)");
 }
 
 TEST(config_error_small_buffer)

@@ -81,6 +81,7 @@ static hk_sdp_offer_t make_case(const char *name, hk_sdp_section_t *sec)
                                    "a0000000-0000-4000-8000-00000000000b", 4294967295u, 1);
     } else if (strcmp(name, "sendonly") == 0) {
         o.preferred_video = HK_VIDEO_H264;
+        o.media_tcp_port = 50000; /* passive ICE-TCP candidates too (RFC 6544) */
         sec[n++] = recv_section(HK_MEDIA_AUDIO, "0");
         sec[n++] = recv_section(HK_MEDIA_VIDEO, "1");
     } else if (strcmp(name, "e2ee") == 0) {
