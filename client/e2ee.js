@@ -74,9 +74,10 @@ export class E2EE {
   }
 
   constructor(identity, worker, sendKeyMessage, switchDelayMs) {
+    // identity is null for a subclass that does not use round 1's pairwise keys (e2ee-mls.js).
     this._identity = identity;
-    this._publicKeyBase64 = bytesToBase64(identity.publicKeyRaw);
-    this._mySafetyNumber = safetyNumberOf(identity.publicKeyRaw);
+    this._publicKeyBase64 = identity ? bytesToBase64(identity.publicKeyRaw) : null;
+    this._mySafetyNumber = identity ? safetyNumberOf(identity.publicKeyRaw) : null;
     this._worker = worker;
     this._sendKeyMessage = sendKeyMessage;
     this._switchDelayMs = switchDelayMs;

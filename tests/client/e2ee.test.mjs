@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrameCrypto } from '../../client/e2ee-frames.js';
+import { FakeWorker } from './fake-worker.mjs';
 import { E2EE, ssrcOwnersOfSdp } from '../../client/e2ee.js';
 import { decodeKeyMessage, encodeKeyMessage } from '../../client/keys.js';
 import { decodeHeader, splitKid, makeKid } from '../../client/sframe.js';
@@ -15,36 +16,6 @@ const IDS = {
   D: 'DDDDDDDDDDDDDDDDDDDDDDDDDD',
 };
 const utf8 = new TextEncoder();
-
-// Stand-in for `new Worker('e2ee-worker.js')`: same protocol, same core.
-class FakeWorker {
-  constructor() {
-    this.core = new FrameCrypto();
-    this.listeners = [];
-    this.legacy = [];
-  }
-  addEventListener(type, fn) {
-    if (type === 'message') this.listeners.push(fn);
-  }
-  postMessage(msg, transfer) {
-    if (msg?.type === 'legacy-stream') {
-      this.legacy.push(msg);
-      this.core.pipe(msg.readable, msg.writable, msg.options);
-      return;
-    }
-    const m = structuredClone(msg);
-    setImmediate(async () => {
-      let out;
-      try {
-        out = await this.core.handleMessage(m);
-      } catch (e) {
-        out = { type: 'error', error: String(e.message) };
-      }
-      if (out) for (const fn of this.listeners) fn({ data: { ...out, id: m.id } });
-    });
-  }
-  terminate() {}
-}
 
 // A room: relays key messages like the server would (checks src, dst).
 function makeRoom() {
