@@ -1,10 +1,13 @@
 #!/bin/bash
-# `make bench`: hisoka against Janus 1.1.2 (Debian's janus package, VideoRoom plugin) and
-# the raw forwarding ceiling, each server pinned to core 0 and the generator to core 1
-# (taskset). Scenarios: fan-out 1 -> 10/50/200 subscribers, meeting (10 sendrecv members,
-# audio + video), join storm (100 subscribers join at once while 1 -> 10 media flows).
-# Servers: hisoka; janus (Janus' default threading: one loop thread per handle); janus-el1
-# (event_loops = 1: all media on one loop thread); raw.
+# `make bench`: hisoka against a build of an earlier commit (baseline, round 1 by default),
+# Janus 1.1.2 (Debian's janus package, VideoRoom plugin) and the raw forwarding ceiling, each
+# server pinned to core 0 and the generator to core 1 (taskset). Scenarios: fan-out 1 ->
+# 10/50/200 subscribers, meeting (10 sendrecv members, audio + video), meeting30 (30 sendrecv
+# members, the same traffic per member), join storm (100 subscribers join at once while
+# 1 -> 10 media flows).
+# Servers: hisoka; baseline (hisoka built from BENCH_BASELINE, run with the same config);
+# janus (Janus' default threading: one loop thread per handle); janus-el1 (event_loops = 1:
+# all media on one loop thread); raw.
 # Then a capacity ramp for hisoka and raw: K channels x (1 publisher -> 10 subscribers),
 # the same 170 packets/s per publisher, K = 5 10 20 30 40 (8,500 to 68,000 packets/s out,
 # 5 s each) until the server or the generator saturates; capacity = forwarded packets/s /
@@ -12,17 +15,24 @@
 # saturated); then one run sized at half that capacity, whose added latency
 # (p50/p99/p99.9) is the "half capacity" figure (tests/load/README.md: added latency,
 # capacity).
-# Prints two tables; writes bench/results/<date>.md and .json.
+# Prints two tables and the checks (hisoka / baseline >= 0.95 per scenario, meeting30 /
+# meeting >= 0.90); writes bench/results/<date>.md and .json.
 #   BENCH_SECONDS=5    media window per scenario run (default 5)
 #   BENCH_REPEAT=3     runs of every scenario on every server, interleaved (scenario by
 #                      scenario, server by server, then again); the tables show the run
 #                      with the median packets per CPU second and the range of all runs.
 #                      This machine's hypervisor makes single runs vary by up to 3x.
 #                      The whole `make bench` stays under 20 minutes.
-#   BENCH_SCENARIOS="fanout10 fanout50 fanout200 meeting joinstorm" (empty: none)
-#   BENCH_SERVERS="hisoka janus janus-el1 raw" (Janus is skipped when not installed)
+#   BENCH_SCENARIOS="fanout10 fanout50 fanout200 meeting meeting30 joinstorm" (empty: none)
+#   BENCH_SERVERS="hisoka baseline janus janus-el1 raw" (Janus is skipped when not
+#                      installed, baseline when BENCH_BASELINE=none)
+#   BENCH_BASELINE=bc04f0a   the commit (any git revision) built as server "baseline": its
+#                      own tree (git archive) and Makefile under
+#                      BENCH_BASELINE_DIR/<sha> (default build/bench-baseline), built once
+#                      per commit; none: no baseline
 #   BENCH_RAMP_SERVERS="hisoka hisoka-bp raw" (empty: no ramp; hisoka-bp: hisoka with
-#                      busy_poll_us = BENCH_BUSY_POLL_US, default 200)   BENCH_RAMP_SECONDS=5
+#                      busy_poll_us = BENCH_BUSY_POLL_US, default 200; baseline may be
+#                      added)   BENCH_RAMP_SECONDS=5
 #   BENCH_RAMP_FANOUT=10   subscribers per channel
 #   BENCH_RAMP_STEPS="5 10 20 30 40"   channels per step (default: 8500 17000 34000 51000
 #                      68000 packets/s out at 170 packets/s per subscriber)
@@ -32,8 +42,12 @@ cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
 SECONDS_PER=${BENCH_SECONDS:-5}
 REPEAT=${BENCH_REPEAT:-3}
-SCENARIOS=${BENCH_SCENARIOS-"fanout10 fanout50 fanout200 meeting joinstorm"}
-SERVERS=${BENCH_SERVERS:-"hisoka janus janus-el1 raw"}
+SCENARIOS=${BENCH_SCENARIOS-"fanout10 fanout50 fanout200 meeting meeting30 joinstorm"}
+SERVERS=${BENCH_SERVERS:-"hisoka baseline janus janus-el1 raw"}
+# the round-1 commit (issue 18: every scenario within 5 % of it, measured in the same run)
+ROUND1=bc04f0a
+BASELINE=${BENCH_BASELINE:-$ROUND1}
+BASELINE_DIR=${BENCH_BASELINE_DIR:-build/bench-baseline}
 RAMP_SERVERS=${BENCH_RAMP_SERVERS-"hisoka hisoka-bp raw"}
 RAMP_FANOUT=${BENCH_RAMP_FANOUT:-10}
 RAMP_STEPS=${BENCH_RAMP_STEPS:-$(for pps in 8500 17000 34000 51000 68000; do
@@ -59,6 +73,81 @@ if ! command -v janus >/dev/null || [ ! -e "$JANUS_LIB/plugins/libjanus_videoroo
         ;;
     esac
 fi
+
+# The baseline server: hisoka as built from another commit (BENCH_BASELINE), its own tree
+# (git archive) built by its own Makefile, once per commit: BASELINE_DIR/<sha> holds it
+# when a run has built it completely, so a later run reuses it (delete the folder to
+# rebuild). Sets baseline_bin, baseline_sha and baseline_label; returns 1 with the reason
+# on stderr when it cannot.
+baseline_bin='' baseline_sha='' baseline_label=''
+build_baseline() {
+    local dir stage
+    if ! baseline_sha=$(git rev-parse --verify --quiet "$BASELINE^{commit}" 2>/dev/null); then
+        echo "bench: BENCH_BASELINE=$BASELINE is not a commit of this repository" >&2
+        return 1
+    fi
+    if git rev-parse --verify --quiet "$ROUND1^{commit}" | grep -qx "$baseline_sha"; then
+        baseline_label=round1@${baseline_sha:0:7}
+    else
+        baseline_label=baseline@${baseline_sha:0:7}
+    fi
+    dir=$BASELINE_DIR/$baseline_sha
+    baseline_bin=$dir/build/hisoka
+    [ -x "$baseline_bin" ] && return 0
+    rm -rf "$dir"
+    # built in a folder of its own and moved into place when complete: an interrupted
+    # build, or one racing another run's, never leaves a half-built tree behind
+    stage=$BASELINE_DIR/.build-$baseline_sha-$$
+    rm -rf "$stage"
+    mkdir -p "$stage" || return 1
+    echo "bench: building $baseline_label in $dir (log: $dir/bench-build.log)" >&2
+    # the outer make's variables (MAKEFLAGS) stay out of the baseline's own make
+    if ! git archive "$baseline_sha" | tar -x -C "$stage" ||
+        ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$stage" -j"$(nproc)" BUILD=build \
+            build/hisoka >"$stage/bench-build.log" 2>&1 || [ ! -x "$stage/build/hisoka" ]; then
+        echo "bench: building $baseline_label failed:" >&2
+        tail -n 20 "$stage/bench-build.log" >&2
+        rm -rf "$stage"
+        return 1
+    fi
+    mv -T "$stage" "$dir" 2>/dev/null || rm -rf "$stage" # another run finished first
+    [ -x "$baseline_bin" ]
+}
+if [[ " $SERVERS $RAMP_SERVERS " == *" baseline "* ]]; then
+    if [ "$BASELINE" = none ]; then
+        echo "bench: BENCH_BASELINE=none: baseline runs skipped" >&2
+    elif ! build_baseline; then
+        echo "bench: no baseline build: baseline runs skipped" >&2
+        baseline_bin=
+    fi
+    if [ -z "$baseline_bin" ]; then
+        SERVERS=$(echo "$SERVERS" | tr ' ' '\n' | grep -vx baseline | tr '\n' ' ')
+        RAMP_SERVERS=$(echo "$RAMP_SERVERS" | tr ' ' '\n' | grep -vx baseline | tr '\n' ' ')
+    fi
+fi
+baseline_dropped=
+
+# baseline_conf FILE: leaves out the lines of FILE that the baseline's config parser does
+# not know (an older hisoka refuses the whole file over one unknown key), noting them in
+# baseline_dropped; 1 when it refuses FILE for another reason.
+baseline_conf() {
+    local file=$1 err line key
+    for _ in $(seq 1 20); do
+        err=$("$baseline_bin" --check-config "$file" 2>&1) && return 0
+        # FILE:LINE: KEY: unknown key
+        line=${err#"$file:"}
+        key=${line#*: }
+        line=${line%%:*}
+        key=${key%%: *}
+        if [[ ! $line =~ ^[0-9]+$ ]] || [[ $err != *": unknown key" ]]; then
+            echo "bench: $baseline_label refuses its config: $err" >&2
+            return 1
+        fi
+        [[ " $baseline_dropped " == *" $key "* ]] || baseline_dropped="$baseline_dropped $key"
+        sed -i "${line}d" "$file"
+    done
+    return 1
+}
 tmp=$(mktemp -d)
 server_pid=
 # SIGTERM, then SIGKILL after 5 s: Janus 1.1.2 sometimes hangs in its shutdown
@@ -88,16 +177,23 @@ scenario_args() {
     fanout50) echo "--publishers 1 --subscribers 50" ;;
     fanout200) echo "--publishers 1 --subscribers 200" ;;
     meeting) echo "--publishers 0 --subscribers 0 --members 10 --connect-interval-ms 300" ;;
+    # 30 x 29 receive streams: 147,900 packets/s delivered, about half a core for hisoka
+    meeting30) echo "--publishers 0 --subscribers 0 --members 30 --connect-interval-ms 300" ;;
     joinstorm) echo "--publishers 1 --subscribers 10 --late 100 --late-at $((SECONDS_PER / 3))" ;;
     esac
 }
 
+# start_hisoka BINARY [BUSY_POLL_US]: the baseline runs with the same config, less the keys
+# it does not know.
 start_hisoka() {
-    local sig api media
+    local bin=$1 sig api media
     # Every load peer comes from 127.0.0.1: lift the per-address cap (default 100).
     hisoka_conf "$tmp/sora.conf" "max_connections_per_channel = 500" "max_connections = 1000" \
-        "max_connections_per_address = 1000" "busy_poll_us = ${1:-0}"
-    taskset -c "$SERVER_CPU" "$BUILD/hisoka" --config "$tmp/sora.conf" >"$tmp/server.log" 2>&1 &
+        "max_connections_per_address = 1000" "busy_poll_us = ${2:-0}"
+    if [ "$bin" = "$baseline_bin" ]; then
+        baseline_conf "$tmp/sora.conf" || return 1
+    fi
+    taskset -c "$SERVER_CPU" "$bin" --config "$tmp/sora.conf" >"$tmp/server.log" 2>&1 &
     server_pid=$!
     wait_healthy "$api"
     target=(--url "ws://127.0.0.1:$sig/signaling")
@@ -302,13 +398,14 @@ results=()
 # SECONDS of media, stops the server, adds {scenario: LABEL, server, kind: KIND, exit_code}
 # to the result and appends it to results; out is its file ("" when there is none).
 run_load() {
-    local server=$1 label=$2 kind=$3 secs=$4 rc
+    local server=$1 label=$2 kind=$3 secs=$4 rc started=$SECONDS
     shift 4
     out=
     metrics_url=
     case $server in
-    hisoka) start_hisoka ;;
-    hisoka-bp) start_hisoka "$BUSY_POLL_US" ;;
+    hisoka) start_hisoka "$BUILD/hisoka" ;;
+    hisoka-bp) start_hisoka "$BUILD/hisoka" "$BUSY_POLL_US" ;;
+    baseline) start_hisoka "$baseline_bin" || return 1 ;;
     raw) start_raw ;;
     janus) start_janus default || return 1 ;;
     janus-el1) start_janus el1 || return 1 ;;
@@ -336,7 +433,7 @@ run_load() {
       const fs = require("fs");
       const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
       Object.assign(r, { scenario: process.argv[2], server: process.argv[3], kind: process.argv[4],
-        exit_code: +process.argv[5], rep: +(process.env.BENCH_REP || 1) });
+        exit_code: +process.argv[5], rep: +(process.env.BENCH_REP || 1), wall_s: +process.argv[7] });
       // Prometheus histogram -> count, share within 1 ms, and percentiles as the upper
       // bound (us) of the bucket they fall in.
       const read = (f) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "");
@@ -357,7 +454,7 @@ run_load() {
       if (t0 && t1) r.server_delay = { residence: hist("hisoka_forward_residence_seconds"),
         wait: hist("hisoka_receive_wait_seconds") };
       fs.writeFileSync(process.argv[1], JSON.stringify(r));
-    ' "$file" "$label" "$server" "$kind" "$rc" "$tmp/metrics"
+    ' "$file" "$label" "$server" "$kind" "$rc" "$tmp/metrics" $((SECONDS - started))
     results+=("$file")
     out=$file
 }
@@ -380,9 +477,9 @@ CAPACITY_JS=$tmp/capacity.js
 write_capacity_js
 for server in $RAMP_SERVERS; do
     case $server in
-    hisoka | hisoka-bp | raw) ;;
+    hisoka | hisoka-bp | baseline | raw) ;;
     *)
-        echo "bench: capacity ramp: only hisoka and raw (not $server)" >&2
+        echo "bench: capacity ramp: only hisoka, hisoka-bp, baseline and raw (not $server)" >&2
         continue
         ;;
     esac
@@ -429,16 +526,30 @@ for server in $RAMP_SERVERS; do
     fi
 done
 
+# which build the baseline was, and what hisoka was measured against it
+if [ -n "$baseline_bin" ]; then
+    # shellcheck disable=SC2016 # JavaScript, not shell
+    node -e '
+      const [label, commit, requested, binary, tree, dropped] = process.argv.slice(1);
+      console.log(JSON.stringify({ kind: "baseline", label, commit, requested, hisoka_binary: binary,
+        hisoka_tree: tree, dropped_keys: dropped.split(" ").filter(Boolean) }));
+    ' "$baseline_label" "$baseline_sha" "$BASELINE" "$BUILD/hisoka" \
+        "$(git describe --always --dirty 2>/dev/null)" "$baseline_dropped" >"$tmp/baseline.json"
+    results+=("$tmp/baseline.json")
+fi
+
 mkdir -p bench/results
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
-node - "$stamp" "bench/results/$stamp" "$SECONDS_PER" "$RAMP_SECONDS" "${results[@]}" <<'JS'
+node - "$stamp" "bench/results/$stamp" "$SECONDS_PER" "$RAMP_SECONDS" "$SECONDS" "${results[@]}" <<'JS'
 const fs = require('fs');
-const [stamp, base, secs, rampSecs, ...files] = process.argv.slice(2);
+const [stamp, base, secs, rampSecs, elapsed, ...files] = process.argv.slice(2);
 const all = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
 const runs = all.filter((r) => (r.kind || 'scenario') === 'scenario');
 const ramp = all.filter((r) => r.kind === 'ramp' || r.kind === 'half' || r.kind === 'ref');
 const caps = all.filter((r) => r.kind === 'capacity');
 const floor = all.find((r) => r.kind === 'floor');
+const baselineRec = all.find((r) => r.kind === 'baseline'); // the build server "baseline" ran
+const baseName = baselineRec ? baselineRec.label : 'baseline';
 const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? '-' : Number(x).toFixed(d));
 const pct = (o, k, d = 0) => (o ? f(o[k], d) : '-');
 // Efficiency: packets delivered to subscribers per server CPU second over the window.
@@ -465,14 +576,57 @@ const median = (v) => {
   const a = v.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
   return a.length ? (a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2) : NaN;
 };
-const ratioValue = (r, other) => median(runs.filter((x) => x.scenario === r.scenario && x.server === r.server)
+// pairedRatio(SC, SV, SC2, SV2): scenario SC on server SV over SC2 on SV2
+const pairedRatio = (sc, sv, sc2, sv2) => median(runs.filter((x) => x.scenario === sc && x.server === sv)
   .map((x) => {
-    const o = runs.find((y) => y.scenario === x.scenario && y.server === other && y.rep === x.rep);
+    const o = runs.find((y) => y.scenario === sc2 && y.server === sv2 && y.rep === x.rep);
     return o && eff(o) > 0 ? eff(x) / eff(o) : NaN;
   }));
+const ratioValue = (r, other) => pairedRatio(r.scenario, r.server, r.scenario, other);
 const ratio = (r, other) => f(ratioValue(r, other), 2).replace(/^NaN$/, '-');
-for (const r of rows) r.ratios = Object.fromEntries(['janus', 'janus-el1', 'raw']
+for (const r of rows) r.ratios = Object.fromEntries(['baseline', 'janus', 'janus-el1', 'raw']
   .map((o) => [o, ratioValue(r, o)]).filter(([, v]) => Number.isFinite(v)));
+
+// Issue 18's checks: hisoka / baseline >= 0.95 in every scenario (the same run, paired by
+// repetition), and meeting30 / meeting >= 0.90 for hisoka (per-packet cost does not grow
+// with the channel's size; the other servers' figures for comparison). Three decimals, so
+// that a ratio just below a target does not print as the target.
+const BASELINE_MIN = 0.95, MEETING30_MIN = 0.9;
+const checks = [];
+const checkRecord = { kind: 'checks', baseline: baselineRec ? baselineRec.label : null, baseline_min: BASELINE_MIN,
+  hisoka_over_baseline: {}, meeting30_min: MEETING30_MIN, meeting30_over_meeting: {} };
+// scenarios round 1 did not have: shown against the baseline, but not part of that check
+const NEW_SCENARIOS = ['meeting30'];
+const vsBase = rows.filter((r) => r.server === 'hisoka' && find(r.scenario, 'baseline'));
+if (vsBase.length) {
+  const items = vsBase.map((r) => {
+    const v = ratioValue(r, 'baseline');
+    checkRecord.hisoka_over_baseline[r.scenario] = Number.isFinite(v) ? v : null;
+    const added = NEW_SCENARIOS.includes(r.scenario);
+    return { scenario: r.scenario, v, added, ok: added || v >= BASELINE_MIN };
+  });
+  const old = items.filter((i) => !i.added);
+  const below = old.filter((i) => !i.ok).map((i) => i.scenario);
+  checks.push(`hisoka ÷ ${baseName} (pkt/CPU-s, paired by repetition; target >= ${BASELINE_MIN} in ` +
+    `every scenario round 1 had): ${items.map((i) => `${i.scenario} ${f(i.v, 3)}` +
+    (i.added ? ' (new scenario, not in the check)' : i.ok ? '' : ' BELOW')).join(', ')}: ` +
+    (!old.length ? 'no scenario of round 1 ran' : below.length ? `NOT within 5 % in ${below.join(', ')}`
+      : 'all within 5 % or better'));
+  checkRecord.baseline_check_met = old.length ? !below.length : null;
+}
+const m30 = [...new Set(rows.map((r) => r.server))].filter((sv) => find('meeting30', sv) && find('meeting', sv));
+if (m30.length) {
+  const items = m30.map((sv) => {
+    const v = pairedRatio('meeting30', sv, 'meeting', sv);
+    checkRecord.meeting30_over_meeting[sv] = Number.isFinite(v) ? v : null;
+    const name = sv === 'baseline' ? baseName : sv;
+    if (sv === 'hisoka') checkRecord.meeting30_check_met = v >= MEETING30_MIN;
+    if (sv !== 'hisoka') return `${name} ${f(v, 3)}`;
+    return `hisoka ${f(v, 3)} (target >= ${MEETING30_MIN}: ${v >= MEETING30_MIN ? 'met' : 'NOT met'})`;
+  });
+  checks.push(`meeting30 ÷ meeting (pkt/CPU-s, the same server, paired by repetition): ${items.join(', ')}`);
+}
+if (vsBase.length || m30.length) all.push(checkRecord);
 const render = (lines) => {
   const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   return lines.map((l) => l.map((c, i) => c.padStart(widths[i])).join('  ')).join('\n');
@@ -480,8 +634,8 @@ const render = (lines) => {
 const mdTable = (lines) => ['| ' + lines[0].join(' | ') + ' |', '|' + lines[0].map(() => '---').join('|') + '|',
   ...lines.slice(1).map((l) => '| ' + l.join(' | ') + ' |')].join('\n');
 
-const head = ['scenario', 'server', 'fwd pkt/s', 'pkt/CPU-s', 'range (runs)', 'CPU s/1M pkts', '÷janus', '÷janus-el1',
-  '÷raw', 'added p50 us', 'p99', 'e2e p50 us', 'p99', 'p99.9', 'loss %', 'join p50 ms', 'p99',
+const head = ['scenario', 'server', 'fwd pkt/s', 'pkt/CPU-s', 'range (runs)', 'CPU s/1M pkts', '÷baseline', '÷janus',
+  '÷janus-el1', '÷raw', 'added p50 us', 'p99', 'e2e p50 us', 'p99', 'p99.9', 'loss %', 'join p50 ms', 'p99',
   'RSS KiB/leg', 'gen CPU s', 'altered', 'exit', 'note'];
 const lines = [head];
 for (const r of rows) {
@@ -493,14 +647,15 @@ for (const r of rows) {
   if (r.peers_without_media > 0) notes.push(`${r.peers_without_media} without media`);
   if (r.failed_runs > 0) notes.push(`${r.failed_runs} of ${r.runs} runs exited non-zero`);
   lines.push([r.scenario, r.server, f(r.forwarded_pps, 0), f(eff(r), 0),
-    `${f(r.eff_range[0], 0)}-${f(r.eff_range[1], 0)} (${r.runs})`, f(r.server_cpu_s_per_1M_forwarded, 2), ratio(r, 'janus'), ratio(r, 'janus-el1'), ratio(r, 'raw'),
+    `${f(r.eff_range[0], 0)}-${f(r.eff_range[1], 0)} (${r.runs})`, f(r.server_cpu_s_per_1M_forwarded, 2),
+    ratio(r, 'baseline'), ratio(r, 'janus'), ratio(r, 'janus-el1'), ratio(r, 'raw'),
     pct(r.added_latency_us, 'p50'), pct(r.added_latency_us, 'p99'),
     pct(r.latency_us, 'p50'), pct(r.latency_us, 'p99'), pct(r.latency_us, 'p999'), f(r.loss_pct, 3),
     f(joins.p50, 1), f(joins.p99, 1), f(r.server_rss_kb_per_leg, 1), f(r.generator_cpu_s, 2),
     String(r.integrity_failures), String(r.exit_code), notes.join('; ') || '-']);
 }
 const out = [];
-if (rows.length) out.push(render(lines));
+if (rows.length) out.push(render(lines) + (checks.length ? '\n' + checks.join('\n') : ''));
 
 // Capacity ramp and the half-capacity run.
 const rhead = ['server', 'run', 'peers', 'fwd pkt/s', 'server CPU', 'gen CPU', 'steal ms', 'loss %',
@@ -553,19 +708,24 @@ if (floor) summary.push(`machine floor (hisoka-wake-probe: a receiver that only 
   `epoll_wait and reads, ${floor.rate} datagrams/s in bursts of ${floor.burst}): wait p50 ` +
   `${f(floor.wait_us.p50, 0)} / p99 ${f(floor.wait_us.p99, 0)} / p99.9 ${f(floor.wait_us.p999, 0)} us, ` +
   `${f(floor.within_1ms_pct, 2)} % within 1 ms`);
+const capOf = (sv) => caps.find((c) => c.server === sv && c.capacity_pps);
+if (capOf('hisoka') && capOf('baseline')) summary.push(`hisoka's capacity ÷ ${baseName}'s: ` +
+  `${f(capOf('hisoka').capacity_pps / capOf('baseline').capacity_pps, 2)} (their ramps ran one after ` +
+  'the other, not interleaved)');
 if (ramp.length) out.push(render(rlines) + '\n' + summary.join('\n'));
 console.log(out.join('\n\n'));
 
-const md = [`# Benchmark ${stamp}`, ''];
+const took = `${Math.floor(elapsed / 60)} min ${elapsed % 60} s`;
+const md = [`# Benchmark ${stamp}`, '', `The whole run took ${took}.`, ''];
 if (rows.length) md.push(
   `Media window ${secs} s per run; server pinned to one core, generator to the other (taskset).`,
   'Every scenario ran on every server several times, interleaved; each row is the run with the',
   'median pkt/CPU-s, range: the lowest and highest of all its runs (the count in brackets).',
   'pkt/CPU-s: packets delivered to subscribers per server CPU second (the run times of all its',
-  'threads, /proc/PID/task/*/schedstat, over the media window); ÷janus, ÷janus-el1, ÷raw: this row\'s pkt/CPU-s',
-  'divided by that server\'s in the same scenario and repetition, the median over the repetitions',
-  '(hisoka ÷janus = 3 means hisoka forwards 3x',
-  'as many packets per CPU second). CPU s/1M pkts is the inverse. Added latency (added): the',
+  'threads, /proc/PID/task/*/schedstat, over the media window); ÷baseline, ÷janus, ÷janus-el1, ÷raw: this',
+  'row\'s pkt/CPU-s divided by that server\'s in the same scenario and repetition, the median over the',
+  'repetitions (hisoka ÷janus = 3 means hisoka forwards 3x as many packets per CPU second).',
+  'CPU s/1M pkts is the inverse. Added latency (added): the',
   'publisher\'s sendmmsg of a sampled frame (every 5th) returned -> kernel receive timestamp',
   '(SO_TIMESTAMPNS) of its last packet at a subscriber: the server\'s residence time plus loopback',
   'delivery, without the generator (tests/load/README.md). e2e: the frame\'s creation -> the',
@@ -574,7 +734,15 @@ if (rows.length) md.push(
   'VmRSS growth from before the first connect to media start, divided by receiving streams.',
   'janus: Debian\'s Janus 1.1.2, VideoRoom, ICE-lite, E2EE room, default threading (a loop',
   'thread per handle); janus-el1: the same with event_loops = 1. A saturated server (note) is',
-  'at one full core: its pkt/CPU-s is still what one core carries.', '', mdTable(lines), '');
+  'at one full core: its pkt/CPU-s is still what one core carries.',
+  ...(baselineRec ? [`baseline: ${baselineRec.label}, hisoka built from commit ${baselineRec.commit} ` +
+    '(its own tree and Makefile), run with the same config' + (baselineRec.dropped_keys.length
+    ? ` less the keys it does not know (${baselineRec.dropped_keys.join(', ')})` : '') +
+    `; hisoka: ${baselineRec.hisoka_binary} of the working tree at ${baselineRec.hisoka_tree || '?'}.`] : []),
+  'Scenarios: fanoutN, 1 publisher -> N subscribers; meeting, 10 sendrecv members; meeting30,',
+  '30 sendrecv members (the same traffic per member: 30 x 29 receive streams); joinstorm,',
+  '1 -> 10 and 100 subscribers joining at once during the window.', '', mdTable(lines), '',
+  ...checks.map((l) => `- ${l}`), ...(checks.length ? [''] : []));
 if (ramp.length) md.push('## Capacity and added latency at half capacity', '',
   `Ramp: K channels x (1 publisher -> N subscribers), ${rampSecs} s each, until the server or the`,
   'generator saturates (CPU >= 0.9 of its core over the window, or > 1 % loss with the generator',
@@ -587,7 +755,7 @@ if (ramp.length) md.push('## Capacity and added latency at half capacity', '',
   mdTable(rlines), '', ...summary.map((l) => `- ${l}`), '');
 fs.writeFileSync(`${base}.md`, md.join('\n'));
 fs.writeFileSync(`${base}.json`, JSON.stringify(all, null, 1) + '\n');
-console.log(`\nwritten ${base}.md and ${base}.json`);
+console.log(`\n${took} in all; written ${base}.md and ${base}.json`);
 // The run fails when any frame arrived altered (the generator's integrity check).
 const altered = all.filter((r) => r.integrity_failures > 0);
 if (altered.length) {
