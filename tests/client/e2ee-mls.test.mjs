@@ -5,31 +5,10 @@
 // banners come from the group. Run: node --test tests/client/
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { E2EEMls } from '../../client/e2ee-mls.js';
-import { FakeWorker } from './fake-worker.mjs';
-import { Channel, FAST_COMMITS, buildDriver, connId, removeDriver } from './mls-harness.mjs';
+import { Channel, buildDriver, connId, makeE2ee, removeDriver } from './mls-harness.mjs';
 
 before(buildDriver);
 after(removeDriver);
-
-async function makeE2ee(id, send, entry) {
-  const worker = new FakeWorker();
-  entry.updates = [];
-  const e2ee = await E2EEMls.create({ worker, sendBinary: send, onRoster: (u) => entry.updates.push(u), memberOptions: FAST_COMMITS });
-  entry.e2ee = e2ee;
-  entry.core = worker.core;
-  return {
-    get member() {
-      return e2ee.mls;
-    },
-    start: () => e2ee.setSelf(id),
-    receive: (b) => e2ee.onKeyMessage(Uint8Array.from(b).buffer),
-    idle: async () => {
-      if (e2ee.mls) await e2ee.mls.idle();
-      await e2ee._queue;
-    },
-  };
-}
 
 const frame = (seed) => Uint8Array.from({ length: 60 }, (_, i) => (i * 7 + seed) & 0xff);
 

@@ -9,6 +9,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { MlsMember } from '../../client/mls.js';
+import { E2EEMls } from '../../client/e2ee-mls.js';
+import { FakeWorker } from './fake-worker.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let buildDir;
@@ -201,3 +203,23 @@ export function assertAgree(ch, expectedIds) {
   return first;
 }
 
+/** A Channel.join `make` for client/e2ee-mls.js members with an in-process worker:
+ * entry.e2ee, entry.core (the worker's FrameCrypto), entry.updates (roster updates). */
+export async function makeE2ee(id, send, entry) {
+  const worker = new FakeWorker();
+  entry.updates = [];
+  const e2ee = await E2EEMls.create({ worker, sendBinary: send, onRoster: (u) => entry.updates.push(u), memberOptions: FAST_COMMITS });
+  entry.e2ee = e2ee;
+  entry.core = worker.core;
+  return {
+    get member() {
+      return e2ee.mls;
+    },
+    start: () => e2ee.setSelf(id),
+    receive: (b) => e2ee.onKeyMessage(Uint8Array.from(b).buffer),
+    idle: async () => {
+      if (e2ee.mls) await e2ee.mls.idle();
+      await e2ee._queue;
+    },
+  };
+}
