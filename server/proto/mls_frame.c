@@ -339,10 +339,10 @@ static int commit(reader_t *r, hk_mls_public_t *out)
         return fail(r, "Commit optional path is neither 0 nor 1");
     out->has_path = present == 1;
     if (out->has_path) {
-        hk_mls_leaf_t leaf;
-        if (leaf_node(r, &leaf) || skip(r, "UpdatePath nodes truncated"))
+        hk_mls_leaf_t *leaf = &out->path_leaf;
+        if (leaf_node(r, leaf) || skip(r, "UpdatePath nodes truncated"))
             return HK_EINVAL;
-        if (leaf.source != 3)
+        if (leaf->source != 3)
             return fail(r, "UpdatePath leaf node source is not commit");
     }
     return 0;

@@ -159,6 +159,7 @@ typedef struct {
     hk_mls_span_t refs[HK_MLS_MAX_REFS];
     size_t n_inline; /* ProposalOrRef of type proposal */
     bool has_path;
+    hk_mls_leaf_t path_leaf; /* the committer's new leaf node, when has_path */
 } hk_mls_public_t;
 
 /* A PrivateMessage's clear header (§6.3). */

@@ -605,6 +605,14 @@ static int on_commit(hk_mls_ds_t *ds, int i, const hk_mls_env_t *env, uint64_t n
         refuse(ds, i, HK_MLS_REFUSED_MALFORMED);
         return malformed(ds, i, now_ms, err, "a commit with removes has no path");
     }
+    /* A path may not rename its committer (DAVE: a commit must not change the committer's
+     * credential): the new leaf keeps a basic credential with the sender's connection_id. */
+    if (c->has_path && (c->path_leaf.credential_type != HK_MLS_CREDENTIAL_BASIC ||
+                        c->path_leaf.identity.len != HK_ID_LEN ||
+                        memcmp(c->path_leaf.identity.p, m->conn_id, HK_ID_LEN) != 0)) {
+        refuse(ds, i, HK_MLS_REFUSED_MALFORMED);
+        return malformed(ds, i, now_ms, err, "a commit path changes the committer's identity");
+    }
     /* A Welcome for exactly the joiners' key packages. */
     ok = n_adds == 0 ? !has_welcome
                      : has_welcome && welcome.u.welcome.cipher_suite == HK_MLS_SUITE_1 &&

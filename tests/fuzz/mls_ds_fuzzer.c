@@ -88,8 +88,9 @@ static size_t key_package(int who, uint8_t *buf)
 }
 
 /* A commit from `leaf` at `epoch` referencing the chosen observed proposals, optionally with
- * an (empty-shaped) path and a Welcome for the given members' key packages. */
-static size_t commit(uint8_t *buf, uint64_t epoch, uint32_t leaf, uint8_t pick, int path,
+ * a path (path 1: naming the committer; 2: naming another member) and a Welcome for the
+ * given members' key packages. */
+static size_t commit(uint8_t *buf, int who, uint64_t epoch, uint32_t leaf, uint8_t pick, int path,
                      uint8_t welcome_for)
 {
     uint8_t *w = buf + HK_MLS_ENV_HEADER;
@@ -117,10 +118,17 @@ static size_t commit(uint8_t *buf, uint64_t epoch, uint32_t leaf, uint8_t pick, 
     n += hk_mls_write_opaque(w + n, 1024, tmp, t);
     w[n++] = path ? 1 : 0;
     if (path) {
-        static const uint8_t leaf_node[] = {0x01, 0xaa, 0x01, 0xbb, 0x00, 0x01, 0x01, 'x',  0,   0,
-                                            0,    0,    0,    0x03, 0x00, 0x00, 0x01, 0xcc, 0x00};
-        memcpy(w + n, leaf_node, sizeof leaf_node);
-        n += sizeof leaf_node;
+        /* LeafNode: encryption_key, signature_key, basic credential naming the
+         * committer (or another member, when path is 2), empty capabilities, source
+         * commit, parent_hash, extensions, signature; then nodes<V> empty. */
+        static const uint8_t head[] = {0x01, 0xaa, 0x01, 0xbb, 0x00, 0x01, 26};
+        static const uint8_t tail[] = {0, 0, 0, 0, 0, 0x03, 0x00, 0x00, 0x01, 0xcc, 0x00};
+        memcpy(w + n, head, sizeof head);
+        n += sizeof head;
+        memcpy(w + n, ids[(who + (path == 2)) % N_IDS], 26);
+        n += 26;
+        memcpy(w + n, tail, sizeof tail);
+        n += sizeof tail;
     }
     for (int i = 0; i < 3; i++)
         w[n++] = 0; /* signature, confirmation_tag, membership_tag: empty */
@@ -200,8 +208,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint8_t welcome_for = i < size ? data[i++] : 0;
             int leaf = hk_mls_ds_leaf_of(ds, ids[who]);
             uint64_t epoch = hk_mls_ds_epoch(ds, NULL) - ((arg >> 2) & 1 ? 1 : 0);
-            n = commit(buf, epoch, leaf < 0 ? (arg >> 4) : (uint32_t)leaf, pick, (arg >> 3) & 1,
-                       welcome_for & 0x0f);
+            n = commit(buf, who, epoch, leaf < 0 ? (arg >> 4) : (uint32_t)leaf, pick,
+                       (arg >> 3) & 3, welcome_for & 0x0f);
             hk_mls_ds_receive(ds, ids[who], buf, n, now, NULL);
             break;
         }

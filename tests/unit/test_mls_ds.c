@@ -180,9 +180,10 @@ static void put_zeros(buf_t *w, size_t n)
 }
 
 /* A COMMIT envelope: PublicMessage commit from `leaf` at `epoch` referencing refs, with a
- * path when with_path, followed by a Welcome for the given key package refs. */
+ * path whose leaf node names path_identity (none when NULL), followed by a Welcome for the
+ * given key package refs. */
 static size_t commit_env(const uint8_t group_id[16], uint64_t epoch, uint32_t leaf,
-                         const uint8_t (*refs)[32], int n_refs, int with_path,
+                         const uint8_t (*refs)[32], int n_refs, const char *path_identity,
                          const uint8_t (*welcome_for)[32], int n_welcome, uint8_t *dst)
 {
     buf_t w = {.n = 0};
@@ -202,12 +203,12 @@ static size_t commit_env(const uint8_t group_id[16], uint64_t epoch, uint32_t le
         put_u8(&w, 2);
         put_opaque(&w, refs[i], 32);
     }
-    put_u8(&w, with_path ? 1 : 0);
-    if (with_path) {
+    put_u8(&w, path_identity ? 1 : 0);
+    if (path_identity) {
         put_zeros(&w, 32);      /* encryption_key */
         put_zeros(&w, 32);      /* signature_key */
         put(&w, "\x00\x01", 2); /* basic */
-        put_opaque(&w, (const uint8_t *)A, 26);
+        put_opaque(&w, (const uint8_t *)path_identity, 26);
         for (int i = 0; i < 5; i++)
             put_u8(&w, 0); /* capabilities */
         put_u8(&w, 3);     /* source commit */
@@ -264,7 +265,7 @@ static void two_members(hk_mls_ds_t *ds, uint8_t group_id[16])
     check_proposal(sent(A, HK_MLS_PROPOSAL, 0), ref[0]);
     key_package_ref_of(B, kp[0]);
     uint8_t env[4096];
-    size_t n = commit_env(group_id, 0, 0, ref, 1, 0, kp, 1, env);
+    size_t n = commit_env(group_id, 0, 0, ref, 1, NULL, kp, 1, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, A, env, n, 3, NULL), 0);
     CHECK(sent(A, HK_MLS_ANNOUNCE_COMMIT, 0) != NULL);
     CHECK(sent(B, HK_MLS_WELCOME, 0) != NULL);
@@ -366,27 +367,27 @@ TEST(mls_ds_add_commit_welcome)
     uint8_t env[4096];
     size_t n;
     /* No Welcome: refused, reason WELCOME. */
-    n = commit_env(group_id, 0, 0, ref, 1, 0, kp, 0, env);
+    n = commit_env(group_id, 0, 0, ref, 1, NULL, kp, 0, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, A, env, n, 3, NULL), 0);
     CHECK_INT_EQ(refused_reason(A), HK_MLS_REFUSED_WELCOME);
     clear_out();
     /* A Welcome for someone else: refused. */
-    n = commit_env(group_id, 0, 0, ref, 1, 0, other, 1, env);
+    n = commit_env(group_id, 0, 0, ref, 1, NULL, other, 1, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, A, env, n, 3, NULL), 0);
     CHECK_INT_EQ(refused_reason(A), HK_MLS_REFUSED_WELCOME);
     clear_out();
     /* Another reference: refused, reason PROPOSALS. */
-    n = commit_env(group_id, 0, 0, other, 1, 0, kp, 1, env);
+    n = commit_env(group_id, 0, 0, other, 1, NULL, kp, 1, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, A, env, n, 3, NULL), 0);
     CHECK_INT_EQ(refused_reason(A), HK_MLS_REFUSED_PROPOSALS);
     clear_out();
     /* The sender claims leaf 1: malformed. */
-    n = commit_env(group_id, 0, 1, ref, 1, 0, kp, 1, env);
+    n = commit_env(group_id, 0, 1, ref, 1, NULL, kp, 1, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, A, env, n, 3, NULL), HK_EINVAL);
     CHECK_INT_EQ(refused_reason(A), HK_MLS_REFUSED_MALFORMED);
     clear_out();
     /* The right one: announced to A (the group as it was), Welcome to B. */
-    n = commit_env(group_id, 0, 0, ref, 1, 0, kp, 1, env);
+    n = commit_env(group_id, 0, 0, ref, 1, NULL, kp, 1, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, A, env, n, 4, NULL), 0);
     const sent_t *ann = sent(A, HK_MLS_ANNOUNCE_COMMIT, 0);
     CHECK(ann != NULL);
@@ -411,7 +412,7 @@ TEST(mls_ds_add_commit_welcome)
     CHECK_INT_EQ(refused_reason(A), HK_MLS_REFUSED_STALE_EPOCH);
     clear_out();
     /* Nothing pending at epoch 1. */
-    n = commit_env(group_id, 1, 1, ref, 1, 0, kp, 0, env);
+    n = commit_env(group_id, 1, 1, ref, 1, NULL, kp, 0, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, B, env, n, 6, NULL), 0);
     CHECK_INT_EQ(refused_reason(B), HK_MLS_REFUSED_NOTHING);
     CHECK_INT_EQ(hk_mls_ds_stats(ds)->commits_accepted, 1);
@@ -433,11 +434,18 @@ TEST(mls_ds_leave_is_a_remove_and_leaves_are_reused)
     clear_out();
     uint8_t env[4096];
     /* A remove needs a path. */
-    size_t n = commit_env(group_id, 1, 1, ref, 1, 0, NULL, 0, env);
+    size_t n = commit_env(group_id, 1, 1, ref, 1, NULL, NULL, 0, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, B, env, n, 11, NULL), HK_EINVAL);
     CHECK_INT_EQ(refused_reason(B), HK_MLS_REFUSED_MALFORMED);
     clear_out();
-    n = commit_env(group_id, 1, 1, ref, 1, 1, NULL, 0, env);
+    /* A path that renames B as A. */
+    n = commit_env(group_id, 1, 1, ref, 1, A, NULL, 0, env);
+    const char *err = NULL;
+    CHECK_INT_EQ(hk_mls_ds_receive(ds, B, env, n, 11, &err), HK_EINVAL);
+    CHECK_STR_EQ(err, "a commit path changes the committer's identity");
+    CHECK_INT_EQ(refused_reason(B), HK_MLS_REFUSED_MALFORMED);
+    clear_out();
+    n = commit_env(group_id, 1, 1, ref, 1, B, NULL, 0, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, B, env, n, 12, NULL), 0);
     CHECK(sent(B, HK_MLS_ANNOUNCE_COMMIT, 0) != NULL);
     CHECK_INT_EQ(hk_mls_ds_epoch(ds, NULL), 2);
@@ -448,7 +456,7 @@ TEST(mls_ds_leave_is_a_remove_and_leaves_are_reused)
     uint8_t kp[1][32];
     check_proposal(sent(B, HK_MLS_PROPOSAL, 0), ref[0]);
     key_package_ref_of(C, kp[0]);
-    n = commit_env(group_id, 2, 1, ref, 1, 0, kp, 1, env);
+    n = commit_env(group_id, 2, 1, ref, 1, NULL, kp, 1, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, B, env, n, 15, NULL), 0);
     CHECK_INT_EQ(hk_mls_ds_leaf_of(ds, C), 0);
     CHECK_INT_EQ(hk_mls_ds_leaf_of(ds, B), 1);
@@ -503,11 +511,11 @@ TEST(mls_ds_commit_deadline_replaces_the_group)
     clear_out();
     /* Commits still in flight for the old group: stale, not malformed. */
     uint8_t env[4096], ref[1][32] = {{0}};
-    size_t n = commit_env(group_id, 1, 0, ref, 1, 1, NULL, 0, env);
+    size_t n = commit_env(group_id, 1, 0, ref, 1, A, NULL, 0, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, A, env, n, 2101, NULL), 0);
     CHECK_INT_EQ(refused_reason(A), HK_MLS_REFUSED_STALE_EPOCH);
     clear_out();
-    n = commit_env(group_id, 0, 0, ref, 1, 1, NULL, 0, env);
+    n = commit_env(group_id, 0, 0, ref, 1, C, NULL, 0, env);
     CHECK_INT_EQ(hk_mls_ds_receive(ds, C, env, n, 2101, NULL), 0);
     CHECK_INT_EQ(refused_reason(C), HK_MLS_REFUSED_STALE_EPOCH);
     CHECK_INT_EQ(hk_mls_ds_stats(ds)->malformed, 0);
