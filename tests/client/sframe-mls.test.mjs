@@ -112,6 +112,9 @@ test('RosterWatch: joins, leaves and a changed credential, from the group state'
   assert.deepEqual(u.credentialChanged, ['B']);
   assert.match(u.banner, /^KEY CHANGED for B/);
   assert.equal(w.update({ epoch: 7n, roster: [r('A', 'ka'), r('B', 'kX')], code: 'c7' }).banner, null);
+  u = w.update({ epoch: 8n, roster: [r('A', 'ka'), r('B', 'kX'), r('B', 'kX')], code: 'c8' });
+  assert.deepEqual(u.duplicates, ['B']);
+  assert.match(u.banner, /^SAME NAME ON SEVERAL MEMBERS: B/);
 });
 
 test('FrameCrypto in MLS mode: frames from the named sender only, replays dropped, round 1 untouched', async () => {
