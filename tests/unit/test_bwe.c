@@ -1,0 +1,362 @@
+#include <math.h>
+
+#include "common/error.h"
+#include "server/proto/rtcp.h"
+#include "server/rtc/bwe.h"
+#include "tests/unit/unit.h"
+
+/* A simulated subscriber link: the sender paces 1200-byte packets at the estimate (up to
+ * max_send_bps), a bottleneck of capacity_bps with a drop-tail queue of queue_limit_us,
+ * optional random loss before the bottleneck and random extra delay after it (which
+ * reorders packets), prop_us each way. Every 50 ms the receiver sends transport-cc
+ * feedback, built and parsed by server/proto/rtcp.c, for every packet up to the highest
+ * arrived one; packets it reported missing that arrive later are reported again, as
+ * received, in the next feedback. Deterministic (fixed random seed). */
+
+#define SIM_PACKETS (1 << 18)
+#define PACKET_SIZE 1200
+
+typedef struct {
+    hk_bwe_t *bwe;
+    double capacity_bps;
+    int64_t prop_us;
+    int64_t queue_limit_us;
+    double loss;
+    int64_t jitter_us;
+    double max_send_bps;
+
+    int64_t now_us;
+    int64_t link_free_us;
+    double tokens;
+    uint32_t next_seq;
+    int64_t *arrival; /* -1: lost */
+    uint32_t fb_base;
+    uint32_t late[4096];
+    size_t late_len;
+    int64_t next_fb_us;
+    uint8_t fb_count;
+    uint64_t rng;
+    uint64_t feedbacks;
+} sim_t;
+
+static double sim_random(sim_t *s)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return (double)(s->rng >> 11) / (double)(1ull << 53);
+}
+
+static sim_t *sim_new(double capacity_bps, uint64_t start_bps)
+{
+    sim_t *s = calloc(1, sizeof *s);
+    CHECK(s);
+    hk_bwe_config_t cfg = {start_bps, 30000, 20000000};
+    s->bwe = hk_bwe_new(&cfg);
+    CHECK(s->bwe);
+    s->capacity_bps = capacity_bps;
+    s->prop_us = 20000;
+    s->queue_limit_us = 300000;
+    s->max_send_bps = 20e6;
+    s->arrival = malloc(SIM_PACKETS * sizeof *s->arrival);
+    CHECK(s->arrival);
+    s->now_us = 1000000;
+    s->next_fb_us = s->now_us + 50000;
+    s->rng = 0x9e3779b97f4a7c15ull;
+    return s;
+}
+
+static void sim_free(sim_t *s)
+{
+    hk_bwe_free(s->bwe);
+    free(s->arrival);
+    free(s);
+}
+
+/* Sends statuses (ascending seqs, at least one received) as one TWCC packet through the
+ * RTCP builder and parser, and feeds the result to the estimator. */
+static void sim_deliver(sim_t *s, const hk_rtcp_twcc_packet_t *pkts, size_t n)
+{
+    static uint8_t buf[8192];
+    static hk_rtcp_twcc_packet_t parsed[2048];
+    int len = hk_rtcp_build_twcc(buf, sizeof buf, 1, 2, s->fb_count++, pkts, n);
+    CHECK(len > 0);
+    size_t off = 0;
+    hk_rtcp_packet_t pkt;
+    hk_rtcp_fb_t fb;
+    hk_rtcp_twcc_t hdr;
+    CHECK_INT_EQ(hk_rtcp_next(buf, (size_t)len, &off, &pkt, NULL), 1);
+    CHECK_INT_EQ(hk_rtcp_parse_fb(&pkt, &fb, NULL), 0);
+    int count = hk_rtcp_parse_twcc(&fb, &hdr, parsed, 2048, NULL);
+    CHECK_INT_EQ(count, (int)n);
+    hk_bwe_on_twcc(s->bwe, parsed, (size_t)count, s->now_us);
+    s->feedbacks++;
+}
+
+static void sim_feedback(sim_t *s)
+{
+    static hk_rtcp_twcc_packet_t pkts[2048];
+    int64_t at_receiver = s->now_us - s->prop_us;
+    /* Late arrivals reported lost earlier: one feedback of their own. */
+    size_t n = 0, keep = 0;
+    for (size_t i = 0; i < s->late_len; i++) {
+        uint32_t q = s->late[i];
+        if (s->arrival[q] <= at_receiver && n < 2048)
+            pkts[n++] = (hk_rtcp_twcc_packet_t){(uint16_t)q, true, 0, s->arrival[q]};
+        else
+            s->late[keep++] = q;
+    }
+    s->late_len = keep;
+    if (n)
+        sim_deliver(s, pkts, n); /* few, and sorted well enough for the builder */
+    uint32_t high = s->fb_base;
+    bool any = false;
+    for (uint32_t q = s->fb_base; q < s->next_seq && q < s->fb_base + 2000; q++)
+        if (s->arrival[q] >= 0 && s->arrival[q] <= at_receiver) {
+            high = q;
+            any = true;
+        }
+    if (!any)
+        return;
+    n = 0;
+    for (uint32_t q = s->fb_base; q <= high; q++) {
+        bool got = s->arrival[q] >= 0 && s->arrival[q] <= at_receiver;
+        pkts[n++] = (hk_rtcp_twcc_packet_t){(uint16_t)q, got, 0, got ? s->arrival[q] : 0};
+        if (!got && s->arrival[q] >= 0 && s->late_len < 4096)
+            s->late[s->late_len++] = q;
+    }
+    s->fb_base = high + 1;
+    sim_deliver(s, pkts, n);
+}
+
+static void sim_send(sim_t *s)
+{
+    double rate = (double)hk_bwe_estimate(s->bwe);
+    if (rate > s->max_send_bps)
+        rate = s->max_send_bps;
+    s->tokens += rate / 1000.0; /* one millisecond */
+    if (s->tokens > 4 * PACKET_SIZE * 8)
+        s->tokens = 4 * PACKET_SIZE * 8;
+    while (s->tokens >= PACKET_SIZE * 8) {
+        s->tokens -= PACKET_SIZE * 8;
+        uint32_t q = s->next_seq++;
+        CHECK(q < SIM_PACKETS);
+        hk_bwe_on_sent(s->bwe, (uint16_t)q, PACKET_SIZE, s->now_us);
+        s->arrival[q] = -1;
+        if (s->loss > 0 && sim_random(s) < s->loss)
+            continue;
+        int64_t start = s->link_free_us > s->now_us ? s->link_free_us : s->now_us;
+        if (start - s->now_us > s->queue_limit_us)
+            continue; /* tail drop */
+        int64_t depart = start + (int64_t)(PACKET_SIZE * 8 * 1e6 / s->capacity_bps);
+        s->link_free_us = depart;
+        int64_t extra = s->jitter_us ? (int64_t)(sim_random(s) * (double)s->jitter_us) : 0;
+        s->arrival[q] = depart + s->prop_us + extra;
+    }
+}
+
+/* Runs for ms milliseconds; returns the mean estimate over that time. */
+static double sim_run(sim_t *s, int ms)
+{
+    double sum = 0;
+    for (int i = 0; i < ms; i++) {
+        s->now_us += 1000;
+        if (s->now_us >= s->next_fb_us) {
+            sim_feedback(s);
+            s->next_fb_us += 50000;
+        }
+        sim_send(s);
+        sum += (double)hk_bwe_estimate(s->bwe);
+    }
+    return sum / ms;
+}
+
+/* Runs until the estimate is at or above bps (up) or at or below it (!up), at most ms
+ * milliseconds; returns the milliseconds taken (ms + 1 if never). */
+static int sim_until(sim_t *s, double bps, bool up, int ms)
+{
+    for (int i = 0; i <= ms; i++) {
+        double e = (double)hk_bwe_estimate(s->bwe);
+        if (up ? e >= bps : e <= bps)
+            return i;
+        sim_run(s, 1);
+    }
+    return ms + 1;
+}
+
+static void print_stats(const char *what, sim_t *s)
+{
+    hk_bwe_stats_t st;
+    hk_bwe_get_stats(s->bwe, &st);
+    fprintf(stderr,
+            "  %s t=%.1fs est %.0f delay %.0f loss-based %.0f acked %.0f loss %.3f thr %.1f "
+            "rtt %lld ms\n",
+            what, (double)s->now_us / 1e6 - 1, (double)st.estimate_bps, (double)st.delay_based_bps,
+            (double)st.loss_based_bps, (double)st.acked_bps, st.loss_ratio, st.threshold_ms,
+            (long long)(st.rtt_us / 1000));
+}
+
+TEST(bwe_config_and_bookkeeping)
+{
+    hk_bwe_config_t bad[] = {
+        {300000, 0, 1000000}, {300000, 500000, 400000}, {10, 30000, 1000000}, {2e6, 30000, 1e6}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(hk_bwe_new(&bad[i]) == NULL);
+    CHECK(hk_bwe_new(NULL) == NULL);
+    hk_bwe_config_t cfg = {300000, 30000, 5000000};
+    hk_bwe_t *b = hk_bwe_new(&cfg);
+    CHECK(b);
+    CHECK_INT_EQ(hk_bwe_estimate(b), 300000);
+
+    for (int i = 0; i < 10; i++)
+        hk_bwe_on_sent(b, (uint16_t)(65530 + i), 1000, 1000000 + i * 1000);
+    hk_bwe_feedback_t fb[] = {
+        {65530, true, 5000000}, {65531, false, 0},
+        {65532, true, 5002000}, {7, true, 5003000}, /* never sent (yet) */
+        {65530, true, 5000000},                     /* reported twice */
+    };
+    CHECK_INT_EQ(hk_bwe_on_feedback(b, fb, 5, 1100000), 4);
+    hk_bwe_stats_t st;
+    hk_bwe_get_stats(b, &st);
+    CHECK_INT_EQ(st.packets_sent, 10);
+    CHECK_INT_EQ(st.packets_acked, 2);
+    CHECK_INT_EQ(st.packets_lost, 1);
+    CHECK_INT_EQ(st.feedback_unknown, 1);
+    /* The lost one arrives after all: counted as received, no longer lost. */
+    hk_bwe_feedback_t late[] = {{65531, true, 5004000}, {65531, false, 0}};
+    CHECK_INT_EQ(hk_bwe_on_feedback(b, late, 2, 1110000), 2);
+    hk_bwe_get_stats(b, &st);
+    CHECK_INT_EQ(st.packets_acked, 3);
+    CHECK_INT_EQ(st.packets_lost, 0);
+    /* After HK_BWE_HISTORY more packets the sequence number means another packet: a
+     * feedback with the old one's number still finds the new one, a stale entry whose slot
+     * was reused by another number is unknown. */
+    hk_bwe_on_sent(b, (uint16_t)(65533 + HK_BWE_HISTORY), 1000, 1200000);
+    hk_bwe_feedback_t stale[] = {{65533, true, 5005000}};
+    CHECK_INT_EQ(hk_bwe_on_feedback(b, stale, 1, 1300000), 0);
+    hk_bwe_get_stats(b, &st);
+    CHECK_INT_EQ(st.feedback_unknown, 2);
+    /* An external RTT replaces the feedback-derived one. */
+    hk_bwe_on_rtt(b, 42000);
+    hk_bwe_get_stats(b, &st);
+    CHECK_INT_EQ(st.rtt_us, 42000);
+    hk_bwe_free(b);
+}
+
+/* A 2 Mbit/s link from a 300 kbit/s start: the estimate climbs to the capacity and stays
+ * near it without building a standing queue. */
+TEST(bwe_steady_link)
+{
+    sim_t *s = sim_new(2e6, 300000);
+    int ms = sim_until(s, 1.5e6, true, 30000);
+    print_stats("reached 1.5M", s);
+    CHECK(ms < 30000);
+    double mean = sim_run(s, 20000);
+    print_stats("after 20 s more", s);
+    fprintf(stderr, "  mean %.0f\n", mean);
+    CHECK(mean > 0.7 * 2e6 && mean < 1.15 * 2e6);
+    hk_bwe_stats_t st;
+    hk_bwe_get_stats(s->bwe, &st);
+    CHECK(st.rtt_us < 200000); /* no standing queue: 40 ms path + feedback interval */
+    sim_free(s);
+}
+
+/* Runs 30 s on a link of `from` bit/s, then changes it to `to`: the estimate must cross
+ * `cross` (downwards when the link shrinks, upwards when it grows) within max_ms, then
+ * average between lo and hi times `to` over the next 20 s. */
+static void capacity_step(double from, double to, uint64_t start, double cross, int max_ms,
+                          double lo, double hi)
+{
+    sim_t *s = sim_new(from, start);
+    sim_run(s, 30000);
+    print_stats("before", s);
+    CHECK(hk_bwe_estimate(s->bwe) > 0.7 * from && hk_bwe_estimate(s->bwe) < 1.2 * from);
+    s->capacity_bps = to;
+    int ms = sim_until(s, cross, to > from, max_ms + 10000);
+    print_stats("crossed", s);
+    fprintf(stderr, "  took %d ms\n", ms);
+    CHECK(ms <= max_ms);
+    double mean = sim_run(s, 20000);
+    print_stats("after", s);
+    fprintf(stderr, "  mean %.0f\n", mean);
+    CHECK(mean > lo * to && mean < hi * to);
+    sim_free(s);
+}
+
+/* Capacity halves (4 -> 2 Mbit/s): the estimate is under the new capacity within 3 s
+ * (it takes 0.6 s) and then follows it. */
+TEST(bwe_step_down)
+{
+    capacity_step(4e6, 2e6, 1000000, 2e6, 3000, 0.6, 1.1);
+}
+
+/* Capacity grows (1 -> 3 Mbit/s): the estimate passes 2 Mbit/s within 20 s (8 % a
+ * second without probing: about 12 s) and then follows it. */
+TEST(bwe_step_up)
+{
+    capacity_step(1e6, 3e6, 300000, 2e6, 20000, 0.7, 1.1);
+}
+
+/* 20 % random loss for 4 s on an uncongested link: the loss-based estimate backs off;
+ * once the loss stops the estimate recovers. 1 % loss is ignored. */
+TEST(bwe_loss_burst)
+{
+    sim_t *s = sim_new(2e6, 1000000);
+    sim_run(s, 30000);
+    double before = (double)hk_bwe_estimate(s->bwe);
+    print_stats("before", s);
+    s->loss = 0.2;
+    sim_run(s, 4000);
+    print_stats("after 4 s of 20 % loss", s);
+    hk_bwe_stats_t st;
+    hk_bwe_get_stats(s->bwe, &st);
+    CHECK(st.loss_ratio > 0.05); /* the last window of 20 packets */
+    CHECK((double)hk_bwe_estimate(s->bwe) < 0.6 * before);
+    CHECK(st.loss_based_bps < st.delay_based_bps);
+    s->loss = 0;
+    int ms = sim_until(s, 0.8 * before, true, 30000);
+    print_stats("recovered", s);
+    fprintf(stderr, "  took %d ms\n", ms);
+    CHECK(ms <= 20000);
+
+    s->loss = 0.01;
+    sim_run(s, 5000);
+    double low = sim_run(s, 15000);
+    print_stats("1 % loss", s);
+    fprintf(stderr, "  mean %.0f\n", low);
+    CHECK(low > 0.7 * 2e6);
+    sim_free(s);
+}
+
+/* Up to 15 ms of random extra delay per packet reorders arrivals: packets first reported
+ * missing come in later and are not counted lost, and the estimate stays near capacity. */
+TEST(bwe_reordering)
+{
+    sim_t *s = sim_new(2e6, 1000000);
+    s->jitter_us = 15000;
+    sim_run(s, 10000);
+    double mean = sim_run(s, 20000);
+    print_stats("jitter", s);
+    fprintf(stderr, "  mean %.0f\n", mean);
+    hk_bwe_stats_t st;
+    hk_bwe_get_stats(s->bwe, &st);
+    CHECK(st.loss_ratio < 0.02);
+    CHECK(st.packets_lost < 10); /* those still in flight at the last feedback */
+    CHECK(mean > 0.6 * 2e6 && mean < 1.15 * 2e6);
+    sim_free(s);
+}
+
+/* Application-limited: a subscriber that only gets 500 kbit/s of media on a 5 Mbit/s
+ * link. The estimate stays within 1.5 x the acknowledged rate + 10 kbit/s (GoogCC's
+ * cap): finding more headroom needs probing (padding), not this estimator alone. */
+TEST(bwe_application_limited)
+{
+    sim_t *s = sim_new(5e6, 300000);
+    s->max_send_bps = 500000;
+    sim_run(s, 30000);
+    print_stats("app-limited", s);
+    uint64_t e = hk_bwe_estimate(s->bwe);
+    CHECK(e >= 500000);
+    CHECK(e <= 1.5 * 510000 + 10000);
+    sim_free(s);
+}
