@@ -120,6 +120,15 @@ export class HisokaClient extends EventTarget {
       case 'offer':
         this.connectionId = msg.connection_id;
         if (this.e2ee) this.e2ee.setSelf(msg.connection_id);
+        // The server's TURN servers (time-limited credentials), as Sora's SDKs take them:
+        // set before the first setRemoteDescription, so gathering uses them.
+        if (msg.config && Array.isArray(msg.config.iceServers) && msg.config.iceServers.length) {
+          this.pc.setConfiguration({
+            ...this.pc.getConfiguration(),
+            iceServers: msg.config.iceServers,
+            iceTransportPolicy: msg.config.iceTransportPolicy || 'all',
+          });
+        }
         await this.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
         this._setupReceivers(msg.sdp);
         await this._attachLocal(msg.mid || {});

@@ -10,7 +10,7 @@ RUN_PKGS="build-essential pkg-config libssl-dev libsrtp2-dev libnice-dev libwebs
 libwebsockets-evlib-uv libjansson-dev libuv1-dev"
 TEST_PKGS="clang libclang-rt-14-dev clang-format chromium chromium-driver iproute2 nftables
 curl procps openssl git docker-compose podman runc debootstrap firefox-esr
-python3-aiortc python3-websockets coturn"
+python3-aiortc python3-websockets coturn libnss3-tools"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then

@@ -321,6 +321,8 @@ static void add_conn(hk_tcp_ice_t *tcp, int fd, const struct sockaddr_in *peer)
     }
     int on = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    int sndbuf = HK_TCP_ICE_SOCKET_SNDBUF;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     c->link.ops = &tcp_link_ops;
     c->owner = tcp;
     c->fd = fd;

@@ -10,9 +10,10 @@
  *   HK_TCP_ICE_FIRST_CHECK_MS of accept (slowloris, connections that never send STUN),
  *   and is closed after idle_timeout_ms without a byte after that;
  * - at most max_connections connections, max_per_address from one IPv4 address;
- * - each connection's send queue holds HK_TCP_ICE_QUEUE_BYTES. A frame that does not fit
- *   is dropped (the slow reader loses its own packets); a queue that stays full for
- *   HK_TCP_ICE_STALL_MS cuts the connection off. Nobody else's packets wait for it.
+ * - each connection's send queue holds HK_TCP_ICE_QUEUE_BYTES (after a kernel send
+ *   buffer of HK_TCP_ICE_SOCKET_SNDBUF). A frame that does not fit is dropped (the slow
+ *   reader loses its own packets); a queue that stays full for HK_TCP_ICE_STALL_MS cuts
+ *   the connection off. Nobody else's packets wait for it.
  * The queue and the send scratch are allocated at the connection's first send (that is,
  * once ICE has answered a valid check there), so idle connections cost only the
  * receive buffer. Nothing is allocated per packet; every close is deferred to the next
@@ -28,8 +29,11 @@
 #include "common/wheel.h"
 #include "server/io/tx.h"
 
-#define HK_TCP_ICE_MAX_FRAME        HK_TX_BUF_SIZE
-#define HK_TCP_ICE_QUEUE_BYTES      (256 * 1024)
+#define HK_TCP_ICE_MAX_FRAME   HK_TX_BUF_SIZE
+#define HK_TCP_ICE_QUEUE_BYTES (256 * 1024)
+/* The kernel's send buffer per connection (SO_SNDBUF; Linux doubles it): fixed, so that
+ * a peer that stops reading fills it, and then the queue, in seconds, not minutes. */
+#define HK_TCP_ICE_SOCKET_SNDBUF    (256 * 1024)
 #define HK_TCP_ICE_FIRST_CHECK_MS   10000
 #define HK_TCP_ICE_STALL_MS         2000
 #define HK_TCP_ICE_READS_PER_WAKE   16

@@ -1,6 +1,7 @@
 // Headless Debian Chromium driven by playwright-core. A BrowserPeer is one page with one
 // RTCPeerConnection that plays a Sora client's WebRTC side: it applies the server's
 // offers and produces real Chromium answers.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,13 +17,25 @@ export const CHROMIUM_ARGS = [
   '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
 ];
 
-// options.executablePath: another launcher (e.g. one that enters a network namespace).
+// options.executablePath: another launcher (e.g. one that enters a network namespace);
+// options.args: more command-line switches; options.caCerts: PEM files of certificate
+// authorities it trusts (an NSS database in its own HOME, made with certutil).
 export async function launchChromium(options = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-chromium-'));
+  let env;
+  if (options.caCerts?.length) {
+    const nssdb = path.join(userDataDir, 'home', '.pki', 'nssdb');
+    fs.mkdirSync(nssdb, { recursive: true });
+    execFileSync('certutil', ['-N', '-d', `sql:${nssdb}`, '--empty-password']);
+    options.caCerts.forEach((file, i) => execFileSync('certutil',
+      ['-A', '-n', `hisoka-test-ca-${i}`, '-t', 'C,,', '-i', file, '-d', `sql:${nssdb}`]));
+    env = { ...process.env, HOME: path.join(userDataDir, 'home') };
+  }
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: options.executablePath || '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...(options.args || [])],
+    ...(env ? { env } : {}),
   });
   return {
     context,

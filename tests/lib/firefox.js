@@ -3,7 +3,7 @@
 // launchFirefox() and launchBrowser('chromium' | 'firefox') return the same shape:
 // {name, newPage(), close()}, whose pages both answer goto, evaluate(fn, arg),
 // addScriptTag({path}) and close(), so one test drives either browser.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -63,12 +63,22 @@ async function forwardIntoNetns(netnsName, port) {
   };
 }
 
-// options.netns: a namespace from tests/lib/netns.mjs to run Firefox in.
+// options.netns: a namespace from tests/lib/netns.mjs to run Firefox in;
+// options.prefs: more preferences; options.caCerts: PEM files of certificate
+// authorities the profile trusts (certutil, Debian libnss3-tools), e.g. a test TURN
+// server's.
 export async function launchFirefox(options = {}) {
   let executablePath = FIREFOX;
   let debuggingPort = null;
   let forwarder = null;
   let dir = null;
+  let profile = null;
+  if (options.caCerts?.length) {
+    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-firefox-profile-'));
+    execFileSync('certutil', ['-N', '-d', `sql:${profile}`, '--empty-password']);
+    options.caCerts.forEach((file, i) => execFileSync('certutil',
+      ['-A', '-n', `hisoka-test-ca-${i}`, '-t', 'C,,', '-i', file, '-d', `sql:${profile}`]));
+  }
   if (options.netns) {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-firefox-'));
     executablePath = path.join(dir, 'firefox');
@@ -84,13 +94,15 @@ export async function launchFirefox(options = {}) {
       executablePath,
       headless: true,
       debuggingPort,
-      extraPrefsFirefox: FIREFOX_PREFS,
+      extraPrefsFirefox: { ...FIREFOX_PREFS, ...(options.prefs || {}) },
+      ...(profile ? { userDataDir: profile } : {}),
       protocolTimeout: 60000,
       timeout: 60000,
     });
   } catch (e) {
     forwarder?.close();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (profile) fs.rmSync(profile, { recursive: true, force: true });
     throw e;
   }
   return {
@@ -104,16 +116,21 @@ export async function launchFirefox(options = {}) {
       } finally {
         forwarder?.close();
         if (dir) fs.rmSync(dir, { recursive: true, force: true });
+        if (profile) fs.rmSync(profile, { recursive: true, force: true });
       }
     },
   };
 }
 
 // Chromium (playwright-core, tests/lib/browser.mjs) behind the same interface.
-// options.netns: run it in that namespace.
+// options.netns: run it in that namespace; options.args (Chromium) and options.prefs
+// (Firefox): more switches and preferences; options.caCerts: CAs both trust.
 export async function launchBrowser(name, options = {}) {
   if (name === 'firefox') return launchFirefox(options);
-  const chromium = await launchChromium(options.netns ? { executablePath: options.netns.chromium } : {});
+  const chromium = await launchChromium({
+    ...(options.netns ? { executablePath: options.netns.chromium } : {}),
+    args: options.args, caCerts: options.caCerts,
+  });
   return {
     name: 'chromium',
     context: chromium.context,

@@ -23,9 +23,26 @@ export function createNetns(prefix = 'hk') {
     nft(script) {
       execFileSync('ip', ['netns', 'exec', name, 'nft', '-f', '-'], { input: script });
     },
+    // /etc/hosts for what runs in the namespace ({name: address}): `ip netns exec`
+    // mounts /etc/netns/NAME/hosts over /etc/hosts.
+    hosts(entries) {
+      fs.mkdirSync(`/etc/netns/${name}`, { recursive: true });
+      fs.writeFileSync(`/etc/netns/${name}/hosts`, ['127.0.0.1 localhost',
+        ...Object.entries(entries).map(([host, address]) => `${address} ${host}`), ''].join('\n'));
+    },
+    // An IPv4 address on a non-loopback interface (a veth pair with both ends here):
+    // without one, getaddrinfo(AI_ADDRCONFIG) resolves no name at all, which Firefox
+    // needs for a turns: URL.
+    addAddress(address) {
+      execFileSync('ip', ['-n', name, 'link', 'add', 'hkv0', 'type', 'veth', 'peer', 'name', 'hkv1']);
+      execFileSync('ip', ['-n', name, 'addr', 'add', `${address}/32`, 'dev', 'hkv0']);
+      execFileSync('ip', ['-n', name, 'link', 'set', 'hkv0', 'up']);
+      execFileSync('ip', ['-n', name, 'link', 'set', 'hkv1', 'up']);
+    },
     destroy() {
       try { execFileSync('ip', ['netns', 'del', name]); } catch { /* already gone */ }
       fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(`/etc/netns/${name}`, { recursive: true, force: true });
     },
   };
 }
