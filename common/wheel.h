@@ -9,8 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define HK_WHEEL_TICK_MS 10
-#define HK_WHEEL_SLOTS   512 /* one turn: 5.12 s */
+#define HK_WHEEL_TICK_MS 20
+#define HK_WHEEL_SLOTS   512 /* one turn: 10.24 s */
 
 typedef struct hk_wheel_entry_s {
     struct hk_wheel_entry_s *next, *prev;
