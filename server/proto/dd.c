@@ -465,3 +465,72 @@ uint16_t hk_dd_renumber(hk_dd_renumber_t *r, uint16_t frame_number, bool restart
         r->last = mapped;
     return mapped;
 }
+
+void hk_dd_frames_reset(hk_dd_frames_t *f)
+{
+    memset(f, 0, sizeof *f);
+}
+
+static void frames_set(hk_dd_frames_t *f, uint16_t n, bool on)
+{
+    unsigned i = n % HK_DD_FRAME_WINDOW;
+    if (on)
+        f->bits[i / 64] |= (uint64_t)1 << (i % 64);
+    else
+        f->bits[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
+
+void hk_dd_frames_mark(hk_dd_frames_t *f, uint16_t frame_number)
+{
+    if (!f->any) {
+        f->any = true;
+        f->newest = frame_number;
+    } else {
+        int16_t ahead = (int16_t)(frame_number - f->newest);
+        if (ahead >= HK_DD_FRAME_WINDOW) {
+            memset(f->bits, 0, sizeof f->bits);
+            f->newest = frame_number;
+        } else if (ahead > 0) {
+            /* Clear the slots the window moves over. */
+            for (uint16_t n = (uint16_t)(f->newest + 1); n != frame_number; n++)
+                frames_set(f, n, false);
+            f->newest = frame_number;
+        } else if (ahead <= -HK_DD_FRAME_WINDOW) {
+            return; /* too old to record */
+        }
+    }
+    frames_set(f, frame_number, true);
+}
+
+bool hk_dd_frames_has(const hk_dd_frames_t *f, uint16_t frame_number)
+{
+    if (!f->any)
+        return false;
+    int16_t behind = (int16_t)(f->newest - frame_number);
+    if (behind < 0 || behind >= HK_DD_FRAME_WINDOW)
+        return false;
+    unsigned i = frame_number % HK_DD_FRAME_WINDOW;
+    return (f->bits[i / 64] >> (i % 64)) & 1;
+}
+
+bool hk_dd_frames_decodable(const hk_dd_frames_t *f, const hk_dd_t *d)
+{
+    for (unsigned i = 0; i < d->fdiff_count && i < HK_DD_MAX_FDIFFS; i++)
+        if (!hk_dd_frames_has(f, (uint16_t)(d->frame_number - d->fdiffs[i])))
+            return false;
+    return true;
+}
+
+bool hk_dd_chain_intact(const hk_dd_frames_t *f, const hk_dd_structure_t *s, const hk_dd_t *d,
+                        int dt)
+{
+    if (dt < 0 || dt >= d->decode_target_count || dt >= s->decode_target_count)
+        return false;
+    if (s->chain_count == 0)
+        return hk_dd_frames_decodable(f, d);
+    unsigned chain = s->protected_by[dt];
+    if (chain >= s->chain_count || chain >= d->chain_count)
+        return false;
+    uint8_t diff = d->chain_fdiffs[chain];
+    return diff == 0 || hk_dd_frames_has(f, (uint16_t)(d->frame_number - diff));
+}

@@ -162,4 +162,37 @@ typedef struct {
  * the first packet forwarded from a new source stream (the first call always is). */
 uint16_t hk_dd_renumber(hk_dd_renumber_t *r, uint16_t frame_number, bool restart);
 
+/* Which recent frames of one stream a forwarder has (received completely, or forwarded
+ * to one subscriber), for the decodability and chain checks of A.4.3 and A.4.4. Covers
+ * the last HK_DD_FRAME_WINDOW frame numbers (chain and frame diffs reach back at most
+ * 255 frames in Chromium's streams; older numbers read as absent). Zero-initialise. */
+#define HK_DD_FRAME_WINDOW 1024
+typedef struct {
+    bool any;
+    uint16_t newest;
+    uint64_t bits[HK_DD_FRAME_WINDOW / 64];
+} hk_dd_frames_t;
+
+/* Records that frame_number is there. A number more than the window ahead of the
+ * newest starts over. */
+void hk_dd_frames_mark(hk_dd_frames_t *f, uint16_t frame_number);
+
+/* Forgets everything (e.g. after a switch to another stream). */
+void hk_dd_frames_reset(hk_dd_frames_t *f);
+
+/* True when frame_number was marked and is within the window. */
+bool hk_dd_frames_has(const hk_dd_frames_t *f, uint16_t frame_number);
+
+/* True when every frame d's frame refers to (frame_number - fdiff) is there: forwarding
+ * it can make it decodable. */
+bool hk_dd_frames_decodable(const hk_dd_frames_t *f, const hk_dd_t *d);
+
+/* True when the chain protecting decode target dt (structure s) is intact at d's frame:
+ * its chain diff is 0 (the chain restarts here) or the chain's previous frame is there.
+ * With no chains (Chromium's VP8), true when d's frame is decodable. False for dt out
+ * of range. A.4.4: a forwarder may switch to dt at a frame with a Switch indication
+ * (hk_dd_can_switch_to) whose chain is intact. */
+bool hk_dd_chain_intact(const hk_dd_frames_t *f, const hk_dd_structure_t *s, const hk_dd_t *d,
+                        int dt);
+
 #endif

@@ -2,7 +2,8 @@
  * length byte, parsed in order against one stream state (so later descriptors use the
  * structures of earlier ones). Each parsed descriptor must respect the header's bounds,
  * and writing it back and parsing the result again (from the state before it) must
- * give the same descriptor and the same state. */
+ * give the same descriptor and the same state. Each frame is also run through the frame
+ * tracker (decodable, chain intact for every decode target, marked). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "server/proto/dd.h"
 
 static hk_dd_state_t state, before, again;
+static hk_dd_frames_t frames;
 
 static void check(const hk_dd_t *d)
 {
@@ -32,6 +34,14 @@ static void check(const hk_dd_t *d)
             abort();
     }
     (void)hk_dd_is_keyframe(d);
+    (void)hk_dd_frames_decodable(&frames, d);
+    for (int dt = -1; dt <= d->decode_target_count; dt++)
+        (void)hk_dd_chain_intact(&frames, s, d, dt);
+    hk_dd_frames_mark(&frames, d->frame_number);
+    /* Marked, unless it was too far behind the newest to be recorded. */
+    if (!hk_dd_frames_has(&frames, d->frame_number) &&
+        (int16_t)(d->frame_number - frames.newest) > -HK_DD_FRAME_WINDOW)
+        abort();
     (void)hk_dd_can_switch_to(d, d->decode_target_count - 1);
 
     uint8_t buf[1024];
@@ -50,6 +60,7 @@ static void check(const hk_dd_t *d)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     memset(&state, 0, sizeof state);
+    hk_dd_frames_reset(&frames);
     while (size > 0) {
         size_t len = data[0];
         data++;

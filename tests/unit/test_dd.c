@@ -549,3 +549,102 @@ TEST(dd_chromium_av1_l1t3)
 {
     check_fixture("av1-l1t3", 1, 2);
 }
+
+TEST(dd_frames_window)
+{
+    hk_dd_frames_t f = {0};
+    CHECK(!hk_dd_frames_has(&f, 0));
+    hk_dd_frames_mark(&f, 65530);
+    hk_dd_frames_mark(&f, 65532);
+    hk_dd_frames_mark(&f, 3); /* wraps */
+    CHECK(hk_dd_frames_has(&f, 65530));
+    CHECK(!hk_dd_frames_has(&f, 65531));
+    CHECK(hk_dd_frames_has(&f, 65532));
+    CHECK(hk_dd_frames_has(&f, 3));
+    CHECK(!hk_dd_frames_has(&f, 4)); /* ahead of the newest */
+    /* A late frame inside the window is recorded; moving on clears what the window
+     * leaves behind. */
+    hk_dd_frames_mark(&f, 65531);
+    CHECK(hk_dd_frames_has(&f, 65531));
+    hk_dd_frames_mark(&f, (uint16_t)(3 + HK_DD_FRAME_WINDOW - 1));
+    CHECK(hk_dd_frames_has(&f, 3));
+    CHECK(!hk_dd_frames_has(&f, 65532));
+    CHECK(!hk_dd_frames_has(&f, (uint16_t)(3 + HK_DD_FRAME_WINDOW))); /* same slot as 3 */
+    /* A jump past the window starts over. */
+    hk_dd_frames_mark(&f, 30000);
+    CHECK(hk_dd_frames_has(&f, 30000));
+    CHECK(!hk_dd_frames_has(&f, (uint16_t)(3 + HK_DD_FRAME_WINDOW - 1)));
+    hk_dd_frames_mark(&f, 1000); /* too old: ignored */
+    CHECK(!hk_dd_frames_has(&f, 1000));
+    hk_dd_frames_reset(&f);
+    CHECK(!hk_dd_frames_has(&f, 30000));
+}
+
+/* Chromium's AV1 L3T3 stream with every frame present: each frame is decodable and the
+ * chain of every active decode target is intact. Then one frame of spatial layer 1 is
+ * dropped: frames that refer to it are not decodable, and the chain that went through
+ * it is broken for the decode targets it protects, while spatial layer 0's is not. */
+static void chains_fixture(const char *name, int drop_spatial)
+{
+    static packet_t pkts[MAX_PACKETS];
+    char path[256];
+    snprintf(path, sizeof path, "tests/unit/fixtures/dd/%s.dd", name);
+    size_t n = load_packets(path, pkts);
+    uint32_t media = pkts[0].ssrc;
+    for (int pass = 0; pass < 2; pass++) {
+        hk_dd_state_t st = {0};
+        hk_dd_frames_t have = {0};
+        int frames = 0, refs_to_dropped = 0, broken = 0, drop = -1;
+        for (size_t i = 0; i < n; i++) {
+            hk_dd_t d;
+            if (pkts[i].ssrc != media)
+                continue;
+            CHECK_INT_EQ(hk_dd_parse(&st, pkts[i].dd, pkts[i].len, &d, NULL), 0);
+            const hk_dd_structure_t *s = &st.structure;
+            if (d.start_of_frame) {
+                frames++;
+                bool refers = false;
+                for (int k = 0; k < d.fdiff_count; k++)
+                    refers |= drop >= 0 && (uint16_t)(d.frame_number - d.fdiffs[k]) == drop;
+                CHECK_INT_EQ(hk_dd_frames_decodable(&have, &d), !refers);
+                refs_to_dropped += refers;
+                for (int dt = 0; dt < s->decode_target_count; dt++) {
+                    if (!((d.active_decode_targets >> dt) & 1))
+                        continue;
+                    unsigned c = s->protected_by[dt];
+                    bool through = drop >= 0 && d.chain_fdiffs[c] &&
+                                   (uint16_t)(d.frame_number - d.chain_fdiffs[c]) == drop;
+                    CHECK_INT_EQ(hk_dd_chain_intact(&have, s, &d, dt), !through);
+                    broken += through;
+                    if (through)
+                        CHECK(s->dt_spatial_id[dt] >= drop_spatial);
+                }
+            }
+            if (!d.end_of_frame)
+                continue;
+            /* On the second pass, drop the first T0 frame of drop_spatial after 30. */
+            if (pass == 1 && drop < 0 && frames > 30 && d.spatial_id == drop_spatial &&
+                d.temporal_id == 0) {
+                drop = d.frame_number;
+                continue;
+            }
+            hk_dd_frames_mark(&have, d.frame_number);
+        }
+        CHECK(frames > 100);
+        if (pass == 1) {
+            CHECK(drop >= 0);
+            CHECK(refs_to_dropped >= 1);
+            CHECK(broken >= 1);
+        }
+    }
+}
+
+TEST(dd_chains_av1_l3t3)
+{
+    chains_fixture("av1-l3t3", 1);
+}
+
+TEST(dd_chains_vp9_l3t3_key)
+{
+    chains_fixture("vp9-l3t3-key", 1);
+}
