@@ -387,8 +387,8 @@ TEST(dd_renumber_across_switches)
  * back to its own bytes, and every frame Chromium's own receiver reported (frame id,
  * spatial and temporal index, dependencies, key or delta, resolution) agrees with ours. */
 
-#define MAX_PACKETS 1000
-#define MAX_FRAMES  400
+#define MAX_PACKETS 2000
+#define MAX_FRAMES  1000
 
 typedef struct {
     uint32_t ssrc;
@@ -398,6 +398,7 @@ typedef struct {
 } packet_t;
 
 typedef struct {
+    uint32_t ssrc;
     uint16_t number;
     uint8_t spatial, temporal;
     bool key;
@@ -441,24 +442,36 @@ static void check_fixture(const char *name, uint8_t want_spatial_layers, uint8_t
     snprintf(path, sizeof path, "tests/unit/fixtures/dd/%s.dd", name);
     size_t n = load_packets(path, pkts);
     CHECK(n > 50);
-    /* The media SSRC is the first packet's (a key frame); RTX padding carries a DD too. */
-    uint32_t media = pkts[0].ssrc;
-    hk_dd_state_t st = {0};
-    size_t nframes = 0, keys = 0;
+    /* Media packets have the first packet's payload type (it starts a key frame); RTX
+     * padding carries a DD too. Simulcast has an SSRC, and a state, per encoding. */
+    uint8_t media_pt = pkts[0].pt;
+    uint32_t ssrcs[3];
+    static hk_dd_state_t states[3];
+    size_t nssrc = 0, nframes = 0, keys = 0;
     for (size_t i = 0; i < n; i++) {
-        if (pkts[i].ssrc != media)
+        if (pkts[i].pt != media_pt)
             continue;
+        size_t e = 0;
+        while (e < nssrc && ssrcs[e] != pkts[i].ssrc)
+            e++;
+        if (e == nssrc) {
+            CHECK(nssrc < 3);
+            ssrcs[nssrc++] = pkts[i].ssrc;
+            memset(&states[e], 0, sizeof states[e]);
+        }
+        hk_dd_state_t *st = &states[e];
+        bool first = !st->has_structure;
         hk_dd_t d;
         const char *err = NULL;
-        int rc = hk_dd_parse(&st, pkts[i].dd, pkts[i].len, &d, &err);
+        int rc = hk_dd_parse(st, pkts[i].dd, pkts[i].len, &d, &err);
         if (rc) {
             fprintf(stderr, "%s packet %zu: %s\n", name, i, err);
             CHECK_INT_EQ(rc, 0);
         }
-        if (i == 0)
+        if (first)
             CHECK(hk_dd_is_keyframe(&d));
         uint8_t out[255];
-        int len = hk_dd_write(&st.structure, &d, out, sizeof out);
+        int len = hk_dd_write(&st->structure, &d, out, sizeof out);
         CHECK(len > 0 && (size_t)len <= pkts[i].len);
         CHECK_MEM_EQ(out, pkts[i].dd, (size_t)len);
         for (size_t j = (size_t)len; j < pkts[i].len; j++)
@@ -468,6 +481,7 @@ static void check_fixture(const char *name, uint8_t want_spatial_layers, uint8_t
         keys += hk_dd_is_keyframe(&d);
         CHECK(nframes < MAX_FRAMES);
         frame_t *f = &frames[nframes++];
+        f->ssrc = pkts[i].ssrc;
         f->number = d.frame_number;
         f->spatial = d.spatial_id;
         f->temporal = d.temporal_id;
@@ -477,9 +491,11 @@ static void check_fixture(const char *name, uint8_t want_spatial_layers, uint8_t
         f->width = d.width;
         f->height = d.height;
     }
-    CHECK_INT_EQ(st.structure.max_spatial_id + 1, want_spatial_layers);
-    CHECK_INT_EQ(st.structure.max_temporal_id, want_temporal);
-    CHECK(keys >= 1);
+    for (size_t e = 0; e < nssrc; e++) {
+        CHECK_INT_EQ(states[e].structure.max_spatial_id + 1, want_spatial_layers);
+        CHECK_INT_EQ(states[e].structure.max_temporal_id, want_temporal);
+    }
+    CHECK(keys >= nssrc);
 
     /* Chromium's view of the same frames. */
     snprintf(path, sizeof path, "tests/unit/fixtures/dd/%s.frames", name);
@@ -496,7 +512,7 @@ static void check_fixture(const char *name, uint8_t want_spatial_layers, uint8_t
         CHECK(fields >= 8);
         const frame_t *f = NULL;
         for (size_t i = 0; i < nframes && !f; i++)
-            if (frames[i].number == (uint16_t)frame_id)
+            if (frames[i].number == (uint16_t)frame_id && frames[i].ssrc == ssrc)
                 f = &frames[i];
         if (!f)
             continue; /* the capture started or ended in the middle */
@@ -647,4 +663,51 @@ TEST(dd_chains_av1_l3t3)
 TEST(dd_chains_vp9_l3t3_key)
 {
     chains_fixture("vp9-l3t3-key", 1);
+}
+
+/* Chromium's VP8 simulcast (three encodings r0 /4, r1 /2, r2, L1T3 each, 1280x720
+ * camera): one SSRC per encoding, each with its own structure and resolution, and one
+ * frame-number counter shared by the three (each number is used by exactly one
+ * encoding), so within an SSRC numbers jump by about 3 and the frames use custom fdiffs.
+ * Every frame is decodable from the frames of its own SSRC. */
+TEST(dd_chromium_vp8_simulcast)
+{
+    check_fixture("vp8-simulcast", 1, 2); /* r0, the encoding the receiver decoded */
+
+    static packet_t pkts[MAX_PACKETS];
+    size_t n = load_packets("tests/unit/fixtures/dd/vp8-simulcast.dd", pkts);
+    static const uint32_t ssrcs[3] = {0x286d906a, 0x43735c02, 0xa7662b57};
+    uint32_t seen_widths = 0;
+    static uint8_t owner[65536];
+    memset(owner, 0, sizeof owner);
+    for (int e = 0; e < 3; e++) {
+        hk_dd_state_t st = {0};
+        hk_dd_frames_t have = {0};
+        int frames = 0, custom = 0, keys = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (pkts[i].ssrc != ssrcs[e])
+                continue;
+            hk_dd_t d;
+            CHECK_INT_EQ(hk_dd_parse(&st, pkts[i].dd, pkts[i].len, &d, NULL), 0);
+            if (d.start_of_frame) {
+                frames++;
+                custom += d.custom_fdiffs;
+                keys += hk_dd_is_keyframe(&d);
+                CHECK(hk_dd_frames_decodable(&have, &d));
+                CHECK(owner[d.frame_number] == 0 || owner[d.frame_number] == e + 1);
+                owner[d.frame_number] = (uint8_t)(e + 1);
+                CHECK(d.width == 320 || d.width == 640 || d.width == 1280);
+                CHECK_INT_EQ(d.height, d.width * 9 / 16);
+                seen_widths |= d.width;
+            }
+            if (d.end_of_frame)
+                hk_dd_frames_mark(&have, d.frame_number);
+        }
+        CHECK(st.has_structure);
+        CHECK_INT_EQ(st.structure.decode_target_count, 3);
+        CHECK(frames > 30);
+        CHECK(keys >= 1);
+        CHECK(custom > 0);
+    }
+    CHECK_INT_EQ(seen_widths, 320 | 640 | 1280); /* one encoding each */
 }
