@@ -235,8 +235,11 @@ export class FrameCrypto {
       return { plaintext: null, result: 'missing' };
     }
     try {
-      const plaintext = await this.mls.decrypt(parts.sframe, parts.prefix, leaf);
+      const info = {};
+      const plaintext = await this.mls.decrypt(parts.sframe, parts.prefix, leaf, info);
       this._count(senderConnectionId, 'decrypted');
+      // The epoch (low bits) of this sender's latest frame: tests see members switch.
+      this.stats.get(senderConnectionId).epochBits = info.epochBits;
       return { plaintext: concat(parts.prefix, this._stripMarker(plaintext)), result: 'decrypted' };
     } catch (e) {
       const result = e?.code === 'unknown-key' ? 'missing' : 'failed';

@@ -9,19 +9,27 @@
 // Events (CustomEvent, details in `detail`): 'connected' {connectionId}, 'track'
 // {connectionId, stream, track}, 'member-joined' {connectionId, safetyNumber},
 // 'member-left' {connectionId}, 'closed' {code, reason}, 'error' {message}.
+//
+// e2eeProtocol: 'mls' (with e2ee: true) joins an MLS channel (docs/protocol.md §6): keys
+// come from an MLS group whose delivery service is the server, the roster and the
+// verification code from the group state. Then 'roster' events carry mls-roster.js's
+// update ({epoch, code, added, removed, credentialChanged, banner, roster}), and
+// member-joined/member-left still follow the server's notify (for display only).
 import { E2EE } from './e2ee.js';
+import { E2EEMls } from './e2ee-mls.js';
 
 export class HisokaClient extends EventTarget {
   // videoCodecType: 'VP8', 'H264', 'VP9' or 'AV1' for `connect`; null lets the
   // server choose. With e2ee the default is VP8, whose header stays in clear
   // (frame-format.js: so do H.264's; VP9 and AV1 are encrypted whole).
   constructor(signalingUrl, { channelId, role = 'sendrecv', e2ee = false, metadata = null,
-    notifyMetadata = {}, videoCodecType = e2ee ? 'VP8' : null } = {}) {
+    notifyMetadata = {}, videoCodecType = e2ee ? 'VP8' : null, e2eeProtocol = null } = {}) {
     super();
     this.signalingUrl = signalingUrl;
     this.channelId = channelId;
     this.role = role;
     this.useE2EE = e2ee;
+    this.e2eeProtocol = e2ee && e2eeProtocol === 'mls' ? 'mls' : null;
     this.metadata = metadata;
     this.notifyMetadata = notifyMetadata;
     this.videoCodecType = videoCodecType;
@@ -40,7 +48,12 @@ export class HisokaClient extends EventTarget {
   // offer is answered.
   async connect(localStream = null) {
     this.localStream = localStream;
-    if (this.useE2EE) {
+    if (this.e2eeProtocol === 'mls') {
+      this.e2ee = await E2EEMls.create({
+        sendBinary: (bytes) => this._sendBinary(bytes),
+        onRoster: (update) => this._emit('roster', update),
+      });
+    } else if (this.useE2EE) {
       this.e2ee = await E2EE.create({
         sendKeyMessage: (dst, bytes) => this._sendBinary(bytes),
       });
@@ -71,13 +84,14 @@ export class HisokaClient extends EventTarget {
       this.ws.onerror = () => reject(new Error('cannot open the signaling WebSocket'));
     });
     const notifyMetadata = { ...this.notifyMetadata };
-    if (this.e2ee) notifyMetadata.e2ee_public_key = this.e2ee.publicKeyBase64;
+    if (this.e2ee && !this.e2eeProtocol) notifyMetadata.e2ee_public_key = this.e2ee.publicKeyBase64;
     this._send({
       type: 'connect',
       role: this.role,
       channel_id: this.channelId,
       multistream: true,
       e2ee: this.useE2EE,
+      ...(this.e2eeProtocol ? { e2ee_protocol: this.e2eeProtocol } : {}),
       audio: true,
       video: this.videoCodecType ? { codec_type: this.videoCodecType } : true,
       metadata: this.metadata,
@@ -119,7 +133,11 @@ export class HisokaClient extends EventTarget {
     switch (msg.type) {
       case 'offer':
         this.connectionId = msg.connection_id;
-        if (this.e2ee) this.e2ee.setSelf(msg.connection_id);
+        if (this.e2ee) {
+          // MLS: this sends our key package; not awaited, so the answer is not delayed.
+          const started = this.e2ee.setSelf(msg.connection_id);
+          if (started && started.catch) started.catch((err) => this._emit('error', { message: String(err.message || err) }));
+        }
         // The server's TURN servers (time-limited credentials), as Sora's SDKs take them:
         // set before the first setRemoteDescription, so gathering uses them.
         if (msg.config && Array.isArray(msg.config.iceServers) && msg.config.iceServers.length) {
@@ -218,8 +236,9 @@ export class HisokaClient extends EventTarget {
     this._emit('member-joined', { connectionId: id, safetyNumber: member.safetyNumber });
   }
 
-  // Our own safety number (E2EE only).
+  // Our own safety number (E2EE only); in an MLS channel the group's verification code.
   async safetyNumber() {
+    if (this.e2eeProtocol) return this.e2ee ? this.e2ee.verificationCode() : null;
     return this.e2ee ? this.e2ee.safetyNumber(this.e2ee.publicKeyBase64) : null;
   }
 

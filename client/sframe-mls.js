@@ -101,8 +101,9 @@ export class MlsFrameKeys {
    * decrypt(frame, metadata, expectedLeaf) -> plaintext. expectedLeaf: the leaf index of
    * the member whose track this frame came on (from the group's roster, by identity).
    * Throws MlsFrameError with code wrong-sender | unknown-key | replay | auth.
+   * info, when given, gets the frame's epochBits (its KID's low bits) once it decrypted.
    */
-  async decrypt(frame, metadata = new Uint8Array(0), expectedLeaf) {
+  async decrypt(frame, metadata = new Uint8Array(0), expectedLeaf, info = null) {
     let header;
     try {
       header = decodeHeader(frame);
@@ -146,6 +147,7 @@ export class MlsFrameKeys {
     }
     entry.windows.set(header.kid, w);
     this.stats.decrypted++;
+    if (info) info.epochBits = epochBits;
     return out.plaintext;
   }
 }

@@ -154,6 +154,23 @@ int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out, h
         goto done;
     }
 
+    /* docs/protocol.md §6.5: an MLS channel (hisoka as delivery service). */
+    json_t *protocol = json_object_get(root, "e2ee_protocol");
+    if (protocol && !json_is_null(protocol)) {
+        if (!json_is_string(protocol) || strcmp(json_string_value(protocol), "mls") != 0 ||
+            json_string_length(protocol) != 3) {
+            fail(err, HK_CLOSE_BAD_REQUEST,
+                 "INVALID-E2EE-PROTOCOL: e2ee_protocol must be \"mls\" when present");
+            goto done;
+        }
+        if (!out->e2ee) {
+            fail(err, HK_CLOSE_BAD_REQUEST,
+                 "INVALID-E2EE-PROTOCOL: e2ee_protocol needs \"e2ee\": true");
+            goto done;
+        }
+        out->e2ee_mls = true;
+    }
+
     json_t *audio = json_object_get(root, "audio");
     if (audio && !json_is_null(audio)) {
         if (json_is_boolean(audio))

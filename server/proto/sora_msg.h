@@ -32,7 +32,8 @@ typedef struct {
     char channel_id[HK_CHANNEL_ID_MAX + 1];
     char client_id[HK_CLIENT_ID_MAX + 1]; /* "" when absent */
     bool e2ee;
-    bool audio; /* false only for "audio": false */
+    bool e2ee_mls; /* "e2ee_protocol": "mls" (only with e2ee: true) */
+    bool audio;    /* false only for "audio": false */
     bool video;
     char video_codec[8]; /* "VP8" (default), "VP9", "H264", "AV1" */
     bool redirect;
@@ -53,8 +54,9 @@ typedef struct {
 /* Validates a `connect` message. Returns 0, or HK_EINVAL with *err filled.
  * Rules: a JSON object; type "connect"; role one of sendrecv|sendonly|recvonly;
  * channel_id a string of 1..255 printable ASCII characters; client_id (optional) likewise;
- * e2ee/multistream/redirect booleans when present; audio/video booleans or objects;
- * video.codec_type one of VP8|VP9|H264|AV1 when present (H265 refused); metadata any JSON;
+ * e2ee/multistream/redirect booleans when present; e2ee_protocol (optional, null = absent)
+ * only "mls" and only with e2ee true, else 4400 INVALID-E2EE-PROTOCOL; audio/video booleans or
+ * objects; video.codec_type one of VP8|VP9|H264|AV1 when present (H265 refused); metadata any JSON;
  * signaling_notify_metadata an object or null. sora_client is read when it is a string
  * (legacy_update); any other type is ignored. */
 int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out,

@@ -201,6 +201,38 @@ static void tcp_metrics(text_t *t, const hk_tcp_link_counters_t *tc)
             tc->tx_dropped);
 }
 
+/* The MLS delivery services' counters: channels gone plus channels live. */
+static hk_mls_ds_stats_t mls_totals(const hk_signal_t *sig)
+{
+    hk_mls_ds_stats_t t = sig->mls_retired;
+    for (const hk_channel_t *c = sig->channels; c; c = c->next) {
+        if (!c->mls_ds)
+            continue;
+        const hk_mls_ds_stats_t *s = hk_mls_ds_stats(c->mls_ds);
+        t.proposals_sent += s->proposals_sent;
+        t.revokes_sent += s->revokes_sent;
+        t.commits_accepted += s->commits_accepted;
+        t.commits_refused += s->commits_refused;
+        t.welcomes_sent += s->welcomes_sent;
+        t.malformed += s->malformed;
+        t.rate_limited += s->rate_limited;
+        t.resets += s->resets;
+        t.closes += s->closes;
+    }
+    return t;
+}
+
+#define MLS_COUNTERS(X)                                                                            \
+    X(proposals_sent)                                                                              \
+    X(revokes_sent)                                                                                \
+    X(commits_accepted)                                                                            \
+    X(commits_refused)                                                                             \
+    X(welcomes_sent)                                                                               \
+    X(malformed)                                                                                   \
+    X(rate_limited)                                                                                \
+    X(resets)                                                                                      \
+    X(closes)
+
 static char *metrics_text(const hk_signal_t *sig)
 {
     const hk_counters_t *c = &sig->counters;
@@ -258,6 +290,17 @@ static char *metrics_text(const hk_signal_t *sig)
     labelled(&t, "hisoka_key_messages_total", "result", "relayed", c->key_messages_relayed);
     labelled(&t, "hisoka_key_messages_total", "result", "dropped", c->key_messages_dropped);
     counter(&t, "hisoka_bad_answers_total", "Answers refused as invalid SDP.", c->bad_answers);
+    family(&t, "hisoka_mls_messages_total", "counter",
+           "MLS envelopes from members (docs/protocol.md §6), by outcome.");
+    labelled(&t, "hisoka_mls_messages_total", "result", "handled",
+             c->mls_messages_in - c->mls_messages_dropped);
+    labelled(&t, "hisoka_mls_messages_total", "result", "dropped", c->mls_messages_dropped);
+    hk_mls_ds_stats_t mls = mls_totals(sig);
+    family(&t, "hisoka_mls_events_total", "counter",
+           "MLS delivery service events (proposals, commits, welcomes, refusals, resets).");
+#define MLS_METRIC(name) labelled(&t, "hisoka_mls_events_total", "event", #name, mls.name);
+    MLS_COUNTERS(MLS_METRIC)
+#undef MLS_METRIC
 
     /* UDP socket (hk_link_counters_t). */
     counter(&t, "hisoka_packets_received_total", "UDP datagrams received on the media port.",
@@ -396,8 +439,16 @@ static json_t *stats_json(const hk_signal_t *sig)
                                   json_pack("{s:s,s:s,s:s,s:b}", "connection_id", m->connection_id,
                                             "client_id", m->client_id, "role",
                                             hk_role_name(m->role), "announced", m->announced));
-        json_array_append_new(channels, json_pack("{s:s,s:b,s:o}", "channel_id", c->id, "e2ee",
-                                                  c->e2ee, "connections", members));
+        json_t *channel = json_pack("{s:s,s:b,s:o}", "channel_id", c->id, "e2ee", c->e2ee,
+                                    "connections", members);
+        if (c->mls_ds) {
+            int exists = 0;
+            uint64_t epoch = hk_mls_ds_epoch(c->mls_ds, &exists);
+            json_object_set_new(channel, "e2ee_protocol", json_string("mls"));
+            json_object_set_new(channel, "mls_epoch",
+                                exists ? json_integer((json_int_t)epoch) : json_null());
+        }
+        json_array_append_new(channels, channel);
     }
     json_object_set_new(root, "channels", channels);
     json_object_set_new(root, "total_connections", json_integer(sig->n_connections));
@@ -405,6 +456,14 @@ static json_t *stats_json(const hk_signal_t *sig)
                         json_integer((json_int_t)sig->counters.key_messages_relayed));
     json_object_set_new(root, "key_messages_dropped",
                         json_integer((json_int_t)sig->counters.key_messages_dropped));
+    hk_mls_ds_stats_t mls = mls_totals(sig);
+    json_t *mls_json =
+        json_pack("{s:I,s:I}", "messages_in", (json_int_t)sig->counters.mls_messages_in,
+                  "messages_dropped", (json_int_t)sig->counters.mls_messages_dropped);
+#define MLS_JSON(name) json_object_set_new(mls_json, #name, json_integer((json_int_t)mls.name));
+    MLS_COUNTERS(MLS_JSON)
+#undef MLS_JSON
+    json_object_set_new(root, "mls", mls_json);
     const hk_media_counters_t *mc = &sig->host->counters;
     const hk_link_counters_t *uc = sig->link_counters;
     json_t *media = json_object();

@@ -24,6 +24,131 @@ static int refuse(hk_sora_error_t *err, int code, const char *reason, uint64_t *
     return HK_ELIMIT;
 }
 
+/* --- MLS: the channel's delivery service (docs/protocol.md §6.5) -------------------- */
+
+static void mls_send(void *user, const char *conn_id, const uint8_t *msg, size_t len)
+{
+    hk_channel_t *channel = user;
+    hk_peer_t *peer = hk_channel_find(channel, conn_id, strlen(conn_id));
+    if (peer)
+        hk_peer_send(peer, msg, len, true);
+}
+
+/* hk_peer_close only marks the peer and waits for its queue to drain: the peer leaves the
+ * channel (and the DS, which has forgotten it already) later, from its WebSocket's close,
+ * never from inside this callback. */
+static void mls_close(void *user, const char *conn_id, const char *reason)
+{
+    hk_channel_t *channel = user;
+    hk_peer_t *peer = hk_channel_find(channel, conn_id, strlen(conn_id));
+    if (!peer)
+        return;
+    bool bad_input = strcmp(reason, "MLS-MALFORMED") == 0 || strcmp(reason, "MLS-INVALID") == 0;
+    const char *sentence =
+        strcmp(reason, "MLS-MALFORMED") == 0        ? "too many malformed MLS messages"
+        : strcmp(reason, "MLS-INVALID") == 0        ? "reported too many MLS messages as invalid"
+        : strcmp(reason, "MLS-NO-KEY-PACKAGE") == 0 ? "no MLS key package in time"
+        : strcmp(reason, "MLS-UNRESPONSIVE") == 0   ? "missed too many MLS commit deadlines"
+                                                    : "closed by the MLS delivery service";
+    char text[120];
+    snprintf(text, sizeof text, "%s: %s", reason, sentence);
+    hk_peer_close(peer, bad_input ? HK_CLOSE_BAD_REQUEST : HK_CLOSE_TIMEOUT, text);
+}
+
+static const hk_mls_ds_callbacks_t mls_callbacks = {.send = mls_send, .close = mls_close};
+
+static void on_mls_deadline(uv_timer_t *timer);
+
+/* Arms the channel's timer at the DS's next deadline (the 1 s signaling tick is too
+ * coarse for a 2 s commit deadline). */
+static void mls_arm(hk_channel_t *channel)
+{
+    uint64_t next = hk_mls_ds_next_deadline(channel->mls_ds);
+    if (next == UINT64_MAX) {
+        uv_timer_stop(&channel->mls_timer);
+        return;
+    }
+    uint64_t now = hk_signal_now_ms(channel->sig);
+    uv_timer_start(&channel->mls_timer, on_mls_deadline, next > now ? next - now : 0, 0);
+}
+
+static void on_mls_deadline(uv_timer_t *timer)
+{
+    hk_channel_t *channel = timer->data;
+    hk_mls_ds_tick(channel->mls_ds, hk_signal_now_ms(channel->sig));
+    mls_arm(channel);
+}
+
+static void free_channel(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void retire_stats(hk_signal_t *sig, const hk_mls_ds_stats_t *s)
+{
+    hk_mls_ds_stats_t *t = &sig->mls_retired;
+    t->proposals_sent += s->proposals_sent;
+    t->revokes_sent += s->revokes_sent;
+    t->commits_accepted += s->commits_accepted;
+    t->commits_refused += s->commits_refused;
+    t->welcomes_sent += s->welcomes_sent;
+    t->malformed += s->malformed;
+    t->rate_limited += s->rate_limited;
+    t->resets += s->resets;
+    t->closes += s->closes;
+}
+
+/* Frees an empty channel: at once, or (MLS) once its timer has closed. */
+static void destroy_channel(hk_channel_t *channel)
+{
+    if (!channel->mls) {
+        free(channel);
+        return;
+    }
+    if (channel->mls_ds) {
+        retire_stats(channel->sig, hk_mls_ds_stats(channel->mls_ds));
+        hk_mls_ds_free(channel->mls_ds);
+        channel->mls_ds = NULL;
+    }
+    uv_timer_stop(&channel->mls_timer);
+    uv_close((uv_handle_t *)&channel->mls_timer, free_channel);
+}
+
+int hk_channel_mls_join(hk_peer_t *peer)
+{
+    hk_channel_t *channel = peer->channel;
+    if (!channel || !channel->mls)
+        return 0;
+    int rc = hk_mls_ds_join(channel->mls_ds, peer->connection_id, hk_signal_now_ms(peer->sig));
+    if (rc == 0)
+        mls_arm(channel);
+    return rc;
+}
+
+void hk_channel_relay_mls(hk_peer_t *peer, const uint8_t *buf, size_t len)
+{
+    hk_channel_t *channel = peer->channel;
+    hk_signal_t *sig = peer->sig;
+    if (!channel || !channel->mls) {
+        sig->counters.key_messages_dropped++;
+        HK_LOG(HK_LOG_DEBUG, "mls", peer->connection_id,
+               "MLS message dropped: the channel does not use MLS");
+        return;
+    }
+    sig->counters.mls_messages_in++;
+    const char *why = NULL;
+    int rc = hk_mls_ds_receive(channel->mls_ds, peer->connection_id, buf, len,
+                               hk_signal_now_ms(sig), &why);
+    if (rc != 0) {
+        sig->counters.mls_messages_dropped++;
+        HK_LOG(HK_LOG_DEBUG, "mls", peer->connection_id, "MLS message type 0x%02x dropped: %s",
+               len ? buf[0] : 0, why ? why : hk_strerror(rc));
+    }
+    /* The peer may have been closed by the DS: it is still a member until its socket
+     * goes, and the channel lives until then. */
+    mls_arm(channel);
+}
+
 int hk_channel_join(hk_signal_t *sig, hk_peer_t *peer, const hk_connect_msg_t *msg,
                     hk_sora_error_t *err)
 {
@@ -45,6 +170,17 @@ int hk_channel_join(hk_signal_t *sig, hk_peer_t *peer, const hk_connect_msg_t *m
                           &sig->counters.refused_out_of_memory);
         channel->sig = sig;
         channel->e2ee = msg->e2ee;
+        if (msg->e2ee_mls) {
+            channel->mls_ds = hk_mls_ds_new(&sig->mls_config, &mls_callbacks, channel);
+            if (!channel->mls_ds || uv_timer_init(sig->loop, &channel->mls_timer) != 0) {
+                hk_mls_ds_free(channel->mls_ds);
+                free(channel);
+                return refuse(err, HK_CLOSE_INTERNAL, "out of memory",
+                              &sig->counters.refused_out_of_memory);
+            }
+            channel->mls = true;
+            channel->mls_timer.data = channel;
+        }
         snprintf(channel->id, sizeof channel->id, "%s", msg->channel_id);
         channel->next = sig->channels;
         if (sig->channels)
@@ -55,6 +191,11 @@ int hk_channel_join(hk_signal_t *sig, hk_peer_t *peer, const hk_connect_msg_t *m
         return refuse(err, HK_CLOSE_FORBIDDEN,
                       channel->e2ee ? "E2EE-MISMATCH: this channel requires e2ee"
                                     : "E2EE-MISMATCH: this channel does not use e2ee",
+                      &sig->counters.refused_e2ee_mismatch);
+    } else if (channel->mls != msg->e2ee_mls) {
+        return refuse(err, HK_CLOSE_FORBIDDEN,
+                      channel->mls ? "E2EE-MISMATCH: this channel uses MLS"
+                                   : "E2EE-MISMATCH: this channel does not use MLS",
                       &sig->counters.refused_e2ee_mismatch);
     } else if (channel->n_members >= config->max_connections_per_channel) {
         return refuse(err, HK_CLOSE_LIMIT, "CHANNEL-FULL: the channel has too many connections",
@@ -188,6 +329,11 @@ void hk_channel_leave(hk_peer_t *peer)
     channel->metadata_bytes -= peer->metadata_charge;
     peer->metadata_charge = 0;
     peer->channel = NULL;
+    if (channel->mls) {
+        hk_mls_ds_leave(channel->mls_ds, peer->connection_id, hk_signal_now_ms(sig));
+        if (channel->n_members > 0)
+            mls_arm(channel);
+    }
 
     if (peer->announced) {
         notify_members(channel, "connection.destroyed", peer, NULL);
@@ -206,7 +352,7 @@ void hk_channel_leave(hk_peer_t *peer)
         if (channel->next)
             channel->next->prev = channel->prev;
         sig->n_channels--;
-        free(channel);
+        destroy_channel(channel);
     }
 }
 

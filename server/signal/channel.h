@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/signal/mls_ds.h"
 #include "server/signal/peer.h"
 #include "server/proto/sora_msg.h"
 #include "server/signal/server.h"
@@ -17,6 +18,10 @@ struct hk_channel_s {
     hk_channel_t *next, *prev;
     char id[HK_CHANNEL_ID_MAX + 1];
     bool e2ee;
+    bool mls;             /* e2ee_protocol "mls": keys through mls_ds (docs/protocol.md §6) */
+    hk_mls_ds_t *mls_ds;  /* its delivery service when mls, owned */
+    uv_timer_t mls_timer; /* armed at hk_mls_ds_next_deadline; when mls, the channel is
+                             freed in the timer's close callback */
     hk_peer_t *members;
     int n_members;
     size_t metadata_bytes; /* the members' signaling_notify_metadata, as relayed */
@@ -39,6 +44,14 @@ void hk_channel_announce(hk_peer_t *peer);
 /* Validates a binary key message from peer and routes it, unchanged, to the member it
  * names. Anything invalid is dropped and counted (never forwarded). */
 void hk_channel_relay_key(hk_peer_t *peer, const uint8_t *buf, size_t len);
+
+/* An MLS channel: peer got its offer and owes a key package. Returns 0, or HK_ELIMIT
+ * when the group is full (the caller closes the peer). Nothing in other channels. */
+int hk_channel_mls_join(hk_peer_t *peer);
+
+/* A binary message whose first byte is an MLS envelope type (0x10..0x1f): handed to the
+ * channel's delivery service in an MLS channel, dropped and counted anywhere else. */
+void hk_channel_relay_mls(hk_peer_t *peer, const uint8_t *buf, size_t len);
 
 /* Counts of announced members. */
 hk_channel_counts_t hk_channel_counts(const hk_channel_t *channel);

@@ -535,6 +535,11 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
            peer->legacy_update ? " (legacy client: renegotiates with update)" : "");
     hk_peer_send_json(peer, hk_sora_build_offer(&offer));
     free(sdp);
+    /* MLS channel: it owes a key package from now on (docs/protocol.md §6.3). */
+    if (hk_channel_mls_join(peer) != 0) {
+        sig->counters.refused_channel_full++;
+        hk_peer_close(peer, HK_CLOSE_LIMIT, "CHANNEL-FULL: the channel's MLS group is full");
+    }
 done:
     hk_connect_msg_clear(&msg);
 }
@@ -719,7 +724,17 @@ void hk_peer_on_binary(hk_peer_t *peer, const uint8_t *buf, size_t len)
         hk_peer_close(peer, HK_CLOSE_BAD_REQUEST, "binary message before the offer");
         return;
     }
-    hk_channel_relay_key(peer, buf, len);
+    /* docs/protocol.md §6.5: 0x10..0x1f are MLS envelopes (only in MLS channels); an MLS
+     * channel takes nothing else. */
+    if (len >= 1 && buf[0] >= 0x10 && buf[0] <= 0x1f) {
+        hk_channel_relay_mls(peer, buf, len);
+    } else if (peer->channel && peer->channel->mls) {
+        peer->sig->counters.key_messages_dropped++;
+        HK_LOG(HK_LOG_DEBUG, "keyrelay", peer->connection_id,
+               "key message dropped: type %u in an MLS channel", len ? buf[0] : 0);
+    } else {
+        hk_channel_relay_key(peer, buf, len);
+    }
 }
 
 void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms)

@@ -166,6 +166,14 @@ int hk_signal_start(hk_signal_t *sig, uv_loop_t *loop, const hk_config_t *config
     sig->peers = NULL;
     sig->spare_fd = -1;
     pick_candidates(sig);
+    /* One external-sender key for the process's MLS channels (docs/protocol.md §6). */
+    if (hk_mls_ds_config_default(&sig->mls_config) != 0) {
+        HK_LOG(HK_LOG_ERROR, "signaling", NULL, "cannot make the MLS external-sender key");
+        return HK_EIO;
+    }
+    sig->mls_config.max_members = config->max_connections_per_channel < 256
+                                      ? (uint32_t)config->max_connections_per_channel
+                                      : 256;
 
     lws_set_log_level(LLL_ERR | LLL_WARN | (getenv("HK_LWS_DEBUG") ? LLL_NOTICE | LLL_INFO : 0),
                       lws_log_emit);

@@ -16,6 +16,7 @@
 #include "server/io/tx.h"
 #include "server/rtc/cert.h"
 #include "server/rtc/host.h"
+#include "server/signal/mls_ds.h"
 
 typedef struct hk_peer_s hk_peer_t;
 typedef struct hk_channel_s hk_channel_t;
@@ -41,6 +42,8 @@ typedef struct {
     uint64_t notifies;
     uint64_t key_messages_relayed;
     uint64_t key_messages_dropped;
+    uint64_t mls_messages_in;      /* MLS envelopes handed to a channel's delivery service */
+    uint64_t mls_messages_dropped; /* refused by it (malformed, rate, unknown member) */
     uint64_t bad_answers;
     uint64_t refused_per_address;      /* WebSockets over max_connections_per_address */
     uint64_t refused_no_descriptors;   /* accepted and closed at once: out of descriptors */
@@ -74,6 +77,8 @@ typedef struct hk_signal_s {
     const hk_link_counters_t *link_counters;    /* the media port's, for the API */
     const int *link_gso;                        /* whether it coalesces with GSO */
     const hk_tcp_link_counters_t *tcp_counters; /* ICE-TCP's; NULL when media_tcp_port is 0 */
+    hk_mls_ds_config_t mls_config; /* every MLS channel's DS: one external-sender key */
+    hk_mls_ds_stats_t mls_retired; /* the DS counters of channels already freed */
 } hk_signal_t;
 
 /* Starts signaling on loop: lws context with the signaling and API vhosts, timers.
