@@ -22,8 +22,11 @@ static void on_datagram(void *arg, uint8_t *buf, size_t len, const struct sockad
 static void on_frame(void *arg, uint8_t *buf, size_t len, const hk_tuple_t *from)
 {
     hk_worker_t *w = arg;
+    /* A TCP frame's fan-out to UDP subscribers leaves in one batch, as a UDP burst's. */
+    w->udp.in_burst = 1;
     hk_rtc_host_receive(&w->host, buf, len, from, now_us());
-    hk_udp_flush(&w->udp); /* a TCP frame's fan-out to UDP subscribers */
+    w->udp.in_burst = 0;
+    hk_udp_flush(&w->udp);
 }
 
 static void on_tcp_closed(void *arg, const hk_tuple_t *tuple)
