@@ -71,6 +71,14 @@ export class HisokaClient extends EventTarget {
       this._failed = reject;
     });
     this.ws.onmessage = (e) => {
+      // MLS messages keep their own order (MlsMember's queue) and need nothing from the
+      // SDP exchange: they do not wait behind an offer being applied, nor it behind them.
+      if (typeof e.data !== 'string' && this.e2eeProtocol && this.e2ee) {
+        this.e2ee.onKeyMessage(new Uint8Array(e.data)).catch((err) => {
+          this._emit('error', { message: String(err && err.message ? err.message : err) });
+        });
+        return;
+      }
       this._queue = this._queue.then(() => this._onMessage(e.data)).catch((err) => {
         this._emit('error', { message: String(err && err.message ? err.message : err) });
       });

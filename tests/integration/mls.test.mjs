@@ -5,42 +5,17 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { MlsMember, T, encodeEnvelope } from '../../client/mls.js';
+import { T, encodeEnvelope } from '../../client/mls.js';
 import { expectClose, freshChannel, join, open, sleep, stats, wrapped } from '../lib/abuse.mjs';
-import { waitFor } from '../lib/browser.mjs';
+import { MLS, agree, lastEpoch, mlsJoin as mlsJoinAt } from '../lib/mls-node.mjs';
 import { startServer } from '../lib/server.mjs';
 
 let server;
 before(async () => { server = await startServer({ e2ee: true, log_level: 'info' }); });
 after(async () => { await server?.stop(); });
 
-const MLS = { e2ee: true, e2ee_protocol: 'mls' };
-
-// A signaling client plus an MLS member fed with its binary messages.
-async function mlsJoin(channel) {
-  const m = await join(server.url, channel, MLS);
-  m.epochs = [];
-  m.mls = new MlsMember({
-    connectionId: m.id,
-    send: (bytes) => m.client.sendBinary(Buffer.from(bytes)),
-    onEpoch: (info) => m.epochs.push({ epoch: Number(info.epoch), code: info.code,
-      roster: info.roster.map((r) => r.identity).sort() }),
-  });
-  m.client.ws.on('message', (data, isBinary) => { if (isBinary) m.mls.receive(new Uint8Array(data)); });
-  await m.mls.start();
-  return m;
-}
-
-const last = (m) => m.epochs[m.epochs.length - 1];
-
-async function agree(members) {
-  const ids = members.map((m) => m.id).sort();
-  const ok = await waitFor(async () => members.every((m) => last(m)
-    && JSON.stringify(last(m).roster) === JSON.stringify(ids)
-    && last(m).epoch === last(members[0]).epoch), 8000, 50);
-  assert.ok(ok, `members agree: ${JSON.stringify(members.map((m) => last(m)))}`);
-  assert.equal(new Set(members.map((m) => last(m).code)).size, 1, 'one verification code');
-}
+const mlsJoin = (channel) => mlsJoinAt(server, channel);
+const last = lastEpoch;
 
 test('three MLS members through signaling share one group; a leave is a new epoch', async () => {
   const ch = freshChannel('mls');

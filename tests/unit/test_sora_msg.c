@@ -404,6 +404,29 @@ TEST(sora_msg_connect_refusals_booleans)
     CONNECT_REFUSED(CONNECT_WITH(",\"multistream\":false"), "multistream false is not supported");
 }
 
+/* docs/protocol.md §6.5: e2ee_protocol "mls", only with e2ee true; null is absent. */
+TEST(sora_msg_connect_e2ee_protocol)
+{
+    static const char mls[] = CONNECT_WITH(",\"e2ee\":true,\"e2ee_protocol\":\"mls\"");
+    static const char absent[] = CONNECT_WITH(",\"e2ee\":true,\"e2ee_protocol\":null");
+    hk_connect_msg_t msg;
+    hk_sora_error_t err;
+    CHECK_INT_EQ(parse_connect(mls, sizeof mls - 1, &msg, &err), 0);
+    CHECK(msg.e2ee && msg.e2ee_mls);
+    hk_connect_msg_clear(&msg);
+    CHECK_INT_EQ(parse_connect(absent, sizeof absent - 1, &msg, &err), 0);
+    CHECK(msg.e2ee && !msg.e2ee_mls);
+    hk_connect_msg_clear(&msg);
+    static const char value[] = "INVALID-E2EE-PROTOCOL: e2ee_protocol must be \"mls\" when present";
+    static const char needs[] = "INVALID-E2EE-PROTOCOL: e2ee_protocol needs \"e2ee\": true";
+    CONNECT_REFUSED(CONNECT_WITH(",\"e2ee_protocol\":\"mls\""), needs);
+    CONNECT_REFUSED(CONNECT_WITH(",\"e2ee\":false,\"e2ee_protocol\":\"mls\""), needs);
+    CONNECT_REFUSED(CONNECT_WITH(",\"e2ee\":true,\"e2ee_protocol\":\"MLS\""), value);
+    CONNECT_REFUSED(CONNECT_WITH(",\"e2ee\":true,\"e2ee_protocol\":\"mls\\u0000\""), not_json);
+    CONNECT_REFUSED(CONNECT_WITH(",\"e2ee\":true,\"e2ee_protocol\":1"), value);
+    CONNECT_REFUSED(CONNECT_WITH(",\"e2ee\":true,\"e2ee_protocol\":\"\""), value);
+}
+
 TEST(sora_msg_connect_refusals_audio_video)
 {
     CONNECT_REFUSED(CONNECT_WITH(",\"audio\":1"), "audio must be a boolean or an object");
