@@ -8,19 +8,23 @@
 //     started here, and decode each other within 5 s;
 //   - a TCP subscriber whose path stops taking data (nftables drops what hisoka sends
 //     it) is cut off once its send queue stays full, while the others keep decoding.
+//   - the unmodified sora-js-sdk takes the offer's iceServers: two SDK clients meet
+//     through coturn over TLS with nothing configured on their side.
 // Everything runs on the namespace's own loopback: hisoka on 127.0.0.1, coturn on
 // 127.0.0.3 (listening and relaying), so the rules can tell coturn's relayed traffic
 // from the browsers' own. The page and signaling (TCP to the API and signaling ports)
 // stay allowed, as they would be for a web page.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 
 import { waitFor } from '../lib/browser.mjs';
 import { startCoturn } from '../lib/coturn.mjs';
 import { HisokaMember, decodesAtSize, launchBrowser } from '../lib/firefox.js';
 import { createNetns } from '../lib/netns.mjs';
-import { freePort, startServer } from '../lib/server.mjs';
+import { ROOT, freePort, startServer } from '../lib/server.mjs';
 
 const JOIN_DECODE_MS = 5000;
 const TURN_SECRET = 'hisoka-coturn-test-secret';
@@ -149,7 +153,7 @@ async function withNamespace(prefix, fn) {
   let coturn;
   try {
     const media_tcp_port = await freePort();
-    const needTurn = prefix === 'hkturn';
+    const needTurn = prefix.startsWith('hkturn');
     if (needTurn) {
       // Firefox takes turns: only with a host name, which it resolves only when the
       // namespace has a non-loopback IPv4 address (AI_ADDRCONFIG).
@@ -192,6 +196,26 @@ async function inCall(prefix, { restrict = () => {}, browsers = () => ({}) }, fn
     }
   });
 }
+
+// Only TCP 443 to coturn (and the page and signaling): every UDP packet of the browsers,
+// ICE-TCP and the other ways to coturn are dropped; coturn's own traffic (its relay to
+// hisoka) and hisoka's answers to the relay pass.
+function onlyTls443ToCoturn({ ns, server }) {
+  ns.nft(`table inet restrict {
+    chain out {
+      type filter hook output priority 0; policy accept;
+      ip saddr ${COTURN_IP} accept
+      ip daddr ${COTURN_IP} tcp dport 443 accept
+      ip daddr ${COTURN_IP} udp sport ${server.config.media_port} accept
+      ip daddr ${COTURN_IP} counter drop
+      meta l4proto udp counter drop
+      tcp dport ${server.config.media_tcp_port} counter drop
+    }
+  }`);
+}
+
+// Both browsers check coturn's certificate against the test CA that signed it.
+const trustCoturn = ({ coturn }) => ({ chromium: { caCerts: [coturn.ca] }, firefox: { caCerts: [coturn.ca] } });
 
 test('nothing blocked: Chromium and Firefox select UDP (getStats and hisoka /stats)', async () => {
   await inCall('hkopen', {}, async ({ ns, server, c }) => {
@@ -239,20 +263,7 @@ test('UDP blocked: both join over ICE-TCP and decode within 5 s; with 5% loss on
 });
 
 test('only TCP 443 to coturn: both join through TURN over TLS (real coturn) and decode within 5 s', async () => {
-  const restrict = ({ ns, server }) => ns.nft(`table inet restrict {
-    chain out {
-      type filter hook output priority 0; policy accept;
-      ip saddr ${COTURN_IP} accept
-      ip daddr ${COTURN_IP} tcp dport 443 accept
-      ip daddr ${COTURN_IP} udp sport ${server.config.media_port} accept
-      ip daddr ${COTURN_IP} counter drop
-      meta l4proto udp counter drop
-      tcp dport ${server.config.media_tcp_port} counter drop
-    }
-  }`);
-  // Both browsers check coturn's certificate against the test CA that signed it.
-  const browsers = ({ coturn }) => ({ chromium: { caCerts: [coturn.ca] }, firefox: { caCerts: [coturn.ca] } });
-  await inCall('hkturn', { restrict, browsers }, async ({ ns, server, c }) => {
+  await inCall('hkturn', { restrict: onlyTls443ToCoturn, browsers: trustCoturn }, async ({ ns, server, c }) => {
     assert.ok(c.decodeMs !== null && c.decodeMs <= JOIN_DECODE_MS,
       `decoded within ${JOIN_DECODE_MS} ms of joining (took ${c.decodeMs}): ${JSON.stringify(c.views())}`
       + ` ICE: ${JSON.stringify(await Promise.all(c.members.map(iceState)))}`);
@@ -312,6 +323,73 @@ test('a TCP subscriber that stops taking data is cut off at its queue limit; the
       await stalled.leave();
     } finally {
       await browser.close().catch(() => {});
+    }
+  });
+});
+
+// The unmodified sora-js-sdk (as npm ships it) takes the offer's config.iceServers into
+// its RTCPeerConnection: two SDK clients in Chromium meet through coturn over TLS with
+// nothing configured on their side.
+const SDK_DIR = path.join(ROOT, 'tests/node_modules/sora-js-sdk');
+const SDK_VERSION = JSON.parse(fs.readFileSync(path.join(SDK_DIR, 'package.json'), 'utf8')).version;
+const SDK_SOURCE = fs.readFileSync(path.join(SDK_DIR, 'dist/sora.js'));
+
+async function sdkClient(browser, server, channelId) {
+  const page = await browser.newPage();
+  const sdkUrl = `${server.apiUrl}/sdk/sora.js`;
+  await page.route(sdkUrl, (route) => route.fulfill({
+    status: 200, contentType: 'application/javascript', body: SDK_SOURCE,
+  }));
+  await page.goto(`${server.apiUrl}/health`);
+  await page.evaluate(async ({ sdkUrl, signalingUrl, channelId }) => {
+    const { default: Sora } = await import(sdkUrl);
+    const conn = Sora.connection(signalingUrl).sendrecv(channelId, null, { audio: true, video: true });
+    window.sdkConn = conn;
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    await conn.connect(stream);
+  }, { sdkUrl, signalingUrl: server.url, channelId });
+  return page;
+}
+
+function sdkView(page) {
+  return page.evaluate(async () => {
+    const { pc } = window.sdkConn;
+    const out = { framesDecoded: 0, localType: null, relayProtocol: null, iceServers: pc.getConfiguration().iceServers };
+    const byId = new Map();
+    (await pc.getStats()).forEach((s) => byId.set(s.id, s));
+    for (const s of byId.values()) {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') out.framesDecoded += s.framesDecoded || 0;
+      if (s.type === 'transport' && s.selectedCandidatePairId) {
+        const local = byId.get(byId.get(s.selectedCandidatePairId)?.localCandidateId) || {};
+        out.localType = local.candidateType;
+        out.relayProtocol = local.relayProtocol;
+      }
+    }
+    return out;
+  });
+}
+
+test(`sora-js-sdk ${SDK_VERSION} unmodified, only TCP 443 to coturn: it uses the offer's iceServers (TURN/TLS)`, async () => {
+  await withNamespace('hkturnsdk', async (env) => {
+    onlyTls443ToCoturn(env);
+    const browser = await launchBrowser('chromium', { netns: env.ns, ...trustCoturn(env).chromium });
+    try {
+      const pages = [await sdkClient(browser, env.server, 'sdk'), await sdkClient(browser, env.server, 'sdk')];
+      let views = [];
+      const ok = await waitFor(async () => {
+        views = await Promise.all(pages.map(sdkView));
+        return views.every((v) => v.framesDecoded > 10 && v.localType === 'relay');
+      }, 20000, 200);
+      assert.ok(ok, `both decode through the relay: ${JSON.stringify(views)}`);
+      for (const v of views) {
+        assert.equal(v.relayProtocol, 'tls');
+        assert.equal(v.iceServers.length, 1);
+        assert.deepEqual(v.iceServers[0].urls, [`turns:${COTURN_NAME}:443?transport=tcp`]);
+      }
+      const metrics = api(env.ns, env.server, '/metrics');
+      assert.equal(metric(metrics, 'hisoka_media_paths', 'path="relayed"'), 2);
+    } finally {
+      await browser.close();
     }
   });
 });
