@@ -285,9 +285,17 @@ static void on_deadline(hk_wheel_entry_t *entry, void *arg, uint64_t now)
     hk_wheel_schedule(&c->owner->wheel, &c->timer, conn_deadline(c));
 }
 
+static void on_listener(uv_poll_t *handle, int status, int events);
+
 void hk_tcp_ice_tick(hk_tcp_ice_t *tcp, uint64_t now)
 {
     hk_wheel_advance(&tcp->wheel, now, on_deadline, tcp);
+    if (tcp->listener_paused && tcp->fd >= 0) {
+        if (tcp->spare_fd < 0)
+            tcp->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        tcp->listener_paused = false;
+        uv_poll_start(&tcp->poll, UV_READABLE, on_listener);
+    }
 }
 
 /* ---- accepting --------------------------------------------------------------------------- */
@@ -363,14 +371,21 @@ static void on_listener(uv_poll_t *handle, int status, int events)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if ((errno == EMFILE || errno == ENFILE) && tcp->spare_fd >= 0) {
+            if (errno == EMFILE || errno == ENFILE) {
                 /* Out of descriptors: take the connection with the spare one and close
-                 * it, so the listener does not stay readable and spin. */
-                close(tcp->spare_fd);
-                fd = accept(tcp->fd, NULL, NULL);
-                tcp->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (fd >= 0)
-                    refused(tcp, fd, &tcp->counters.refused_descriptors, "out of descriptors");
+                 * it, so the listener does not stay readable and spin; without a spare,
+                 * stop listening until the next tick. */
+                if (tcp->spare_fd >= 0) {
+                    close(tcp->spare_fd);
+                    fd = accept(tcp->fd, NULL, NULL);
+                    tcp->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                    if (fd >= 0)
+                        refused(tcp, fd, &tcp->counters.refused_descriptors, "out of descriptors");
+                }
+                if (tcp->spare_fd < 0) {
+                    uv_poll_stop(&tcp->poll);
+                    tcp->listener_paused = true;
+                }
             }
             return;
         }

@@ -56,7 +56,8 @@ typedef struct {
 typedef struct hk_tcp_ice_s {
     uv_loop_t *loop;
     int fd;
-    int spare_fd; /* given up to accept-and-close when out of descriptors */
+    int spare_fd;         /* given up to accept-and-close when out of descriptors */
+    bool listener_paused; /* out of descriptors without a spare: until the next tick */
     uv_poll_t poll;
     hk_tcp_ice_frame_fn on_frame;
     hk_tcp_ice_closed_fn on_closed;
