@@ -6,6 +6,7 @@ BUILD   ?= build
 CC      ?= cc
 SAN     ?=
 CONF    ?= sora.conf.example
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 
 # The test suites run on the Node.js pinned in tools/node (installed by deps-test).
 NODE_DIR := $(CURDIR)/tools/node/node_modules
@@ -56,7 +57,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
 
 # Address and undefined-behaviour sanitizers in their own build tree.
 asan:
-	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" build
+	$(MAKE) -j$(JOBS) BUILD=build-asan SAN="$(ASAN_SAN)" build
 
 deps:
 	tools/deps.sh run
@@ -73,7 +74,8 @@ test-unit: build
 	$(BUILD)/unit-tests
 
 test: deps deps-test
-	$(MAKE) build asan fuzz-build
+	$(MAKE) -j$(JOBS) build
+	$(MAKE) fuzz-build
 	tests/run-all.sh
 
 format:
@@ -90,12 +92,19 @@ FUZZ_SRCS    := $(wildcard tests/fuzz/*_fuzzer.c)
 FUZZ_NAMES   := $(FUZZ_SRCS:tests/fuzz/%_fuzzer.c=%)
 FUZZ_LIB     := $(LIB_SRCS)
 FUZZ_CFLAGS  = -std=c11 -D_GNU_SOURCE -g -O1 -I. $(PKG_CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ASAN_LIB_OBJS = $(LIB_SRCS:%.c=build-asan/%.o)
 
-fuzz-build: $(FUZZ_NAMES:%=build-fuzz/replay-%)
+# The replay binaries link the ASan/UBSan build's objects (`make asan`): the library is
+# compiled once, not once per target.
+fuzz-build:
+	$(MAKE) -j$(JOBS) BUILD=build-asan SAN="$(ASAN_SAN)" build
+	$(MAKE) -j$(JOBS) $(FUZZ_NAMES:%=build-fuzz/replay-%)
 
-build-fuzz/replay-%: tests/fuzz/%_fuzzer.c tests/fuzz/replay.c $(FUZZ_LIB) $(HEADERS)
+build-fuzz/replay-%: tests/fuzz/%_fuzzer.c tests/fuzz/replay.c $(ASAN_LIB_OBJS) $(HEADERS)
 	@mkdir -p build-fuzz
-	$(CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/$*_fuzzer.c tests/fuzz/replay.c $(FUZZ_LIB) $(LDLIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/$*_fuzzer.c tests/fuzz/replay.c $(ASAN_LIB_OBJS) $(LDLIBS)
 
 build-fuzz/fuzz-%: tests/fuzz/%_fuzzer.c $(FUZZ_LIB) $(HEADERS)
 	@mkdir -p build-fuzz
