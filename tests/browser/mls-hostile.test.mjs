@@ -1,0 +1,141 @@
+// The server as attacker against an MLS channel, in browsers (issue 14, docs/threats.md
+// 15): a proxy between the pages and hisoka that edits signaling. Here: a ghost. The
+// attacker joins the channel with a key package of its own (a ts-mls member that goes to
+// hisoka directly), and the proxy hides it from every page's notify. The group still
+// contains it, so every page lists it in its roster, says so in a banner and shows a new
+// verification code; the ghost's first epoch is after every frame sent before it came.
+// Then a flash ghost: in and out at once, still seen as joined and left on every page.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { WebSocketServer, WebSocket } from 'ws';
+
+import { waitFor } from '../lib/browser.mjs';
+import { launchBrowser } from '../lib/firefox.js';
+import { MlsPage } from '../lib/mls-member.mjs';
+import { lastEpoch, mlsJoin } from '../lib/mls-node.mjs';
+import { startServer } from '../lib/server.mjs';
+
+let server;
+let proxy;
+const browsers = {};
+const pages = [];
+
+// A signaling proxy: every page's WebSocket goes through it to hisoka. It drops notify
+// messages about any connection that did not come through it (the ghost).
+function startProxy(target) {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  const ours = new Set();
+  const hidden = [];
+  wss.on('connection', (client) => {
+    const upstream = new WebSocket(target);
+    const early = [];
+    upstream.on('open', () => { for (const [d, b] of early.splice(0)) upstream.send(d, { binary: b }); });
+    client.on('message', (data, binary) => {
+      if (upstream.readyState === WebSocket.OPEN) upstream.send(data, { binary });
+      else early.push([data, binary]);
+    });
+    upstream.on('message', (data, binary) => {
+      if (!binary) {
+        const msg = JSON.parse(data.toString());
+        if (msg.type === 'offer') ours.add(msg.connection_id);
+        if (msg.type === 'notify' && msg.connection_id && !ours.has(msg.connection_id)) {
+          hidden.push(msg.event_type);
+          return;
+        }
+        if (msg.type === 'notify' && Array.isArray(msg.data)) msg.data = msg.data.filter((d) => ours.has(d.connection_id));
+        client.send(JSON.stringify(msg));
+        return;
+      }
+      client.send(data, { binary: true });
+    });
+    const end = () => { client.close(); upstream.close(); };
+    client.on('close', end);
+    upstream.on('close', (code, reason) => client.close(code, reason.toString()));
+    client.on('error', end);
+    upstream.on('error', end);
+  });
+  return new Promise((resolve) => wss.on('listening', () => resolve({
+    url: `ws://127.0.0.1:${wss.address().port}/signaling`, hidden,
+    close: () => new Promise((r) => wss.close(r)),
+  })));
+}
+
+before(async () => {
+  server = await startServer({ log_level: 'info', e2ee: true });
+  proxy = await startProxy(server.url);
+  browsers.chromium = await launchBrowser('chromium');
+  browsers.firefox = await launchBrowser('firefox');
+});
+after(async () => {
+  for (const p of pages) await p.leave().catch(() => {});
+  for (const b of Object.values(browsers)) await b?.close();
+  await proxy?.close();
+  await server?.stop();
+});
+
+test('a ghost hidden from notify shows in every roster, in a banner and in a new code on every screen', async () => {
+  const channel = `mls-ghost-${process.pid}`;
+  const via = { url: proxy.url, apiUrl: server.apiUrl };
+  for (const name of ['chromium', 'chromium', 'firefox']) pages.push(await MlsPage.join(browsers[name], via, channel));
+  const ids = pages.map((p) => p.id).sort();
+  let states = [];
+  const agreed = (want) => waitFor(async () => {
+    states = await Promise.all(pages.map((p) => p.state()));
+    return states.every((s) => s.epoch !== null && s.epoch === states[0].epoch && s.code === states[0].code
+      && JSON.stringify(s.roster) === JSON.stringify(want));
+  }, 15000, 200);
+  assert.ok(await agreed(ids), `three pages agree: ${JSON.stringify(states.map((s) => [s.epoch, s.code, s.roster]))}`);
+  const before0 = { epoch: states[0].epoch, code: states[0].code };
+  // Frames the pages encrypted so far (all of epochs up to before0.epoch).
+  const encryptedBefore = states.map((s) => s.e2ee.encrypted);
+
+  const ghost = await mlsJoin(server, channel);
+  const all = [...ids, ghost.id].sort();
+  assert.ok(await agreed(all), `every page lists the ghost: ${JSON.stringify(states.map((s) => s.roster))}`);
+  await waitFor(async () => lastEpoch(ghost)?.epoch === states[0].epoch, 5000, 50);
+  for (const s of states) {
+    assert.notEqual(s.code, before0.code, 'the verification code changed');
+    const u = s.rosters.find((x) => x.epoch === s.epoch);
+    assert.ok(u.added.includes(ghost.id), `${s.id} was told: ${u.banner}`);
+    assert.match(u.banner, new RegExp(`joined: .*${ghost.id}.* — verification code now ${s.code}`));
+    assert.ok(!s.notifies.some((n) => n.id === ghost.id), 'the server hid it from notify');
+  }
+  assert.ok(proxy.hidden.length > 0, 'the proxy hid notifies');
+  assert.equal(lastEpoch(ghost).code, states[0].code, 'the ghost shows the same code (it is in the group)');
+  // The ghost came in at an epoch after every frame counted above; MLS gives it no
+  // earlier epoch secret (its first epoch is its join).
+  assert.equal(ghost.epochs[0].epoch, states[0].epoch);
+  assert.ok(ghost.epochs[0].epoch > before0.epoch);
+  console.log(`# ghost at epoch ${ghost.epochs[0].epoch} (pages had encrypted ${encryptedBefore.join(', ')} frames `
+    + `before, all of epochs <= ${before0.epoch}); code ${before0.code} -> ${states[0].code} on every page`);
+  ghost.client.close();
+  assert.ok(await agreed(ids), 'the ghost leaves the roster when it goes');
+});
+
+test('a flash ghost (in and out at once, hidden from notify) shows as joined and left on every screen', async () => {
+  let states = [];
+  const ids = pages.map((p) => p.id).sort();
+  const channel = `mls-ghost-${process.pid}`;
+  states = await Promise.all(pages.map((p) => p.state()));
+  const start = { epoch: states[0].epoch, code: states[0].code };
+  const ghost = await mlsJoin(server, channel);
+  // Gone as soon as it is in the group.
+  await waitFor(async () => ghost.epochs.length > 0, 5000, 5);
+  ghost.client.close();
+  const ok = await waitFor(async () => {
+    states = await Promise.all(pages.map((p) => p.state()));
+    return states.every((s) => s.epoch >= start.epoch + 2 && JSON.stringify(s.roster) === JSON.stringify(ids)
+      && s.code === states[0].code);
+  }, 15000, 200);
+  assert.ok(ok, `pages back to three: ${JSON.stringify(states.map((s) => [s.epoch, s.roster.length]))}`);
+  for (const s of states) {
+    const inUpdate = s.rosters.find((u) => u.epoch > start.epoch && u.added?.includes(ghost.id));
+    const outUpdate = s.rosters.find((u) => u.epoch > start.epoch && u.removed?.includes(ghost.id));
+    assert.ok(inUpdate && outUpdate, `${s.id} was told of both: ${JSON.stringify(s.rosters.slice(-3))}`);
+    assert.ok(inUpdate.code !== start.code && outUpdate.code !== inUpdate.code, 'three codes');
+    assert.ok(!s.notifies.some((n) => n.id === ghost.id), 'the server hid it from notify');
+  }
+  console.log(`# flash ghost: epochs ${start.epoch} -> ${states[0].epoch}, banners on every page: `
+    + `"${states[0].rosters.find((u) => u.added?.includes(ghost.id)).banner}", `
+    + `"${states[0].rosters.find((u) => u.removed?.includes(ghost.id)).banner}"`);
+});
