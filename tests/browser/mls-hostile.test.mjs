@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { WebSocketServer, WebSocket } from 'ws';
 
+import { MlsMember, T, encodeEnvelope } from '../../client/mls.js';
 import { waitFor } from '../lib/browser.mjs';
 import { launchBrowser } from '../lib/firefox.js';
 import { MlsPage } from '../lib/mls-member.mjs';
@@ -21,23 +22,33 @@ const browsers = {};
 const pages = [];
 
 // A signaling proxy: every page's WebSocket goes through it to hisoka. It drops notify
-// messages about any connection that did not come through it (the ghost).
+// messages about any connection that did not come through it (the ghost). swap(id)
+// takes over a page's MLS membership: the proxy reports INVALID in the page's name, so
+// the server removes it and asks for a new key package, which the proxy's own ts-mls
+// member (named as the page, with its own keys) sends; from then on the page's MLS
+// messages go to that member.
 function startProxy(target) {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   const ours = new Set();
   const hidden = [];
+  const conns = new Map(); // connection id -> {upstream, impostor}
   wss.on('connection', (client) => {
     const upstream = new WebSocket(target);
+    const conn = { upstream, impostor: null };
     const early = [];
     upstream.on('open', () => { for (const [d, b] of early.splice(0)) upstream.send(d, { binary: b }); });
     client.on('message', (data, binary) => {
+      if (binary && conn.impostor) return; // the page's own MLS messages no longer count
       if (upstream.readyState === WebSocket.OPEN) upstream.send(data, { binary });
       else early.push([data, binary]);
     });
     upstream.on('message', (data, binary) => {
       if (!binary) {
         const msg = JSON.parse(data.toString());
-        if (msg.type === 'offer') ours.add(msg.connection_id);
+        if (msg.type === 'offer') {
+          ours.add(msg.connection_id);
+          conns.set(msg.connection_id, conn);
+        }
         if (msg.type === 'notify' && msg.connection_id && !ours.has(msg.connection_id)) {
           hidden.push(msg.event_type);
           return;
@@ -46,7 +57,8 @@ function startProxy(target) {
         client.send(JSON.stringify(msg));
         return;
       }
-      client.send(data, { binary: true });
+      if (conn.impostor) conn.impostor.receive(new Uint8Array(data));
+      else client.send(data, { binary: true });
     });
     const end = () => { client.close(); upstream.close(); };
     client.on('close', end);
@@ -56,6 +68,17 @@ function startProxy(target) {
   });
   return new Promise((resolve) => wss.on('listening', () => resolve({
     url: `ws://127.0.0.1:${wss.address().port}/signaling`, hidden,
+    swap(id) {
+      const conn = conns.get(id);
+      conn.epochs = [];
+      conn.impostor = new MlsMember({
+        connectionId: id,
+        send: (bytes) => conn.upstream.send(Buffer.from(bytes), { binary: true }),
+        onEpoch: (info) => conn.epochs.push(Number(info.epoch)),
+      });
+      conn.upstream.send(Buffer.from(encodeEnvelope(T.INVALID, 0n)), { binary: true });
+      return conn;
+    },
     close: () => new Promise((r) => wss.close(r)),
   })));
 }
@@ -138,4 +161,31 @@ test('a flash ghost (in and out at once, hidden from notify) shows as joined and
   console.log(`# flash ghost: epochs ${start.epoch} -> ${states[0].epoch}, banners on every page: `
     + `"${states[0].rosters.find((u) => u.added?.includes(ghost.id)).banner}", `
     + `"${states[0].rosters.find((u) => u.removed?.includes(ghost.id)).banner}"`);
+});
+
+test('a swap (the server takes over a member\'s name with its own key) shows as a key change on every other screen', async () => {
+  const ids = pages.map((p) => p.id).sort();
+  let states = await Promise.all(pages.map((p) => p.state()));
+  const start = { epoch: states[0].epoch, code: states[0].code };
+  const victim = pages[1];
+  const others = pages.filter((p) => p !== victim);
+  const conn = proxy.swap(victim.id);
+  assert.ok(await waitFor(async () => conn.epochs.length > 0, 15000, 50), 'the impostor got into the group');
+  const ok = await waitFor(async () => {
+    states = await Promise.all(others.map((p) => p.state()));
+    return states.every((s) => s.epoch === conn.epochs[0] && JSON.stringify(s.roster) === JSON.stringify(ids));
+  }, 15000, 200);
+  assert.ok(ok, `the others reach the impostor's epoch: ${JSON.stringify(states.map((s) => [s.epoch, s.roster.length]))}`);
+  for (const s of states) {
+    const changes = s.rosters.filter((u) => u.epoch > start.epoch);
+    // The Remove and the Add may be committed together (one epoch, one banner) or apart
+    // ("left", then the key change).
+    const changed = changes.find((u) => u.credentialChanged?.includes(victim.id));
+    assert.ok(changed, `${s.id} showed a key change for ${victim.id}: ${JSON.stringify(changes)}`);
+    assert.match(changed.banner, new RegExp(`KEY CHANGED for ${victim.id}`));
+    assert.notEqual(changed.code, start.code);
+  }
+  // The demo page shows such a banner in red (client/demo.js: credentialChanged -> warning).
+  console.log(`# swap of ${victim.id.slice(-4)}: epochs ${start.epoch} -> ${states[0].epoch}; `
+    + `banners: ${states[0].rosters.filter((u) => u.epoch > start.epoch).map((u) => `"${u.banner}"`).join(', ')}`);
 });
