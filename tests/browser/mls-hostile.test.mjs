@@ -3,13 +3,16 @@
 // attacker joins the channel with a key package of its own (a ts-mls member that goes to
 // hisoka directly), and the proxy hides it from every page's notify. The group still
 // contains it, so every page lists it in its roster, says so in a banner and shows a new
-// verification code; the ghost's first epoch is after every frame sent before it came.
+// verification code; of the frames a page sent before the ghost came, the ghost decrypts
+// none (and of those after, all: it is a member everyone sees).
 // Then a flash ghost: in and out at once, still seen as joined and left on every page.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { WebSocketServer, WebSocket } from 'ws';
 
+import { splitFrame } from '../../client/frame-format.js';
 import { MlsMember, T, encodeEnvelope } from '../../client/mls.js';
+import { MlsFrameKeys } from '../../client/sframe-mls.js';
 import { waitFor } from '../lib/browser.mjs';
 import { launchBrowser } from '../lib/firefox.js';
 import { MlsPage } from '../lib/mls-member.mjs';
@@ -20,6 +23,37 @@ let server;
 let proxy;
 const browsers = {};
 const pages = [];
+
+// The frames page m encrypts next (n of them), as sent: [{bytes, codec}].
+async function captureFrames(m, n) {
+  await m.page.evaluate((count) => window.mlsMember.client.e2ee.debug.capture(count), n);
+  let frames = [];
+  await waitFor(async () => {
+    frames = await m.page.evaluate(async () => (await window.mlsMember.client.e2ee.debug.captured())
+      .map((f) => ({ bytes: [...f.bytes], codec: f.codec })));
+    return frames.length >= n;
+  }, 10000, 100);
+  await m.page.evaluate(() => window.mlsMember.client.e2ee.debug.capture(0));
+  return frames;
+}
+
+// How many of sender's frames the ghost decrypts with the keys of its epochs.
+async function ghostDecrypts(ghost, senderId, frames) {
+  let ok = 0;
+  for (const f of frames) {
+    for (const e of ghost.epochs) {
+      const keys = new MlsFrameKeys();
+      keys.setEpoch({ epoch: e.epoch, baseKey: e.baseKey, leafIndex: e.leaves[ghost.id] });
+      const { prefix, sframe } = splitFrame(f.codec, Uint8Array.from(f.bytes));
+      try {
+        await keys.decrypt(sframe, prefix, e.leaves[senderId]);
+        ok++;
+        break;
+      } catch { /* not with this epoch's keys */ }
+    }
+  }
+  return ok;
+}
 
 // A signaling proxy: every page's WebSocket goes through it to hisoka. It drops notify
 // messages about any connection that did not come through it (the ghost). swap(id)
@@ -109,8 +143,10 @@ test('a ghost hidden from notify shows in every roster, in a banner and in a new
   }, 15000, 200);
   assert.ok(await agreed(ids), `three pages agree: ${JSON.stringify(states.map((s) => [s.epoch, s.code, s.roster]))}`);
   const before0 = { epoch: states[0].epoch, code: states[0].code };
-  // Frames the pages encrypted so far (all of epochs up to before0.epoch).
+  // Frames the pages encrypted so far (all of epochs up to before0.epoch), and 40 of
+  // page 0's as sent, just before the ghost comes.
   const encryptedBefore = states.map((s) => s.e2ee.encrypted);
+  const framesBefore = await captureFrames(pages[0], 40);
 
   const ghost = await mlsJoin(server, channel);
   const all = [...ids, ghost.id].sort();
@@ -129,8 +165,15 @@ test('a ghost hidden from notify shows in every roster, in a banner and in a new
   // earlier epoch secret (its first epoch is its join).
   assert.equal(ghost.epochs[0].epoch, states[0].epoch);
   assert.ok(ghost.epochs[0].epoch > before0.epoch);
+  const framesAfter = await captureFrames(pages[0], 40);
+  const readBefore = await ghostDecrypts(ghost, pages[0].id, framesBefore);
+  const readAfter = await ghostDecrypts(ghost, pages[0].id, framesAfter);
   console.log(`# ghost at epoch ${ghost.epochs[0].epoch} (pages had encrypted ${encryptedBefore.join(', ')} frames `
-    + `before, all of epochs <= ${before0.epoch}); code ${before0.code} -> ${states[0].code} on every page`);
+    + `before, all of epochs <= ${before0.epoch}); code ${before0.code} -> ${states[0].code} on every page; `
+    + `it decrypts ${readBefore} of ${framesBefore.length} frames sent before it came, ${readAfter} of `
+    + `${framesAfter.length} after`);
+  assert.equal(readBefore, 0, 'the ghost reads nothing sent before it came');
+  assert.ok(readAfter > 0, 'control: it reads what is sent while it is a (visible) member');
   ghost.client.close();
   assert.ok(await agreed(ids), 'the ghost leaves the roster when it goes');
 });

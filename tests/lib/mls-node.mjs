@@ -9,7 +9,8 @@ import { waitFor } from './browser.mjs';
 
 export const MLS = { e2ee: true, e2ee_protocol: 'mls' };
 
-// A signaling member plus its MLS member; m.epochs lists {epoch, code, roster} per epoch.
+// A signaling member plus its MLS member; m.epochs lists {epoch, code, roster, baseKey,
+// leaves: {identity: leaf index}} per epoch.
 export async function mlsJoin(server, channel) {
   const m = await join(server.url, channel, MLS);
   m.epochs = [];
@@ -17,7 +18,8 @@ export async function mlsJoin(server, channel) {
     connectionId: m.id,
     send: (bytes) => m.client.sendBinary(Buffer.from(bytes)),
     onEpoch: (info) => m.epochs.push({ epoch: Number(info.epoch), code: info.code,
-      roster: info.roster.map((r) => r.identity).sort() }),
+      roster: info.roster.map((r) => r.identity).sort(), baseKey: info.baseKey,
+      leaves: Object.fromEntries(info.roster.map((r) => [r.identity, r.leafIndex])) }),
   });
   m.client.ws.on('message', (data, isBinary) => { if (isBinary) m.mls.receive(new Uint8Array(data)); });
   await m.mls.start();
