@@ -66,9 +66,11 @@ function startProxy(target) {
   const ours = new Set();
   const hidden = [];
   const conns = new Map(); // connection id -> {upstream, impostor}
+  let nextSwap = null; // [idA, idB] to exchange in the SDP the next connection gets
   wss.on('connection', (client) => {
     const upstream = new WebSocket(target);
-    const conn = { upstream, impostor: null };
+    const conn = { upstream, impostor: null, exchange: nextSwap };
+    nextSwap = null;
     const early = [];
     upstream.on('open', () => { for (const [d, b] of early.splice(0)) upstream.send(d, { binary: b }); });
     client.on('message', (data, binary) => {
@@ -88,6 +90,12 @@ function startProxy(target) {
           return;
         }
         if (msg.type === 'notify' && Array.isArray(msg.data)) msg.data = msg.data.filter((d) => ours.has(d.connection_id));
+        if (conn.exchange && typeof msg.sdp === 'string') {
+          // Tell this page that A's tracks are B's and B's are A's: the server "moves"
+          // each one's frames onto the other's track.
+          const [a, b] = conn.exchange;
+          msg.sdp = msg.sdp.replaceAll(a, '\u0000').replaceAll(b, a).replaceAll('\u0000', b);
+        }
         client.send(JSON.stringify(msg));
         return;
       }
@@ -113,6 +121,7 @@ function startProxy(target) {
       conn.upstream.send(Buffer.from(encodeEnvelope(T.INVALID, 0n)), { binary: true });
       return conn;
     },
+    exchangeNext(a, b) { nextSwap = [a, b]; },
     close: () => new Promise((r) => wss.close(r)),
   })));
 }
@@ -204,6 +213,30 @@ test('a flash ghost (in and out at once, hidden from notify) shows as joined and
   console.log(`# flash ghost: epochs ${start.epoch} -> ${states[0].epoch}, banners on every page: `
     + `"${states[0].rosters.find((u) => u.added?.includes(ghost.id)).banner}", `
     + `"${states[0].rosters.find((u) => u.removed?.includes(ghost.id)).banner}"`);
+});
+
+test('moved frames (a page told that A\'s tracks are B\'s and the reverse) are dropped and counted', async () => {
+  const channel = `mls-ghost-${process.pid}`;
+  const via = { url: proxy.url, apiUrl: server.apiUrl };
+  const [a, third, b] = pages;
+  proxy.exchangeNext(a.id, b.id);
+  const c = await MlsPage.join(browsers.chromium, via, channel, { label: 'moved-to' });
+  pages.push(c);
+  let st;
+  const ok = await waitFor(async () => {
+    st = await c.state();
+    return (st.e2ee[third.id]?.decrypted || 0) > 50 && (st.e2ee.mls?.wrongSender || 0) > 50;
+  }, 20000, 300);
+  const fromAB = (st.e2ee[a.id]?.decrypted || 0) + (st.e2ee[b.id]?.decrypted || 0);
+  console.log(`# moved: the page decrypted ${st.e2ee[third.id]?.decrypted || 0} frames of the untouched member, `
+    + `${fromAB} of the two whose tracks were exchanged; dropped as wrong sender: ${st.e2ee.mls?.wrongSender}`);
+  assert.ok(ok, `the untouched member decodes, moved frames are counted: ${JSON.stringify(st.e2ee)}`);
+  assert.equal(fromAB, 0, 'no moved frame was accepted');
+  pages.pop();
+  await c.leave();
+  const ids = pages.map((p) => p.id).sort();
+  assert.ok(await waitFor(async () => (await Promise.all(pages.map((p) => p.state())))
+    .every((x) => JSON.stringify(x.roster) === JSON.stringify(ids)), 15000, 200), 'back to three');
 });
 
 test('a swap (the server takes over a member\'s name with its own key) shows as a key change on every other screen', async () => {
