@@ -14,7 +14,7 @@ let server;
 before(async () => { server = await startServer({ e2ee: true, log_level: 'info' }); });
 after(async () => { await server?.stop(); });
 
-const mlsJoin = (channel) => mlsJoinAt(server, channel);
+const mlsJoin = (channel, options) => mlsJoinAt(server, channel, options);
 const last = lastEpoch;
 
 test('three MLS members through signaling share one group; a leave is a new epoch', async () => {
@@ -79,4 +79,43 @@ test('key messages of the other scheme are dropped and counted', async () => {
   assert.equal(now.mls.messages_in, before.mls.messages_in);
   assert.equal(c.client.closeCode, undefined, 'still connected');
   for (const m of [a, b, c]) m.client.close();
+});
+
+test('a commit race through the server: exactly one commit wins, the others recover', async () => {
+  const ch = freshChannel('mls-race');
+  // No delays: every member commits at once for each change.
+  const eager = { commitDelayMs: 0, rankDelayMs: 0 };
+  const a = await mlsJoin(ch, eager);
+  const b = await mlsJoin(ch, eager);
+  const c = await mlsJoin(ch, eager);
+  await agree([a, b, c]);
+  const before0 = await stats(server);
+  const d = await mlsJoin(ch, eager);
+  await agree([a, b, c, d]);
+  const now = await stats(server);
+  const accepted = now.mls.commits_accepted - before0.mls.commits_accepted;
+  const refused = now.mls.commits_refused - before0.mls.commits_refused;
+  console.log(`# a join with three eager committers: ${accepted} accepted, ${refused} refused`);
+  assert.equal(accepted, 1, 'one commit for the epoch');
+  assert.ok(refused >= 1, 'the others were refused');
+  for (const m of [a, b, c, d]) m.client.close();
+});
+
+test('a silent committer does not stall the group: after the commit deadline the group is replaced', async () => {
+  const ch = freshChannel('mls-silent');
+  const a = await mlsJoin(ch);
+  await agree([a]);
+  a.silent = true; // a is the only one who could commit B's Add
+  const t0 = Date.now();
+  const b = await mlsJoin(ch);
+  // The DS's 2 s deadline (its channel timer) gives B a new group of its own.
+  await agree([b], 6000);
+  const ms = Date.now() - t0;
+  console.log(`# B in a working group ${ms} ms after joining behind a silent member`);
+  assert.ok(ms >= 1900, 'not before the commit deadline');
+  const s = await stats(server);
+  assert.ok(s.mls.resets >= 1, 'counted as a reset');
+  // A never answers the REJOIN: closed for want of a key package (10 s).
+  await expectClose(a.client, 4408, /^MLS-NO-KEY-PACKAGE/, 15000);
+  b.client.close();
 });

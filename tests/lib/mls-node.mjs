@@ -11,17 +11,21 @@ export const MLS = { e2ee: true, e2ee_protocol: 'mls' };
 
 // A signaling member plus its MLS member; m.epochs lists {epoch, code, roster, baseKey,
 // leaves: {identity: leaf index}} per epoch.
-export async function mlsJoin(server, channel) {
+// memberOptions go to MlsMember (commitDelayMs, rankDelayMs); setting m.silent = true
+// later stops handing it the server's messages (a member that goes quiet).
+export async function mlsJoin(server, channel, memberOptions = {}) {
   const m = await join(server.url, channel, MLS);
   m.epochs = [];
+  m.silent = false;
   m.mls = new MlsMember({
+    ...memberOptions,
     connectionId: m.id,
     send: (bytes) => m.client.sendBinary(Buffer.from(bytes)),
     onEpoch: (info) => m.epochs.push({ epoch: Number(info.epoch), code: info.code,
       roster: info.roster.map((r) => r.identity).sort(), baseKey: info.baseKey,
       leaves: Object.fromEntries(info.roster.map((r) => [r.identity, r.leafIndex])) }),
   });
-  m.client.ws.on('message', (data, isBinary) => { if (isBinary) m.mls.receive(new Uint8Array(data)); });
+  m.client.ws.on('message', (data, isBinary) => { if (isBinary && !m.silent) m.mls.receive(new Uint8Array(data)); });
   await m.mls.start();
   return m;
 }
