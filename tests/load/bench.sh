@@ -2,9 +2,10 @@
 # `make bench`: hisoka against a build of an earlier commit (baseline, round 1 by default),
 # Janus 1.1.2 (Debian's janus package, VideoRoom plugin) and the raw forwarding ceiling, each
 # server pinned to core 0 and the generator to core 1 (taskset). Scenarios: fan-out 1 ->
-# 10/50/200 subscribers, meeting (10 sendrecv members, audio + video), meeting30 (30 sendrecv
-# members, the same traffic per member), join storm (100 subscribers join at once while
-# 1 -> 10 media flows).
+# 10/50/200 subscribers, fanout50tcp (1 -> 50 with every peer's media over ICE-TCP to
+# hisoka's media_tcp_port, RFC 4571 framing; hisoka only), meeting (10 sendrecv members,
+# audio + video), meeting30 (30 sendrecv members, the same traffic per member), join storm
+# (100 subscribers join at once while 1 -> 10 media flows).
 # Servers: hisoka; baseline (hisoka built from BENCH_BASELINE, run with the same config);
 # janus (Janus' default threading: one loop thread per handle); janus-el1 (event_loops = 1:
 # all media on one loop thread); raw.
@@ -16,14 +17,18 @@
 # (p50/p99/p99.9) is the "half capacity" figure (tests/load/README.md: added latency,
 # capacity).
 # Prints two tables and the checks (hisoka / baseline >= 0.95 per scenario, meeting30 /
-# meeting >= 0.90); writes bench/results/<date>.md and .json.
+# meeting >= 0.90) and fanout50tcp / fanout50 (ICE-TCP against UDP, the same server and
+# repetition; a figure, not a check); writes bench/results/<date>.md and .json.
 #   BENCH_SECONDS=5    media window per scenario run (default 5)
 #   BENCH_REPEAT=3     runs of every scenario on every server, interleaved (scenario by
 #                      scenario, server by server, then again); the tables show the run
 #                      with the median packets per CPU second and the range of all runs.
 #                      This machine's hypervisor makes single runs vary by up to 3x.
 #                      The whole `make bench` stays under 20 minutes.
-#   BENCH_SCENARIOS="fanout10 fanout50 fanout200 meeting meeting30 joinstorm" (empty: none)
+#   BENCH_SCENARIOS="fanout10 fanout50 fanout50tcp fanout200 meeting meeting30 joinstorm"
+#                      (empty: none)
+#   BENCH_TCP_REPEAT=3 runs of the ICE-TCP scenarios (at most BENCH_REPEAT; in the first
+#                      repetitions)
 #   BENCH_SERVERS="hisoka baseline janus janus-el1 raw" (Janus is skipped when not
 #                      installed, baseline when BENCH_BASELINE=none)
 #   BENCH_BASELINE=bc04f0a   the commit (any git revision) built as server "baseline": its
@@ -42,7 +47,8 @@ cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
 SECONDS_PER=${BENCH_SECONDS:-5}
 REPEAT=${BENCH_REPEAT:-3}
-SCENARIOS=${BENCH_SCENARIOS-"fanout10 fanout50 fanout200 meeting meeting30 joinstorm"}
+SCENARIOS=${BENCH_SCENARIOS-"fanout10 fanout50 fanout50tcp fanout200 meeting meeting30 joinstorm"}
+TCP_REPEAT=${BENCH_TCP_REPEAT:-$REPEAT}
 SERVERS=${BENCH_SERVERS:-"hisoka baseline janus janus-el1 raw"}
 # the round-1 commit (issue 18: every scenario within 5 % of it, measured in the same run)
 ROUND1=bc04f0a
@@ -175,6 +181,8 @@ scenario_args() {
     case $1 in
     fanout10) echo "--publishers 1 --subscribers 10" ;;
     fanout50) echo "--publishers 1 --subscribers 50" ;;
+    # the same over ICE-TCP (hisoka's passive candidate on media_tcp_port, RFC 4571)
+    fanout50tcp) echo "--publishers 1 --subscribers 50 --transport tcp" ;;
     fanout200) echo "--publishers 1 --subscribers 200" ;;
     meeting) echo "--publishers 0 --subscribers 0 --members 10 --connect-interval-ms 300" ;;
     # 30 x 29 receive streams: 147,900 packets/s delivered, about half a core for hisoka
@@ -183,13 +191,40 @@ scenario_args() {
     esac
 }
 
-# start_hisoka BINARY [BUSY_POLL_US]: the baseline runs with the same config, less the keys
-# it does not know.
+# The scenarios whose media goes over ICE-TCP (the generator's --transport tcp).
+is_tcp_scenario() {
+    case $1 in
+    *tcp) return 0 ;;
+    esac
+    return 1
+}
+
+# not_applicable SCENARIO SERVER: why SERVER does not run SCENARIO (nothing when it does).
+not_applicable() {
+    is_tcp_scenario "$1" || return 0
+    case $2 in
+    hisoka) ;;
+    baseline) echo "not measured on the baseline: round 1 has no ICE-TCP" ;;
+    raw) echo "the raw relay speaks UDP only" ;;
+    janus*) echo "the generator's Janus mode and this Janus config are UDP only" ;;
+    *) echo "ICE-TCP runs on hisoka only" ;;
+    esac
+}
+
+# start_hisoka BINARY [BUSY_POLL_US [TCP]]: the baseline runs with the same config, less the
+# keys it does not know. TCP (1): ICE-TCP on a free port (media_tcp_port).
 start_hisoka() {
-    local bin=$1 sig api media
+    local bin=$1 sig api media tcp_port
     # Every load peer comes from 127.0.0.1: lift the per-address cap (default 100).
     hisoka_conf "$tmp/sora.conf" "max_connections_per_channel = 500" "max_connections = 1000" \
         "max_connections_per_address = 1000" "busy_poll_us = ${2:-0}"
+    if [ "${3:-0}" = 1 ]; then
+        for _ in 1 2 3 4 5; do
+            tcp_port=$(free_port)
+            [ "$tcp_port" != "$sig" ] && [ "$tcp_port" != "$api" ] && break
+        done
+        echo "media_tcp_port = $tcp_port" >>"$tmp/sora.conf"
+    fi
     if [ "$bin" = "$baseline_bin" ]; then
         baseline_conf "$tmp/sora.conf" || return 1
     fi
@@ -398,12 +433,13 @@ results=()
 # SECONDS of media, stops the server, adds {scenario: LABEL, server, kind: KIND, exit_code}
 # to the result and appends it to results; out is its file ("" when there is none).
 run_load() {
-    local server=$1 label=$2 kind=$3 secs=$4 rc started=$SECONDS
+    local server=$1 label=$2 kind=$3 secs=$4 rc started=$SECONDS tcp=0
     shift 4
     out=
     metrics_url=
+    [[ " $* " == *" --transport tcp "* ]] && tcp=1
     case $server in
-    hisoka) start_hisoka "$BUILD/hisoka" ;;
+    hisoka) start_hisoka "$BUILD/hisoka" 0 "$tcp" ;;
     hisoka-bp) start_hisoka "$BUILD/hisoka" "$BUSY_POLL_US" ;;
     baseline) start_hisoka "$baseline_bin" || return 1 ;;
     raw) start_raw ;;
@@ -460,9 +496,23 @@ run_load() {
 }
 
 run_no=0
+# The servers a scenario does not apply to (ICE-TCP: hisoka only), each with its reason, as
+# records of the JSON and lines under the table.
+for scenario in $SCENARIOS; do
+    for server in $SERVERS; do
+        why=$(not_applicable "$scenario" "$server")
+        [ -n "$why" ] || continue
+        f="$tmp/na-$scenario-$server.json"
+        printf '{"kind":"not_applicable","scenario":"%s","server":"%s","reason":"%s"}\n' \
+            "$scenario" "$server" "$why" >"$f"
+        results+=("$f")
+    done
+done
 for rep in $(seq 1 "$REPEAT"); do
     for scenario in $SCENARIOS; do
+        is_tcp_scenario "$scenario" && [ "$rep" -gt "$TCP_REPEAT" ] && continue
         for server in $SERVERS; do
+            [ -z "$(not_applicable "$scenario" "$server")" ] || continue
             # shellcheck disable=SC2046
             BENCH_REP=$rep run_load "$server" "$scenario" scenario "$SECONDS_PER" \
                 $(scenario_args "$scenario")
@@ -548,6 +598,7 @@ const runs = all.filter((r) => (r.kind || 'scenario') === 'scenario');
 const ramp = all.filter((r) => r.kind === 'ramp' || r.kind === 'half' || r.kind === 'ref');
 const caps = all.filter((r) => r.kind === 'capacity');
 const floor = all.find((r) => r.kind === 'floor');
+const na = all.filter((r) => r.kind === 'not_applicable'); // a scenario some servers cannot run
 const baselineRec = all.find((r) => r.kind === 'baseline'); // the build server "baseline" ran
 const baseName = baselineRec ? baselineRec.label : 'baseline';
 const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? '-' : Number(x).toFixed(d));
@@ -626,7 +677,28 @@ if (m30.length) {
   });
   checks.push(`meeting30 ÷ meeting (pkt/CPU-s, the same server, paired by repetition): ${items.join(', ')}`);
 }
-if (vsBase.length || m30.length) all.push(checkRecord);
+// ICE-TCP against UDP (a figure, not a check): each TCP scenario (fanout50tcp) over its UDP
+// twin (fanout50) on the same server, paired by repetition (the TCP scenario may run in
+// fewer repetitions: BENCH_TCP_REPEAT).
+const tcpRows = rows.filter((r) => /tcp$/.test(r.scenario) && find(r.scenario.replace(/tcp$/, ''), r.server));
+if (tcpRows.length) {
+  checkRecord.tcp_over_udp = {};
+  const items = tcpRows.map((r) => {
+    const udp = r.scenario.replace(/tcp$/, '');
+    const v = pairedRatio(r.scenario, r.server, udp, r.server);
+    r.tcp_over_udp = Number.isFinite(v) ? v : null;
+    (checkRecord.tcp_over_udp[r.scenario] ||= {})[r.server] = r.tcp_over_udp;
+    return `${r.scenario} ÷ ${udp} on ${r.server === 'baseline' ? baseName : r.server} ${f(v, 3)} ` +
+      `(${r.runs} TCP run${r.runs === 1 ? '' : 's'})`;
+  });
+  checks.push(`ICE-TCP ÷ UDP (pkt/CPU-s, the same server, paired by repetition; a figure, not a ` +
+    `check): ${items.join(', ')}`);
+}
+if (vsBase.length || m30.length || tcpRows.length) all.push(checkRecord);
+// servers that did not run a scenario, and why
+const naLines = [...new Set(na.map((r) => r.scenario))].filter((sc) => rows.some((r) => r.scenario === sc))
+  .map((sc) => `${sc}: not run on ` + na.filter((r) => r.scenario === sc)
+    .map((r) => `${r.server === 'baseline' ? baseName : r.server} (${r.reason})`).join(', '));
 const render = (lines) => {
   const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   return lines.map((l) => l.map((c, i) => c.padStart(widths[i])).join('  ')).join('\n');
@@ -646,6 +718,9 @@ for (const r of rows) {
   if (r.peers_failed > 0) notes.push(`${r.peers_failed} peers failed`);
   if (r.peers_without_media > 0) notes.push(`${r.peers_without_media} without media`);
   if (r.failed_runs > 0) notes.push(`${r.failed_runs} of ${r.runs} runs exited non-zero`);
+  if (/tcp$/.test(r.scenario)) notes.push(`ICE-TCP, ${r.runs} run${r.runs === 1 ? '' : 's'}` +
+    (r.tcp_over_udp != null ? `; ÷ ${r.scenario.replace(/tcp$/, '')} (UDP) ${f(r.tcp_over_udp, 2)}` : '') +
+    (r.tcp_send_drops > 0 ? `; generator dropped ${r.tcp_send_drops} packets (send queue full)` : ''));
   lines.push([r.scenario, r.server, f(r.forwarded_pps, 0), f(eff(r), 0),
     `${f(r.eff_range[0], 0)}-${f(r.eff_range[1], 0)} (${r.runs})`, f(r.server_cpu_s_per_1M_forwarded, 2),
     ratio(r, 'baseline'), ratio(r, 'janus'), ratio(r, 'janus-el1'), ratio(r, 'raw'),
@@ -655,7 +730,8 @@ for (const r of rows) {
     String(r.integrity_failures), String(r.exit_code), notes.join('; ') || '-']);
 }
 const out = [];
-if (rows.length) out.push(render(lines) + (checks.length ? '\n' + checks.join('\n') : ''));
+if (rows.length) out.push(render(lines) + (checks.length ? '\n' + checks.join('\n') : '') +
+  (naLines.length ? '\n' + naLines.join('\n') : ''));
 
 // Capacity ramp and the half-capacity run.
 const rhead = ['server', 'run', 'peers', 'fwd pkt/s', 'server CPU', 'gen CPU', 'steal ms', 'loss %',
@@ -739,10 +815,14 @@ if (rows.length) md.push(
     '(its own tree and Makefile), run with the same config' + (baselineRec.dropped_keys.length
     ? ` less the keys it does not know (${baselineRec.dropped_keys.join(', ')})` : '') +
     `; hisoka: ${baselineRec.hisoka_binary} of the working tree at ${baselineRec.hisoka_tree || '?'}.`] : []),
-  'Scenarios: fanoutN, 1 publisher -> N subscribers; meeting, 10 sendrecv members; meeting30,',
+  'Scenarios: fanoutN, 1 publisher -> N subscribers; fanout50tcp, 1 -> 50 with every peer\'s',
+  'media over ICE-TCP (hisoka\'s passive candidate on media_tcp_port, RFC 4571 framing; its note',
+  'gives the number of runs and its pkt/CPU-s ÷ fanout50\'s over UDP, paired by repetition);',
+  'meeting, 10 sendrecv members; meeting30,',
   '30 sendrecv members (the same traffic per member: 30 x 29 receive streams); joinstorm,',
   '1 -> 10 and 100 subscribers joining at once during the window.', '', mdTable(lines), '',
-  ...checks.map((l) => `- ${l}`), ...(checks.length ? [''] : []));
+  ...checks.map((l) => `- ${l}`), ...naLines.map((l) => `- ${l}`),
+  ...(checks.length || naLines.length ? [''] : []));
 if (ramp.length) md.push('## Capacity and added latency at half capacity', '',
   `Ramp: K channels x (1 publisher -> N subscribers), ${rampSecs} s each, until the server or the`,
   'generator saturates (CPU >= 0.9 of its core over the window, or > 1 % loss with the generator',

@@ -9,6 +9,11 @@
  * server (publisher send complete -> kernel receive timestamp of the last packet, see
  * README.md "Added latency").
  *
+ * --transport tcp: each peer's media goes over one TCP connection to the server's passive
+ * ICE-TCP candidate instead (RFC 6544; every STUN, DTLS, SRTP and SRTCP datagram framed by
+ * RFC 4571), through a bounded per-peer send queue (a packet that does not fit is dropped
+ * and counted) and a per-peer receive buffer that reassembles frames across reads.
+ *
  * One epoll loop; recvmmsg/sendmmsg per socket. Output: one JSON object (stdout or
  * --json FILE). Exit 0, 1 on integrity failures, 3 when peers failed to join, 2 on
  * usage or setup errors. */
@@ -17,6 +22,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,6 +44,7 @@
 #include "common/bytes.h"
 #include "server/io/udp.h"
 #include "server/rtc/cert.h"
+#include "server/proto/rfc4571.h"
 #include "server/proto/rtp.h"
 #include "server/proto/sdp.h"
 #include "server/proto/rtcp.h"
@@ -57,8 +64,15 @@
 #define ICE_MAX_TRIES 100
 #define CONSENT_US    5000000u
 #define SENT_RING     512 /* frames whose send time a publisher remembers, per kind */
+/* --transport tcp: per-peer buffers, allocated once at connect. The send queue of a peer
+ * that sends media holds about 2 s of its 1 Mbit/s; a receive-only peer sends only STUN,
+ * DTLS and RTCP. The receive buffer holds a whole largest frame plus a read. */
+#define TCP_TX_CAP_MEDIA (256 * 1024)
+#define TCP_TX_CAP_RECV  (32 * 1024)
+#define TCP_RX_CAP       (128 * 1024)
 
 typedef enum { MODE_HISOKA, MODE_RAW, MODE_JANUS } mode_t_;
+typedef enum { TRANSPORT_UDP, TRANSPORT_TCP } transport_t;
 typedef enum { ROLE_PUB, ROLE_SUB, ROLE_MEMBER } role_t;
 typedef enum { P_IDLE, P_WS, P_ICE, P_DTLS, P_HELLO, P_READY, P_FAILED } pstate_t;
 /* --mode janus: where a peer is in the Janus API exchange (janus.h). */
@@ -98,6 +112,14 @@ typedef struct {
     hk_ws_t ws;
     bool ws_out; /* EPOLLOUT registered */
     int udp;
+    /* --transport tcp: the ICE-TCP connection (-1: none, or lost) and its buffers */
+    int tcp;
+    bool tcp_connected;
+    bool tcp_out; /* EPOLLOUT registered */
+    struct sockaddr_in tcp_addr;
+    uint8_t *tcp_buf; /* tx_cap bytes of send queue, then TCP_RX_CAP of receive buffer */
+    size_t tx_cap, tx_head, tx_tail;
+    size_t rx_len;
     char connection_id[40];
     /* ICE */
     char srv_ufrag[64], srv_pwd[160];
@@ -156,6 +178,9 @@ typedef struct {
     long long janus_room;
     struct in_addr local_ip; /* where the peers' UDP sockets are bound */
     int feedback_storm;      /* RTCP NACK + PLI packets per second from each receiver */
+    transport_t transport;
+    bool have_tcp_target; /* --tcp-target: instead of the offer's tcp candidate */
+    struct sockaddr_in tcp_target;
 } options_t;
 
 typedef struct {
@@ -171,6 +196,11 @@ typedef struct {
     size_t n_added;
     uint64_t added_missing;  /* verified frames without a send record or receive timestamp */
     uint64_t added_negative; /* receive timestamp before the send-complete time (counted 0) */
+    /* --transport tcp */
+    uint64_t tcp_send_drops;   /* packets that did not fit in a peer's send queue */
+    uint64_t tcp_send_blocked; /* sends the kernel refused for now (EAGAIN): queue kept */
+    uint64_t tcp_tx_max;       /* the fullest any send queue was, bytes */
+    uint64_t tcp_closed;       /* connections lost after the peer was ready */
 } stats_t;
 
 static options_t opt = {
@@ -236,6 +266,110 @@ static void fail_peer(peer_t *p, const char *why)
     p->state = P_FAILED;
 }
 
+/* ---- ICE-TCP: the send side (--transport tcp) ----------------------------------------- */
+
+static bool use_tcp(void)
+{
+    return opt.transport == TRANSPORT_TCP;
+}
+
+/* The connection is gone (closed by the server or an error): the peer fails when it was
+ * not ready yet, else it stops receiving (counted). Its buffers stay until the end, so a
+ * caller that is reading from them can go on. */
+static void tcp_lost(peer_t *p, const char *why)
+{
+    if (p->tcp < 0)
+        return;
+    epoll_ctl(ep, EPOLL_CTL_DEL, p->tcp, NULL);
+    close(p->tcp);
+    p->tcp = -1;
+    p->tx_head = p->tx_tail = 0;
+    if (p->state == P_READY) {
+        st.tcp_closed++;
+        fprintf(stderr, "hisoka-load: peer %d (%s): %s\n", p->idx, p->connection_id, why);
+    } else {
+        fail_peer(p, why);
+    }
+}
+
+/* EPOLLOUT while connecting or while the send queue holds bytes. */
+static void tcp_update_events(peer_t *p)
+{
+    bool want = !p->tcp_connected || p->tx_tail > p->tx_head;
+    if (p->tcp < 0 || want == p->tcp_out)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0),
+                             .data.u64 = (uint64_t)p->idx << 1 | 1};
+    epoll_ctl(ep, EPOLL_CTL_MOD, p->tcp, &ev);
+    p->tcp_out = want;
+}
+
+/* Hands as much of the send queue to the kernel as it takes now (non-blocking). */
+static void tcp_flush(peer_t *p)
+{
+    if (p->tcp < 0 || !p->tcp_connected)
+        return;
+    /* bounded: every turn sends bytes or leaves */
+    while (p->tx_head < p->tx_tail) {
+        ssize_t n = send(p->tcp, p->tcp_buf + p->tx_head, p->tx_tail - p->tx_head,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            p->tx_head += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            st.tcp_send_blocked++;
+            break;
+        }
+        tcp_lost(p, "ICE-TCP send failed");
+        return;
+    }
+    if (p->tx_head == p->tx_tail)
+        p->tx_head = p->tx_tail = 0;
+    tcp_update_events(p);
+}
+
+/* Appends one datagram to the send queue as an RFC 4571 frame; drops it (counted) when it
+ * does not fit, and refuses it when the connection is lost. */
+static bool tcp_enqueue(peer_t *p, const uint8_t *buf, size_t len)
+{
+    size_t need = HK_RFC4571_HEADER + len;
+    if (p->tcp < 0)
+        return false; /* lost: counted in tcp_closed */
+    if (len > 65535) {
+        st.tcp_send_drops++;
+        return false;
+    }
+    if (p->tx_cap - p->tx_tail < need && p->tx_head > 0) {
+        memmove(p->tcp_buf, p->tcp_buf + p->tx_head, p->tx_tail - p->tx_head);
+        p->tx_tail -= p->tx_head;
+        p->tx_head = 0;
+    }
+    if (p->tx_cap - p->tx_tail < need) {
+        st.tcp_send_drops++;
+        return false;
+    }
+    hk_rfc4571_write_header(p->tcp_buf + p->tx_tail, len);
+    memcpy(p->tcp_buf + p->tx_tail + HK_RFC4571_HEADER, buf, len);
+    p->tx_tail += need;
+    if (p->tx_tail - p->tx_head > st.tcp_tx_max)
+        st.tcp_tx_max = p->tx_tail - p->tx_head;
+    return true;
+}
+
+/* Sends one datagram to the server: on the peer's UDP socket, or framed on its ICE-TCP
+ * connection. Returns 0 or -1 (UDP send error, or dropped from a full TCP queue). */
+static int media_send(peer_t *p, const uint8_t *buf, size_t len)
+{
+    if (use_tcp()) {
+        if (!tcp_enqueue(p, buf, len))
+            return -1;
+        tcp_flush(p);
+        return 0;
+    }
+    return send(p->udp, buf, len, 0) < 0 ? -1 : 0;
+}
+
 /* ---- ICE (RFC 8445 §7.1.1, RFC 5389 §15) ------------------------------------------- */
 
 static size_t stun_attr(uint8_t *out, uint16_t type, const void *val, size_t len)
@@ -295,7 +429,7 @@ static void send_binding(peer_t *p)
 {
     uint8_t msg[512];
     size_t n = stun_binding_request(p, msg);
-    if (send(p->udp, msg, n, 0) < 0)
+    if (media_send(p, msg, n) < 0)
         st.send_errors++;
 }
 
@@ -323,7 +457,8 @@ static int make_dtls_ctx(void)
 }
 
 /* Sends what OpenSSL wrote: whole DTLS records (RFC 6347 §4.1: 13-byte header with the
- * length in its last two bytes), packed into datagrams of at most 1200 bytes. */
+ * length in its last two bytes), packed into datagrams of at most 1200 bytes (over TCP,
+ * one RFC 4571 frame each). */
 static void dtls_flush(peer_t *p)
 {
     uint8_t buf[16384];
@@ -337,13 +472,13 @@ static void dtls_flush(peer_t *p)
             if (pos + rec > (size_t)n)
                 break;
             if (pos + rec - start > 1200 && pos > start) {
-                send(p->udp, buf + start, pos - start, 0);
+                media_send(p, buf + start, pos - start);
                 start = pos;
             }
             pos += rec;
         }
         if ((size_t)n > start)
-            send(p->udp, buf + start, (size_t)n - start, 0);
+            media_send(p, buf + start, (size_t)n - start);
     }
 }
 
@@ -530,20 +665,32 @@ static int parse_offer(peer_t *p, const char *sdp, bool initial)
             }
             p->have_fp = i >= 31;
         } else if (initial && !have_candidate && !strncmp(line, "a=candidate:", 12)) {
-            /* a=candidate:foundation component transport priority address port typ host */
+            /* a=candidate:foundation component transport priority address port typ host
+             * (ICE-TCP, RFC 6544 §4.5: ... tcp ... typ host tcptype passive) */
             char addr[64], transport[16];
             unsigned comp, port;
             unsigned long prio;
             char found[64];
+            bool tcp = use_tcp();
             if (sscanf(line + 12, "%63s %u %15s %lu %63s %u", found, &comp, transport, &prio, addr,
                        &port) == 6 &&
-                strcasecmp(transport, "udp") == 0 && port > 0 && port < 65536) {
+                strcasecmp(transport, tcp ? "tcp" : "udp") == 0 &&
+                (!tcp || strstr(line, " tcptype passive")) && port > 0 && port < 65536) {
                 struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-                if (inet_pton(AF_INET, addr, &a.sin_addr) == 1 &&
-                    connect(p->udp, (struct sockaddr *)&a, sizeof a) == 0)
-                    have_candidate = true;
+                if (inet_pton(AF_INET, addr, &a.sin_addr) == 1) {
+                    if (tcp) {
+                        p->tcp_addr = a; /* connected once the answer is out */
+                        have_candidate = true;
+                    } else if (connect(p->udp, (struct sockaddr *)&a, sizeof a) == 0) {
+                        have_candidate = true;
+                    }
+                }
             }
         }
+    }
+    if (initial && use_tcp() && opt.have_tcp_target) {
+        p->tcp_addr = opt.tcp_target;
+        have_candidate = true;
     }
     if (initial && (!have_candidate || !p->srv_ufrag[0] || !p->srv_pwd[0]))
         return -1;
@@ -631,6 +778,7 @@ static void ws_send_json(peer_t *p, json_t *msg)
 }
 
 static void janus_on_message(peer_t *p, const char *text, size_t len);
+static int tcp_open(peer_t *p);
 
 static void on_ws_message(void *arg, char *text, size_t len)
 {
@@ -663,7 +811,9 @@ static void on_ws_message(void *arg, char *text, size_t len)
                 fprintf(stderr, "--- peer %d %s:\n%s--- answer:\n%s", p->idx, type, sdp, answer);
             ws_send_json(
                 p, json_pack("{s:s,s:s}", "type", initial ? "answer" : "re-answer", "sdp", answer));
-            if (initial && p->state == P_WS) {
+            if (initial && p->state == P_WS && use_tcp() && tcp_open(p) < 0) {
+                fail_peer(p, "ICE-TCP connect");
+            } else if (initial && p->state == P_WS) {
                 p->state = P_ICE;
                 p->next_ice = now_us();
             }
@@ -954,7 +1104,8 @@ static void send_hello(peer_t *p)
 static void start_peer(peer_t *p)
 {
     p->t_start = now_us();
-    if (open_udp(p) < 0) {
+    /* ICE-TCP: the connection is opened once the offer has named the candidate */
+    if (!use_tcp() && open_udp(p) < 0) {
         fail_peer(p, "UDP socket");
         return;
     }
@@ -1050,18 +1201,29 @@ static void send_frame(peer_t *p, bool video)
         st.bytes_sent += len;
     }
     size_t done = 0;
-    for (int tries = 0; done < count && tries < 4; tries++) {
-        int n = sendmmsg(p->udp, msgs + done, (unsigned)(count - done), 0);
-        if (n <= 0) {
-            st.send_errors++;
-            break;
+    bool complete; /* every packet of the frame handed to the kernel */
+    if (use_tcp()) {
+        /* framed into the send queue, then one send for the whole frame */
+        for (size_t i = 0; i < count; i++)
+            if (tcp_enqueue(p, iov[i].iov_base, iov[i].iov_len))
+                done++;
+        tcp_flush(p);
+        complete = done == count && p->tx_head == p->tx_tail;
+    } else {
+        for (int tries = 0; done < count && tries < 4; tries++) {
+            int n = sendmmsg(p->udp, msgs + done, (unsigned)(count - done), 0);
+            if (n <= 0) {
+                st.send_errors++;
+                break;
+            }
+            done += (size_t)n;
         }
-        done += (size_t)n;
+        complete = done == count;
     }
     if (p->sent) {
         sent_t *e = &p->sent[(video ? SENT_RING : 0) + ctr % SENT_RING];
         e->ctr = ctr;
-        e->ns = done == count ? real_ns() : 0;
+        e->ns = complete ? real_ns() : 0;
     }
     st.packets_sent += done;
     st.frames_sent++;
@@ -1252,7 +1414,7 @@ static void send_binding_response(peer_t *p, const uint8_t *req, size_t len)
 {
     struct sockaddr_in from;
     socklen_t fl = sizeof from;
-    if (len < 20 || getpeername(p->udp, (struct sockaddr *)&from, &fl) < 0)
+    if (len < 20 || getpeername(use_tcp() ? p->tcp : p->udp, (struct sockaddr *)&from, &fl) < 0)
         return;
     uint8_t msg[128];
     msg[0] = 0x01;
@@ -1281,7 +1443,7 @@ static void send_binding_response(peer_t *p, const uint8_t *req, size_t len)
     uint8_t fp[4];
     hk_wr32(fp, crc);
     n += stun_attr(msg + n, 0x8028, fp, 4);
-    if (send(p->udp, msg, n, 0) < 0)
+    if (media_send(p, msg, n) < 0)
         st.send_errors++;
 }
 
@@ -1311,6 +1473,32 @@ static void on_stun(peer_t *p, const uint8_t *buf, size_t len)
     maybe_start_dtls(p);
 }
 
+/* One datagram from the server (a UDP datagram or an ICE-TCP frame), by its first byte
+ * (RFC 7983): RTP/RTCP, STUN, DTLS, or the raw relay's hello acknowledgement. */
+static void on_datagram(peer_t *p, uint8_t *b, size_t len, uint64_t t, uint64_t rx_ns)
+{
+    if (b[0] >= 128 && b[0] <= 191) {
+        on_rtp(p, b, len, t, rx_ns);
+    } else if (b[0] <= 3) {
+        on_stun(p, b, len);
+    } else if (b[0] >= 20 && b[0] <= 63) {
+        if (p->ssl && p->state == P_DTLS) {
+            BIO_write(p->rbio, b, (int)len);
+            dtls_step(p);
+        }
+    } else if (b[0] == 'H' && p->state == P_HELLO && len >= HK_LOAD_ACK_LEN &&
+               !memcmp(b, "HKRAWOK", 7)) {
+        hk_srtp_keys_t keys;
+        hk_load_raw_keys((uint32_t)p->idx + 1, false, &keys);
+        p->srtp = hk_srtp_create(&keys);
+        hk_srtp_keys_wipe(&keys);
+        if (p->srtp)
+            set_ready(p);
+        else
+            fail_peer(p, "SRTP set-up");
+    }
+}
+
 static void on_udp_readable(peer_t *p)
 {
     static uint8_t bufs[BATCH][PKT_CAP];
@@ -1334,35 +1522,108 @@ static void on_udp_readable(peer_t *p)
         if (n <= 0)
             return;
         uint64_t t = now_us();
-        for (int i = 0; i < n; i++) {
-            uint8_t *b = bufs[i];
-            size_t len = msgs[i].msg_len;
-            if (len == 0)
-                continue;
-            if (b[0] >= 128 && b[0] <= 191) {
-                on_rtp(p, b, len, t, (uint64_t)hk_udp_rx_timestamp(&msgs[i].msg_hdr));
-            } else if (b[0] <= 3) {
-                on_stun(p, b, len);
-            } else if (b[0] >= 20 && b[0] <= 63) {
-                if (p->ssl && p->state == P_DTLS) {
-                    BIO_write(p->rbio, b, (int)len);
-                    dtls_step(p);
-                }
-            } else if (b[0] == 'H' && p->state == P_HELLO && len >= HK_LOAD_ACK_LEN &&
-                       !memcmp(b, "HKRAWOK", 7)) {
-                hk_srtp_keys_t keys;
-                hk_load_raw_keys((uint32_t)p->idx + 1, false, &keys);
-                p->srtp = hk_srtp_create(&keys);
-                hk_srtp_keys_wipe(&keys);
-                if (p->srtp)
-                    set_ready(p);
-                else
-                    fail_peer(p, "SRTP set-up");
-            }
-        }
+        for (int i = 0; i < n; i++)
+            if (msgs[i].msg_len > 0)
+                on_datagram(p, bufs[i], msgs[i].msg_len, t,
+                            (uint64_t)hk_udp_rx_timestamp(&msgs[i].msg_hdr));
         if (n < BATCH)
             return;
     }
+}
+
+/* ---- ICE-TCP: connect and receive (--transport tcp) ------------------------------------ */
+
+/* Connects (non-blocking) to the offer's passive tcp candidate, or --tcp-target. What is
+ * sent before the connection is up waits in the send queue. */
+static int tcp_open(peer_t *p)
+{
+    p->tcp = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->tcp < 0)
+        return -1;
+    int on = 1;
+    setsockopt(p->tcp, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    /* the kernel's receive timestamp of the latest segment each read returns */
+    if (receives(p) && setsockopt(p->tcp, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = opt.local_ip};
+    if (bind(p->tcp, (struct sockaddr *)&a, sizeof a) < 0)
+        return -1;
+    p->tx_cap = p->role == ROLE_SUB ? TCP_TX_CAP_RECV : TCP_TX_CAP_MEDIA;
+    p->tx_head = p->tx_tail = p->rx_len = 0;
+    if (!p->tcp_buf && !(p->tcp_buf = malloc(p->tx_cap + TCP_RX_CAP)))
+        return -1;
+    if (connect(p->tcp, (struct sockaddr *)&p->tcp_addr, sizeof p->tcp_addr) < 0 &&
+        errno != EINPROGRESS)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = (uint64_t)p->idx << 1 | 1};
+    p->tcp_out = true;
+    return epoll_ctl(ep, EPOLL_CTL_ADD, p->tcp, &ev);
+}
+
+/* Reads what the connection has (at most 16 reads a wake) and hands every whole RFC 4571
+ * frame to on_datagram; a partial frame stays at the front of the receive buffer for the
+ * next read. Frames of one read share its timestamp (the latest segment's). */
+static void on_tcp_readable(peer_t *p)
+{
+    uint8_t *rx = p->tcp_buf + p->tx_cap;
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } ctl;
+    for (int round = 0; round < 16 && p->tcp >= 0; round++) {
+        struct iovec iov = {.iov_base = rx + p->rx_len, .iov_len = TCP_RX_CAP - p->rx_len};
+        struct msghdr m = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = ctl.buf,
+                           .msg_controllen = sizeof ctl.buf};
+        ssize_t n = recvmsg(p->tcp, &m, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        if (n <= 0) {
+            tcp_lost(p, n == 0 ? "ICE-TCP connection closed by the server" : "ICE-TCP receive");
+            return;
+        }
+        uint64_t t = now_us(), rx_ns = (uint64_t)hk_udp_rx_timestamp(&m);
+        p->rx_len += (size_t)n;
+        size_t pos = 0;
+        /* bounded: every frame takes at least its 2-byte header */
+        while (p->tcp >= 0) {
+            size_t flen = 0;
+            int used = hk_rfc4571_decode(rx + pos, p->rx_len - pos, 65535, &flen);
+            if (used <= 0)
+                break; /* incomplete: the rest comes with a later read */
+            if (flen > 0)
+                on_datagram(p, rx + pos + HK_RFC4571_HEADER, flen, t, rx_ns);
+            pos += (size_t)used;
+        }
+        if (p->tcp < 0)
+            return;
+        if (pos > 0) {
+            memmove(rx, rx + pos, p->rx_len - pos);
+            p->rx_len -= pos;
+        }
+        if ((size_t)n < iov.iov_len)
+            return; /* the kernel had no more */
+    }
+}
+
+static void on_tcp_event(peer_t *p, uint32_t events)
+{
+    if (p->tcp < 0)
+        return;
+    if (!p->tcp_connected && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (getsockopt(p->tcp, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err != 0) {
+            tcp_lost(p, "ICE-TCP connect failed");
+            return;
+        }
+        p->tcp_connected = true;
+    }
+    if (events & EPOLLOUT)
+        tcp_flush(p);
+    if (p->tcp >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        on_tcp_readable(p);
 }
 
 /* ---- timers --------------------------------------------------------------------------- */
@@ -1399,7 +1660,7 @@ static void feedback_storm(peer_t *p, uint64_t t)
             st.srtp_errors++;
             continue;
         }
-        if (send(p->udp, b, len, 0) < 0)
+        if (media_send(p, b, len) < 0)
             st.send_errors++;
         else
             st.feedback_sent++;
@@ -1634,6 +1895,9 @@ static void usage(void)
             "                            WebSocket API, default ws://127.0.0.1:8188/)\n"
             "  --local-ip ADDR           bind the peers' UDP sockets there (default\n"
             "                            127.0.0.1; Janus never gathers loopback candidates)\n"
+            "  --transport udp|tcp       tcp: media over ICE-TCP to the offer's passive tcp\n"
+            "                            candidate, RFC 4571 framing (--mode hisoka; default udp)\n"
+            "  --tcp-target IP:PORT      connect there instead of the offer's tcp candidate\n"
             "  --janus-room N            VideoRoom room of channel 0 (channel k: N+k; the\n"
             "                            rooms must exist, E2EE required; default 1234)\n"
             "  --relay 127.0.0.1:PORT    raw relay address (--mode raw)\n"
@@ -1653,6 +1917,20 @@ static void usage(void)
             "  --connect-interval-ms N   start one initial peer every N ms (default: 10\n"
             "                            every 10 ms)\n"
             "  --json FILE               write the result there (default stdout)\n");
+}
+
+/* "IPV4:PORT" into *out; -1 when it is not that. */
+static int parse_ipv4_port(const char *s, struct sockaddr_in *out)
+{
+    char host[64];
+    int port = 0;
+    memset(out, 0, sizeof *out);
+    out->sin_family = AF_INET;
+    if (sscanf(s, "%63[^:]:%d", host, &port) != 2 || port <= 0 || port > 65535 ||
+        inet_pton(AF_INET, host, &out->sin_addr) != 1)
+        return -1;
+    out->sin_port = htons((uint16_t)port);
+    return 0;
 }
 
 static int parse_options(int argc, char **argv)
@@ -1685,6 +1963,8 @@ static int parse_options(int argc, char **argv)
                                              {"feedback-storm", required_argument, 0, 'F'},
                                              {"metrics-url", required_argument, 0, 'U'},
                                              {"metrics-out", required_argument, 0, 'O'},
+                                             {"transport", required_argument, 0, 'T'},
+                                             {"tcp-target", required_argument, 0, 'G'},
                                              {0, 0, 0, 0}};
     const char *relay = "127.0.0.1:5006";
     opt.local_ip.s_addr = htonl(INADDR_LOOPBACK);
@@ -1779,6 +2059,19 @@ static int parse_options(int argc, char **argv)
             if (inet_pton(AF_INET, optarg, &opt.local_ip) != 1)
                 return -1;
             break;
+        case 'T':
+            if (!strcmp(optarg, "udp"))
+                opt.transport = TRANSPORT_UDP;
+            else if (!strcmp(optarg, "tcp"))
+                opt.transport = TRANSPORT_TCP;
+            else
+                return -1;
+            break;
+        case 'G':
+            if (parse_ipv4_port(optarg, &opt.tcp_target) < 0)
+                return -1;
+            opt.have_tcp_target = true;
+            break;
         case 'F':
             opt.feedback_storm = atoi(optarg);
             if (opt.feedback_storm < 0 || opt.feedback_storm > 100000)
@@ -1792,14 +2085,12 @@ static int parse_options(int argc, char **argv)
         opt.late < 0 || opt.duration <= 0 || opt.fps < 1 || opt.fps > 120 || opt.video_kbps < 1 ||
         opt.video_kbps > 50000 || opt.sample < 0 || (!opt.audio && !opt.video))
         return -1;
+    if (opt.transport == TRANSPORT_TCP && opt.mode != MODE_HISOKA) {
+        fprintf(stderr, "hisoka-load: --transport tcp is for --mode hisoka only\n");
+        return -1;
+    }
     if (opt.mode == MODE_RAW) {
-        char host[64];
-        int port = 0;
-        if (sscanf(relay, "%63[^:]:%d", host, &port) != 2 || port <= 0 || port > 65535)
-            return -1;
-        raw_addr.sin_family = AF_INET;
-        raw_addr.sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, host, &raw_addr.sin_addr) != 1)
+        if (parse_ipv4_port(relay, &raw_addr) < 0)
             return -1;
     } else {
         if (opt.mode == MODE_JANUS && !opt.url[0])
@@ -1856,6 +2147,7 @@ int main(int argc, char **argv)
         peer_t *p = &peers[i];
         p->idx = i;
         p->udp = -1;
+        p->tcp = -1;
         p->ws.fd = -1;
         p->pair = -1;
         if (i < opt.channels * per_channel && opt.mode == MODE_JANUS) {
@@ -1977,7 +2269,10 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++) {
             peer_t *p = &peers[evs[i].data.u64 >> 1];
             if (evs[i].data.u64 & 1) {
-                on_udp_readable(p);
+                if (use_tcp())
+                    on_tcp_event(p, evs[i].events);
+                else
+                    on_udp_readable(p);
                 continue;
             }
             if (p->ws.fd < 0)
@@ -2063,6 +2358,7 @@ int main(int argc, char **argv)
                             "subscribers", opt.subscribers, "members", opt.members, "late",
                             opt.late, "duration_s", opt.duration, "video_kbps", opt.video_kbps,
                             "fps", opt.fps, "audio", opt.audio, "sample", opt.sample);
+    json_object_set_new(out, "transport", json_string(use_tcp() ? "tcp" : "udp"));
     json_object_set_new(out, "peers", json_integer(n_peers));
     json_object_set_new(out, "peers_joined", json_integer(joined));
     json_object_set_new(out, "peers_failed", json_integer(failed));
@@ -2098,6 +2394,12 @@ int main(int argc, char **argv)
                                   "AES128_CM_SHA1_80", (json_int_t)st.srtp_cm));
     json_object_set_new(out, "send_errors", json_integer((json_int_t)st.send_errors));
     json_object_set_new(out, "pacing_skips", json_integer((json_int_t)st.pacing_skips));
+    if (use_tcp()) {
+        json_object_set_new(out, "tcp_send_drops", json_integer((json_int_t)st.tcp_send_drops));
+        json_object_set_new(out, "tcp_send_blocked", json_integer((json_int_t)st.tcp_send_blocked));
+        json_object_set_new(out, "tcp_tx_queued_max", json_integer((json_int_t)st.tcp_tx_max));
+        json_object_set_new(out, "tcp_closed_after_join", json_integer((json_int_t)st.tcp_closed));
+    }
     json_object_set_new(out, "ws_closed_after_join", json_integer((json_int_t)st.ws_closed));
     json_object_set_new(out, "join_ms", percentiles(joins, nj, 1000));
     json_object_set_new(out, "late_join_ms", percentiles(late_joins, nl, 1000));
@@ -2147,6 +2449,9 @@ int main(int argc, char **argv)
             hk_ws_close(&p->ws);
         if (p->udp >= 0)
             close(p->udp);
+        if (p->tcp >= 0)
+            close(p->tcp);
+        free(p->tcp_buf);
         if (p->ssl)
             SSL_free(p->ssl);
         hk_srtp_destroy(p->srtp);

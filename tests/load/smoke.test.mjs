@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ROOT, freePort, startServer } from '../lib/server.mjs';
+import { ROOT, apiRequest, freePort, startServer } from '../lib/server.mjs';
 
 const LOAD_BIN = process.env.HISOKA_LOAD_BIN || path.join(ROOT, 'build/hisoka-load');
 const RELAY_BIN = process.env.HISOKA_RELAY_BIN || path.join(path.dirname(LOAD_BIN), 'hisoka-raw-relay');
@@ -54,6 +54,38 @@ test('hisoka-load: 1 publisher, 2 subscribers, 5 s: joined, no altered frames, l
     }
     assert.ok(result.added_latency_us.n > 0, 'no added-latency sample');
     assert.equal(r.code, 0, r.stderr);
+    assert.ok(server.alive());
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await server.stop();
+  }
+});
+
+test('hisoka-load --transport tcp: 1 -> 2 over ICE-TCP, 3 s: joined, no altered frames, loss < 1%', async () => {
+  const server = await startServer({ e2ee: 'true', log_level: 'warn', media_tcp_port: await freePort() });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-load-'));
+  const out = path.join(dir, 'result.json');
+  try {
+    const r = await runLoad(['--url', server.url, '--transport', 'tcp', '--channels', '1',
+      '--publishers', '1', '--subscribers', '2', '--duration', '3', '--sample', '1', '--json', out], 60000);
+    assert.equal(r.signal, null, `generator killed: ${r.stderr}`);
+    const result = JSON.parse(fs.readFileSync(out, 'utf8'));
+    console.log(`# ${JSON.stringify({
+      transport: result.transport, sent: result.packets_sent, received: result.packets_received,
+      loss_pct: result.loss_pct, verified: result.frames_verified, tcp_send_drops: result.tcp_send_drops,
+    })}`);
+    assert.equal(result.transport, 'tcp');
+    assert.equal(result.integrity_failures, 0, 'altered frames');
+    assert.equal(result.peers_failed, 0, `peers failed to join: ${r.stderr}`);
+    assert.equal(result.peers_without_media, 0, 'a subscriber received no media');
+    assert.ok(result.frames_verified > 0, 'no sampled frame was verified');
+    assert.ok(result.loss_pct < 1, `loss ${result.loss_pct}%`);
+    assert.equal(result.tcp_closed_after_join, 0, 'an ICE-TCP connection was lost');
+    assert.equal(r.code, 0, r.stderr);
+    // the media went over ICE-TCP: three connections selected as the tcp path
+    const m = (await apiRequest(server, '/metrics')).text;
+    const sel = m.match(/^hisoka_media_path_selections_total\{path="tcp"\} (\d+)$/m);
+    assert.ok(sel && Number(sel[1]) >= 3, `tcp path selections: ${sel && sel[1]}`);
     assert.ok(server.alive());
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
