@@ -21,11 +21,8 @@ static void send_as(hk_consumer_t *c, hk_transport_t *t, uint8_t *slot, const ui
     hk_wr16(slot + 2, own);
     hk_wr32(slot + 4, hdr->timestamp + c->ts_offset);
     hk_wr32(slot + 8, c->ssrc);
-    if (c->history_own) {
-        unsigned i = own & (HK_CONSUMER_HISTORY - 1);
-        c->history_own[i] = own;
-        c->history_src[i] = hdr->seq;
-    }
+    if (c->history)
+        c->history[own & (HK_CONSUMER_HISTORY - 1)] = (hk_consumer_sent_t){own, hdr->seq};
     hk_transport_send_slot(t, slot, (size_t)n);
     c->packets++;
     c->bytes += (size_t)n;
@@ -35,7 +32,7 @@ void hk_consumer_send(hk_consumer_t *c, const uint8_t *buf, size_t len, const hk
 {
     if (!c->active)
         return;
-    hk_transport_t *t = c->endpoint->transport;
+    hk_transport_t *t = c->transport;
     uint8_t *slot = hk_transport_slot(t);
     if (!slot)
         return;
@@ -49,10 +46,10 @@ void hk_consumer_send(hk_consumer_t *c, const uint8_t *buf, size_t len, const hk
 
 void hk_consumer_answer_nack(hk_consumer_t *c, const uint16_t *seqs, size_t n, uint64_t now_ms)
 {
-    hk_transport_t *t = c->endpoint->transport;
+    hk_transport_t *t = c->transport;
     hk_media_counters_t *counters = &t->host->counters;
     hk_stream_t *stream = c->producer ? hk_producer_stream(c->producer) : NULL;
-    if (!c->active || !c->history_own || !stream || !stream->cache) {
+    if (!c->active || !c->history || !stream || !stream->cache) {
         counters->retransmission_misses += n;
         return;
     }
@@ -62,8 +59,8 @@ void hk_consumer_answer_nack(hk_consumer_t *c, const uint16_t *seqs, size_t n, u
         size_t len;
         hk_rtp_header_t hdr;
         const char *err = NULL;
-        if (c->history_own[slot_index] != seqs[i] ||
-            hk_nack_cache_get(stream->cache, c->history_src[slot_index], now_ms, RETRANSMIT_AGE_MS,
+        if (c->history[slot_index].own != seqs[i] ||
+            hk_nack_cache_get(stream->cache, c->history[slot_index].src, now_ms, RETRANSMIT_AGE_MS,
                               &pkt, &len) != 0 ||
             hk_rtp_parse(pkt, len, &hdr, &err) != 0) {
             counters->retransmission_misses++;
@@ -89,7 +86,7 @@ void hk_consumer_send_sender_report(hk_consumer_t *c, const hk_rtcp_report_t *sr
     int len = hk_rtcp_build_sr(buf, sizeof buf, &mine);
     if (len <= 0)
         return;
-    hk_transport_t *t = c->endpoint->transport;
+    hk_transport_t *t = c->transport;
     hk_transport_send_rtcp(t, buf, (size_t)len);
     t->host->counters.sender_reports_relayed++;
 }

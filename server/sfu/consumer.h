@@ -22,9 +22,16 @@ typedef struct hk_producer_s hk_producer_t;
 
 #define HK_CONSUMER_HISTORY 512 /* sent packets remembered for NACKs (power of two) */
 
+typedef struct {
+    uint16_t own; /* the consumer's sequence number */
+    uint16_t src; /* the producer's */
+} hk_consumer_sent_t;
+
 typedef struct hk_consumer_s {
-    hk_producer_t *producer; /* NULL once the producer went away */
-    hk_endpoint_t *endpoint; /* the subscriber's */
+    hk_producer_t *producer;          /* NULL once the producer went away */
+    hk_endpoint_t *endpoint;          /* the subscriber's */
+    struct hk_transport_s *transport; /* the subscriber's (endpoint->transport, kept here
+                                         for the fan-out loop) */
     hk_media_kind_t kind;
     uint32_t ssrc; /* its own, in the subscriber's offer */
     char mid[HK_SDP_MID_LEN];
@@ -36,10 +43,9 @@ typedef struct hk_consumer_s {
     uint32_t ts_base;  /* random first own timestamp */
     uint16_t seq_offset;
     uint32_t ts_offset;
-    /* Video: the producer's sequence number of each own one sent (history[own % N]),
-     * valid when sent_own[own % N] == own. */
-    uint16_t *history_src;
-    uint16_t *history_own;
+    /* Video: for each own sequence number sent, the producer's (history[own % N], valid
+     * when its own == own); one entry, one cache line, per packet. */
+    hk_consumer_sent_t *history;
     uint64_t packets, bytes;
 } hk_consumer_t;
 

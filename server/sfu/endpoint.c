@@ -22,8 +22,7 @@ static void free_consumer(hk_consumer_t *c)
 {
     if (c->producer)
         hk_producer_detach(c->producer, c);
-    free(c->history_own);
-    free(c->history_src);
+    free(c->history);
     free(c);
 }
 
@@ -54,6 +53,7 @@ hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, co
     if (!c)
         return NULL;
     c->endpoint = e;
+    c->transport = e->transport;
     c->kind = producer->kind;
     c->mid_len = (uint8_t)strnlen(mid, sizeof c->mid - 1);
     memcpy(c->mid, mid, c->mid_len);
@@ -65,13 +65,12 @@ hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, co
         if (tries == 8 || hk_random_bytes(&c->ssrc, sizeof c->ssrc) != 0)
             goto fail;
     if (c->kind == HK_MEDIA_VIDEO) {
-        c->history_own = calloc(HK_CONSUMER_HISTORY, sizeof *c->history_own);
-        c->history_src = calloc(HK_CONSUMER_HISTORY, sizeof *c->history_src);
-        if (!c->history_own || !c->history_src)
+        c->history = calloc(HK_CONSUMER_HISTORY, sizeof *c->history);
+        if (!c->history)
             goto fail;
         /* No own number is recorded yet: slot i must not claim to hold number i. */
         for (unsigned i = 0; i < HK_CONSUMER_HISTORY; i++)
-            c->history_own[i] = (uint16_t)(i + 1);
+            c->history[i].own = (uint16_t)(i + 1);
     }
     if (hk_map_put(&e->consumers, c->ssrc, c) != 0)
         goto fail;
@@ -83,8 +82,7 @@ hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, co
     e->n_consumers++;
     return c;
 fail:
-    free(c->history_own);
-    free(c->history_src);
+    free(c->history);
     free(c);
     return NULL;
 }
