@@ -36,7 +36,6 @@ void hk_endpoint_clear(hk_endpoint_t *e)
             free_consumer(c);
     }
     hk_map_free(&e->consumers);
-    e->n_consumers = 0;
 }
 
 void hk_endpoint_set_producers(hk_endpoint_t *e, uint32_t audio_ssrc, uint32_t video_ssrc)
@@ -79,7 +78,6 @@ hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, co
         goto fail;
     }
     c->producer = producer;
-    e->n_consumers++;
     return c;
 fail:
     free(c->history);
@@ -100,8 +98,7 @@ void hk_endpoint_activate(hk_endpoint_t *e, hk_consumer_t *c)
 
 void hk_endpoint_unconsume(hk_endpoint_t *e, hk_consumer_t *c)
 {
-    if (hk_map_remove(&e->consumers, c->ssrc) == c)
-        e->n_consumers--;
+    hk_map_remove(&e->consumers, c->ssrc);
     free_consumer(c);
 }
 
@@ -135,7 +132,8 @@ static void on_rtp(void *user, hk_stream_index_t stream, uint8_t *buf, size_t le
 {
     hk_endpoint_t *e = user;
     hk_producer_t *p = &e->producers[stream == HK_STREAM_AUDIO ? HK_MEDIA_AUDIO : HK_MEDIA_VIDEO];
-    hk_producer_forward(p, buf, len, hdr, now_ms);
+    (void)now_ms;
+    hk_producer_forward(p, buf, len, hdr);
 }
 
 static void on_sender_report(void *user, hk_stream_index_t stream, const hk_rtcp_report_t *sr)

@@ -27,8 +27,7 @@ typedef struct hk_endpoint_s {
     const hk_endpoint_owner_t *owner_events;
     void *owner;
     hk_producer_t producers[2]; /* by hk_media_kind_t */
-    hk_map_t consumers;         /* own SSRC -> consumer */
-    size_t n_consumers;
+    hk_map_t consumers;         /* own SSRC -> consumer (consumers.count: how many) */
 } hk_endpoint_t;
 
 /* The transport's events (give them to hk_transport_create with the endpoint as user). */

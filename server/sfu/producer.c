@@ -31,9 +31,8 @@ void hk_producer_detach(hk_producer_t *p, hk_consumer_t *c)
 }
 
 void hk_producer_forward(hk_producer_t *p, const uint8_t *buf, size_t len,
-                         const hk_rtp_header_t *hdr, uint64_t now_ms)
+                         const hk_rtp_header_t *hdr)
 {
-    (void)now_ms;
     for (size_t i = 0; i < p->n_consumers; i++)
         hk_consumer_send(p->consumers[i], buf, len, hdr);
 }

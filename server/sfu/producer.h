@@ -31,7 +31,7 @@ void hk_producer_detach(hk_producer_t *p, hk_consumer_t *c);
 
 /* A packet of this track: to every active consumer. */
 void hk_producer_forward(hk_producer_t *p, const uint8_t *buf, size_t len,
-                         const hk_rtp_header_t *hdr, uint64_t now_ms);
+                         const hk_rtp_header_t *hdr);
 
 /* Its stream in the publisher's transport. */
 hk_stream_t *hk_producer_stream(const hk_producer_t *p);
