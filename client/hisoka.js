@@ -8,7 +8,14 @@
 //
 // Events (CustomEvent, details in `detail`): 'connected' {connectionId}, 'track'
 // {connectionId, stream, track}, 'member-joined' {connectionId, safetyNumber},
-// 'member-left' {connectionId}, 'closed' {code, reason}, 'error' {message}.
+// 'member-left' {connectionId}, 'simulcast-switched' (the notify), 'closed' {code, reason},
+// 'error' {message}.
+//
+// simulcast: true publishes the video as the server's simulcast encodings (r0 smallest ..
+// r2, offer.encodings); simulcastRid ('r0'..'r2') is the layer received of others'
+// simulcast video (default: the best). A receiver's layer can be changed through the
+// server's API (README, Simulcast); each change comes as a 'simulcast-switched' event
+// with the server's notify.
 //
 // e2eeProtocol: 'mls' (with e2ee: true) joins an MLS channel (docs/protocol.md §6): keys
 // come from an MLS group whose delivery service is the server, the roster and the
@@ -23,7 +30,8 @@ export class HisokaClient extends EventTarget {
   // server choose. With e2ee the default is VP8, whose header stays in clear
   // (frame-format.js: so do H.264's; VP9 and AV1 are encrypted whole).
   constructor(signalingUrl, { channelId, role = 'sendrecv', e2ee = false, metadata = null,
-    notifyMetadata = {}, videoCodecType = e2ee ? 'VP8' : null, e2eeProtocol = null } = {}) {
+    notifyMetadata = {}, videoCodecType = e2ee ? 'VP8' : null, e2eeProtocol = null,
+    simulcast = false, simulcastRid = null } = {}) {
     super();
     this.signalingUrl = signalingUrl;
     this.channelId = channelId;
@@ -33,6 +41,9 @@ export class HisokaClient extends EventTarget {
     this.metadata = metadata;
     this.notifyMetadata = notifyMetadata;
     this.videoCodecType = videoCodecType;
+    this.simulcast = simulcast;
+    this.simulcastRid = simulcastRid;
+    this.encodings = null; // offer.encodings, when the server takes simulcast
     this.connectionId = null;
     this.members = new Map(); // connectionId -> { safetyNumber, publicKey }
     this.remoteStreams = new Map(); // connectionId -> MediaStream
@@ -105,6 +116,8 @@ export class HisokaClient extends EventTarget {
       metadata: this.metadata,
       signaling_notify_metadata: notifyMetadata,
       sora_client: 'hisoka client',
+      ...(this.simulcast ? { simulcast: true } : {}),
+      ...(this.simulcastRid ? { simulcast_rid: this.simulcastRid } : {}),
     });
     await answered;
     return this.connectionId;
@@ -141,6 +154,7 @@ export class HisokaClient extends EventTarget {
     switch (msg.type) {
       case 'offer':
         this.connectionId = msg.connection_id;
+        this.encodings = msg.simulcast && Array.isArray(msg.encodings) ? msg.encodings : null;
         if (this.e2ee) {
           // MLS: this sends our key package; not awaited, so the answer is not delayed.
           const started = this.e2ee.setSelf(msg.connection_id);
@@ -205,10 +219,24 @@ export class HisokaClient extends EventTarget {
     // of a sender through a transform set after tracks started flowing.
     if (this.e2ee) for (const [t, track] of pairs) this.e2ee.setupSender(t.sender, track.kind);
     for (const [t, track] of pairs) {
+      if (track.kind === 'video' && this.encodings) await this._setEncodings(t.sender);
       await t.sender.replaceTrack(track);
       t.direction = 'sendonly';
       t.sender.setStreams(this.localStream);
     }
+  }
+
+  // Simulcast: the offer's a=simulcast:recv gave the sender one encoding per rid; the
+  // server's encodings (scaleResolutionDownBy, maxBitrate, active, ...) go onto them by
+  // rid, as Sora's SDKs do.
+  async _setEncodings(sender) {
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    params.encodings = params.encodings.map((e) => {
+      const wanted = this.encodings.find((w) => w.rid === e.rid);
+      return wanted ? { ...e, ...wanted } : e;
+    });
+    await sender.setParameters(params);
   }
 
   async _answer(type) {
@@ -219,6 +247,10 @@ export class HisokaClient extends EventTarget {
 
   async _onNotify(msg) {
     const id = msg.connection_id;
+    if (msg.event_type === 'simulcast.switched') {
+      this._emit('simulcast-switched', msg);
+      return;
+    }
     if (msg.event_type === 'connection.created') {
       if (id === this.connectionId) {
         // Our own event lists everyone already here: send each of them our key.

@@ -267,6 +267,9 @@ static int validate_offer(const hk_sdp_offer_t *o)
         const hk_sdp_section_t *s = &o->sections[i];
         if ((unsigned)s->type > HK_SECTION_CLOSED || (unsigned)s->kind > HK_MEDIA_VIDEO)
             return HK_EINVAL;
+        if (s->simulcast_rids && (s->type != HK_SECTION_RECV || s->kind != HK_MEDIA_VIDEO ||
+                                  s->simulcast_rids >> HK_SIMULCAST_MAX_LAYERS))
+            return HK_EINVAL; /* simulcast is received, on video, with Sora's rids */
         if (!valid_id(s->mid, sizeof s->mid))
             return HK_EINVAL;
         for (size_t j = 0; j < i; j++) {
@@ -350,6 +353,11 @@ static void write_section(writer_t *w, const hk_sdp_offer_t *o, const hk_sdp_sec
                 "a=extmap:%d https://aomediacodec.github.io/av1-rtp-spec/"
                 "#dependency-descriptor-rtp-header-extension\r\n",
                 HK_EXT_DEPENDENCY_DESCRIPTOR);
+    if (s->type == HK_SECTION_RECV && video && s->simulcast_rids) {
+        put_fmt(w, "a=extmap:%d urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n", HK_EXT_RID);
+        put_fmt(w, "a=extmap:%d urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n",
+                HK_EXT_REPAIRED_RID);
+    }
     if (s->type == HK_SECTION_RECV) {
         put_str(w, "a=recvonly\r\n");
     } else if (s->stream_id[0] == '\0') {
@@ -378,6 +386,20 @@ static void write_section(writer_t *w, const hk_sdp_offer_t *o, const hk_sdp_sec
         put_fmt(w, "a=rtpmap:%d opus/48000/2\r\n", HK_PT_OPUS);
         put_fmt(w, "a=rtcp-fb:%d transport-cc\r\n", HK_PT_OPUS);
         put_fmt(w, "a=fmtp:%d minptime=10;useinbandfec=1\r\n", HK_PT_OPUS);
+    }
+    if (s->type == HK_SECTION_RECV && video && s->simulcast_rids) {
+        /* RFC 8853 §5.1: the layers we take, smallest first (Sora's order). */
+        for (int i = 0; i < HK_SIMULCAST_MAX_LAYERS; i++)
+            if (s->simulcast_rids & (1u << i))
+                put_fmt(w, "a=rid:r%d recv\r\n", i);
+        put_str(w, "a=simulcast:recv ");
+        bool first = true;
+        for (int i = 0; i < HK_SIMULCAST_MAX_LAYERS; i++)
+            if (s->simulcast_rids & (1u << i)) {
+                put_fmt(w, first ? "r%d" : ";r%d", i);
+                first = false;
+            }
+        put_str(w, "\r\n");
     }
     if (s->type == HK_SECTION_FORWARD && s->stream_id[0] && s->ssrc != 0) {
         if (s->rtx_ssrc != 0)
@@ -600,6 +622,35 @@ static const char *parse_ssrc_group(parser_t *ps, slice_t value)
     return NULL;
 }
 
+/* RFC 8853 §5.1: a=simulcast:send <alt-list>[;<alt-list>...] [recv ...]; alternatives
+ * are separated by ',' and a '~' marks a paused stream. Only Sora's rids r0..r2 in the
+ * send direction are recorded (the first alternative of each stream). */
+static const char *parse_simulcast(hk_sdp_media_t *m, slice_t value)
+{
+    slice_t rest = value, dir, list;
+    while (next_token(&rest, &dir)) {
+        if (!next_token(&rest, &list))
+            return "bad a=simulcast";
+        if (!slice_eq(dir, "send"))
+            continue;
+        size_t i = 0;
+        while (i < list.n) {
+            size_t start = i;
+            while (i < list.n && list.p[i] != ';')
+                i++;
+            slice_t stream = {list.p + start, i - start};
+            const char *comma = memchr(stream.p, ',', stream.n);
+            if (comma)
+                stream.n = (size_t)(comma - stream.p);
+            if (stream.n == 2 && stream.p[0] == 'r' && stream.p[1] >= '0' &&
+                stream.p[1] < '0' + HK_SIMULCAST_MAX_LAYERS)
+                m->simulcast_rids |= (uint8_t)(1u << (stream.p[1] - '0'));
+            i++; /* past ';' */
+        }
+    }
+    return NULL;
+}
+
 static const char *parse_attribute(parser_t *ps, slice_t attr)
 {
     const char *colon = memchr(attr.p, ':', attr.n);
@@ -658,6 +709,8 @@ static const char *parse_attribute(parser_t *ps, slice_t attr)
         ps->have_msid = true;
         return e;
     }
+    if (slice_eq(name, "simulcast"))
+        return m ? parse_simulcast(m, value) : NULL;
     if (slice_eq(name, "ssrc"))
         return parse_ssrc(ps, value);
     if (slice_eq(name, "ssrc-group"))

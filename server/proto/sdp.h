@@ -31,6 +31,13 @@
  * on video in E2EE sessions: the receiver learns frame boundaries and key frames from it,
  * since the payload (ciphertext) cannot tell it. */
 #define HK_EXT_DEPENDENCY_DESCRIPTOR 5
+/* Simulcast (RFC 8852): the layer's rid on a publisher's first packets of each encoding,
+ * and on its retransmissions; only in sections that receive simulcast. */
+#define HK_EXT_RID          6 /* urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id */
+#define HK_EXT_REPAIRED_RID 7 /* urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id */
+
+/* Simulcast layers: Sora's rids r0 (smallest) .. r2, a layer's index is its rid's digit. */
+#define HK_SIMULCAST_MAX_LAYERS 3
 
 #define HK_SDP_MAX_MEDIA      512 /* m-sections per session */
 #define HK_SDP_MAX_CANDIDATES 8
@@ -68,6 +75,8 @@ typedef struct {
     uint32_t ssrc;                 /* FORWARD: media SSRC, 0 = unknown */
     uint32_t rtx_ssrc;             /* FORWARD video: RTX SSRC, 0 = none */
     char cname[HK_SDP_ID_LEN];     /* FORWARD: cname for the a=ssrc lines */
+    uint8_t simulcast_rids;        /* RECV video: bit i offers rid r<i> (a=rid, a=simulcast:recv);
+                                      0 = no simulcast */
     /* Negotiation state, kept by the peer (the writer ignores it): */
     bool offered;    /* this content (track, or closed) was in the last offer written */
     bool answered;   /* FORWARD: the client answered an offer with this content: media may
@@ -99,7 +108,8 @@ typedef struct {
  * then "" and nothing is written past size), HK_EINVAL for bad params: NULL or malformed
  * ufrag/pwd/fingerprint, n_sections 0 or over HK_SDP_MAX_MEDIA, over HK_SDP_MAX_CANDIDATES
  * or non-literal candidate addresses, a mid/stream/track/cname that is empty, unterminated
- * or holds spaces or control bytes, duplicate mids. With no candidates only
+ * or holds spaces or control bytes, duplicate mids, simulcast_rids on anything but a RECV
+ * video section or with bits above HK_SIMULCAST_MAX_LAYERS. With no candidates only
  * a=end-of-candidates is written. */
 int hk_sdp_write_offer(const hk_sdp_offer_t *offer, char *buf, size_t size);
 
@@ -114,6 +124,8 @@ typedef struct {
     uint32_t ssrc;                 /* first SSRC not in an FID group's second slot, 0 = none */
     uint32_t rtx_ssrc;             /* a=ssrc-group:FID second SSRC, 0 = none */
     int payload_type;              /* first payload type on the m= line, -1 if none */
+    uint8_t simulcast_rids;        /* a=simulcast:send: bit i for rid r<i> (other rids and
+                                      paused ones are left out); 0 = no simulcast */
     int n_payload_types;
 } hk_sdp_media_t;
 

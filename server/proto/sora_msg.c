@@ -8,6 +8,7 @@
 #include "common/id.h"
 #include "config/config.h"
 #include "server/proto/json_raw.h"
+#include "server/proto/sdp.h"
 
 static int fail(hk_sora_error_t *err, int code, const char *reason)
 {
@@ -145,9 +146,28 @@ int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out, h
     bool multistream = true;
     if (optional_bool(root, "e2ee", &out->e2ee) ||
         optional_bool(root, "redirect", &out->redirect) ||
-        optional_bool(root, "multistream", &multistream)) {
-        fail(err, HK_CLOSE_BAD_REQUEST, "e2ee, redirect and multistream must be booleans");
+        optional_bool(root, "multistream", &multistream) ||
+        optional_bool(root, "simulcast", &out->simulcast)) {
+        fail(err, HK_CLOSE_BAD_REQUEST,
+             "e2ee, redirect, multistream and simulcast must be booleans");
         goto done;
+    }
+    /* PROTOCOL.md §5: simulcast_request_rid (newer) wins over simulcast_rid. */
+    out->simulcast_want = -2;
+    static const char *const rid_keys[] = {"simulcast_rid", "simulcast_request_rid"};
+    for (int k = 0; k < 2; k++) {
+        json_t *rid = json_object_get(root, rid_keys[k]);
+        if (!rid || json_is_null(rid))
+            continue;
+        int layer = hk_sora_parse_rid(json_string_value(rid), k == 1);
+        if (layer < -1 || json_string_length(rid) != 2 + 2 * (layer == -1)) {
+            fail(err, HK_CLOSE_BAD_REQUEST,
+                 k == 0 ? "INVALID-SIMULCAST-RID: simulcast_rid must be r0, r1 or r2"
+                        : "INVALID-SIMULCAST-RID: simulcast_request_rid must be none, r0, r1 "
+                          "or r2");
+            goto done;
+        }
+        out->simulcast_want = layer;
     }
     if (!multistream) {
         fail(err, HK_CLOSE_BAD_REQUEST, "multistream false is not supported");
@@ -367,6 +387,45 @@ static json_t *ice_config(const hk_offer_msg_t *offer)
     return json_pack("{s:o,s:s}", "iceServers", servers, "iceTransportPolicy", "all");
 }
 
+int hk_sora_parse_rid(const char *rid, bool allow_none)
+{
+    if (!rid)
+        return -3;
+    if (allow_none && strcmp(rid, "none") == 0)
+        return -1;
+    if (rid[0] == 'r' && rid[1] >= '0' && rid[1] < '0' + HK_SIMULCAST_MAX_LAYERS && rid[2] == '\0')
+        return rid[1] - '0';
+    return -3;
+}
+
+int hk_sora_check_encodings(const json_t *encodings, const char **why)
+{
+    size_t n = json_array_size(encodings);
+    if (!json_is_array(encodings) || n < 1 || n > HK_SIMULCAST_MAX_LAYERS) {
+        *why = "simulcast_encodings must be an array of 1 to 3 encodings";
+        return HK_EINVAL;
+    }
+    int rids = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *rid = json_object_get(json_array_get(encodings, i), "rid");
+        int layer = hk_sora_parse_rid(json_string_value(rid), false);
+        if (layer < 0 || json_string_length(rid) != 2 || (rids & (1 << layer))) {
+            *why = "each simulcast encoding needs a distinct rid r0, r1 or r2";
+            return HK_EINVAL;
+        }
+        rids |= 1 << layer;
+    }
+    return rids;
+}
+
+json_t *hk_sora_default_encodings(void)
+{
+    return json_pack("[{s:s,s:b,s:f},{s:s,s:b,s:f},{s:s,s:b,s:f}]", "rid", "r0", "active", 1,
+                     "scaleResolutionDownBy", 4.0, "rid", "r1", "active", 1,
+                     "scaleResolutionDownBy", 2.0, "rid", "r2", "active", 1,
+                     "scaleResolutionDownBy", 1.0);
+}
+
 char *hk_sora_build_offer(const hk_offer_msg_t *offer)
 {
     json_t *obj = json_object();
@@ -378,7 +437,11 @@ char *hk_sora_build_offer(const hk_offer_msg_t *offer)
     set_string(obj, "connection_id", offer->connection_id);
     set_string(obj, "channel_id", offer->channel_id);
     json_object_set_new(obj, "multistream", json_true());
-    json_object_set_new(obj, "simulcast", json_false());
+    json_object_set_new(obj, "simulcast", json_boolean(offer->encodings != NULL));
+    if (offer->encodings) {
+        json_object_set_new(obj, "simulcast_multicodec", json_false());
+        set_json(obj, "encodings", offer->encodings);
+    }
     json_object_set_new(obj, "spotlight", json_false());
     if (offer->authn_metadata)
         set_json(obj, "metadata", offer->authn_metadata);
@@ -388,6 +451,23 @@ char *hk_sora_build_offer(const hk_offer_msg_t *offer)
     set_string(mid, "video", offer->video_mid);
     json_object_set_new(obj, "mid", mid);
     return dump(obj);
+}
+
+const char *hk_sora_rid_name(int layer)
+{
+    static const char *const names[] = {"r0", "r1", "r2"};
+    if (layer >= 0 && layer < HK_SIMULCAST_MAX_LAYERS)
+        return names[layer];
+    return layer == -2 ? "auto" : "none";
+}
+
+char *hk_sora_build_simulcast_switched(const hk_simulcast_switched_t *s)
+{
+    return dump(json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "type", "notify", "event_type",
+                          "simulcast.switched", "channel_id", s->channel_id, "sender_connection_id",
+                          s->sender_connection_id, "trigger", s->trigger, "request_rid",
+                          s->request_rid, "current_rid", s->current_rid, "previous_rid",
+                          s->previous_rid));
 }
 
 char *hk_sora_build_reoffer(const char *sdp)

@@ -37,6 +37,10 @@ typedef struct {
     bool video;
     char video_codec[8]; /* "VP8" (default), "VP9", "H264", "AV1" */
     bool redirect;
+    bool simulcast;     /* publishes its video as simulcast layers */
+    int simulcast_want; /* the layer it receives of simulcast tracks: 0..2 (simulcast_rid
+                           "r0".."r2", or simulcast_request_rid which wins), -1 for
+                           simulcast_request_rid "none", -2 when neither is given */
     bool legacy_update; /* renegotiates with `update`, not `re-offer`: see
                            hk_sora_client_uses_update */
     json_t *metadata;
@@ -56,7 +60,9 @@ typedef struct {
  * channel_id a string of 1..255 printable ASCII characters; client_id (optional) likewise;
  * e2ee/multistream/redirect booleans when present; e2ee_protocol (optional, null = absent)
  * only "mls" and only with e2ee true, else 4400 INVALID-E2EE-PROTOCOL; audio/video booleans or
- * objects; video.codec_type one of VP8|VP9|H264|AV1 when present (H265 refused); metadata any JSON;
+ * objects; video.codec_type one of VP8|VP9|H264|AV1 when present (H265 refused); simulcast a
+ * boolean; simulcast_rid one of r0|r1|r2 and simulcast_request_rid one of none|r0|r1|r2 when
+ * present (null = absent), else 4400 INVALID-SIMULCAST-RID; metadata any JSON;
  * signaling_notify_metadata an object or null. sora_client is read when it is a string
  * (legacy_update); any other type is ignored. */
 int hk_sora_parse_connect(const char *text, size_t len, hk_connect_msg_t *out,
@@ -95,6 +101,20 @@ void hk_sora_msg_clear(hk_sora_msg_t *msg);
 
 const char *hk_role_name(hk_role_t role);
 
+/* A simulcast rid (Sora's: "r0" the smallest layer .. "r2") as a layer: "r0".."r2" -> 0..2, "none"
+ * -> -1 when allow_none; -3 for anything else (NULL included). */
+int hk_sora_parse_rid(const char *rid, bool allow_none);
+
+/* Checks a simulcast publisher's encodings (the auth webhook's simulcast_encodings):
+ * an array of 1..3 objects, each with a distinct "rid" r0..r2 (other members are the
+ * client's business: active, scaleResolutionDownBy, maxBitrate, ...). Returns the rids as
+ * a bitmask (bit i: r<i>), or HK_EINVAL with *why set to a static reason. */
+int hk_sora_check_encodings(const json_t *encodings, const char **why);
+
+/* The encodings offered when the webhook gives none: r0 at 1/4 of the resolution, r1 at
+ * 1/2, r2 at full (a new reference, NULL on ENOMEM). */
+json_t *hk_sora_default_encodings(void);
+
 /* Builders. Each returns a new JSON text (caller frees with free()) or NULL on ENOMEM. */
 
 typedef struct {
@@ -105,6 +125,9 @@ typedef struct {
     const char *audio_mid; /* NULL when the connection does not send audio */
     const char *video_mid;
     const json_t *authn_metadata; /* may be NULL */
+    /* Simulcast publisher: "simulcast": true and these encodings (a JSON array, e.g. the
+     * auth webhook's simulcast_encodings); NULL: "simulcast": false, no encodings. */
+    const json_t *encodings;
     /* config.iceServers: one entry with these comma-separated URLs and REST credentials
      * (proto/turn_rest.h); NULL or "" = an empty list. */
     const char *turn_urls;
@@ -117,6 +140,22 @@ char *hk_sora_build_reoffer(const char *sdp);
 /* The legacy renegotiation offer {"type":"update","sdp":...} (hk_sora_client_uses_update). */
 char *hk_sora_build_update(const char *sdp);
 char *hk_sora_build_ping(void);
+
+/* notify simulcast.switched (PROTOCOL.md §5): the layer a receiver gets of a sender's
+ * video changed. Rids are "r0".."r2", "none", or "auto" (request_rid). */
+typedef struct {
+    const char *channel_id;
+    const char *sender_connection_id;
+    const char *trigger; /* "rpc": after an API request; "auto": the sender's layers changed */
+    const char *request_rid;
+    const char *current_rid;
+    const char *previous_rid;
+} hk_simulcast_switched_t;
+
+char *hk_sora_build_simulcast_switched(const hk_simulcast_switched_t *s);
+
+/* The name of a layer: 0..2 -> "r0".."r2", -1 -> "none", -2 -> "auto". */
+const char *hk_sora_rid_name(int layer);
 
 /* What a notify says about one connection. */
 typedef struct {

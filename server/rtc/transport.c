@@ -1,5 +1,6 @@
 #include "server/rtc/transport.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,9 @@
 #define TWCC_INTERVAL_MS     50
 #define RR_INTERVAL_MS       1000
 #define RETRANSMIT_AGE_MS    1000
-#define NACK_INTERVAL_MS     20  /* how often a publisher's losses are looked at */
-#define PROBE_INTERVAL_MS    500 /* consent-check retransmission */
+#define NACK_INTERVAL_MS     20   /* how often a publisher's losses are looked at */
+#define PROBE_INTERVAL_MS    500  /* consent-check retransmission */
+#define SIMULCAST_RELATCH_MS 1000 /* a silent layer's SSRC may be replaced after this */
 
 static hk_media_counters_t *counters_of(hk_transport_t *t)
 {
@@ -98,7 +100,7 @@ void hk_transport_destroy(hk_transport_t *t)
         hk_dtls_destroy(t->dtls);
     if (t->srtp)
         hk_srtp_destroy(t->srtp);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < HK_STREAM_COUNT; i++) {
         if (t->streams[i].cache)
             hk_nack_cache_destroy(t->streams[i].cache);
         if (t->streams[i].dump)
@@ -128,13 +130,58 @@ void hk_transport_set_streams(hk_transport_t *t, uint32_t audio_ssrc, uint32_t v
                               uint32_t rtx_ssrc)
 {
     init_stream(&t->streams[HK_STREAM_AUDIO], audio_ssrc, HK_MEDIA_AUDIO, false);
-    init_stream(&t->streams[HK_STREAM_VIDEO], video_ssrc, HK_MEDIA_VIDEO, false);
-    init_stream(&t->streams[HK_STREAM_RTX], rtx_ssrc, HK_MEDIA_VIDEO, true);
+    for (int i = 0; i < HK_SIMULCAST_MAX_LAYERS; i++) {
+        init_stream(&t->streams[HK_STREAM_VIDEO + i], i == 0 ? video_ssrc : 0, HK_MEDIA_VIDEO,
+                    false);
+        init_stream(&t->streams[HK_STREAM_RTX + i], i == 0 ? rtx_ssrc : 0, HK_MEDIA_VIDEO, true);
+    }
+    t->simulcast_rids = 0;
+}
+
+void hk_transport_set_simulcast(hk_transport_t *t, uint8_t rids)
+{
+    t->simulcast_rids = rids & ((1u << HK_SIMULCAST_MAX_LAYERS) - 1);
+}
+
+/* A packet of an SSRC no stream has, in a simulcast transport: the stream its rid (or
+ * repaired rid) names takes it, unless that stream's SSRC is alive (a second), so a
+ * client cannot make it re-allocate at packet rate. NULL when it is not taken. */
+static hk_stream_t *latch_simulcast(hk_transport_t *t, const uint8_t *buf,
+                                    const hk_rtp_header_t *hdr, uint64_t now_ms)
+{
+    size_t offset, len;
+    bool repaired = false;
+    if (hk_rtp_ext_find(buf, hdr, HK_EXT_RID, &offset, &len) != 0) {
+        if (hk_rtp_ext_find(buf, hdr, HK_EXT_REPAIRED_RID, &offset, &len) != 0)
+            return NULL;
+        repaired = true;
+    }
+    if (len != 2 || buf[offset] != 'r' || buf[offset + 1] < '0' ||
+        buf[offset + 1] >= '0' + HK_SIMULCAST_MAX_LAYERS)
+        return NULL;
+    int layer = buf[offset + 1] - '0';
+    if (!(t->simulcast_rids & (1u << layer)))
+        return NULL;
+    hk_stream_t *s = &t->streams[(repaired ? HK_STREAM_RTX : HK_STREAM_VIDEO) + layer];
+    if (s->ssrc && s->started && now_ms - s->last_ms < SIMULCAST_RELATCH_MS) {
+        if (now_ms - t->last_latch_warn_ms >= 1000) {
+            t->last_latch_warn_ms = now_ms;
+            HK_LOG(HK_LOG_WARN, "rtp", t->log_id,
+                   "SSRC %" PRIu32 " claims rid r%d, which SSRC %" PRIu32 " sends: ignored",
+                   hdr->ssrc, layer, s->ssrc);
+        }
+        return NULL;
+    }
+    init_stream(s, hdr->ssrc, HK_MEDIA_VIDEO, repaired);
+    s->last_ms = now_ms;
+    HK_LOG(HK_LOG_INFO, "rtp", t->log_id, "simulcast layer r%d%s is SSRC %" PRIu32, layer,
+           repaired ? " (retransmissions)" : "", hdr->ssrc);
+    return s;
 }
 
 hk_stream_t *hk_transport_stream(hk_transport_t *t, uint32_t ssrc)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < HK_STREAM_COUNT; i++)
         if (t->streams[i].ssrc == ssrc && ssrc != 0)
             return &t->streams[i];
     return NULL;
@@ -477,14 +524,15 @@ void hk_transport_on_srtp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t 
     counters->rtp_bytes_in += n;
     record_twcc(t, buf, &hdr, now_us);
     hk_stream_t *s = hk_transport_stream(t, hdr.ssrc);
-    if (!s) {
+    if (!s && (!t->simulcast_rids || !(s = latch_simulcast(t, buf, &hdr, now_ms)))) {
         counters->unknown_ssrc++;
         return;
     }
     count_packet(s, hdr.seq, n);
     s->last_pt = hdr.pt;
-    hk_stream_t *primary = &t->streams[HK_STREAM_VIDEO];
+    s->last_ms = now_ms;
     if (s->rtx) {
+        hk_stream_t *primary = s - HK_STREAM_RTX + HK_STREAM_VIDEO;
         /* A retransmission from the publisher: the lost packet is recovered. It goes on
          * as the packet it replaces (each subscriber leg has its own retransmissions),
          * and into the cache under its own sequence number. */
@@ -506,7 +554,8 @@ void hk_transport_on_srtp(hk_transport_t *t, uint8_t *buf, size_t len, uint64_t 
         if (primary->cache)
             hk_nack_cache_put(primary->cache, original, host->work, (size_t)plain, now_ms);
         if (orig.payload_len > 0)
-            t->events->on_rtp(t->user, HK_STREAM_VIDEO, host->work, (size_t)plain, &orig, now_ms);
+            t->events->on_rtp(t->user, (hk_stream_index_t)(primary - t->streams), host->work,
+                              (size_t)plain, &orig, now_ms);
         return;
     }
     if (s->cache) {
@@ -616,9 +665,18 @@ void hk_transport_request_keyframe(hk_transport_t *t, hk_stream_t *stream, bool 
     }
 }
 
+/* Its first video stream with an SSRC (the lowest simulcast layer), or NULL. */
+static const hk_stream_t *first_video(const hk_transport_t *t)
+{
+    for (int i = HK_STREAM_VIDEO; i < HK_STREAM_RTX; i++)
+        if (t->streams[i].ssrc)
+            return &t->streams[i];
+    return NULL;
+}
+
 void hk_transport_keyframe_after_key(hk_transport_t *t, uint64_t now_ms)
 {
-    if (t->streams[HK_STREAM_VIDEO].ssrc) {
+    if (first_video(t) || t->simulcast_rids) {
         hk_keyframe_schedule_trigger(&t->keyframe_after_key, now_ms);
         hk_transport_reschedule(t, now_ms);
     }
@@ -651,23 +709,32 @@ static void keyframe_after_key(hk_transport_t *t, uint64_t now_ms)
     hk_keyframe_schedule_t *schedule = &t->keyframe_after_key;
     if (!hk_keyframe_schedule_due(schedule, now_ms))
         return;
-    hk_stream_t *video = &t->streams[HK_STREAM_VIDEO];
-    if (!video->ssrc) {
+    if (!first_video(t) && !t->simulcast_rids) {
         hk_keyframe_schedule_cancel(schedule);
         return;
     }
-    if (!video->started ||
-        (video->last_pli_ms && now_ms - video->last_pli_ms < HK_KEYFRAME_AFTER_KEY_SPACING_MS))
+    /* Every layer a subscriber may be receiving; each waits for its own flow and its
+     * own last PLI. */
+    bool sent = false;
+    for (int i = HK_STREAM_VIDEO; i < HK_STREAM_RTX; i++) {
+        hk_stream_t *video = &t->streams[i];
+        if (!video->ssrc)
+            continue;
+        if (!video->started ||
+            (video->last_pli_ms && now_ms - video->last_pli_ms < HK_KEYFRAME_AFTER_KEY_SPACING_MS))
+            continue;
+        hk_transport_request_keyframe(t, video, false, now_ms);
+        sent = true;
+    }
+    if (!sent)
         return;
-    hk_transport_request_keyframe(t, video, false, now_ms);
     HK_LOG(HK_LOG_DEBUG, "e2ee", t->log_id, "key frame requested after a key delivery (%u of %d)",
            schedule->sent + 1u, HK_KEYFRAME_AFTER_KEY_REQUESTS);
     hk_keyframe_schedule_sent(schedule, now_ms);
 }
 
-static void send_nacks(hk_transport_t *t, uint64_t now_ms)
+static void send_stream_nacks(hk_transport_t *t, hk_stream_t *s, uint64_t now_ms)
 {
-    hk_stream_t *s = &t->streams[HK_STREAM_VIDEO];
     if (!s->ssrc || !s->started)
         return;
     uint16_t seqs[64];
@@ -680,6 +747,12 @@ static void send_nacks(hk_transport_t *t, uint64_t now_ms)
         hk_transport_send_rtcp(t, host->work, (size_t)len);
         host->counters.nacks_sent++;
     }
+}
+
+static void send_nacks(hk_transport_t *t, uint64_t now_ms)
+{
+    for (int i = HK_STREAM_VIDEO; i < HK_STREAM_RTX; i++)
+        send_stream_nacks(t, &t->streams[i], now_ms);
 }
 
 static int cmp_twcc(const void *a, const void *b, void *next)
@@ -708,8 +781,8 @@ static void send_twcc(hk_transport_t *t, uint64_t now_ms)
     for (size_t i = 0; i < t->n_twcc; i++)
         if (i == 0 || t->twcc[i].seq != t->twcc[i - 1].seq)
             list[n++] = t->twcc[i];
-    uint32_t media_ssrc = t->streams[HK_STREAM_VIDEO].ssrc ? t->streams[HK_STREAM_VIDEO].ssrc
-                                                           : t->streams[HK_STREAM_AUDIO].ssrc;
+    const hk_stream_t *video = first_video(t);
+    uint32_t media_ssrc = video ? video->ssrc : t->streams[HK_STREAM_AUDIO].ssrc;
     int len = hk_rtcp_build_twcc(host->work, sizeof host->work, t->rtcp_ssrc, media_ssrc,
                                  t->twcc_fb_count++, list, n);
     t->twcc_next = (uint16_t)(list[n - 1].seq + 1);
@@ -723,9 +796,9 @@ static void send_twcc(hk_transport_t *t, uint64_t now_ms)
 /* RFC 3550 §6.4.2 and A.3: one report block per stream this client publishes. */
 static void send_rr(hk_transport_t *t, uint64_t now_ms)
 {
-    hk_rtcp_report_block_t blocks[2];
+    hk_rtcp_report_block_t blocks[HK_STREAM_RTX];
     size_t n = 0;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < HK_STREAM_RTX; i++) {
         hk_stream_t *s = &t->streams[i];
         if (!s->ssrc || !s->started)
             continue;
@@ -767,7 +840,7 @@ static void send_rr(hk_transport_t *t, uint64_t now_ms)
 
 static bool publishes(const hk_transport_t *t)
 {
-    return t->streams[HK_STREAM_AUDIO].ssrc || t->streams[HK_STREAM_VIDEO].ssrc;
+    return t->streams[HK_STREAM_AUDIO].ssrc || t->simulcast_rids || first_video(t);
 }
 
 static uint64_t earliest(uint64_t a, uint64_t b)

@@ -27,8 +27,20 @@ typedef struct hk_srtp_s hk_srtp_t;
 #define HK_TRANSPORT_MAX_TUPLES 4
 #define HK_TWCC_MAX             512
 
-/* A stream the client publishes: audio, video or video RTX. */
-typedef enum { HK_STREAM_AUDIO = 0, HK_STREAM_VIDEO = 1, HK_STREAM_RTX = 2 } hk_stream_index_t;
+/* A stream the client publishes: audio, video and its RTX. A simulcast publisher sends
+ * one video and one RTX stream per layer: layer i is HK_STREAM_VIDEO + i and
+ * HK_STREAM_RTX + i (one layer without simulcast). */
+typedef enum {
+    HK_STREAM_AUDIO = 0,
+    HK_STREAM_VIDEO = 1,
+    HK_STREAM_RTX = HK_STREAM_VIDEO + HK_SIMULCAST_MAX_LAYERS,
+    HK_STREAM_COUNT = HK_STREAM_RTX + HK_SIMULCAST_MAX_LAYERS,
+} hk_stream_index_t;
+
+static inline bool hk_stream_is_video(int index)
+{
+    return index >= HK_STREAM_VIDEO && index < HK_STREAM_RTX;
+}
 
 typedef struct {
     uint32_t ssrc; /* 0 = none */
@@ -44,6 +56,7 @@ typedef struct {
     uint64_t last_sr_ms;
     uint64_t last_pli_ms;
     uint8_t last_pt;               /* payload type of the latest packet */
+    uint64_t last_ms;              /* arrival of the latest packet (simulcast streams) */
     hk_nack_tracker_t nack;        /* video only */
     struct hk_nack_cache_s *cache; /* video only: plain packets for retransmission */
     uint64_t packets;
@@ -109,7 +122,11 @@ typedef struct hk_transport_s {
     uint32_t rtcp_ssrc;    /* our SSRC in RTCP toward this client */
     uint16_t twcc_out_seq; /* transport-wide sequence numbers we write toward it */
     /* What it publishes. */
-    hk_stream_t streams[3]; /* hk_stream_index_t */
+    hk_stream_t streams[HK_STREAM_COUNT]; /* hk_stream_index_t */
+    /* Simulcast: the layers (bit i: rid r<i>) whose SSRCs are learnt from the rid
+     * extension of their packets; 0 = SSRCs from the answer. */
+    uint8_t simulcast_rids;
+    uint64_t last_latch_warn_ms;
     /* Transport-wide CC: arrivals to report back to it. */
     hk_rtcp_twcc_packet_t twcc[HK_TWCC_MAX];
     size_t n_twcc;
@@ -139,6 +156,12 @@ void hk_transport_set_remote(hk_transport_t *t, const char *ufrag, const char *p
 /* The client answered: what it publishes (0 = none). */
 void hk_transport_set_streams(hk_transport_t *t, uint32_t audio_ssrc, uint32_t video_ssrc,
                               uint32_t rtx_ssrc);
+
+/* The client answered simulcast for its video: layer i (rid r<i>, bit i of rids) takes
+ * the SSRC that first arrives with that rid (RFC 8852: the rid extension rides only on the
+ * first packets of each encoding, and on retransmissions as the repaired rid). A layer
+ * whose stream has been silent for a second may be taken by a new SSRC. */
+void hk_transport_set_simulcast(hk_transport_t *t, uint8_t rids);
 
 /* Finds a published stream by SSRC, or NULL. */
 hk_stream_t *hk_transport_stream(hk_transport_t *t, uint32_t ssrc);

@@ -1,28 +1,38 @@
 #include "server/sfu/consumer.h"
 
 #include "common/bytes.h"
+#include "server/proto/dd.h"
+#include "server/proto/vcodec.h"
 #include "server/rtc/srtp.h"
 #include "server/rtc/transport.h"
 #include "server/sfu/endpoint.h"
 #include "server/sfu/forward.h"
 #include "server/sfu/producer.h"
 
-#define RETRANSMIT_AGE_MS 1000
+#define RETRANSMIT_AGE_MS    1000
+#define SWITCH_GUARD_PACKETS 512 /* after a switch, older packets of the new layer are dropped */
+#define SWITCH_REQUEST_MS    500 /* a missing key frame of the target is asked for again */
+#define VIDEO_CLOCK_PER_MS   90  /* RTP video clock: 90 kHz */
 
-/* Writes the producer's packet mapped to this consumer into slot and sends it as its
- * own sequence number `own`. */
-static void send_as(hk_consumer_t *c, hk_transport_t *t, uint8_t *slot, const uint8_t *buf,
-                    size_t len, const hk_rtp_header_t *hdr, uint16_t own)
+/* Writes the producer's packet mapped to this consumer into slot, as its own sequence
+ * number `own`. Returns the length, or a negative error (nothing to send). */
+static int write_mapped(hk_consumer_t *c, hk_transport_t *t, uint8_t *slot, const uint8_t *buf,
+                        size_t len, const hk_rtp_header_t *hdr, uint16_t own, uint8_t layer)
 {
     int n = hk_forward_rewrite(buf, len, hdr, slot, HK_TX_BUF_SIZE - HK_SRTP_MAX_TRAILER, c->mid,
                                c->mid_len, true, t->twcc_out_seq);
     if (n < 0)
-        return;
+        return n;
     hk_wr16(slot + 2, own);
     hk_wr32(slot + 4, hdr->timestamp + c->ts_offset);
     hk_wr32(slot + 8, c->ssrc);
     if (c->history)
-        c->history[own & (HK_CONSUMER_HISTORY - 1)] = (hk_consumer_sent_t){own, hdr->seq};
+        c->history[own & (HK_CONSUMER_HISTORY - 1)] = (hk_consumer_sent_t){own, hdr->seq, layer};
+    return n;
+}
+
+static void send_written(hk_consumer_t *c, hk_transport_t *t, uint8_t *slot, int n)
+{
     hk_transport_send_slot(t, slot, (size_t)n);
     c->packets++;
     c->bytes += (size_t)n;
@@ -41,27 +51,213 @@ void hk_consumer_send(hk_consumer_t *c, const uint8_t *buf, size_t len, const hk
         c->seq_offset = (uint16_t)(c->seq_base - hdr->seq);
         c->ts_offset = c->ts_base - hdr->timestamp;
     }
-    send_as(c, t, slot, buf, len, hdr, (uint16_t)(hdr->seq + c->seq_offset));
+    int n = write_mapped(c, t, slot, buf, len, hdr, (uint16_t)(hdr->seq + c->seq_offset), 0);
+    if (n > 0)
+        send_written(c, t, slot, n);
 }
+
+/* --- simulcast ------------------------------------------------------------------------ */
+
+int hk_consumer_choose_layer(int want, uint8_t flowing, uint8_t offered)
+{
+    offered &= (1u << HK_SIMULCAST_MAX_LAYERS) - 1;
+    flowing &= offered;
+    if (want == HK_LAYER_NONE || !offered)
+        return -1;
+    int top = HK_SIMULCAST_MAX_LAYERS - 1;
+    while (!(offered & (1u << top)))
+        top--;
+    if (want < 0 || want > top)
+        want = top;
+    if (!flowing) {
+        /* Nothing flows yet: the wanted layer (or the offered one nearest below), whose key
+         * frame is asked for. */
+        while (want > 0 && !(offered & (1u << want)))
+            want--;
+        return (offered & (1u << want)) ? want : top;
+    }
+    for (int l = want; l >= 0; l--)
+        if (flowing & (1u << l))
+            return l;
+    for (int l = want + 1; l < HK_SIMULCAST_MAX_LAYERS; l++)
+        if (flowing & (1u << l))
+            return l;
+    return -1; /* not reached: flowing is not empty */
+}
+
+void hk_consumer_set_want(hk_consumer_t *c, int want, bool from_api)
+{
+    c->want = (int8_t)want;
+    c->want_from_api = from_api;
+}
+
+/* Asks for a key frame of the target layer, at most every SWITCH_REQUEST_MS for this
+ * consumer (and the transport's throttle makes one PLI of many consumers' requests). */
+static void ask_keyframe(hk_consumer_t *c, int layer, uint64_t now_ms)
+{
+    if (c->last_request_ms && now_ms - c->last_request_ms < SWITCH_REQUEST_MS)
+        return;
+    c->last_request_ms = now_ms;
+    hk_producer_request_keyframe(c->producer, layer, now_ms);
+}
+
+static void switched(hk_consumer_t *c, int previous)
+{
+    c->switches++;
+    const hk_endpoint_owner_t *owner = c->endpoint->owner_events;
+    if (owner && owner->on_layer_switched)
+        owner->on_layer_switched(c->endpoint->owner, c, previous, c->layer);
+}
+
+/* The dependency descriptor's frame number in slot (a written packet of n bytes), mapped:
+ * at a switch the offset is chosen so the own numbers go on from the last one. */
+static void map_frame_number(hk_consumer_t *c, uint8_t *slot, int n, bool switching)
+{
+    hk_rtp_header_t out;
+    size_t offset, len;
+    const char *err = NULL;
+    if (hk_rtp_parse(slot, (size_t)n, &out, &err) != 0 ||
+        hk_rtp_ext_find(slot, &out, HK_EXT_DEPENDENCY_DESCRIPTOR, &offset, &len) != 0 || len < 3)
+        return;
+    uint16_t src = hk_rd16(slot + offset + 1);
+    if (switching) {
+        c->frame_offset = c->has_frame_number ? (uint16_t)(c->last_frame + 1 - src) : 0;
+        c->has_frame_number = false; /* last_frame restarts below */
+    }
+    uint16_t own = (uint16_t)(src + c->frame_offset);
+    hk_dd_set_frame_number(slot + offset, len, own);
+    if (!c->has_frame_number || (int16_t)(own - c->last_frame) > 0) {
+        c->last_frame = own;
+        c->has_frame_number = true;
+    }
+}
+
+/* Sends a packet of the layer the consumer receives (switching: the first, at which the
+ * mapping was just chosen). */
+static void send_layer_packet(hk_consumer_t *c, const uint8_t *buf, size_t len,
+                              const hk_rtp_header_t *hdr, int layer, bool switching,
+                              uint64_t now_ms)
+{
+    hk_transport_t *t = c->transport;
+    uint8_t *slot = hk_transport_slot(t);
+    if (!slot)
+        return;
+    uint16_t own = (uint16_t)(hdr->seq + c->seq_offset);
+    int n = write_mapped(c, t, slot, buf, len, hdr, own, (uint8_t)layer);
+    if (n < 0)
+        return;
+    map_frame_number(c, slot, n, switching);
+    if (switching || (int16_t)(own - c->last_seq) > 0) {
+        c->last_seq = own;
+        c->last_ts = hdr->timestamp + c->ts_offset;
+        c->last_sent_ms = now_ms;
+    }
+    send_written(c, t, slot, n);
+}
+
+/* Moves to `layer` at this packet (its key frame's first): its sequence numbers and
+ * timestamps go on from the last ones sent (the timestamp advanced by the time since). */
+static void switch_to(hk_consumer_t *c, const hk_rtp_header_t *hdr, int layer, uint64_t now_ms)
+{
+    uint16_t own_seq = c->started ? (uint16_t)(c->last_seq + 1) : c->seq_base;
+    uint32_t own_ts = c->ts_base;
+    if (c->started) {
+        uint64_t elapsed = now_ms - c->last_sent_ms;
+        own_ts = c->last_ts + (uint32_t)(elapsed ? elapsed * VIDEO_CLOCK_PER_MS : 1);
+    }
+    c->started = true;
+    c->seq_offset = (uint16_t)(own_seq - hdr->seq);
+    c->ts_offset = own_ts - hdr->timestamp;
+    c->switch_seq = hdr->seq;
+    c->switch_guard = SWITCH_GUARD_PACKETS;
+    int previous = c->layer;
+    c->layer = (int8_t)layer;
+    switched(c, previous);
+}
+
+void hk_consumer_send_layer(hk_consumer_t *c, const uint8_t *buf, size_t len,
+                            const hk_rtp_header_t *hdr, hk_layer_packet_t *packet)
+{
+    if (!c->active)
+        return;
+    uint64_t now_ms = packet->now_ms;
+    int target = hk_consumer_choose_layer(c->want, packet->flowing, c->producer->layers);
+    if (target != c->target) {
+        c->target = (int8_t)target;
+        c->last_request_ms = 0; /* a new target: its key frame is asked for at once */
+    }
+    if (target < 0) {
+        if (c->layer >= 0) {
+            int previous = c->layer;
+            c->layer = -1;
+            switched(c, previous);
+        }
+        return;
+    }
+    int layer = packet->layer;
+    if (layer == c->layer) {
+        /* The layer it receives, until the target's key frame comes. */
+        if (c->switch_guard) {
+            c->switch_guard--;
+            if ((int16_t)(hdr->seq - c->switch_seq) < 0)
+                return; /* older than the key frame it started at */
+        }
+        send_layer_packet(c, buf, len, hdr, layer, false, now_ms);
+        if (target != layer)
+            ask_keyframe(c, target, now_ms);
+        return;
+    }
+    if (layer != target)
+        return;
+    if (packet->keyframe < 0)
+        packet->keyframe = hk_vcodec_keyframe_start(buf, hdr);
+    if (!packet->keyframe) {
+        ask_keyframe(c, target, now_ms);
+        return;
+    }
+    switch_to(c, hdr, layer, now_ms);
+    send_layer_packet(c, buf, len, hdr, layer, true, now_ms);
+}
+
+void hk_consumer_request_keyframe(hk_consumer_t *c, uint64_t now_ms)
+{
+    hk_producer_t *p = c->producer;
+    if (!p)
+        return;
+    if (!p->layers) {
+        hk_producer_request_keyframe(p, 0, now_ms);
+        return;
+    }
+    int layer = c->layer >= 0 ? c->layer : c->target;
+    if (layer < 0)
+        layer = hk_consumer_choose_layer(c->want, hk_producer_flowing(p, now_ms), p->layers);
+    if (layer >= 0)
+        hk_producer_request_keyframe(p, layer, now_ms);
+}
+
+/* --- feedback ------------------------------------------------------------------------- */
 
 void hk_consumer_answer_nack(hk_consumer_t *c, const uint16_t *seqs, size_t n, uint64_t now_ms)
 {
     hk_transport_t *t = c->transport;
     hk_media_counters_t *counters = &t->host->counters;
-    hk_stream_t *stream = c->producer ? hk_producer_stream(c->producer) : NULL;
-    if (!c->active || !c->history || !stream || !stream->cache) {
+    hk_producer_t *p = c->producer;
+    if (!c->active || !c->history || !p) {
         counters->retransmission_misses += n;
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        unsigned slot_index = seqs[i] & (HK_CONSUMER_HISTORY - 1);
+        const hk_consumer_sent_t *sent = &c->history[seqs[i] & (HK_CONSUMER_HISTORY - 1)];
+        /* A packet of a layer it left was mapped with offsets it no longer has. */
+        bool mapped = sent->own == seqs[i] && (!p->layers || sent->layer == c->layer);
+        hk_stream_t *stream = mapped ? hk_producer_stream(p, sent->layer) : NULL;
         const uint8_t *pkt;
         size_t len;
         hk_rtp_header_t hdr;
         const char *err = NULL;
-        if (c->history[slot_index].own != seqs[i] ||
-            hk_nack_cache_get(stream->cache, c->history[slot_index].src, now_ms, RETRANSMIT_AGE_MS,
-                              &pkt, &len) != 0 ||
+        if (!stream || !stream->cache ||
+            hk_nack_cache_get(stream->cache, sent->src, now_ms, RETRANSMIT_AGE_MS, &pkt, &len) !=
+                0 ||
             hk_rtp_parse(pkt, len, &hdr, &err) != 0) {
             counters->retransmission_misses++;
             continue;
@@ -69,7 +265,12 @@ void hk_consumer_answer_nack(hk_consumer_t *c, const uint16_t *seqs, size_t n, u
         uint8_t *slot = hk_transport_slot(t);
         if (!slot)
             return;
-        send_as(c, t, slot, pkt, len, &hdr, seqs[i]);
+        int written = write_mapped(c, t, slot, pkt, len, &hdr, seqs[i], sent->layer);
+        if (written < 0)
+            continue;
+        if (p->layers)
+            map_frame_number(c, slot, written, false);
+        send_written(c, t, slot, written);
         counters->retransmissions++;
     }
 }

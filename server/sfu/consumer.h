@@ -1,8 +1,16 @@
 /* A consumer: one subscriber's view of one producer. It owns what the subscriber sees
  * of that track: its own SSRC, sequence numbers and timestamps (mapped from the
- * producer's by offsets chosen at its first packet, so a later change of source can
- * keep them continuous), its mid, and the record of what it sent, keyed by its own
- * sequence numbers, from which the subscriber's NACKs are answered.
+ * producer's by offsets chosen at its first packet, and chosen again when it moves to
+ * another simulcast layer, so the subscriber sees one continuous stream), its mid, and
+ * the record of what it sent, keyed by its own sequence numbers, from which the
+ * subscriber's NACKs are answered.
+ *
+ * Simulcast: it receives one layer at a time. The layer it should receive (its target)
+ * follows what the subscriber asked for (want) and what the publisher sends: the wanted
+ * layer, else the highest flowing layer below it, else the lowest above. It moves to the
+ * target only at a key frame of the target layer (proto/vcodec.h), asked for with a PLI,
+ * and keeps the old layer until then; the dependency descriptor's frame numbers are
+ * rewritten to stay continuous too.
  * It receives packets only once active: after the subscriber answered an offer that
  * contained it (no media before negotiation).
  * Ownership: created and freed through its subscriber's endpoint. */
@@ -23,9 +31,22 @@ typedef struct hk_producer_s hk_producer_t;
 #define HK_CONSUMER_HISTORY 512 /* sent packets remembered for NACKs (power of two) */
 
 typedef struct {
-    uint16_t own; /* the consumer's sequence number */
-    uint16_t src; /* the producer's */
+    uint16_t own;  /* the consumer's sequence number */
+    uint16_t src;  /* the producer's */
+    uint8_t layer; /* of this simulcast layer (0 without simulcast) */
 } hk_consumer_sent_t;
+
+/* What a subscriber asks of a simulcast track, besides a layer 0..2. */
+#define HK_LAYER_NONE -1 /* nothing: the track is paused */
+#define HK_LAYER_AUTO -2 /* the best the publisher sends */
+
+/* One packet of a simulcast producer, as its consumers see it. */
+typedef struct {
+    int8_t layer;    /* the packet's */
+    uint8_t flowing; /* hk_producer_flowing */
+    int8_t keyframe; /* starts a key frame: -1 not looked at yet, 0, 1 */
+    uint64_t now_ms;
+} hk_layer_packet_t;
 
 typedef struct hk_consumer_s {
     hk_producer_t *producer;          /* NULL once the producer went away */
@@ -47,10 +68,43 @@ typedef struct hk_consumer_s {
      * when its own == own); one entry, one cache line, per packet. */
     hk_consumer_sent_t *history;
     uint64_t packets, bytes;
+    /* Simulcast (the producer has layers). */
+    int8_t want;           /* asked for: a layer, HK_LAYER_NONE or HK_LAYER_AUTO */
+    int8_t layer;          /* receiving now, -1: none */
+    int8_t target;         /* to move to at its next key frame, -1: none */
+    bool want_from_api;    /* want was set through the API, and no switch was reported
+                              since (the notify's trigger) */
+    uint16_t last_seq;     /* highest own sequence number sent */
+    uint32_t last_ts;      /* own timestamp of that packet */
+    uint64_t last_sent_ms; /* when it was sent */
+    uint16_t switch_seq;   /* the producer's number of the key frame it moved at ... */
+    uint16_t switch_guard; /* ... before which the new layer's packets are dropped, for this
+                              many more packets */
+    bool has_frame_number;
+    uint16_t frame_offset;    /* dependency descriptor: own frame number = src + offset */
+    uint16_t last_frame;      /* highest own frame number sent */
+    uint64_t last_request_ms; /* its last key-frame request for a switch */
+    uint32_t switches;
 } hk_consumer_t;
 
 /* Sends one of the producer's packets to the subscriber, mapped (not while inactive). */
 void hk_consumer_send(hk_consumer_t *c, const uint8_t *buf, size_t len, const hk_rtp_header_t *hdr);
+
+/* The same for a packet of a simulcast producer's layer: sent when the consumer receives
+ * that layer or moves to it here; may ask the publisher for a key frame of its target. */
+void hk_consumer_send_layer(hk_consumer_t *c, const uint8_t *buf, size_t len,
+                            const hk_rtp_header_t *hdr, hk_layer_packet_t *packet);
+
+/* The layer this consumer should receive, given its want and the flowing layers; -1 for
+ * none. Pure. */
+int hk_consumer_choose_layer(int want, uint8_t flowing, uint8_t offered);
+
+/* Sets what the subscriber asks for (from_api: through the HTTP API). */
+void hk_consumer_set_want(hk_consumer_t *c, int want, bool from_api);
+
+/* The subscriber lost its picture (PLI/FIR, or it just connected): a key frame of the
+ * layer it receives, or moves to. */
+void hk_consumer_request_keyframe(hk_consumer_t *c, uint64_t now_ms);
 
 /* The subscriber NACKed these own sequence numbers: resends what the producer's cache
  * still holds, under the same own numbers. */

@@ -14,7 +14,6 @@ void hk_endpoint_init(hk_endpoint_t *e, const hk_endpoint_owner_t *owner_events,
     for (int k = 0; k < 2; k++) {
         e->producers[k].endpoint = e;
         e->producers[k].kind = (hk_media_kind_t)k;
-        e->producers[k].stream = k == HK_MEDIA_AUDIO ? HK_STREAM_AUDIO : HK_STREAM_VIDEO;
     }
 }
 
@@ -38,15 +37,16 @@ void hk_endpoint_clear(hk_endpoint_t *e)
     hk_map_free(&e->consumers);
 }
 
-void hk_endpoint_set_producers(hk_endpoint_t *e, uint32_t audio_ssrc, uint32_t video_ssrc)
+void hk_endpoint_set_producers(hk_endpoint_t *e, bool audio, bool video, uint8_t video_layers)
 {
-    e->producers[HK_MEDIA_AUDIO].ssrc = audio_ssrc;
-    e->producers[HK_MEDIA_VIDEO].ssrc = video_ssrc;
+    e->producers[HK_MEDIA_AUDIO].live = audio;
+    e->producers[HK_MEDIA_VIDEO].live = video;
+    e->producers[HK_MEDIA_VIDEO].layers = video ? video_layers : 0;
 }
 
 hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, const char *mid)
 {
-    if (!producer->ssrc)
+    if (!producer->live)
         return NULL;
     hk_consumer_t *c = calloc(1, sizeof *c);
     if (!c)
@@ -54,6 +54,8 @@ hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, co
     c->endpoint = e;
     c->transport = e->transport;
     c->kind = producer->kind;
+    c->want = HK_LAYER_AUTO;
+    c->layer = c->target = -1;
     c->mid_len = (uint8_t)strnlen(mid, sizeof c->mid - 1);
     memcpy(c->mid, mid, c->mid_len);
     if (hk_random_bytes(&c->seq_base, sizeof c->seq_base) != 0 ||
@@ -106,8 +108,8 @@ void hk_endpoint_request_keyframes(hk_endpoint_t *e, uint64_t now_ms)
 {
     for (size_t i = 0; i < e->consumers.cap; i++) {
         hk_consumer_t *c = e->consumers.slots[i].value;
-        if (c && c->active && c->producer)
-            hk_producer_request_keyframe(c->producer, now_ms);
+        if (c && c->active)
+            hk_consumer_request_keyframe(c, now_ms);
     }
 }
 
@@ -131,19 +133,23 @@ static void on_rtp(void *user, hk_stream_index_t stream, uint8_t *buf, size_t le
                    const hk_rtp_header_t *hdr, uint64_t now_ms)
 {
     hk_endpoint_t *e = user;
-    hk_producer_t *p = &e->producers[stream == HK_STREAM_AUDIO ? HK_MEDIA_AUDIO : HK_MEDIA_VIDEO];
-    (void)now_ms;
-    hk_producer_forward(p, buf, len, hdr);
+    if (stream == HK_STREAM_AUDIO)
+        hk_producer_forward(&e->producers[HK_MEDIA_AUDIO], 0, buf, len, hdr, now_ms);
+    else if (hk_stream_is_video(stream))
+        hk_producer_forward(&e->producers[HK_MEDIA_VIDEO], stream - HK_STREAM_VIDEO, buf, len, hdr,
+                            now_ms);
 }
 
 static void on_sender_report(void *user, hk_stream_index_t stream, const hk_rtcp_report_t *sr)
 {
     hk_endpoint_t *e = user;
-    if (stream == HK_STREAM_RTX)
+    if (stream != HK_STREAM_AUDIO && !hk_stream_is_video(stream))
         return;
     hk_producer_t *p = &e->producers[stream == HK_STREAM_AUDIO ? HK_MEDIA_AUDIO : HK_MEDIA_VIDEO];
+    int layer = stream == HK_STREAM_AUDIO ? 0 : stream - HK_STREAM_VIDEO;
     for (size_t i = 0; i < p->n_consumers; i++)
-        hk_consumer_send_sender_report(p->consumers[i], sr);
+        if (!p->layers || p->consumers[i]->layer == layer)
+            hk_consumer_send_sender_report(p->consumers[i], sr);
 }
 
 static void on_nack(hk_endpoint_t *e, const hk_rtcp_fb_t *fb, uint64_t now_ms)
@@ -199,8 +205,8 @@ static void on_feedback(void *user, const hk_rtcp_packet_t *pkt, uint64_t now_ms
     }
     counters->plis_received++;
     hk_consumer_t *c = hk_endpoint_consumer(e, ssrc);
-    if (c && c->active && c->producer)
-        hk_producer_request_keyframe(c->producer, now_ms);
+    if (c && c->active)
+        hk_consumer_request_keyframe(c, now_ms);
 }
 
 const hk_transport_events_t hk_endpoint_transport_events = {

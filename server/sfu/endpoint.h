@@ -20,6 +20,9 @@ typedef struct {
     void (*on_failed)(void *owner, int close_code, const char *reason);
     /* Media flows (DTLS-SRTP up). */
     void (*on_ready)(void *owner, uint64_t now_ms);
+    /* One of its consumers of a simulcast track moved from layer `previous` to `current`
+     * (-1: none). Called from the forwarding path: it must not free the consumer. */
+    void (*on_layer_switched)(void *owner, hk_consumer_t *c, int previous, int current);
 } hk_endpoint_owner_t;
 
 typedef struct hk_endpoint_s {
@@ -37,11 +40,12 @@ void hk_endpoint_init(hk_endpoint_t *e, const hk_endpoint_owner_t *owner_events,
 /* Frees its consumers and detaches everyone consuming its producers. */
 void hk_endpoint_clear(hk_endpoint_t *e);
 
-/* The publisher answered: what it sends. */
-void hk_endpoint_set_producers(hk_endpoint_t *e, uint32_t audio_ssrc, uint32_t video_ssrc);
+/* The publisher answered: whether it sends audio and video, and its video's simulcast
+ * layers (bit i: rid r<i>; 0: no simulcast). */
+void hk_endpoint_set_producers(hk_endpoint_t *e, bool audio, bool video, uint8_t video_layers);
 
-/* A consumer of producer (another endpoint's) with a fresh SSRC, inactive. NULL on
- * ENOMEM or when the producer has no track. */
+/* A consumer of producer (another endpoint's) with a fresh SSRC, inactive, wanting the
+ * best simulcast layer. NULL on ENOMEM or when the producer has no track. */
 hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, const char *mid);
 hk_consumer_t *hk_endpoint_consumer(const hk_endpoint_t *e, uint32_t ssrc);
 /* The subscriber answered an offer with it: packets flow from now on. */

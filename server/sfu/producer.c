@@ -30,22 +30,46 @@ void hk_producer_detach(hk_producer_t *p, hk_consumer_t *c)
     }
 }
 
-void hk_producer_forward(hk_producer_t *p, const uint8_t *buf, size_t len,
-                         const hk_rtp_header_t *hdr)
+uint8_t hk_producer_flowing(const hk_producer_t *p, uint64_t now_ms)
 {
+    uint8_t flowing = 0;
+    for (int i = 0; i < HK_SIMULCAST_MAX_LAYERS; i++)
+        if ((p->layers & (1u << i)) && p->layer_last_ms[i] &&
+            now_ms - p->layer_last_ms[i] < HK_LAYER_FLOWING_MS)
+            flowing |= (uint8_t)(1u << i);
+    return flowing;
+}
+
+void hk_producer_forward(hk_producer_t *p, int layer, const uint8_t *buf, size_t len,
+                         const hk_rtp_header_t *hdr, uint64_t now_ms)
+{
+    if (!p->layers) {
+        for (size_t i = 0; i < p->n_consumers; i++)
+            hk_consumer_send(p->consumers[i], buf, len, hdr);
+        return;
+    }
+    p->layer_last_ms[layer] = now_ms;
+    hk_layer_packet_t packet = {
+        .layer = (int8_t)layer,
+        .flowing = hk_producer_flowing(p, now_ms),
+        .keyframe = -1,
+        .now_ms = now_ms,
+    };
     for (size_t i = 0; i < p->n_consumers; i++)
-        hk_consumer_send(p->consumers[i], buf, len, hdr);
+        hk_consumer_send_layer(p->consumers[i], buf, len, hdr, &packet);
 }
 
-hk_stream_t *hk_producer_stream(const hk_producer_t *p)
+hk_stream_t *hk_producer_stream(const hk_producer_t *p, int layer)
 {
-    return &p->endpoint->transport->streams[p->stream];
+    int index = p->kind == HK_MEDIA_AUDIO ? HK_STREAM_AUDIO : HK_STREAM_VIDEO + layer;
+    return &p->endpoint->transport->streams[index];
 }
 
-void hk_producer_request_keyframe(hk_producer_t *p, uint64_t now_ms)
+void hk_producer_request_keyframe(hk_producer_t *p, int layer, uint64_t now_ms)
 {
-    if (p->ssrc && p->kind == HK_MEDIA_VIDEO)
-        hk_transport_request_keyframe(p->endpoint->transport, hk_producer_stream(p), false, now_ms);
+    if (p->live && p->kind == HK_MEDIA_VIDEO && layer >= 0 && layer < HK_SIMULCAST_MAX_LAYERS)
+        hk_transport_request_keyframe(p->endpoint->transport, hk_producer_stream(p, layer), false,
+                                      now_ms);
 }
 
 void hk_producer_close(hk_producer_t *p)
@@ -55,5 +79,6 @@ void hk_producer_close(hk_producer_t *p)
     free(p->consumers);
     p->consumers = NULL;
     p->n_consumers = p->cap_consumers = 0;
-    p->ssrc = 0;
+    p->live = false;
+    p->layers = 0;
 }

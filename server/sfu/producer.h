@@ -1,11 +1,13 @@
 /* A producer: one track a publisher sends (its audio, or its video with RTX), as the
- * router sees it. It keeps the array of its consumers, changed only when subscribers
- * (re)negotiate; forwarding a packet is one loop over that array, whatever the size of
- * the channel.
+ * router sees it. A simulcast video has several layers (encodings r0 < r1 < r2), each its
+ * own stream in the publisher's transport. It keeps the array of its consumers, changed
+ * only when subscribers (re)negotiate; forwarding a packet is one loop over that array,
+ * whatever the size of the channel.
  * Ownership: embedded in its publisher's endpoint (sfu/endpoint.h). */
 #ifndef HK_PRODUCER_H
 #define HK_PRODUCER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,11 +18,15 @@
 typedef struct hk_endpoint_s hk_endpoint_t;
 typedef struct hk_consumer_s hk_consumer_t;
 
+/* A layer counts as flowing while its latest packet is younger than this. */
+#define HK_LAYER_FLOWING_MS 1000
+
 typedef struct hk_producer_s {
     hk_endpoint_t *endpoint; /* the publisher's */
     hk_media_kind_t kind;
-    hk_stream_index_t stream; /* its receive state in the publisher's transport */
-    uint32_t ssrc;            /* 0: the publisher sends no such track */
+    bool live;      /* the publisher sends this track */
+    uint8_t layers; /* simulcast video: bit i for rid r<i>; 0: one stream */
+    uint64_t layer_last_ms[HK_SIMULCAST_MAX_LAYERS]; /* simulcast: each layer's latest packet */
     hk_consumer_t **consumers;
     size_t n_consumers, cap_consumers;
 } hk_producer_t;
@@ -29,15 +35,20 @@ typedef struct hk_producer_s {
 int hk_producer_attach(hk_producer_t *p, hk_consumer_t *c);
 void hk_producer_detach(hk_producer_t *p, hk_consumer_t *c);
 
-/* A packet of this track: to every active consumer. */
-void hk_producer_forward(hk_producer_t *p, const uint8_t *buf, size_t len,
-                         const hk_rtp_header_t *hdr);
+/* A packet of this track's layer (0 without simulcast): to every active consumer that
+ * receives that layer, or moves to it at this packet. */
+void hk_producer_forward(hk_producer_t *p, int layer, const uint8_t *buf, size_t len,
+                         const hk_rtp_header_t *hdr, uint64_t now_ms);
 
-/* Its stream in the publisher's transport. */
-hk_stream_t *hk_producer_stream(const hk_producer_t *p);
+/* The layers (bit i: layer i) that have sent a packet within HK_LAYER_FLOWING_MS. */
+uint8_t hk_producer_flowing(const hk_producer_t *p, uint64_t now_ms);
 
-/* Asks the publisher for a key frame of this track (throttled). */
-void hk_producer_request_keyframe(hk_producer_t *p, uint64_t now_ms);
+/* The stream of one of its layers in the publisher's transport. */
+hk_stream_t *hk_producer_stream(const hk_producer_t *p, int layer);
+
+/* Asks the publisher for a key frame of this layer (throttled per layer, so requests of
+ * many subscribers make one). */
+void hk_producer_request_keyframe(hk_producer_t *p, int layer, uint64_t now_ms);
 
 /* Detaches every consumer (the producer goes away): they stay, receiving nothing. */
 void hk_producer_close(hk_producer_t *p);

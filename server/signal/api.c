@@ -630,10 +630,14 @@ static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
         const hk_stream_t *s = &t->streams[i];
         if (!s->ssrc)
             continue;
-        json_array_append_new(streams, json_pack("{s:s,s:I,s:I,s:I}", "kind", stream_kind(s),
-                                                 "ssrc", (json_int_t)s->ssrc, "packets_received",
-                                                 (json_int_t)s->packets, "bytes_received",
-                                                 (json_int_t)s->bytes));
+        json_t *entry = json_pack("{s:s,s:I,s:I,s:I}", "kind", stream_kind(s), "ssrc",
+                                  (json_int_t)s->ssrc, "packets_received", (json_int_t)s->packets,
+                                  "bytes_received", (json_int_t)s->bytes);
+        if (t->simulcast_rids && i != HK_STREAM_AUDIO) {
+            int layer = (int)i - (s->rtx ? HK_STREAM_RTX : HK_STREAM_VIDEO);
+            json_object_set_new(entry, "rid", json_string(hk_sora_rid_name(layer)));
+        }
+        json_array_append_new(streams, entry);
     }
     json_object_set_new(o, "published_streams", streams);
     /* What it receives: one consumer per track, with its own SSRC. */
@@ -643,13 +647,25 @@ static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
         const hk_consumer_t *c = map->slots[i].value;
         if (!c)
             continue;
-        json_array_append_new(consumers,
-                              json_pack("{s:s,s:s,s:I,s:I,s:b,s:I,s:I}", "kind",
-                                        c->kind == HK_MEDIA_AUDIO ? "audio" : "video", "mid",
-                                        c->mid, "ssrc", (json_int_t)c->ssrc, "producer_ssrc",
-                                        (json_int_t)(c->producer ? c->producer->ssrc : 0), "active",
-                                        c->active, "packets_sent", (json_int_t)c->packets,
-                                        "bytes_sent", (json_int_t)c->bytes));
+        const hk_producer_t *producer = c->producer;
+        uint32_t producer_ssrc =
+            producer ? hk_producer_stream(producer, c->layer > 0 ? c->layer : 0)->ssrc : 0;
+        json_t *entry = json_pack("{s:s,s:s,s:I,s:I,s:b,s:I,s:I}", "kind",
+                                  c->kind == HK_MEDIA_AUDIO ? "audio" : "video", "mid", c->mid,
+                                  "ssrc", (json_int_t)c->ssrc, "producer_ssrc",
+                                  (json_int_t)producer_ssrc, "active", c->active, "packets_sent",
+                                  (json_int_t)c->packets, "bytes_sent", (json_int_t)c->bytes);
+        if (producer) {
+            const hk_peer_t *sender = producer->endpoint->owner;
+            json_object_set_new(entry, "sender_connection_id", json_string(sender->connection_id));
+        }
+        if (producer && producer->layers)
+            json_object_set_new(
+                entry, "simulcast",
+                json_pack("{s:s,s:s,s:s,s:I}", "request_rid", hk_sora_rid_name(c->want),
+                          "current_rid", hk_sora_rid_name(c->layer), "target_rid",
+                          hk_sora_rid_name(c->target), "switches", (json_int_t)c->switches));
+        json_array_append_new(consumers, entry);
     }
     json_object_set_new(o, "consumers", consumers);
     return o;
@@ -677,16 +693,100 @@ static int disconnect(struct lws *wsi, hk_signal_t *sig, const char *channel_id,
                         json_pack("{s:s,s:s}", "connection_id", id, "status", "disconnected"));
 }
 
+/* --- simulcast layers (PROTOCOL.md §5) ---------------------------------------------------- */
+
+/* The receiver's wish for the simulcast video of one sender (sender_id) or of all:
+ * want is a layer, HK_LAYER_NONE or HK_LAYER_AUTO; reset goes back to what its connect
+ * asked for. The receiver is told of the switch by notify simulcast.switched. */
+static int request_rid(struct lws *wsi, hk_signal_t *sig, const char *channel_id,
+                       const char *receiver_id, const char *sender_id, int want, bool reset)
+{
+    hk_peer_t *receiver = find_peer(sig, receiver_id);
+    if (!receiver || receiver->state == HK_PEER_CLOSING || !receiver->channel ||
+        strcmp(receiver->channel->id, channel_id) != 0)
+        return respond_error(wsi, 404, "no such receiving connection in this channel");
+    const hk_peer_t *sender = NULL;
+    if (sender_id) {
+        sender = hk_channel_find(receiver->channel, sender_id, strlen(sender_id));
+        if (!sender)
+            return respond_error(wsi, 404, "no such sending connection in this channel");
+    }
+    size_t changed = 0;
+    const hk_map_t *map = &receiver->endpoint.consumers;
+    for (size_t i = 0; i < map->cap; i++) {
+        hk_consumer_t *c = map->slots[i].value;
+        if (!c || !c->producer || !c->producer->layers ||
+            (sender && c->producer->endpoint != &sender->endpoint))
+            continue;
+        hk_consumer_set_want(c, reset ? receiver->simulcast_want : want, !reset);
+        changed++;
+    }
+    if (sender && changed == 0)
+        return respond_error(wsi, 404, "the receiver gets no simulcast video from this sender");
+    HK_LOG(HK_LOG_INFO, "api", receiver->connection_id, "simulcast: %s of %s (%zu tracks)",
+           reset ? "reset" : hk_sora_rid_name(want), sender_id ? sender_id : "every sender",
+           changed);
+    json_t *out = json_pack(
+        "{s:s,s:s,s:s,s:I}", "channel_id", channel_id, "receiver_connection_id", receiver_id, "rid",
+        hk_sora_rid_name(reset ? receiver->simulcast_want : want), "tracks", (json_int_t)changed);
+    if (sender_id)
+        json_object_set_new(out, "sender_connection_id", json_string(sender_id));
+    return respond_json(wsi, 200, out);
+}
+
+/* Sora_20251210.RequestSimulcastRid {channel_id, receiver_connection_id,
+ * sender_connection_id?, rid: none|r0|r1|r2|auto}; Sora_20201005.RequestRtpStream
+ * {channel_id, recv_connection_id, send_connection_id?, rid: r0|r1|r2};
+ * Sora_20201005.ResetRtpStream {channel_id, recv_connection_id, send_connection_id?}. */
+static int simulcast_api(struct lws *wsi, hk_signal_t *sig, const char *target, json_t *body)
+{
+    bool legacy = strcmp(target, "Sora_20251210.RequestSimulcastRid") != 0;
+    bool reset = strcmp(target, "Sora_20201005.ResetRtpStream") == 0;
+    const char *channel_id = json_string_value(json_object_get(body, "channel_id"));
+    const char *receiver = json_string_value(
+        json_object_get(body, legacy ? "recv_connection_id" : "receiver_connection_id"));
+    json_t *sender_value =
+        json_object_get(body, legacy ? "send_connection_id" : "sender_connection_id");
+    const char *sender = json_string_value(sender_value);
+    const char *rid = json_string_value(json_object_get(body, "rid"));
+    if (!channel_id || !receiver || (sender_value && !json_is_null(sender_value) && !sender))
+        return respond_error(wsi, 400,
+                             legacy ? "body needs channel_id and recv_connection_id strings "
+                                      "(send_connection_id optional)"
+                                    : "body needs channel_id and receiver_connection_id strings "
+                                      "(sender_connection_id optional)");
+    int want = HK_LAYER_AUTO;
+    if (!reset) {
+        want = !rid                                    ? -3
+               : (!legacy && strcmp(rid, "auto") == 0) ? HK_LAYER_AUTO
+                                                       : hk_sora_parse_rid(rid, !legacy);
+        if (want < HK_LAYER_AUTO)
+            return respond_error(wsi, 400,
+                                 legacy ? "rid must be r0, r1 or r2"
+                                        : "rid must be none, r0, r1, r2 or auto");
+    }
+    return request_rid(wsi, sig, channel_id, receiver, sender, want, reset);
+}
+
 /* Sora's API: POST / with x-sora-target and a JSON body. */
 static int sora_api(struct lws *wsi, hk_signal_t *sig, const api_session_t *s)
 {
     char target[96];
     if (lws_hdr_custom_copy(wsi, target, sizeof target, SORA_TARGET, (int)strlen(SORA_TARGET)) <= 0)
         return respond_error(wsi, 400, "missing x-sora-target");
-    if (strcmp(target, "Sora_20151104.DisconnectConnection") != 0)
+    bool simulcast = strcmp(target, "Sora_20251210.RequestSimulcastRid") == 0 ||
+                     strcmp(target, "Sora_20201005.RequestRtpStream") == 0 ||
+                     strcmp(target, "Sora_20201005.ResetRtpStream") == 0;
+    if (!simulcast && strcmp(target, "Sora_20151104.DisconnectConnection") != 0)
         return respond_error(wsi, 400, "unsupported x-sora-target");
     json_error_t jerr;
     json_t *body = json_loadb(s->body, s->body_len, 0, &jerr);
+    if (simulcast) {
+        int rc = json_is_object(body) ? simulcast_api(wsi, sig, target, body)
+                                      : respond_error(wsi, 400, "body must be a JSON object");
+        json_decref(body);
+        return rc;
+    }
     const char *channel_id = NULL, *connection_id = NULL;
     if (!body || json_unpack(body, "{s:s,s:s}", "channel_id", &channel_id, "connection_id",
                              &connection_id) != 0) {

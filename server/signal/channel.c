@@ -307,7 +307,8 @@ void hk_channel_announce(hk_peer_t *peer)
         notify_members(channel, "connection.created", peer, peer);
     }
 
-    if (hk_role_sends(peer->role) && (peer->audio_track.ssrc || peer->video_track.ssrc)) {
+    if (hk_role_sends(peer->role) &&
+        (peer->audio_track.ssrc || peer->video_track.ssrc || peer->video_track.simulcast_rids)) {
         for (hk_peer_t *m = channel->members; m; m = m->channel_next)
             if (m != peer && m->state != HK_PEER_CLOSING && m->state != HK_PEER_WAIT_CONNECT &&
                 hk_role_receives(m->role))

@@ -32,7 +32,12 @@ static void on_media_failed(void *owner, int code, const char *reason)
     hk_peer_close(owner, code, reason);
 }
 
-static const hk_endpoint_owner_t endpoint_owner = {.on_failed = on_media_failed};
+static void on_layer_switched(void *owner, hk_consumer_t *c, int previous, int current);
+
+static const hk_endpoint_owner_t endpoint_owner = {
+    .on_failed = on_media_failed,
+    .on_layer_switched = on_layer_switched,
+};
 
 hk_peer_t *hk_peer_create(hk_signal_t *sig, struct lws *wsi)
 {
@@ -101,6 +106,8 @@ void hk_peer_destroy(hk_peer_t *peer)
     free(peer->reoffer_text);
     free(peer->notify_metadata_raw);
     json_decref(peer->authn_metadata);
+    json_decref(peer->simulcast_encodings);
+    json_decref(peer->webhook_encodings);
     free(peer);
 }
 
@@ -156,6 +163,27 @@ void hk_peer_close(hk_peer_t *peer, int code, const char *reason)
     lws_callback_on_writable(peer->wsi);
 }
 
+/* A simulcast layer it receives changed: it is told which (PROTOCOL.md §5). */
+static void on_layer_switched(void *owner, hk_consumer_t *c, int previous, int current)
+{
+    hk_peer_t *peer = owner;
+    if (peer->state == HK_PEER_CLOSING || !peer->channel || !c->producer)
+        return;
+    const hk_peer_t *sender = c->producer->endpoint->owner;
+    HK_LOG(HK_LOG_INFO, "sfu", peer->connection_id, "receives %s of %s (was %s)",
+           hk_sora_rid_name(current), sender->connection_id, hk_sora_rid_name(previous));
+    hk_simulcast_switched_t notify = {
+        .channel_id = peer->channel->id,
+        .sender_connection_id = sender->connection_id,
+        .trigger = c->want_from_api ? "rpc" : "auto",
+        .request_rid = hk_sora_rid_name(c->want),
+        .current_rid = hk_sora_rid_name(current),
+        .previous_rid = hk_sora_rid_name(previous),
+    };
+    hk_peer_send_json(peer, hk_sora_build_simulcast_switched(&notify));
+    c->want_from_api = false; /* reported: later switches are the sender's doing */
+}
+
 /* --- offers ---------------------------------------------------------------------- */
 
 /* A slot the client has seen rejected, to take a new mid and track (JSEP 5.2.2), so the
@@ -199,7 +227,7 @@ static hk_sdp_section_t *add_section(hk_peer_t *peer, hk_section_type_t type, hk
 static void add_forward(hk_peer_t *peer, hk_peer_t *publisher, hk_media_kind_t kind,
                         const hk_track_t *track)
 {
-    if (track->ssrc == 0)
+    if (track->ssrc == 0 && !track->simulcast_rids)
         return;
     /* Reuse an idle placeholder of the same kind before appending. */
     hk_sdp_section_t *s = NULL;
@@ -225,6 +253,7 @@ static void add_forward(hk_peer_t *peer, hk_peer_t *publisher, hk_media_kind_t k
         s->offered = s->answered = s->recyclable = false;
         return;
     }
+    hk_consumer_set_want(c, peer->simulcast_want, false);
     s->offered = s->answered = false;
     snprintf(s->stream_id, sizeof s->stream_id, "%s", publisher->connection_id);
     snprintf(s->track_id, sizeof s->track_id, "%s",
@@ -372,6 +401,8 @@ static void on_webhook(hk_peer_t *peer, hk_webhook_result_t *result)
     } else {
         peer->authn_metadata = result->authn_metadata;
         result->authn_metadata = NULL;
+        peer->webhook_encodings = result->simulcast_encodings;
+        result->simulcast_encodings = NULL;
         admit(peer, msg);
     }
     if (msg) {
@@ -469,6 +500,19 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
     peer->audio = msg.audio;
     peer->video = msg.video;
     peer->video_codec = codec_from_name(msg.video_codec);
+    peer->simulcast_want = (int8_t)(msg.simulcast_want == -2 ? HK_LAYER_AUTO : msg.simulcast_want);
+    if (msg.simulcast && peer->video && hk_role_sends(peer->role)) {
+        /* PROTOCOL.md §5: the webhook's encodings, else r0 /4, r1 /2, r2 /1. */
+        peer->simulcast_encodings = peer->webhook_encodings ? json_incref(peer->webhook_encodings)
+                                                            : hk_sora_default_encodings();
+        const char *why = NULL;
+        int rids = hk_sora_check_encodings(peer->simulcast_encodings, &why);
+        if (rids <= 0) {
+            hk_peer_close(peer, HK_CLOSE_INTERNAL, "cannot offer simulcast encodings");
+            goto done;
+        }
+        peer->simulcast_rids = (uint8_t)rids;
+    }
     peer->legacy_update = msg.legacy_update;
     snprintf(peer->client_id, sizeof peer->client_id, "%s",
              msg.client_id[0] ? msg.client_id : peer->connection_id);
@@ -485,6 +529,7 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
         }
         if (peer->video) {
             hk_sdp_section_t *s = add_section(peer, HK_SECTION_RECV, HK_MEDIA_VIDEO);
+            s->simulcast_rids = peer->simulcast_rids;
             snprintf(peer->video_mid, sizeof peer->video_mid, "%s", s->mid);
         }
     }
@@ -516,6 +561,7 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
         .audio_mid = peer->audio_mid[0] ? peer->audio_mid : NULL,
         .video_mid = peer->video_mid[0] ? peer->video_mid : NULL,
         .authn_metadata = peer->authn_metadata,
+        .encodings = peer->simulcast_encodings,
     };
     char turn_username[HK_TURN_USERNAME_MAX], turn_credential[HK_TURN_CREDENTIAL_MAX];
     if (config->turn_urls[0] &&
@@ -544,7 +590,8 @@ done:
     hk_connect_msg_clear(&msg);
 }
 
-static void take_track(const hk_sdp_answer_t *answer, const char *mid, hk_track_t *track)
+static void take_track(const hk_sdp_answer_t *answer, const char *mid, uint8_t offered_rids,
+                       hk_track_t *track)
 {
     memset(track, 0, sizeof *track);
     if (!mid[0])
@@ -552,8 +599,9 @@ static void take_track(const hk_sdp_answer_t *answer, const char *mid, hk_track_
     const hk_sdp_media_t *m = hk_sdp_answer_find(answer, mid);
     if (!m || m->rejected || (m->direction != HK_DIR_SENDONLY && m->direction != HK_DIR_SENDRECV))
         return;
-    track->ssrc = m->ssrc;
-    track->rtx_ssrc = m->rtx_ssrc;
+    track->simulcast_rids = m->simulcast_rids & offered_rids;
+    track->ssrc = track->simulcast_rids ? 0 : m->ssrc;
+    track->rtx_ssrc = track->simulcast_rids ? 0 : m->rtx_ssrc;
     snprintf(track->track_id, sizeof track->track_id, "%s", m->track_id);
 }
 
@@ -645,14 +693,20 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
     if (n_moved)
         offer_changed(peer);
     if (first) {
-        take_track(answer, peer->audio_mid, &peer->audio_track);
-        take_track(answer, peer->video_mid, &peer->video_track);
+        take_track(answer, peer->audio_mid, 0, &peer->audio_track);
+        take_track(answer, peer->video_mid, peer->simulcast_rids, &peer->video_track);
         hk_transport_set_remote(peer->transport, answer->ice_ufrag, answer->ice_pwd,
                                 answer->fingerprint_algorithm, answer->fingerprint,
                                 answer->fingerprint_len);
-        hk_transport_set_streams(peer->transport, peer->audio_track.ssrc, peer->video_track.ssrc,
-                                 peer->video_track.rtx_ssrc);
-        hk_endpoint_set_producers(&peer->endpoint, peer->audio_track.ssrc, peer->video_track.ssrc);
+        const hk_track_t *video = &peer->video_track;
+        hk_transport_set_streams(peer->transport, peer->audio_track.ssrc, video->ssrc,
+                                 video->rtx_ssrc);
+        hk_transport_set_simulcast(peer->transport, video->simulcast_rids);
+        if (peer->simulcast_rids && !video->simulcast_rids && video->ssrc)
+            HK_LOG(HK_LOG_INFO, "sdp", peer->connection_id,
+                   "simulcast offered, answered with one stream");
+        hk_endpoint_set_producers(&peer->endpoint, peer->audio_track.ssrc != 0,
+                                  video->ssrc != 0 || video->simulcast_rids, video->simulcast_rids);
     }
     free(answer);
     return 0;

@@ -37,8 +37,9 @@ typedef struct hk_out_s {
 
 /* What a publisher sends (from its answer). */
 typedef struct {
-    uint32_t ssrc;
+    uint32_t ssrc; /* 0 with simulcast: each layer's is learnt from its packets */
     uint32_t rtx_ssrc;
+    uint8_t simulcast_rids; /* video: the layers it answered (bit i: r<i>), 0 = none */
     char track_id[HK_SDP_ID_LEN];
 } hk_track_t;
 
@@ -63,6 +64,13 @@ struct hk_peer_s {
     bool e2ee;
     bool audio, video;
     hk_video_codec_t video_codec;
+    /* Simulcast: the encodings it was offered as a publisher (NULL: it publishes one
+     * stream) and their rids (bit i: r<i>); the layer it wants of others' simulcast
+     * tracks (hk_connect_msg_t.simulcast_want). */
+    json_t *simulcast_encodings;
+    uint8_t simulcast_rids;
+    int8_t simulcast_want;
+    json_t *webhook_encodings; /* the auth webhook's simulcast_encodings, until admitted */
     json_t *metadata;
     json_t *notify_metadata;
     char *notify_metadata_raw; /* the same as the client wrote it, minified */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "server/proto/sora_msg.h"
 
 #define RESPONSE_MAX (64 * 1024)
 
@@ -22,16 +23,19 @@ struct hk_webhook_s {
     bool started;  /* lws_client_connect_via_info returned: lws owns the request */
 };
 
-static void finish(hk_webhook_t *r, bool allowed, json_t *authn, const char *reason)
+static void finish(hk_webhook_t *r, bool allowed, json_t *authn, json_t *encodings,
+                   const char *reason)
 {
     if (r->finished)
         return;
     r->finished = true;
     if (!r->peer) {
         json_decref(authn);
+        json_decref(encodings);
         return;
     }
-    hk_webhook_result_t result = {.allowed = allowed, .authn_metadata = authn};
+    hk_webhook_result_t result = {
+        .allowed = allowed, .authn_metadata = authn, .simulcast_encodings = encodings};
     snprintf(result.reason, sizeof result.reason, "%s", reason ? reason : "");
     hk_peer_t *peer = r->peer;
     r->peer = NULL;
@@ -45,11 +49,11 @@ static void decide(hk_webhook_t *r)
         char reason[120];
         snprintf(reason, sizeof reason, "AUTH-WEBHOOK-FAILED: the webhook answered HTTP %u",
                  r->status);
-        finish(r, false, NULL, reason);
+        finish(r, false, NULL, NULL, reason);
         return;
     }
     if (r->overflow) {
-        finish(r, false, NULL, "AUTH-WEBHOOK-FAILED: the webhook's answer is too large");
+        finish(r, false, NULL, NULL, "AUTH-WEBHOOK-FAILED: the webhook's answer is too large");
         return;
     }
     json_error_t jerr;
@@ -57,18 +61,26 @@ static void decide(hk_webhook_t *r)
     json_t *allowed = json_object_get(root, "allowed");
     if (!json_is_object(root) || !json_is_boolean(allowed)) {
         json_decref(root);
-        finish(r, false, NULL,
+        finish(r, false, NULL, NULL,
                "AUTH-WEBHOOK-FAILED: the webhook's answer is not JSON with a boolean allowed");
         return;
     }
-    if (json_is_true(allowed)) {
+    json_t *encodings = json_object_get(root, "simulcast_encodings");
+    const char *why = NULL;
+    if (json_is_true(allowed) && encodings && !json_is_null(encodings) &&
+        hk_sora_check_encodings(encodings, &why) < 0) {
+        char text[120];
+        snprintf(text, sizeof text, "AUTH-WEBHOOK-FAILED: %s", why);
+        finish(r, false, NULL, NULL, text);
+    } else if (json_is_true(allowed)) {
         json_t *authn = json_object_get(root, "authn_metadata");
-        finish(r, true, authn && !json_is_null(authn) ? json_incref(authn) : NULL, NULL);
+        finish(r, true, authn && !json_is_null(authn) ? json_incref(authn) : NULL,
+               encodings && !json_is_null(encodings) ? json_incref(encodings) : NULL, NULL);
     } else {
         const char *reason = json_string_value(json_object_get(root, "reason"));
         char text[120];
         snprintf(text, sizeof text, "AUTH-REFUSED: %s", reason ? reason : "not allowed");
-        finish(r, false, NULL, text);
+        finish(r, false, NULL, NULL, text);
     }
     json_decref(root);
 }
@@ -152,14 +164,14 @@ int hk_webhook_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             char reason[120];
             snprintf(reason, sizeof reason, "AUTH-WEBHOOK-FAILED: %s",
                      in ? (const char *)in : "cannot reach the webhook");
-            finish(r, false, NULL, reason);
+            finish(r, false, NULL, NULL, reason);
             lws_set_opaque_user_data(wsi, NULL);
             free_request(r);
         }
         return 0;
     case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
         if (r && r->started) {
-            finish(r, false, NULL, "AUTH-WEBHOOK-FAILED: the webhook closed the connection");
+            finish(r, false, NULL, NULL, "AUTH-WEBHOOK-FAILED: the webhook closed the connection");
             lws_set_opaque_user_data(wsi, NULL);
             free_request(r);
         }

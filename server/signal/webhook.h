@@ -1,6 +1,7 @@
 /* The auth webhook (like Sora's auth_webhook_url): before a `connect` is accepted, a JSON
  * description of it is POSTed to the configured URL with libwebsockets' HTTP client on
- * the sig's loop. {"allowed": true, "authn_metadata": ...} admits the connection;
+ * the sig's loop. {"allowed": true, "authn_metadata": ...} admits the connection (with
+ * "simulcast_encodings": [...] a simulcast publisher's encodings, PROTOCOL.md §5);
  * {"allowed": false, "reason": "..."} refuses it with that reason; a timeout, a transport
  * error, a non-2xx status or a body that is not such JSON refuses it too.
  *
@@ -20,6 +21,9 @@ typedef struct hk_peer_s hk_peer_t;
 typedef struct {
     bool allowed;
     json_t *authn_metadata; /* owned by the callee when allowed; may be NULL */
+    /* simulcast_encodings, checked by hk_sora_check_encodings; owned by the callee when
+     * allowed; NULL when absent */
+    json_t *simulcast_encodings;
     char reason[120];
 } hk_webhook_result_t;
 

@@ -1,12 +1,14 @@
 /* Fuzz target `rtp`: parse, look up every extension id, rewrite mid and transport
- * sequence number on a copy, read the RTX OSN and unwrap the RTX packet, and check that the header
- * writer reproduces the parsed header byte for byte. */
+ * sequence number on a copy, read the RTX OSN and unwrap the RTX packet, check that the header
+ * writer reproduces the parsed header byte for byte, and look for a key frame's start
+ * (proto/vcodec.h) as every video payload type. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
 #include "server/proto/rtp.h"
+#include "server/proto/vcodec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -20,6 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (h.header_len > size || h.payload_offset + h.payload_len + h.padding_len != size)
         abort();
+
+    (void)hk_vcodec_keyframe_start(data, &h);
+    static const uint8_t video_pts[] = {HK_PT_VP8, HK_PT_VP9, HK_PT_H264, HK_PT_AV1};
+    for (size_t i = 0; i < sizeof video_pts; i++) {
+        hk_rtp_header_t as = h;
+        as.pt = video_pts[i];
+        (void)hk_vcodec_keyframe_start(data, &as);
+    }
 
     uint8_t *copy = malloc(size);
     if (!copy)

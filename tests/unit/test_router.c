@@ -75,6 +75,8 @@ typedef struct {
     uint8_t payload[64];
     size_t payload_len;
     char mid[17];
+    int has_frame; /* a dependency descriptor came with it */
+    uint16_t frame;
 } rx_t;
 
 typedef struct {
@@ -88,6 +90,8 @@ typedef struct {
     size_t n_rtcp;
     uint16_t drop[4]; /* own sequence numbers lost on the way to this client, once */
     int n_drop;
+    int switches[8][2]; /* simulcast layer switches reported: previous, current */
+    int n_switches;
     /* server side */
     hk_transport_t *t;
     hk_endpoint_t ep;
@@ -116,7 +120,18 @@ static void on_ready(void *owner, uint64_t now_ms)
     ((peer_t *)owner)->ready = 1;
 }
 
-static const hk_endpoint_owner_t owner_events = {.on_failed = on_failed, .on_ready = on_ready};
+static void on_layer_switched(void *owner, hk_consumer_t *c, int previous, int current)
+{
+    peer_t *p = owner;
+    (void)c;
+    CHECK(p->n_switches < 8);
+    p->switches[p->n_switches][0] = previous;
+    p->switches[p->n_switches][1] = current;
+    p->n_switches++;
+}
+
+static const hk_endpoint_owner_t owner_events = {
+    .on_failed = on_failed, .on_ready = on_ready, .on_layer_switched = on_layer_switched};
 
 static peer_t *peer_by_tuple(world_t *w, const hk_tuple_t *to)
 {
@@ -185,6 +200,10 @@ static void pump(world_t *w)
                 memcpy(r->mid, o->data + off, elen);
                 r->mid[elen] = '\0';
             }
+            r->has_frame =
+                hk_rtp_ext_find(o->data, &h, HK_EXT_DEPENDENCY_DESCRIPTOR, &off, &elen) == 0 &&
+                elen >= 3;
+            r->frame = r->has_frame ? hk_rd16(o->data + off + 1) : 0;
         }
     }
     w->link.n = 0;
@@ -269,7 +288,7 @@ static world_t *world_new(void)
     CHECK_INT_EQ(w->host.n_transports, N_CLIENTS);
     /* The publisher sends video with RTX. */
     hk_transport_set_streams(w->peers[PUB].t, 0, VIDEO_SSRC, RTX_SSRC);
-    hk_endpoint_set_producers(&w->peers[PUB].ep, 0, VIDEO_SSRC);
+    hk_endpoint_set_producers(&w->peers[PUB].ep, false, true, 0);
     /* ICE, then DTLS until every side is up. */
     for (int i = 0; i < N_CLIENTS; i++) {
         ice_check(w, &w->peers[i]);
@@ -486,4 +505,218 @@ TEST(router_deadlines_feedback_and_consent)
         CHECK(w->peers[i].failed);
     CHECK_INT_EQ((int)w->host.counters.consent_expired, N_CLIENTS);
     world_free(w);
+}
+
+/* ---- simulcast ------------------------------------------------------------------------- */
+
+#define LAYER_SSRC(l) (0xB0B0B000u + (uint32_t)(l))
+
+/* A packet of simulcast layer `layer` (VP8): its own sequence numbers, timestamps (a
+ * different random-looking base per layer, 3000 per frame) and dependency-descriptor
+ * frame numbers (a base per layer); the rid extension when with_rid (the first packets of
+ * a layer); two packets per frame, the first starting it (DD start_of_frame, VP8 S bit),
+ * a key frame's first carrying the structure flag and VP8's P bit clear. The payload
+ * names (layer, seq). */
+static size_t layer_packet(uint8_t *buf, int layer, uint16_t seq, bool key, bool with_rid)
+{
+    uint16_t frame = (uint16_t)(seq / 2);
+    bool start = seq % 2 == 0;
+    memset(buf, 0, 80);
+    buf[0] = 0x90;
+    buf[1] = 96;
+    hk_wr16(buf + 2, seq);
+    hk_wr32(buf + 4, 0x10000000u * (uint32_t)(layer + 1) + 3000u * frame);
+    hk_wr32(buf + 8, LAYER_SSRC(layer));
+    uint8_t *e = buf + 16, *p = e;
+    *p++ = (HK_EXT_TRANSPORT_CC << 4) | 1;
+    hk_wr16(p, seq);
+    p += 2;
+    if (with_rid) {
+        *p++ = (HK_EXT_RID << 4) | 1;
+        *p++ = 'r';
+        *p++ = (uint8_t)('0' + layer);
+    }
+    bool structure = key && start;
+    *p++ = (uint8_t)((HK_EXT_DEPENDENCY_DESCRIPTOR << 4) | (structure ? 3 : 2));
+    *p++ = (uint8_t)((start ? 0x80 : 0) | 0x01); /* template 1 */
+    hk_wr16(p, (uint16_t)(1000 * (layer + 1) + frame));
+    p += 2;
+    if (structure)
+        *p++ = 0x80;
+    size_t words = ((size_t)(p - e) + 3) / 4;
+    hk_wr16(buf + 12, 0xbede);
+    hk_wr16(buf + 14, (uint16_t)words);
+    uint8_t *payload = e + 4 * words;
+    payload[0] = start ? 0x10 : 0x00;
+    payload[1] = key ? 0x00 : 0x01;
+    payload[2] = (uint8_t)layer;
+    hk_wr16(payload + 3, seq);
+    return (size_t)(payload + 5 - buf);
+}
+
+static void publish_layer(world_t *w, int layer, uint16_t seq, bool key, bool with_rid)
+{
+    uint8_t pkt[80];
+    size_t n = layer_packet(pkt, layer, seq, key, with_rid);
+    client_send_rtp(w, &w->peers[PUB], pkt, n, 0);
+    w->now_us += 1000;
+}
+
+/* One frame (2 packets) of each layer in mask, numbered from frame f. */
+static void publish_frame(world_t *w, uint8_t mask, uint16_t f, bool key, bool with_rid)
+{
+    for (int l = 0; l < 3; l++)
+        if (mask & (1u << l))
+            for (int k = 0; k < 2; k++)
+                publish_layer(w, l, (uint16_t)(2 * f + k), key, with_rid);
+}
+
+static int rx_layer(const rx_t *r)
+{
+    return r->payload_len >= 5 ? r->payload[2] : -1;
+}
+
+/* Subscriber 1 wants r0, subscriber 2 the best; then 1 asks for r2, r2 stops, 1 pauses.
+ * Layers change only at key frames of the new layer (the old one flows until then); the
+ * subscriber's SSRC, sequence numbers, timestamps and DD frame numbers go on without a
+ * jump; PLIs ask for the key frames; every change is reported. */
+TEST(router_simulcast_switches_at_key_frames)
+{
+    world_t *w = world_new();
+    hk_transport_t *pt = w->peers[PUB].t;
+    hk_transport_set_streams(pt, 0, 0, 0);
+    hk_transport_set_simulcast(pt, 0x7);
+    hk_endpoint_set_producers(&w->peers[PUB].ep, false, true, 0x7);
+    hk_producer_t *video = &w->peers[PUB].ep.producers[HK_MEDIA_VIDEO];
+    hk_consumer_t *c1 = hk_endpoint_consume(&w->peers[1].ep, video, "1");
+    hk_consumer_t *c2 = hk_endpoint_consume(&w->peers[2].ep, video, "2");
+    CHECK(c1 && c2);
+    hk_consumer_set_want(c1, 0, false);
+    hk_endpoint_activate(&w->peers[1].ep, c1);
+    hk_endpoint_activate(&w->peers[2].ep, c2);
+
+    /* Frame 0: a key frame on each layer, with rids: the SSRCs are latched. */
+    publish_frame(w, 0x7, 0, true, true);
+    pump(w);
+    for (int l = 0; l < 3; l++)
+        CHECK_INT_EQ(pt->streams[HK_STREAM_VIDEO + l].ssrc, LAYER_SSRC(l));
+    /* Frames 1..4: deltas, without rids. */
+    for (uint16_t f = 1; f < 5; f++)
+        publish_frame(w, 0x7, f, false, false);
+    pump(w);
+    peer_t *s1 = &w->peers[1], *s2 = &w->peers[2];
+    CHECK_INT_EQ((int)s1->n_rx, 10);
+    for (size_t k = 0; k < s1->n_rx; k++) {
+        CHECK_INT_EQ(rx_layer(&s1->rx[k]), 0);
+        CHECK_INT_EQ(s1->rx[k].ssrc, c1->ssrc);
+    }
+    /* Subscriber 2 started on r0 (the only layer flowing at its first packet), moved up
+     * at r1's and r2's key frames as they began, and has had r2 since. */
+    CHECK_INT_EQ(c2->layer, 2);
+    CHECK_INT_EQ(s2->n_switches, 3);
+    CHECK_INT_EQ(s2->switches[0][0], -1);
+    CHECK_INT_EQ(s2->switches[0][1], 0);
+    CHECK_INT_EQ(s2->switches[2][0], 1);
+    CHECK_INT_EQ(s2->switches[2][1], 2);
+    CHECK_INT_EQ(rx_layer(&s2->rx[s2->n_rx - 1]), 2);
+    for (size_t k = 1; k < s2->n_rx; k++) {
+        CHECK_INT_EQ((uint16_t)(s2->rx[k].seq - s2->rx[k - 1].seq), 1);
+        CHECK((int32_t)(s2->rx[k].ts - s2->rx[k - 1].ts) >= 0);
+        CHECK(s2->rx[k].has_frame);
+        CHECK((uint16_t)(s2->rx[k].frame - s2->rx[k - 1].frame) <= 1);
+    }
+
+    /* Subscriber 1 asks for r2: r0 goes on, and r2's key frame is asked for. */
+    uint64_t plis = w->host.counters.plis_sent;
+    hk_consumer_set_want(c1, 2, true);
+    for (uint16_t f = 5; f < 8; f++)
+        publish_frame(w, 0x7, f, false, false);
+    pump(w);
+    CHECK(w->host.counters.plis_sent > plis);
+    CHECK_INT_EQ(c1->layer, 0);
+    CHECK_INT_EQ(rx_layer(&s1->rx[s1->n_rx - 1]), 0);
+    /* r2's key frame (r0 and r1 send deltas): subscriber 1 moves at its first packet,
+     * which is lost on the way (to be NACKed below). */
+    size_t before = s1->n_rx;
+    publish_frame(w, 0x3, 8, false, false);
+    uint16_t key_seq = (uint16_t)(c1->last_seq + 1);
+    s1->drop[0] = key_seq;
+    s1->n_drop = 1;
+    publish_frame(w, 0x4, 8, true, false);
+    publish_frame(w, 0x7, 9, false, false);
+    pump(w);
+    CHECK_INT_EQ(c1->layer, 2);
+    CHECK_INT_EQ(s1->n_switches, 2); /* none -> r0, r0 -> r2 */
+    CHECK_INT_EQ(s1->switches[1][0], 0);
+    CHECK_INT_EQ(s1->switches[1][1], 2);
+    size_t first_r2 = before;
+    while (first_r2 < s1->n_rx && rx_layer(&s1->rx[first_r2]) != 2)
+        first_r2++;
+    CHECK(first_r2 > before && first_r2 < s1->n_rx);
+    rx_t prev = s1->rx[first_r2 - 1], second = s1->rx[first_r2];
+    CHECK_INT_EQ(rx_layer(&prev), 0);
+    CHECK_INT_EQ(prev.seq, (uint16_t)(key_seq - 1));
+    CHECK_INT_EQ(second.seq, (uint16_t)(key_seq + 1));
+    CHECK_INT_EQ(second.ssrc, c1->ssrc);
+    CHECK((int32_t)(second.ts - prev.ts) > 0 && second.ts - prev.ts < 90 * 1000);
+    CHECK_INT_EQ((uint16_t)(second.frame - prev.frame), 1);
+    for (size_t k = first_r2; k < s1->n_rx; k++)
+        CHECK_INT_EQ(rx_layer(&s1->rx[k]), 2);
+
+    /* A NACK for the lost key packet: answered as r2's, under its number, with the frame
+     * number mapped; one for a packet of r0 it left: a miss (that mapping is gone). */
+    uint16_t seqs[2] = {key_seq, prev.seq};
+    uint8_t nack[64];
+    int nl = hk_rtcp_build_nack(nack, sizeof nack, 0x5555, c1->ssrc, seqs, 2);
+    uint64_t misses = w->host.counters.retransmission_misses;
+    before = s1->n_rx;
+    client_send_rtp(w, s1, nack, (size_t)nl, 1);
+    pump(w);
+    CHECK_INT_EQ((int)(s1->n_rx - before), 1);
+    const rx_t *re = &s1->rx[before];
+    CHECK_INT_EQ(re->seq, key_seq);
+    CHECK_INT_EQ(rx_layer(re), 2);
+    CHECK_INT_EQ(re->ts, second.ts);
+    CHECK_INT_EQ(re->frame, second.frame);
+    CHECK_INT_EQ((int)(w->host.counters.retransmission_misses - misses), 1);
+
+    /* r2 stops for longer than HK_LAYER_FLOWING_MS: subscriber 1 (wanting r2) moves down
+     * to r1 at r1's next key frame. */
+    w->now_us += (HK_LAYER_FLOWING_MS + 100) * 1000ull;
+    publish_frame(w, 0x3, 10, false, false);
+    CHECK_INT_EQ(c1->target, 1);
+    CHECK_INT_EQ(c1->layer, 2);
+    publish_frame(w, 0x3, 11, true, false);
+    pump(w);
+    CHECK_INT_EQ(c1->layer, 1);
+    CHECK_INT_EQ(rx_layer(&s1->rx[s1->n_rx - 1]), 1);
+
+    /* Paused: nothing more, and the change is reported as "none". */
+    hk_consumer_set_want(c1, HK_LAYER_NONE, true);
+    before = s1->n_rx;
+    publish_frame(w, 0x3, 12, true, false);
+    pump(w);
+    CHECK_INT_EQ((int)(s1->n_rx - before), 0);
+    CHECK_INT_EQ(c1->layer, -1);
+    CHECK_INT_EQ(s1->switches[s1->n_switches - 1][1], -1);
+    world_free(w);
+}
+
+/* The choice of layer: the wanted one when it flows, else the best below, else the
+ * lowest above; "auto" is the best; nothing for "none"; the wanted one when nothing flows
+ * (its key frame is asked for). */
+TEST(router_simulcast_choose_layer)
+{
+    CHECK_INT_EQ(hk_consumer_choose_layer(2, 0x7, 0x7), 2);
+    CHECK_INT_EQ(hk_consumer_choose_layer(2, 0x3, 0x7), 1);
+    CHECK_INT_EQ(hk_consumer_choose_layer(0, 0x6, 0x7), 1);
+    CHECK_INT_EQ(hk_consumer_choose_layer(1, 0x4, 0x7), 2);
+    CHECK_INT_EQ(hk_consumer_choose_layer(HK_LAYER_AUTO, 0x3, 0x7), 1);
+    CHECK_INT_EQ(hk_consumer_choose_layer(HK_LAYER_AUTO, 0x0, 0x7), 2);
+    CHECK_INT_EQ(hk_consumer_choose_layer(HK_LAYER_NONE, 0x7, 0x7), -1);
+    CHECK_INT_EQ(hk_consumer_choose_layer(1, 0x0, 0x7), 1);
+    CHECK_INT_EQ(hk_consumer_choose_layer(2, 0x0, 0x3), 1); /* r2 not offered */
+    CHECK_INT_EQ(hk_consumer_choose_layer(1, 0x0, 0x5), 0);
+    CHECK_INT_EQ(hk_consumer_choose_layer(0, 0x0, 0x0), -1);
+    CHECK_INT_EQ(hk_consumer_choose_layer(0, 0x4, 0x3), 0); /* flowing but not offered */
 }

@@ -882,3 +882,66 @@ TEST(sdp_answer_every_truncation)
     }
     free(text);
 }
+
+/* PROTOCOL.md §5: a publisher's video section offers Sora's rids with the rid extensions;
+ * the answer's a=simulcast:send gives the layers it will send (paused ones and other rids
+ * left out); simulcast anywhere but a RECV video section is refused. */
+TEST(sdp_simulcast_offer_and_answer)
+{
+    hk_sdp_section_t sec[8];
+    hk_sdp_offer_t o = make_case("sendrecv", sec);
+    sec[1].simulcast_rids = 0x7;
+    CHECK(hk_sdp_write_offer(&o, offer_buf, sizeof offer_buf) > 0);
+    const char *video = strstr(offer_buf, "m=video");
+    CHECK(video != NULL);
+    CHECK(strstr(video, "a=extmap:6 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n"
+                        "a=extmap:7 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n"
+                        "a=recvonly\r\n"));
+    CHECK(strstr(video, "a=rid:r0 recv\r\na=rid:r1 recv\r\na=rid:r2 recv\r\n"
+                        "a=simulcast:recv r0;r1;r2\r\n"));
+    /* The audio section has none of it. */
+    CHECK(strstr(offer_buf, "rtp-stream-id") > video);
+    /* Two layers. */
+    sec[1].simulcast_rids = 0x5;
+    CHECK(hk_sdp_write_offer(&o, offer_buf, sizeof offer_buf) > 0);
+    CHECK(strstr(offer_buf, "a=rid:r0 recv\r\na=rid:r2 recv\r\na=simulcast:recv r0;r2\r\n"));
+    CHECK(!strstr(offer_buf, "a=rid:r1"));
+    /* Refused: on audio, on a forwarded section, rids beyond r2. */
+    sec[1].simulcast_rids = 0x8;
+    CHECK_INT_EQ(hk_sdp_write_offer(&o, offer_buf, sizeof offer_buf), HK_EINVAL);
+    sec[1].simulcast_rids = 0;
+    sec[0].simulcast_rids = 0x1;
+    CHECK_INT_EQ(hk_sdp_write_offer(&o, offer_buf, sizeof offer_buf), HK_EINVAL);
+    hk_sdp_section_t fwd[8];
+    hk_sdp_offer_t f = make_case("recvonly-1pub", fwd);
+    fwd[1].simulcast_rids = 0x7;
+    CHECK_INT_EQ(hk_sdp_write_offer(&f, offer_buf, sizeof offer_buf), HK_EINVAL);
+
+    static const struct {
+        const char *line;
+        uint8_t rids;
+    } answers[] = {
+        {"a=simulcast:send r0;r1;r2\r\n", 0x7},
+        {"a=simulcast:send r0;~r1;r2\r\n", 0x5},     /* r1 paused */
+        {"a=simulcast:send r2,r1;r0\r\n", 0x5},      /* first alternatives: r2, r0 */
+        {"a=simulcast:send r0;h;q\r\n", 0x1},        /* rids that are not Sora's */
+        {"a=simulcast:recv r0;r1 send r1\r\n", 0x2}, /* only the send direction */
+        {"a=simulcast:send\r\n", 0},                 /* malformed: nothing */
+        {"", 0},
+    };
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+        char text[2048];
+        snprintf(text, sizeof text, "%sa=sendonly\r\na=rid:r0 send\r\n%s", base_answer,
+                 answers[i].line);
+        /* base_answer ends with the video section's a=recvonly: the later a=sendonly wins. */
+        const char *err;
+        int rc = parse_text(text, &err);
+        if (strcmp(answers[i].line, "a=simulcast:send\r\n") == 0) {
+            CHECK_INT_EQ(rc, HK_EINVAL);
+            continue;
+        }
+        CHECK_INT_EQ(rc, 0);
+        CHECK_INT_EQ(answer.media[1].simulcast_rids, answers[i].rids);
+        CHECK_INT_EQ(answer.media[0].simulcast_rids, 0);
+    }
+}

@@ -49,7 +49,7 @@ static const char invalid_channel[] =
     "INVALID-CHANNEL-ID: channel_id must be 1 to 255 printable ASCII characters";
 static const char invalid_client[] =
     "INVALID-CLIENT-ID: client_id must be 1 to 255 printable ASCII characters";
-static const char not_bool[] = "e2ee, redirect and multistream must be booleans";
+static const char not_bool[] = "e2ee, redirect, multistream and simulcast must be booleans";
 static const char bad_video_codec[] = "video.codec_type must be one of VP8, VP9, H264, AV1";
 
 TEST(sora_msg_connect_minimal)
@@ -1191,4 +1191,113 @@ TEST(sora_msg_notify_authn_metadata_and_pre_key_bundle)
     json_decref(authn_object);
     json_decref(authn_string);
     json_decref(authn_own_bundle);
+}
+
+/* PROTOCOL.md §5: simulcast, simulcast_rid and simulcast_request_rid (which wins). */
+TEST(sora_msg_connect_simulcast)
+{
+    static const struct {
+        const char *with;
+        bool simulcast;
+        int want;
+    } ok[] = {
+        {"", false, -2},
+        {",\"simulcast\":true", true, -2},
+        {",\"simulcast_rid\":\"r1\"", false, 1},
+        {",\"simulcast_rid\":null", false, -2},
+        {",\"simulcast_request_rid\":\"none\"", false, -1},
+        {",\"simulcast_rid\":\"r0\",\"simulcast_request_rid\":\"r2\"", false, 2},
+    };
+    char text[512];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        snprintf(text, sizeof text,
+                 "{\"type\":\"connect\",\"role\":\"sendrecv\",\"channel_id\":\"c\"%s}", ok[i].with);
+        hk_connect_msg_t msg;
+        hk_sora_error_t err;
+        CHECK_INT_EQ(parse_connect(text, strlen(text), &msg, &err), 0);
+        CHECK_INT_EQ(msg.simulcast, ok[i].simulcast);
+        CHECK_INT_EQ(msg.simulcast_want, ok[i].want);
+        hk_connect_msg_clear(&msg);
+    }
+    static const char rid[] = "INVALID-SIMULCAST-RID: simulcast_rid must be r0, r1 or r2";
+    static const char request[] =
+        "INVALID-SIMULCAST-RID: simulcast_request_rid must be none, r0, r1 or r2";
+    CONNECT_REFUSED(CONNECT_WITH(",\"simulcast\":1"), not_bool);
+    CONNECT_REFUSED(CONNECT_WITH(",\"simulcast_rid\":\"r3\""), rid);
+    CONNECT_REFUSED(CONNECT_WITH(",\"simulcast_rid\":\"none\""), rid);
+    CONNECT_REFUSED(CONNECT_WITH(",\"simulcast_rid\":2"), rid);
+    CONNECT_REFUSED(CONNECT_WITH(",\"simulcast_rid\":\"r1\\u0000\""), not_json);
+    CONNECT_REFUSED(CONNECT_WITH(",\"simulcast_request_rid\":\"auto\""), request);
+    CONNECT_REFUSED(CONNECT_WITH(",\"simulcast_request_rid\":\"\""), request);
+}
+
+/* The offer of a simulcast publisher, the encodings check and the notify. */
+TEST(sora_msg_simulcast_offer_encodings_and_notify)
+{
+    json_t *encodings = hk_sora_default_encodings();
+    const char *why = NULL;
+    CHECK_INT_EQ(hk_sora_check_encodings(encodings, &why), 0x7);
+    hk_offer_msg_t offer = {.sdp = "v=0",
+                            .connection_id = "c",
+                            .channel_id = "room",
+                            .video_mid = "1",
+                            .encodings = encodings};
+    char *text = hk_sora_build_offer(&offer);
+    json_t *root = json_loads(text, 0, NULL);
+    CHECK(json_is_true(json_object_get(root, "simulcast")));
+    CHECK(json_is_false(json_object_get(root, "simulcast_multicodec")));
+    json_t *got = json_object_get(root, "encodings");
+    CHECK(json_equal(got, encodings));
+    CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(got, 0), "rid")), "r0");
+    CHECK(json_real_value(json_object_get(json_array_get(got, 0), "scaleResolutionDownBy")) == 4.0);
+    CHECK(json_is_true(json_object_get(json_array_get(got, 2), "active")));
+    json_decref(root);
+    free(text);
+    json_decref(encodings);
+
+    static const struct {
+        const char *json;
+        int rids;
+    } cases[] = {
+        {"[{\"rid\":\"r0\"},{\"rid\":\"r2\",\"maxBitrate\":900000}]", 0x5},
+        {"[{\"rid\":\"r1\",\"active\":false}]", 0x2},
+        {"[]", HK_EINVAL},
+        {"{}", HK_EINVAL},
+        {"[{\"rid\":\"r0\"},{\"rid\":\"r0\"}]", HK_EINVAL},
+        {"[{\"rid\":\"r3\"}]", HK_EINVAL},
+        {"[{\"rid\":\"none\"}]", HK_EINVAL},
+        {"[{}]", HK_EINVAL},
+        {"[1]", HK_EINVAL},
+        {"[{\"rid\":\"r0\"},{\"rid\":\"r1\"},{\"rid\":\"r2\"},{\"rid\":\"r1\"}]", HK_EINVAL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *e = json_loads(cases[i].json, 0, NULL);
+        CHECK(e != NULL);
+        why = NULL;
+        CHECK_INT_EQ(hk_sora_check_encodings(e, &why), cases[i].rids);
+        CHECK((cases[i].rids < 0) == (why != NULL));
+        json_decref(e);
+    }
+
+    CHECK_STR_EQ(hk_sora_rid_name(0), "r0");
+    CHECK_STR_EQ(hk_sora_rid_name(2), "r2");
+    CHECK_STR_EQ(hk_sora_rid_name(-1), "none");
+    CHECK_STR_EQ(hk_sora_rid_name(-2), "auto");
+    CHECK_STR_EQ(hk_sora_rid_name(3), "none");
+    CHECK_INT_EQ(hk_sora_parse_rid("r1", false), 1);
+    CHECK_INT_EQ(hk_sora_parse_rid("none", false), -3);
+    CHECK_INT_EQ(hk_sora_parse_rid("none", true), -1);
+    CHECK_INT_EQ(hk_sora_parse_rid("r12", true), -3);
+    CHECK_INT_EQ(hk_sora_parse_rid(NULL, true), -3);
+
+    hk_simulcast_switched_t n = {.channel_id = "room",
+                                 .sender_connection_id = "S",
+                                 .trigger = "rpc",
+                                 .request_rid = "r2",
+                                 .current_rid = "r2",
+                                 .previous_rid = "r0"};
+    check_json_text(hk_sora_build_simulcast_switched(&n),
+                    "{\"type\":\"notify\",\"event_type\":\"simulcast.switched\","
+                    "\"channel_id\":\"room\",\"sender_connection_id\":\"S\",\"trigger\":\"rpc\","
+                    "\"request_rid\":\"r2\",\"current_rid\":\"r2\",\"previous_rid\":\"r0\"}");
 }

@@ -1,0 +1,128 @@
+#include "server/proto/vcodec.h"
+
+#include <stddef.h>
+
+int hk_vcodec_of_pt(uint8_t pt)
+{
+    switch (pt) {
+    case HK_PT_VP8:
+        return HK_VIDEO_VP8;
+    case HK_PT_VP9:
+        return HK_VIDEO_VP9;
+    case HK_PT_H264:
+        return HK_VIDEO_H264;
+    case HK_PT_AV1:
+        return HK_VIDEO_AV1;
+    default:
+        return -1;
+    }
+}
+
+/* RFC 7741 §4.2: X R N S R PID(3); with X: I L T K RSV(4); I: M + 7 or 15 bits of picture
+ * id; L: TL0PICIDX; T or K: TID Y KEYIDX. §4.3: the payload header's bit 0 (P) is 0 on a
+ * key frame, present on the partition's first packet (S = 1, PID = 0). */
+static bool vp8_keyframe_start(const uint8_t *p, size_t n)
+{
+    if (n < 1 || !(p[0] & 0x10) || (p[0] & 0x07) != 0)
+        return false;
+    size_t off = 1;
+    if (p[0] & 0x80) {
+        if (n < 2)
+            return false;
+        uint8_t x = p[1];
+        off = 2;
+        if (x & 0x80) {
+            if (off >= n)
+                return false;
+            off += (p[off] & 0x80) ? 2 : 1;
+        }
+        if (x & 0x40)
+            off++;
+        if (x & 0x30)
+            off++;
+    }
+    return off < n && !(p[off] & 0x01);
+}
+
+/* RFC 9628 §4.2: I P L F B E V Z; P = inter-picture predicted, B = start of a frame;
+ * I: M + 7 or 15 bits of picture id; L: TID(3) U SID(3) D. A key picture starts at its
+ * spatial layer 0. */
+static bool vp9_keyframe_start(const uint8_t *p, size_t n)
+{
+    if (n < 1 || (p[0] & 0x40) || !(p[0] & 0x08))
+        return false;
+    size_t off = 1;
+    if (p[0] & 0x80) {
+        if (off >= n)
+            return false;
+        off += (p[off] & 0x80) ? 2 : 1;
+    }
+    if (p[0] & 0x20) {
+        if (off >= n)
+            return false;
+        return ((p[off] >> 1) & 0x07) == 0;
+    }
+    return true;
+}
+
+static bool h264_key_nal(uint8_t type)
+{
+    return type == 5 || type == 7; /* IDR slice, SPS */
+}
+
+/* RFC 6184 §5.4: a single NAL unit (types 1-23), STAP-A (24: 16-bit sizes, then NAL
+ * units), FU-A (28: FU indicator, FU header S E R TYPE(5)). */
+static bool h264_keyframe_start(const uint8_t *p, size_t n)
+{
+    if (n < 1)
+        return false;
+    uint8_t type = p[0] & 0x1f;
+    if (type >= 1 && type <= 23)
+        return h264_key_nal(type);
+    if (type == 24) {
+        size_t off = 1;
+        while (off + 2 < n) {
+            size_t size = (size_t)p[off] << 8 | p[off + 1];
+            if (size == 0 || off + 2 + size > n)
+                return false;
+            if (h264_key_nal(p[off + 2] & 0x1f))
+                return true;
+            off += 2 + size;
+        }
+        return false;
+    }
+    if (type == 28)
+        return n >= 2 && (p[1] & 0x80) && h264_key_nal(p[1] & 0x1f);
+    return false;
+}
+
+/* AV1 RTP §4.4, the aggregation header: Z Y W(2) N; N = the first packet of a coded video
+ * sequence (a key frame), Z = continues an OBU of the previous packet. */
+static bool av1_keyframe_start(const uint8_t *p, size_t n)
+{
+    return n >= 1 && (p[0] & 0x08) && !(p[0] & 0x80);
+}
+
+bool hk_vcodec_keyframe_start(const uint8_t *buf, const hk_rtp_header_t *hdr)
+{
+    size_t offset, len;
+    if (hk_rtp_ext_find(buf, hdr, HK_EXT_DEPENDENCY_DESCRIPTOR, &offset, &len) == 0) {
+        /* A.2: start_of_frame is the first bit; A.3: after the 3 mandatory bytes, the first
+         * extended bit is template_dependency_structure_present_flag. */
+        return len > 3 && (buf[offset] & 0x80) && (buf[offset + 3] & 0x80);
+    }
+    const uint8_t *p = buf + hdr->payload_offset;
+    size_t n = hdr->payload_len;
+    switch (hk_vcodec_of_pt(hdr->pt)) {
+    case HK_VIDEO_VP8:
+        return vp8_keyframe_start(p, n);
+    case HK_VIDEO_VP9:
+        return vp9_keyframe_start(p, n);
+    case HK_VIDEO_H264:
+        return h264_keyframe_start(p, n);
+    case HK_VIDEO_AV1:
+        return av1_keyframe_start(p, n);
+    default:
+        return false;
+    }
+}

@@ -1,0 +1,138 @@
+/* Where key frames start (server/proto/vcodec.h): from the dependency descriptor of real
+ * Chromium simulcast packets (agreeing with the full DD parser), and from each codec's
+ * payload header when there is no descriptor. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bytes.h"
+#include "server/proto/dd.h"
+#include "server/proto/vcodec.h"
+#include "tests/unit/unit.h"
+
+/* An RTP packet of payload type pt with one extension element (two-byte form, so a
+ * descriptor of any length fits) and the payload; returns its length. */
+static size_t packet(uint8_t *buf, uint8_t pt, uint8_t ext_id, const uint8_t *ext, size_t ext_len,
+                     const uint8_t *payload, size_t payload_len)
+{
+    memset(buf, 0, 12);
+    buf[0] = 0x80;
+    buf[1] = pt;
+    hk_wr16(buf + 2, 1);
+    hk_wr32(buf + 8, 0x1234);
+    size_t n = 12;
+    if (ext_id) {
+        buf[0] |= 0x10;
+        size_t words = (2 + ext_len + 3) / 4;
+        hk_wr16(buf + 12, 0x1000);
+        hk_wr16(buf + 14, (uint16_t)words);
+        memset(buf + 16, 0, 4 * words);
+        buf[16] = ext_id;
+        buf[17] = (uint8_t)ext_len;
+        memcpy(buf + 18, ext, ext_len);
+        n = 16 + 4 * words;
+    }
+    memcpy(buf + n, payload, payload_len);
+    return n + payload_len;
+}
+
+static bool key_start(uint8_t pt, const uint8_t *payload, size_t len)
+{
+    uint8_t buf[256];
+    size_t n = packet(buf, pt, 0, NULL, 0, payload, len);
+    hk_rtp_header_t hdr;
+    const char *err = NULL;
+    CHECK_INT_EQ(hk_rtp_parse(buf, n, &hdr, &err), 0);
+    return hk_vcodec_keyframe_start(buf, &hdr);
+}
+
+TEST(vcodec_vp8_payload_header)
+{
+    /* S=1, PID 0, then the payload header: P=0 key, P=1 delta. */
+    CHECK(key_start(HK_PT_VP8, (const uint8_t[]){0x10, 0x00, 0x01}, 3));
+    CHECK(!key_start(HK_PT_VP8, (const uint8_t[]){0x10, 0x01, 0x01}, 3));
+    /* Not the partition's first packet (S=0, or PID 1). */
+    CHECK(!key_start(HK_PT_VP8, (const uint8_t[]){0x00, 0x00, 0x01}, 3));
+    CHECK(!key_start(HK_PT_VP8, (const uint8_t[]){0x11, 0x00, 0x01}, 3));
+    /* X with I (15-bit picture id), L and T: 1 + 1 + 2 + 1 + 1 bytes before the header. */
+    CHECK(key_start(HK_PT_VP8, (const uint8_t[]){0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x9c}, 7));
+    CHECK(!key_start(HK_PT_VP8, (const uint8_t[]){0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x9d}, 7));
+    /* X with I (7-bit) only. */
+    CHECK(key_start(HK_PT_VP8, (const uint8_t[]){0x90, 0x80, 0x12, 0x00}, 4));
+    /* Truncated: cannot tell, so not a key frame. */
+    CHECK(!key_start(HK_PT_VP8, (const uint8_t[]){0x90, 0xe0, 0x81, 0x23}, 4));
+    CHECK(!key_start(HK_PT_VP8, (const uint8_t[]){0x10}, 1));
+}
+
+TEST(vcodec_vp9_h264_av1_payload_headers)
+{
+    /* VP9: B (start) without P; with L, only spatial layer 0. */
+    CHECK(key_start(HK_PT_VP9, (const uint8_t[]){0x08, 0x00}, 2));
+    CHECK(!key_start(HK_PT_VP9, (const uint8_t[]){0x48, 0x00}, 2)); /* P: inter */
+    CHECK(!key_start(HK_PT_VP9, (const uint8_t[]){0x00, 0x00}, 2)); /* not B */
+    CHECK(key_start(HK_PT_VP9, (const uint8_t[]){0xa8, 0x85, 0x12, 0x00}, 4));
+    CHECK(!key_start(HK_PT_VP9, (const uint8_t[]){0xa8, 0x85, 0x12, 0x02}, 4)); /* SID 1 */
+    /* H.264: an IDR or SPS NAL unit, in a STAP-A, or an FU-A's first fragment of an IDR. */
+    CHECK(key_start(HK_PT_H264, (const uint8_t[]){0x65, 0x88}, 2));
+    CHECK(key_start(HK_PT_H264, (const uint8_t[]){0x67, 0x42}, 2));
+    CHECK(!key_start(HK_PT_H264, (const uint8_t[]){0x41, 0x9a}, 2));
+    CHECK(key_start(HK_PT_H264, (const uint8_t[]){0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x01, 0x68},
+                    8));
+    CHECK(!key_start(HK_PT_H264, (const uint8_t[]){0x78, 0x00, 0x02, 0x41, 0x42}, 5));
+    CHECK(!key_start(HK_PT_H264, (const uint8_t[]){0x78, 0x00, 0x09, 0x67}, 4)); /* lies */
+    CHECK(key_start(HK_PT_H264, (const uint8_t[]){0x7c, 0x85, 0x00}, 3));
+    CHECK(!key_start(HK_PT_H264, (const uint8_t[]){0x7c, 0x05, 0x00}, 3)); /* not first */
+    CHECK(!key_start(HK_PT_H264, (const uint8_t[]){0x7c, 0x81, 0x00}, 3)); /* non-IDR */
+    /* AV1: N, not a continuation (Z). */
+    CHECK(key_start(HK_PT_AV1, (const uint8_t[]){0x18, 0x00}, 2));
+    CHECK(!key_start(HK_PT_AV1, (const uint8_t[]){0x10, 0x00}, 2));
+    CHECK(!key_start(HK_PT_AV1, (const uint8_t[]){0x98, 0x00}, 2));
+    /* Audio or an unknown payload type: never. */
+    CHECK(!key_start(HK_PT_OPUS, (const uint8_t[]){0x10, 0x00, 0x00}, 3));
+    CHECK(!key_start(HK_PT_VP8, NULL, 0));
+    CHECK_INT_EQ(hk_vcodec_of_pt(HK_PT_VP8_RTX), -1);
+}
+
+/* Chromium 156's three VP8 simulcast encodings (tests/unit/fixtures/dd/vp8-simulcast.dd):
+ * for every packet, the descriptor says "key frame starts here" exactly when the full
+ * parser (per-SSRC state) sees the first packet of a key frame; the payload (encrypted
+ * under E2EE, here a VP8 delta header) is not consulted. */
+TEST(vcodec_descriptor_of_chromium_simulcast)
+{
+    char *text = hk_test_read_file("tests/unit/fixtures/dd/vp8-simulcast.dd", NULL);
+    static hk_dd_state_t states[4];
+    uint32_t ssrcs[4] = {0};
+    int keys = 0, packets = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        unsigned ssrc, seq, marker, pt;
+        unsigned long ts;
+        char hex[600];
+        CHECK(sscanf(line, "%x %u %lu %u %u %599s", &ssrc, &seq, &ts, &marker, &pt, hex) == 6);
+        uint8_t dd[255];
+        size_t len = strlen(hex) / 2;
+        CHECK(len <= sizeof dd);
+        for (size_t i = 0; i < len; i++) {
+            unsigned byte;
+            CHECK(sscanf(hex + 2 * i, "%2x", &byte) == 1);
+            dd[i] = (uint8_t)byte;
+        }
+        int k = 0;
+        while (k < 4 && ssrcs[k] && ssrcs[k] != ssrc)
+            k++;
+        CHECK(k < 4);
+        ssrcs[k] = ssrc;
+        hk_dd_t d;
+        const char *err = NULL;
+        bool want = hk_dd_parse(&states[k], dd, len, &d, &err) == 0 && hk_dd_is_keyframe(&d);
+        uint8_t buf[400];
+        size_t n = packet(buf, (uint8_t)pt, HK_EXT_DEPENDENCY_DESCRIPTOR, dd, len,
+                          (const uint8_t[]){0x10, 0x01, 0xaa}, 3);
+        hk_rtp_header_t hdr;
+        CHECK_INT_EQ(hk_rtp_parse(buf, n, &hdr, &err), 0);
+        CHECK_INT_EQ(hk_vcodec_keyframe_start(buf, &hdr), want);
+        keys += want;
+        packets++;
+    }
+    free(text);
+    CHECK(packets > 100);
+    CHECK(keys >= 3); /* at least one per encoding */
+}
