@@ -211,6 +211,40 @@ int hk_rtp_rtx_unwrap(const uint8_t *buf, const hk_rtp_header_t *hdr, uint32_t s
     return (int)len;
 }
 
+int hk_rtp_build_padding(uint8_t *buf, size_t cap, uint8_t pt, uint16_t seq, uint32_t ssrc,
+                         uint8_t mid_id, const char *mid, size_t mid_len, uint8_t twcc_id,
+                         uint16_t twcc_seq, size_t pad)
+{
+    if (mid_len == 0 || mid_len > 16 || pad == 0 || pad > 255 || !mid_id || mid_id > 14 ||
+        !twcc_id || twcc_id > 14)
+        return HK_EINVAL;
+    uint8_t ext[24] = {0};
+    size_t e = 0;
+    ext[e++] = (uint8_t)((mid_id << 4) | (mid_len - 1));
+    memcpy(ext + e, mid, mid_len);
+    e += mid_len;
+    ext[e++] = (uint8_t)((twcc_id << 4) | 1);
+    hk_wr16(ext + e, twcc_seq);
+    e += 2;
+    hk_rtp_header_t hdr = {
+        .padding = true,
+        .pt = pt,
+        .seq = seq,
+        .ssrc = ssrc,
+        .extension = true,
+        .ext_profile = HK_RTP_EXT_ONE_BYTE,
+        .ext_len = (e + 3) / 4 * 4,
+    };
+    int n = hk_rtp_write_header(buf, cap, &hdr, ext);
+    if (n < 0)
+        return n;
+    if ((size_t)n + pad > cap)
+        return HK_ENOSPC;
+    memset(buf + n, 0, pad - 1);
+    buf[(size_t)n + pad - 1] = (uint8_t)pad;
+    return n + (int)pad;
+}
+
 int hk_rtp_write_header(uint8_t *buf, size_t cap, const hk_rtp_header_t *hdr, const uint8_t *ext)
 {
     if (hdr->csrc_count > HK_RTP_MAX_CSRC || hdr->pt > 127)

@@ -81,4 +81,12 @@ int hk_rtp_rtx_unwrap(const uint8_t *buf, const hk_rtp_header_t *hdr, uint32_t s
  * for an invalid hdr, or HK_ENOSPC. */
 int hk_rtp_write_header(uint8_t *buf, size_t cap, const hk_rtp_header_t *hdr, const uint8_t *ext);
 
+/* Writes a padding-only packet (P set, no payload, pad bytes of padding: 1..255) with
+ * one-byte extensions mid (id mid_id, 1..16 bytes) and a transport-wide sequence number
+ * (id twcc_id): what a sender probes the path with, on an RTX SSRC so that no decoder
+ * sees it. Timestamp 0. Returns the length, HK_EINVAL or HK_ENOSPC. */
+int hk_rtp_build_padding(uint8_t *buf, size_t cap, uint8_t pt, uint16_t seq, uint32_t ssrc,
+                         uint8_t mid_id, const char *mid, size_t mid_len, uint8_t twcc_id,
+                         uint16_t twcc_seq, size_t pad);
+
 #endif

@@ -203,6 +203,14 @@ static const video_codec_t video_codecs[] = {
 };
 #define N_VIDEO_CODECS (sizeof video_codecs / sizeof video_codecs[0])
 
+int hk_sdp_rtx_pt(int pt)
+{
+    for (size_t i = 0; i < N_VIDEO_CODECS; i++)
+        if (video_codecs[i].pt == pt)
+            return video_codecs[i].rtx_pt;
+    return -1;
+}
+
 /* The preferred codec first, then the others in enum order. */
 static void video_codec_order(hk_video_codec_t preferred, const video_codec_t *order[])
 {

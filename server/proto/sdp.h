@@ -158,4 +158,7 @@ int hk_sdp_parse_answer(const char *sdp, size_t len, size_t max_size, hk_sdp_ans
 /* Returns the section of the answer with this mid, or NULL. */
 const hk_sdp_media_t *hk_sdp_answer_find(const hk_sdp_answer_t *answer, const char *mid);
 
+/* The RTX payload type that our offers pair with video payload type pt; -1 for none. */
+int hk_sdp_rtx_pt(int pt);
+
 #endif

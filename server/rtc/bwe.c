@@ -52,12 +52,20 @@
 #define LOSS_HISTORY      64
 #define RTT_DEFAULT_US    100000
 #define SCRATCH           1024
+/* Probing (probe_bitrate_estimator.cc): a cluster counts once this many of its packets
+ * arrived, or it is given up a second after it ended. */
+#define PROBE_MIN_PACKETS   5
+#define PROBE_TIMEOUT_US    1000000
+#define PROBE_MIN_SPAN_US   1000
+#define PROBE_RECV_FRACTION 0.9  /* received slower than this x sent: the link's rate */
+#define PROBE_UTILIZATION   0.95 /* ... of which this much is taken */
 
 typedef struct {
     int64_t send_us;
     uint32_t size;
     uint16_t seq;
-    uint8_t state; /* 0 free, 1 sent, 2 reported lost, 3 received */
+    uint8_t state;   /* 0 free, 1 sent, 2 reported lost, 3 received */
+    uint8_t cluster; /* probe cluster it was sent in, 0: none */
 } sent_t;
 
 enum { SLOT_FREE, SLOT_SENT, SLOT_LOST, SLOT_RECEIVED };
@@ -80,6 +88,17 @@ typedef struct {
     int64_t time_us;
     double bps;
 } history_t;
+
+/* The probe cluster being sent or waiting for its feedback. */
+typedef struct {
+    uint8_t id; /* 0: none yet */
+    bool sending;
+    bool done; /* evaluated (or given up) */
+    uint32_t sent, reported, received;
+    uint64_t sent_bytes, recv_bytes;
+    int64_t first_send_us, last_send_us, end_us;
+    int64_t first_arrival_us, last_arrival_us;
+} probe_t;
 
 enum { RATE_HOLD, RATE_INCREASE, RATE_DECREASE };
 
@@ -133,6 +152,8 @@ struct hk_bwe_s {
     int64_t rtt_us;
     bool rtt_external;
 
+    probe_t probe;
+
     hk_bwe_stats_t counters;
     acked_t scratch[SCRATCH];
 };
@@ -174,7 +195,39 @@ void hk_bwe_on_sent(hk_bwe_t *bwe, uint16_t seq, size_t size, int64_t send_us)
     s->size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
     s->seq = seq;
     s->state = SLOT_SENT;
+    s->cluster = 0;
     bwe->counters.packets_sent++;
+    probe_t *p = &bwe->probe;
+    if (p->sending) {
+        s->cluster = p->id;
+        if (p->sent++ == 0)
+            p->first_send_us = send_us;
+        p->last_send_us = send_us;
+        p->sent_bytes += s->size;
+    }
+}
+
+void hk_bwe_probe_begin(hk_bwe_t *bwe, int64_t now_us)
+{
+    (void)now_us;
+    probe_t *p = &bwe->probe;
+    uint8_t id = (uint8_t)(p->id == UINT8_MAX ? 1 : p->id + 1);
+    *p = (probe_t){.id = id, .sending = true};
+    bwe->counters.probes++;
+}
+
+void hk_bwe_probe_end(hk_bwe_t *bwe, int64_t now_us)
+{
+    probe_t *p = &bwe->probe;
+    if (!p->sending)
+        return;
+    p->sending = false;
+    p->end_us = now_us;
+}
+
+bool hk_bwe_probing(const hk_bwe_t *bwe)
+{
+    return bwe->probe.id && !bwe->probe.done;
 }
 
 void hk_bwe_on_rtt(hk_bwe_t *bwe, int64_t rtt_us)
@@ -539,6 +592,10 @@ static void ingest(hk_bwe_t *b, batch_t *batch, uint16_t seq, bool received, int
         return;
     }
     batch->used++;
+    probe_t *p = &b->probe;
+    bool in_probe = s->cluster && s->cluster == p->id && !p->done;
+    if (in_probe && s->state == SLOT_SENT)
+        p->reported++;
     if (!received) {
         if (s->state == SLOT_SENT) {
             s->state = SLOT_LOST;
@@ -558,6 +615,13 @@ static void ingest(hk_bwe_t *b, batch_t *batch, uint16_t seq, bool received, int
     }
     s->state = SLOT_RECEIVED;
     b->counters.packets_acked++;
+    if (in_probe) {
+        if (p->received++ == 0 || arrival_us < p->first_arrival_us)
+            p->first_arrival_us = arrival_us;
+        if (p->received == 1 || arrival_us > p->last_arrival_us)
+            p->last_arrival_us = arrival_us;
+        p->recv_bytes += s->size;
+    }
     int64_t rtt = now_us - s->send_us;
     if (batch->min_rtt_us < 0 || rtt < batch->min_rtt_us)
         batch->min_rtt_us = rtt;
@@ -566,6 +630,47 @@ static void ingest(hk_bwe_t *b, batch_t *batch, uint16_t seq, bool received, int
         batch->pending = 0;
     }
     b->scratch[batch->pending++] = (acked_t){s->send_us, arrival_us, s->size};
+}
+
+/* A finished cluster whose packets were all reported (or that timed out): what the link
+ * carried during it, as libwebrtc's ProbeBitrateEstimator measures it. The send rate and
+ * the receive rate each leave out one packet (the span between n packets covers n - 1 of
+ * them); the result is the smaller, or 95 % of the receive rate when that is clearly
+ * below the send rate (the probe filled the link). A result above the estimate becomes
+ * the estimate: that is how the estimate climbs faster than AIMD's 8 % a second. */
+static void probe_evaluate(hk_bwe_t *b, int64_t now_us)
+{
+    probe_t *p = &b->probe;
+    if (!p->id || p->sending || p->done)
+        return;
+    bool complete = p->reported >= p->sent;
+    if (!complete && now_us - p->end_us < PROBE_TIMEOUT_US)
+        return;
+    p->done = true;
+    int64_t send_span = p->last_send_us - p->first_send_us;
+    int64_t recv_span = p->last_arrival_us - p->first_arrival_us;
+    if (p->received < PROBE_MIN_PACKETS || p->received * 2 < p->sent ||
+        send_span < PROBE_MIN_SPAN_US || recv_span < PROBE_MIN_SPAN_US) {
+        b->counters.probes_failed++;
+        return;
+    }
+    double send_bps = (double)p->sent_bytes * (p->sent - 1) / p->sent * 8e6 / (double)send_span;
+    double recv_bps =
+        (double)p->recv_bytes * (p->received - 1) / p->received * 8e6 / (double)recv_span;
+    double result = fmin(send_bps, recv_bps);
+    if (recv_bps < PROBE_RECV_FRACTION * send_bps)
+        result = PROBE_UTILIZATION * recv_bps;
+    result = clamp(result, (double)b->config.min_bps, (double)b->config.max_bps);
+    b->counters.probe_bps = (uint64_t)result;
+    if (result <= (double)hk_bwe_estimate(b))
+        return;
+    b->counters.probes_raised++;
+    b->delay_bps = result;
+    if (b->loss_bps < result)
+        b->loss_bps = result;
+    b->have_link = false;
+    b->rate_state = RATE_HOLD;
+    b->last_change_us = now_us;
 }
 
 static size_t finish(hk_bwe_t *b, batch_t *batch, int64_t now_us)
@@ -591,6 +696,7 @@ static size_t finish(hk_bwe_t *b, batch_t *batch, int64_t now_us)
     }
     aimd_update(b, now_us);
     loss_update(b, now_us);
+    probe_evaluate(b, now_us);
     return batch->used;
 }
 

@@ -14,6 +14,8 @@
  *                 congested rate, back-off to 0.85 x acknowledged throughput);
  *   loss-based    loss <= 2 %: +8 % a second; 2..10 %: hold; > 10 %: x (1 - loss / 2),
  *                 at most every 300 ms + RTT; capped by the delay-based estimate;
+ *   probing       a cluster of packets sent above the estimate; the rate at which it
+ *                 arrived, when higher, becomes the estimate at once;
  *   estimate      the smaller of the two, within [min_bps, max_bps].
  *
  * Sans-IO: time is an argument (microseconds, any monotonic origin for send and "now";
@@ -66,6 +68,10 @@ typedef struct {
     uint64_t packets_acked;    /* reported received */
     uint64_t packets_lost;     /* reported lost and never received since */
     uint64_t feedback_unknown; /* feedback entries for packets not in the history */
+    uint64_t probes;           /* clusters begun */
+    uint64_t probes_raised;    /* ... whose result raised the estimate */
+    uint64_t probes_failed;    /* ... too few packets back to measure */
+    uint64_t probe_bps;        /* the last measured cluster's rate */
 } hk_bwe_stats_t;
 
 /* Creates an estimator. Returns NULL on allocation failure or an invalid config
@@ -89,6 +95,17 @@ size_t hk_bwe_on_feedback(hk_bwe_t *bwe, const hk_bwe_feedback_t *results, size_
 
 /* The same for the output of hk_rtcp_parse_twcc. */
 size_t hk_bwe_on_twcc(hk_bwe_t *bwe, const hk_rtcp_twcc_packet_t *pkts, size_t n, int64_t now_us);
+
+/* Probing. Packets recorded between hk_bwe_probe_begin and hk_bwe_probe_end form a
+ * cluster: the sender sends them (media and padding) at a rate above the estimate for a
+ * short while. Once the feedback reported them all (or a second after the end), the rate
+ * at which they arrived is measured, and a result above the estimate becomes the
+ * estimate (libwebrtc's ProbeController/ProbeBitrateEstimator). One cluster at a time:
+ * beginning a new one forgets the last. */
+void hk_bwe_probe_begin(hk_bwe_t *bwe, int64_t now_us);
+void hk_bwe_probe_end(hk_bwe_t *bwe, int64_t now_us);
+/* True from hk_bwe_probe_begin until that cluster was measured or given up. */
+bool hk_bwe_probing(const hk_bwe_t *bwe);
 
 /* A round-trip time measured elsewhere (RTCP RR's DLSR); used instead of the
  * feedback-derived one. */

@@ -94,6 +94,8 @@ void hk_rtc_host_receive(hk_rtc_host_t *host, uint8_t *buf, size_t len, const hk
         return;
     }
     uint64_t now_ms = now_us / 1000;
+    if (now_us > host->now_us)
+        host->now_us = now_us;
     if (type == HK_PKT_STUN) {
         on_stun(host, buf, len, from, now_ms);
         return;
@@ -158,5 +160,7 @@ static void on_deadline(hk_wheel_entry_t *entry, void *arg, uint64_t now_ms)
 
 void hk_rtc_host_tick(hk_rtc_host_t *host, uint64_t now_ms)
 {
+    if (now_ms * 1000 > host->now_us)
+        host->now_us = now_ms * 1000;
     hk_wheel_advance(&host->wheel, now_ms, on_deadline, host);
 }

@@ -55,6 +55,10 @@ typedef struct {
     uint64_t plis_sent;
     uint64_t plis_throttled;
     uint64_t twcc_feedback_sent;
+    uint64_t twcc_feedback_received; /* subscribers' transport-cc feedback, fed to estimates */
+    uint64_t probe_clusters;         /* bandwidth probes sent to subscribers */
+    uint64_t padding_packets;        /* RTX padding sent in those probes */
+    uint64_t padding_bytes;
     uint64_t receiver_reports_sent;
     uint64_t sender_reports_relayed;
     uint64_t rtcp_errors; /* malformed compound packets */
@@ -80,6 +84,7 @@ typedef struct hk_rtc_host_s {
     int n_transports;
     uint8_t work[HK_TX_BUF_SIZE];       /* scratch for RTCP building */
     uint32_t relays[HK_RTC_MAX_RELAYS]; /* TURN servers' IPv4 addresses (network order) */
+    uint64_t now_us; /* the latest receive or tick time: send times for the estimates */
     int n_relays;
     hk_media_counters_t counters;
 } hk_rtc_host_t;

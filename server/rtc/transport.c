@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "server/proto/sora_msg.h"
 #include "server/proto/stun.h"
+#include "server/rtc/bwe.h"
 #include "server/rtc/dtls.h"
 #include "server/rtc/srtp.h"
 
@@ -91,6 +92,7 @@ static void select_tuple(hk_transport_t *t, const hk_tuple_t *to);
 void hk_transport_destroy(hk_transport_t *t)
 {
     hk_rtc_host_t *host = t->host;
+    hk_bwe_free(t->bwe);
     select_tuple(t, NULL);
     while (t->n_tuples > 0)
         forget_tuple(t, t->n_tuples - 1);
@@ -616,18 +618,139 @@ uint8_t *hk_transport_slot(hk_transport_t *t)
     return hk_tx_slot(&t->selected);
 }
 
+/* Protects an RTP packet written in slot (with transport-wide sequence number
+ * t->twcc_out_seq) and sends it; records it for the estimate. Returns the bytes sent,
+ * 0 when protection failed. */
+static size_t send_rtp_slot(hk_transport_t *t, uint8_t *slot, size_t len)
+{
+    size_t n = len;
+    if (hk_srtp_protect_rtp(t->srtp, slot, &n, HK_TX_BUF_SIZE) != 0) {
+        counters_of(t)->srtp_protect_errors++;
+        return 0;
+    }
+    uint64_t now_us = t->host->now_us;
+    if (t->bwe)
+        hk_bwe_on_sent(t->bwe, t->twcc_out_seq, n, (int64_t)now_us);
+    t->twcc_out_seq++;
+    hk_tx_commit(&t->selected, n);
+    if (t->bwe_probing)
+        t->bwe_probe_bytes += n;
+    return n;
+}
+
+static void probe_pump(hk_transport_t *t);
+
 void hk_transport_send_slot(hk_transport_t *t, uint8_t *slot, size_t len)
 {
     hk_media_counters_t *counters = counters_of(t);
-    size_t n = len;
-    if (hk_srtp_protect_rtp(t->srtp, slot, &n, HK_TX_BUF_SIZE) != 0) {
-        counters->srtp_protect_errors++;
+    size_t n = send_rtp_slot(t, slot, len);
+    if (!n)
         return;
-    }
-    t->twcc_out_seq++;
-    hk_tx_commit(&t->selected, n);
     counters->forwarded_packets++;
     counters->forwarded_bytes += n;
+    if (t->bwe_probing)
+        probe_pump(t);
+}
+
+/* --- downlink estimate and probing ------------------------------------------------------ */
+
+#define PAD_BYTES           255   /* RTP padding's maximum */
+#define PROBE_PACKETS_MAX   64    /* per pump: the rest waits for the next packet or tick */
+#define PROBE_PACE_AHEAD_US 10000 /* sent ahead of the pace: the next pump may be a tick away */
+
+int hk_transport_enable_bwe(hk_transport_t *t, uint64_t start_bps, uint64_t min_bps,
+                            uint64_t max_bps)
+{
+    if (t->bwe)
+        return 0;
+    hk_bwe_config_t config = {start_bps, min_bps, max_bps};
+    t->bwe = hk_bwe_new(&config);
+    return t->bwe ? 0 : HK_ENOMEM;
+}
+
+void hk_transport_on_twcc(hk_transport_t *t, const hk_rtcp_fb_t *fb, uint64_t now_ms)
+{
+    (void)now_ms;
+    if (!t->bwe)
+        return;
+    hk_media_counters_t *counters = counters_of(t);
+    hk_rtcp_twcc_t hdr;
+    hk_rtcp_twcc_packet_t pkts[HK_TWCC_MAX];
+    const char *err = NULL;
+    int n = hk_rtcp_parse_twcc(fb, &hdr, pkts, HK_TWCC_MAX, &err);
+    if (n < 0) {
+        counters->rtcp_errors++;
+        return;
+    }
+    counters->twcc_feedback_received++;
+    hk_bwe_on_twcc(t->bwe, pkts, (size_t)n, (int64_t)t->host->now_us);
+}
+
+void hk_transport_set_padding(hk_transport_t *t, uint32_t ssrc, uint8_t pt, uint16_t seq,
+                              const char *mid)
+{
+    t->pad_ssrc = ssrc;
+    t->pad_pt = pt;
+    t->pad_seq = seq;
+    size_t len = mid ? strnlen(mid, sizeof t->pad_mid - 1) : 0;
+    memcpy(t->pad_mid, mid ? mid : "", len);
+    t->pad_mid[len] = '\0';
+    t->pad_mid_len = (uint8_t)len;
+}
+
+static void probe_finish(hk_transport_t *t)
+{
+    t->bwe_probing = false;
+    hk_bwe_probe_end(t->bwe, (int64_t)t->host->now_us);
+}
+
+bool hk_transport_probe(hk_transport_t *t, uint64_t bps, uint64_t duration_ms)
+{
+    if (!t->bwe || !t->pad_ssrc || !t->pad_mid_len || !hk_transport_can_send(t) || t->bwe_probing ||
+        hk_bwe_probing(t->bwe) || !bps || !duration_ms)
+        return false;
+    uint64_t now_us = t->host->now_us;
+    hk_bwe_probe_begin(t->bwe, (int64_t)now_us);
+    t->bwe_probing = true;
+    t->bwe_probe_bps = bps;
+    t->bwe_probe_start_us = now_us;
+    t->bwe_probe_end_us = now_us + duration_ms * 1000;
+    t->bwe_probe_bytes = 0;
+    counters_of(t)->probe_clusters++;
+    probe_pump(t);
+    hk_transport_reschedule(t, now_us / 1000);
+    return true;
+}
+
+/* Tops what was sent in the cluster up to its rate with padding packets, a little ahead
+ * of time; ends the cluster at its end. */
+static void probe_pump(hk_transport_t *t)
+{
+    uint64_t now_us = t->host->now_us;
+    if (now_us >= t->bwe_probe_end_us || !t->pad_ssrc || !hk_transport_can_send(t)) {
+        probe_finish(t);
+        return;
+    }
+    uint64_t elapsed = now_us - t->bwe_probe_start_us + PROBE_PACE_AHEAD_US;
+    uint64_t due = t->bwe_probe_bps * elapsed / 8000000;
+    hk_media_counters_t *counters = counters_of(t);
+    for (int i = 0; i < PROBE_PACKETS_MAX && t->bwe_probe_bytes < due; i++) {
+        uint8_t *slot = hk_tx_slot(&t->selected);
+        if (!slot)
+            return;
+        int len =
+            hk_rtp_build_padding(slot, HK_TX_BUF_SIZE - HK_SRTP_MAX_TRAILER, t->pad_pt, t->pad_seq,
+                                 t->pad_ssrc, HK_EXT_MID, t->pad_mid, t->pad_mid_len,
+                                 HK_EXT_TRANSPORT_CC, t->twcc_out_seq, PAD_BYTES);
+        if (len < 0)
+            return;
+        size_t n = send_rtp_slot(t, slot, (size_t)len);
+        if (!n)
+            return;
+        t->pad_seq++;
+        counters->padding_packets++;
+        counters->padding_bytes += n;
+    }
 }
 
 void hk_transport_send_rtcp(hk_transport_t *t, const uint8_t *rtcp, size_t len)
@@ -858,6 +981,8 @@ static uint64_t next_deadline(const hk_transport_t *t, uint64_t now_ms)
     at = earliest(at, t->dtls_timer_ms);
     if (t->probe_pending)
         at = earliest(at, t->probe_sent_ms + PROBE_INTERVAL_MS);
+    if (t->bwe_probing)
+        at = earliest(at, now_ms + 1); /* the next tick paces it */
     if (t->ready && publishes(t)) {
         at = earliest(at, now_ms + NACK_INTERVAL_MS);
         at = earliest(at, t->last_twcc_ms + TWCC_INTERVAL_MS);
@@ -905,6 +1030,8 @@ void hk_transport_on_timer(hk_transport_t *t, uint64_t now_ms)
         long ms = hk_dtls_timeout_ms(t->dtls);
         t->dtls_timer_ms = ms >= 0 ? now_ms + (uint64_t)ms : 0;
     }
+    if (t->bwe_probing)
+        probe_pump(t);
     if (t->ready) {
         keyframe_after_key(t, now_ms);
         send_nacks(t, now_ms);

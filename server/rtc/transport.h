@@ -23,6 +23,7 @@
 
 typedef struct hk_dtls_s hk_dtls_t;
 typedef struct hk_srtp_s hk_srtp_t;
+typedef struct hk_bwe_s hk_bwe_t;
 
 #define HK_TRANSPORT_MAX_TUPLES 4
 #define HK_TWCC_MAX             512
@@ -139,6 +140,22 @@ typedef struct hk_transport_s {
     uint32_t nack_count;
     /* Key-frame requests owed to its video after E2EE key deliveries (proto/keyframe.h). */
     hk_keyframe_schedule_t keyframe_after_key;
+    /* Downlink estimate of what it receives (rtc/bwe.h): NULL until enabled. Every RTP
+     * packet sent to it is recorded with its transport-wide sequence number. */
+    hk_bwe_t *bwe;
+    /* Padding for probes: RTX packets without payload on an RTX SSRC the client was
+     * offered (pad_ssrc 0: none), so they never reach a decoder. */
+    uint32_t pad_ssrc;
+    uint8_t pad_pt;
+    uint16_t pad_seq;
+    uint8_t pad_mid_len;
+    char pad_mid[HK_SDP_MID_LEN];
+    /* The probe cluster being sent: everything sent between start and end is paced up to
+     * bwe_probe_bps with padding. */
+    bool bwe_probing;
+    uint64_t bwe_probe_bps;
+    uint64_t bwe_probe_start_us, bwe_probe_end_us;
+    uint64_t bwe_probe_bytes;
 } hk_transport_t;
 
 /* Creates a transport with fresh ICE credentials, known to the host by its ufrag.
@@ -162,6 +179,24 @@ void hk_transport_set_streams(hk_transport_t *t, uint32_t audio_ssrc, uint32_t v
  * first packets of each encoding, and on retransmissions as the repaired rid). A layer
  * whose stream has been silent for a second may be taken by a new SSRC. */
 void hk_transport_set_simulcast(hk_transport_t *t, uint8_t rids);
+
+/* Starts estimating what the client can receive (rtc/bwe.h) from its transport-cc
+ * feedback, given to hk_transport_on_twcc. Returns 0 (also when already on), HK_ENOMEM. */
+int hk_transport_enable_bwe(hk_transport_t *t, uint64_t start_bps, uint64_t min_bps,
+                            uint64_t max_bps);
+
+/* The client's transport-cc feedback about what this side sent it. */
+void hk_transport_on_twcc(hk_transport_t *t, const hk_rtcp_fb_t *fb, uint64_t now_ms);
+
+/* Where probe padding goes: RTX SSRC ssrc with payload type pt (its seq continues from
+ * seq) in section mid; ssrc 0: nowhere (no probing). */
+void hk_transport_set_padding(hk_transport_t *t, uint32_t ssrc, uint8_t pt, uint16_t seq,
+                              const char *mid);
+
+/* Sends a probe cluster: for duration_ms from now, what goes to the client is topped up
+ * with padding to bps. False when it cannot (no estimate, no padding SSRC, not ready, a
+ * cluster still out). */
+bool hk_transport_probe(hk_transport_t *t, uint64_t bps, uint64_t duration_ms);
 
 /* Finds a published stream by SSRC, or NULL. */
 hk_stream_t *hk_transport_stream(hk_transport_t *t, uint32_t ssrc);

@@ -34,12 +34,9 @@ static bool next_layer(const hk_alloc_consumer_t *c, bool have, unsigned *s, uns
     return false;
 }
 
-int64_t hk_allocate(uint64_t estimate_bps, const hk_alloc_consumer_t *consumers, size_t n,
-                    hk_alloc_result_t *out)
+uint64_t hk_allocate(uint64_t estimate_bps, const hk_alloc_consumer_t *consumers, size_t n,
+                     hk_alloc_result_t *out, size_t *order)
 {
-    if (n > HK_ALLOC_MAX_CONSUMERS)
-        return -1;
-    uint16_t order[HK_ALLOC_MAX_CONSUMERS];
     size_t videos = 0;
     uint64_t budget = estimate_bps, total = 0;
 
@@ -59,7 +56,7 @@ int64_t hk_allocate(uint64_t estimate_bps, const hk_alloc_consumer_t *consumers,
             order[j] = order[j - 1];
             j--;
         }
-        order[j] = (uint16_t)i;
+        order[j] = i;
     }
 
     /* Everyone's lowest layer, in priority order. */
@@ -99,5 +96,5 @@ int64_t hk_allocate(uint64_t estimate_bps, const hk_alloc_consumer_t *consumers,
     }
     for (size_t k = 0; k < videos; k++)
         total += out[order[k]].bitrate;
-    return (int64_t)total;
+    return total;
 }

@@ -14,8 +14,9 @@
  * headroom. Moving down has no margin.
  *
  * No allocation, no state: the caller keeps each consumer's current layer and passes it
- * back. (mediasoup's Transport::DistributeAvailableOutgoingBitrate and LiveKit's stream
- * allocator follow the same order.) */
+ * back, and gives the scratch space (n entries) for the priority order. (mediasoup's
+ * Transport::DistributeAvailableOutgoingBitrate and LiveKit's stream allocator follow the same
+ * order.) */
 #ifndef HK_ALLOCATOR_H
 #define HK_ALLOCATOR_H
 
@@ -25,11 +26,10 @@
 
 #define HK_ALLOC_MAX_SPATIAL   4 /* dependency descriptor: spatial ids 0..3 */
 #define HK_ALLOC_MAX_TEMPORAL  4 /* Chromium sends at most 3 temporal layers */
-#define HK_ALLOC_MAX_CONSUMERS 256
 #define HK_ALLOC_UP_MARGIN_PCT 15
 
 typedef struct {
-    bool audio;       /* bitrate[0][0] is its rate; never paused */
+    bool audio;       /* or any track with one layer: bitrate[0][0] is its rate; never paused */
     uint8_t priority; /* higher is served first */
     /* bps needed to forward layer (spatial, temporal): what the subscriber receives with
      * it, i.e. cumulative over the temporal layers below and, for SVC, the spatial
@@ -50,10 +50,10 @@ typedef struct {
     uint64_t bitrate; /* the chosen layer's bitrate (0 when paused) */
 } hk_alloc_result_t;
 
-/* Chooses a layer for each of the n consumers (n <= HK_ALLOC_MAX_CONSUMERS) within
- * estimate_bps; out[i] is consumer i's. Returns the total allocated (which exceeds the
- * estimate only by audio), or -1 if n is too large. */
-int64_t hk_allocate(uint64_t estimate_bps, const hk_alloc_consumer_t *consumers, size_t n,
-                    hk_alloc_result_t *out);
+/* Chooses a layer for each of the n consumers within estimate_bps; out[i] is consumer
+ * i's; order: n entries of scratch. Returns the total allocated (which exceeds the
+ * estimate only by audio). */
+uint64_t hk_allocate(uint64_t estimate_bps, const hk_alloc_consumer_t *consumers, size_t n,
+                     hk_alloc_result_t *out, size_t *order);
 
 #endif

@@ -28,6 +28,7 @@ static int write_mapped(hk_consumer_t *c, hk_transport_t *t, uint8_t *slot, cons
     hk_wr32(slot + 8, c->ssrc);
     if (c->history)
         c->history[own & (HK_CONSUMER_HISTORY - 1)] = (hk_consumer_sent_t){own, hdr->seq, layer};
+    c->last_pt = hdr->pt;
     return n;
 }
 
@@ -83,6 +84,17 @@ int hk_consumer_choose_layer(int want, uint8_t flowing, uint8_t offered)
         if (flowing & (1u << l))
             return l;
     return -1; /* not reached: flowing is not empty */
+}
+
+int hk_consumer_effective_want(int want, int cap)
+{
+    if (want == HK_LAYER_NONE || cap == HK_LAYER_NONE)
+        return HK_LAYER_NONE;
+    if (cap == HK_LAYER_AUTO)
+        return want;
+    if (want == HK_LAYER_AUTO || want > cap)
+        return cap;
+    return want;
 }
 
 void hk_consumer_set_want(hk_consumer_t *c, int want, bool from_api)
@@ -181,7 +193,8 @@ void hk_consumer_send_layer(hk_consumer_t *c, const uint8_t *buf, size_t len,
     if (!c->active)
         return;
     uint64_t now_ms = packet->now_ms;
-    int target = hk_consumer_choose_layer(c->want, packet->flowing, c->producer->layers);
+    int target = hk_consumer_choose_layer(hk_consumer_effective_want(c->want, c->cap),
+                                          packet->flowing, c->producer->layers);
     if (target != c->target) {
         c->target = (int8_t)target;
         c->last_request_ms = 0; /* a new target: its key frame is asked for at once */
@@ -230,7 +243,8 @@ void hk_consumer_request_keyframe(hk_consumer_t *c, uint64_t now_ms)
     }
     int layer = c->layer >= 0 ? c->layer : c->target;
     if (layer < 0)
-        layer = hk_consumer_choose_layer(c->want, hk_producer_flowing(p, now_ms), p->layers);
+        layer = hk_consumer_choose_layer(hk_consumer_effective_want(c->want, c->cap),
+                                         hk_producer_flowing(p, now_ms), p->layers);
     if (layer >= 0)
         hk_producer_request_keyframe(p, layer, now_ms);
 }

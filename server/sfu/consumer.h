@@ -72,6 +72,8 @@ typedef struct hk_consumer_s {
     int8_t want;           /* asked for: a layer, HK_LAYER_NONE or HK_LAYER_AUTO */
     int8_t layer;          /* receiving now, -1: none */
     int8_t target;         /* to move to at its next key frame, -1: none */
+    int8_t cap;            /* the highest layer the subscriber's downlink estimate allows
+                              (HK_LAYER_AUTO: no limit, HK_LAYER_NONE: paused) */
     bool want_from_api;    /* want was set through the API, and no switch was reported
                               since (the notify's trigger) */
     uint16_t last_seq;     /* highest own sequence number sent */
@@ -85,6 +87,11 @@ typedef struct hk_consumer_s {
     uint16_t last_frame;      /* highest own frame number sent */
     uint64_t last_request_ms; /* its last key-frame request for a switch */
     uint32_t switches;
+    /* Video: its RTX SSRC in the subscriber's offer, which carries probe padding (the
+     * transport numbers it from rtx_seq), and the payload type it forwards. */
+    uint32_t rtx_ssrc;
+    uint16_t rtx_seq;
+    uint8_t last_pt;
 } hk_consumer_t;
 
 /* Sends one of the producer's packets to the subscriber, mapped (not while inactive). */
@@ -98,6 +105,10 @@ void hk_consumer_send_layer(hk_consumer_t *c, const uint8_t *buf, size_t len,
 /* The layer this consumer should receive, given its want and the flowing layers; -1 for
  * none. Pure. */
 int hk_consumer_choose_layer(int want, uint8_t flowing, uint8_t offered);
+
+/* What it asks for within its cap: the smaller of want and cap (either may be
+ * HK_LAYER_AUTO, "no limit"; HK_LAYER_NONE in either pauses). Pure. */
+int hk_consumer_effective_want(int want, int cap);
 
 /* Sets what the subscriber asks for (from_api: through the HTTP API). */
 void hk_consumer_set_want(hk_consumer_t *c, int want, bool from_api);

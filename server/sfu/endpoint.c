@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/id.h"
+#include "server/rtc/bwe.h"
 
 void hk_endpoint_init(hk_endpoint_t *e, const hk_endpoint_owner_t *owner_events, void *owner)
 {
@@ -25,8 +26,47 @@ static void free_consumer(hk_consumer_t *c)
     free(c);
 }
 
+static void free_alloc(hk_endpoint_t *e)
+{
+    free(e->alloc.consumers);
+    free(e->alloc.in);
+    free(e->alloc.out);
+    free(e->alloc.order);
+    memset(&e->alloc, 0, sizeof e->alloc);
+}
+
+/* The allocator's scratch holds at least n consumers. Returns 0 or HK_ENOMEM (the old
+ * arrays kept). */
+static int grow_alloc(hk_endpoint_t *e, size_t n)
+{
+    if (n <= e->alloc.cap)
+        return 0;
+    size_t cap = e->alloc.cap ? e->alloc.cap * 2 : 16;
+    while (cap < n)
+        cap *= 2;
+    hk_consumer_t **consumers = malloc(cap * sizeof *consumers);
+    hk_alloc_consumer_t *in = malloc(cap * sizeof *in);
+    hk_alloc_result_t *out = malloc(cap * sizeof *out);
+    size_t *order = malloc(cap * sizeof *order);
+    if (!consumers || !in || !out || !order) {
+        free(consumers);
+        free(in);
+        free(out);
+        free(order);
+        return HK_ENOMEM;
+    }
+    free_alloc(e);
+    e->alloc.consumers = consumers;
+    e->alloc.in = in;
+    e->alloc.out = out;
+    e->alloc.order = order;
+    e->alloc.cap = cap;
+    return 0;
+}
+
 void hk_endpoint_clear(hk_endpoint_t *e)
 {
+    free_alloc(e);
     for (int k = 0; k < 2; k++)
         hk_producer_close(&e->producers[k]);
     for (size_t i = 0; i < e->consumers.cap; i++) {
@@ -54,7 +94,7 @@ hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, co
     c->endpoint = e;
     c->transport = e->transport;
     c->kind = producer->kind;
-    c->want = HK_LAYER_AUTO;
+    c->want = c->cap = HK_LAYER_AUTO;
     c->layer = c->target = -1;
     c->mid_len = (uint8_t)strnlen(mid, sizeof c->mid - 1);
     memcpy(c->mid, mid, c->mid_len);
@@ -72,8 +112,14 @@ hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, co
         /* No own number is recorded yet: slot i must not claim to hold number i. */
         for (unsigned i = 0; i < HK_CONSUMER_HISTORY; i++)
             c->history[i].own = (uint16_t)(i + 1);
+        for (int tries = 0;
+             !c->rtx_ssrc || c->rtx_ssrc == c->ssrc || hk_endpoint_consumer(e, c->rtx_ssrc);
+             tries++)
+            if (tries == 8 || hk_random_bytes(&c->rtx_ssrc, sizeof c->rtx_ssrc) != 0 ||
+                hk_random_bytes(&c->rtx_seq, sizeof c->rtx_seq) != 0)
+                goto fail;
     }
-    if (hk_map_put(&e->consumers, c->ssrc, c) != 0)
+    if (grow_alloc(e, e->consumers.count + 1) != 0 || hk_map_put(&e->consumers, c->ssrc, c) != 0)
         goto fail;
     if (hk_producer_attach(producer, c) != 0) {
         hk_map_remove(&e->consumers, c->ssrc);
@@ -100,8 +146,118 @@ void hk_endpoint_activate(hk_endpoint_t *e, hk_consumer_t *c)
 
 void hk_endpoint_unconsume(hk_endpoint_t *e, hk_consumer_t *c)
 {
+    if (e->pad_consumer == c) {
+        e->pad_consumer = NULL;
+        if (e->transport)
+            hk_transport_set_padding(e->transport, 0, 0, 0, NULL);
+    }
     hk_map_remove(&e->consumers, c->ssrc);
     free_consumer(c);
+}
+
+/* --- downlink adaptation ---------------------------------------------------------------- */
+
+/* Fills in one allocator entry for consumer c; false when it takes no part (inactive,
+ * its producer gone, or its subscriber asked for nothing). Adds what it wants to *desired. */
+static bool alloc_entry(hk_consumer_t *c, hk_alloc_consumer_t *in, uint64_t *desired,
+                        uint64_t now_ms)
+{
+    hk_producer_t *p = c->producer;
+    if (!c->active || !p || !p->live)
+        return false;
+    hk_producer_update_rates(p, now_ms);
+    memset(in, 0, sizeof *in);
+    in->current_spatial = in->current_temporal = -1;
+    in->priority = 1;
+    if (!p->layers) {
+        /* One stream: it costs what it costs, and is never paused. */
+        in->audio = true;
+        in->bitrate[0][0] = p->layer_bps[0];
+        *desired += p->layer_bps[0];
+        return true;
+    }
+    if (c->want == HK_LAYER_NONE)
+        return false;
+    uint8_t flowing = hk_producer_flowing(p, now_ms);
+    in->max_spatial = c->want >= 0 ? (uint8_t)c->want : HK_SIMULCAST_MAX_LAYERS - 1;
+    uint64_t top = 0;
+    for (int s = 0; s < HK_SIMULCAST_MAX_LAYERS; s++) {
+        if (!(flowing & (1u << s)))
+            continue;
+        /* Flowing but not measured yet: as good as free until it is. */
+        in->bitrate[s][0] = p->layer_bps[s] ? p->layer_bps[s] : 1;
+        if (s <= in->max_spatial)
+            top = in->bitrate[s][0];
+    }
+    if (c->layer >= 0) {
+        in->current_spatial = c->layer;
+        in->current_temporal = 0;
+    }
+    *desired += top;
+    return true;
+}
+
+/* Probes when the consumers want more than the estimate: at twice the estimate after a
+ * probe that raised it, else at 1.25 times, never far above what is wanted. */
+static void maybe_probe(hk_endpoint_t *e, uint64_t estimate, uint64_t now_ms)
+{
+    hk_transport_t *t = e->transport;
+    if (e->desired_bps <= estimate)
+        return;
+    bool raised = e->probe_from_bps && estimate > e->probe_from_bps + e->probe_from_bps / 5;
+    uint64_t wait = raised ? HK_PROBE_AFTER_RAISE_MS : HK_PROBE_AFTER_MISS_MS;
+    if (e->last_probe_ms && now_ms - e->last_probe_ms < wait)
+        return;
+    if (!e->pad_consumer) {
+        for (size_t i = 0; i < e->consumers.cap && !e->pad_consumer; i++) {
+            hk_consumer_t *c = e->consumers.slots[i].value;
+            int pt = c && c->active && c->rtx_ssrc ? hk_sdp_rtx_pt(c->last_pt) : -1;
+            if (pt < 0)
+                continue;
+            e->pad_consumer = c;
+            hk_transport_set_padding(t, c->rtx_ssrc, (uint8_t)pt, c->rtx_seq, c->mid);
+        }
+        if (!e->pad_consumer)
+            return;
+    }
+    uint64_t target = raised || !e->probe_from_bps ? 2 * estimate : estimate + estimate / 4;
+    uint64_t ceiling = e->desired_bps + e->desired_bps / 4;
+    if (target > ceiling)
+        target = ceiling > estimate + estimate / 4 ? ceiling : estimate + estimate / 4;
+    if (hk_transport_probe(t, target, HK_PROBE_DURATION_MS)) {
+        e->last_probe_ms = now_ms;
+        e->probe_from_bps = estimate;
+    }
+}
+
+void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
+{
+    hk_transport_t *t = e->transport;
+    if (!t || !t->bwe)
+        return;
+    e->last_alloc_ms = now_ms;
+    size_t n = 0;
+    uint64_t desired = 0;
+    for (size_t i = 0; i < e->consumers.cap && n < e->alloc.cap; i++) {
+        hk_consumer_t *c = e->consumers.slots[i].value;
+        if (c && alloc_entry(c, &e->alloc.in[n], &desired, now_ms))
+            e->alloc.consumers[n++] = c;
+    }
+    uint64_t estimate = hk_bwe_estimate(t->bwe);
+    e->allocated_bps = hk_allocate(estimate, e->alloc.in, n, e->alloc.out, e->alloc.order);
+    e->desired_bps = desired;
+    for (size_t i = 0; i < n; i++) {
+        hk_consumer_t *c = e->alloc.consumers[i];
+        if (!c->producer->layers)
+            continue;
+        const hk_alloc_result_t *r = &e->alloc.out[i];
+        bool measured = false;
+        for (int s = 0; s < HK_SIMULCAST_MAX_LAYERS; s++)
+            measured |= e->alloc.in[i].bitrate[s][0] != 0;
+        /* Nothing flows yet: no reason to hold it back. */
+        c->cap = !measured ? HK_LAYER_AUTO : r->paused ? HK_LAYER_NONE : (int8_t)r->spatial;
+    }
+    maybe_probe(e, estimate, now_ms);
 }
 
 void hk_endpoint_request_keyframes(hk_endpoint_t *e, uint64_t now_ms)
@@ -188,8 +344,20 @@ static void on_feedback(void *user, const hk_rtcp_packet_t *pkt, uint64_t now_ms
         on_nack(e, &fb, now_ms);
         return;
     }
+    if (pkt->type == HK_RTCP_RTPFB && fb.fmt == HK_RTCP_FMT_TWCC) {
+        /* The subscriber reports what arrived: its downlink estimate starts with the
+         * first report (a subscriber that never sends one is never limited). */
+        hk_transport_t *t = e->transport;
+        if (!t->bwe &&
+            hk_transport_enable_bwe(t, HK_BWE_START_BPS, HK_BWE_MIN_BPS, HK_BWE_MAX_BPS) != 0)
+            return;
+        hk_transport_on_twcc(t, &fb, now_ms);
+        if (now_ms - e->last_alloc_ms >= HK_ALLOC_INTERVAL_MS)
+            hk_endpoint_allocate(e, now_ms);
+        return;
+    }
     if (pkt->type != HK_RTCP_PSFB)
-        return; /* transport-wide feedback about our legs: not used yet */
+        return;
     uint32_t ssrc = 0;
     if (fb.fmt == HK_RTCP_FMT_PLI) {
         ssrc = fb.media_ssrc;

@@ -12,6 +12,7 @@
 
 #include "common/map.h"
 #include "server/rtc/transport.h"
+#include "server/sfu/allocator.h"
 #include "server/sfu/consumer.h"
 #include "server/sfu/producer.h"
 
@@ -31,7 +32,32 @@ typedef struct hk_endpoint_s {
     void *owner;
     hk_producer_t producers[2]; /* by hk_media_kind_t */
     hk_map_t consumers;         /* own SSRC -> consumer (consumers.count: how many) */
+    /* Downlink adaptation, once the subscriber sends transport-cc feedback: every
+     * HK_ALLOC_INTERVAL_MS its estimate is split across its consumers (sfu/allocator.h),
+     * which caps their simulcast layers; when the layers it wants need more than the
+     * estimate, the transport probes. Scratch for the allocator, one entry per consumer: */
+    struct {
+        hk_consumer_t **consumers;
+        hk_alloc_consumer_t *in;
+        hk_alloc_result_t *out;
+        size_t *order;
+        size_t cap;
+    } alloc;
+    uint64_t last_alloc_ms;
+    uint64_t desired_bps;   /* what its consumers' wanted layers need */
+    uint64_t allocated_bps; /* what the last allocation gave them */
+    uint64_t last_probe_ms;
+    uint64_t probe_from_bps;     /* the estimate when it last probed */
+    hk_consumer_t *pad_consumer; /* whose RTX SSRC carries the padding */
 } hk_endpoint_t;
+
+#define HK_ALLOC_INTERVAL_MS    250
+#define HK_BWE_START_BPS        1000000
+#define HK_BWE_MIN_BPS          50000
+#define HK_BWE_MAX_BPS          100000000
+#define HK_PROBE_DURATION_MS    100
+#define HK_PROBE_AFTER_RAISE_MS 1000 /* the last probe raised the estimate: the next soon */
+#define HK_PROBE_AFTER_MISS_MS  3000 /* it did not: the link is likely full */
 
 /* The transport's events (give them to hk_transport_create with the endpoint as user). */
 extern const hk_transport_events_t hk_endpoint_transport_events;
@@ -52,6 +78,10 @@ hk_consumer_t *hk_endpoint_consumer(const hk_endpoint_t *e, uint32_t ssrc);
 void hk_endpoint_activate(hk_endpoint_t *e, hk_consumer_t *c);
 /* Its section closed: freed. */
 void hk_endpoint_unconsume(hk_endpoint_t *e, hk_consumer_t *c);
+
+/* Splits the subscriber's downlink estimate across its consumers now, and probes when
+ * they want more (the transport-cc feedback calls it every HK_ALLOC_INTERVAL_MS). */
+void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms);
 
 /* Key frames for every video this subscriber receives (it just connected, or just
  * learned of new tracks). */

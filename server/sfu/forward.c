@@ -42,6 +42,20 @@ int hk_forward_rewrite(const uint8_t *src, size_t len, const hk_rtp_header_t *hd
     }
     memcpy(dst + out, mid, mid_len);
     out += mid_len;
+    /* Then this leg's transport-wide sequence number: every packet to the subscriber
+     * carries one, so its feedback covers all we send (the downlink estimate). */
+    if (set_twcc) {
+        if (out + 4 > cap)
+            return HK_ENOSPC;
+        if (two_byte) {
+            dst[out++] = HK_EXT_TRANSPORT_CC;
+            dst[out++] = 2;
+        } else {
+            dst[out++] = (uint8_t)((HK_EXT_TRANSPORT_CC << 4) | 1);
+        }
+        dst[out++] = (uint8_t)(twcc_seq >> 8);
+        dst[out++] = (uint8_t)twcc_seq;
+    }
 
     if (hdr->extension) {
         const uint8_t *p = src + hdr->ext_offset;
@@ -71,14 +85,10 @@ int hk_forward_rewrite(const uint8_t *src, size_t len, const hk_rtp_header_t *hd
             }
             if (p + head + elen > end)
                 return HK_EINVAL;
-            if (id != HK_EXT_MID) {
+            if (id != HK_EXT_MID && !(id == HK_EXT_TRANSPORT_CC && set_twcc)) {
                 if (out + head + elen > cap)
                     return HK_ENOSPC;
                 memcpy(dst + out, p, head + elen);
-                if (id == HK_EXT_TRANSPORT_CC && set_twcc && elen == 2) {
-                    dst[out + head] = (uint8_t)(twcc_seq >> 8);
-                    dst[out + head + 1] = (uint8_t)twcc_seq;
-                }
                 out += head + elen;
             }
             p += head + elen;

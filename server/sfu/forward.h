@@ -12,8 +12,8 @@
 #include "server/proto/sdp.h"
 
 /* Copies a plain RTP packet into dst while rewriting what is per leg (RFC 8285): the
- * mid extension gets this subscriber's mid (added when absent), and the transport-wide
- * sequence number extension gets twcc_seq (when set_twcc and present). One- and
+ * mid extension gets this subscriber's mid (added when absent), and, when set_twcc, the
+ * transport-wide sequence number extension gets twcc_seq (added when absent). One- and
  * two-byte extension forms are kept as they came. Pure.
  * Returns the length written, HK_ENOSPC when cap is too small, HK_EINVAL for a malformed
  * extension block or a mid of 0 or more than 16 bytes. */

@@ -40,9 +40,26 @@ uint8_t hk_producer_flowing(const hk_producer_t *p, uint64_t now_ms)
     return flowing;
 }
 
+void hk_producer_update_rates(hk_producer_t *p, uint64_t now_ms)
+{
+    if (!p->window_ms) {
+        p->window_ms = now_ms;
+        return;
+    }
+    uint64_t elapsed = now_ms - p->window_ms;
+    if (elapsed < HK_RATE_WINDOW_MS)
+        return;
+    for (int i = 0; i < HK_SIMULCAST_MAX_LAYERS; i++) {
+        p->layer_bps[i] = (p->layer_bytes[i] - p->window_bytes[i]) * 8000 / elapsed;
+        p->window_bytes[i] = p->layer_bytes[i];
+    }
+    p->window_ms = now_ms;
+}
+
 void hk_producer_forward(hk_producer_t *p, int layer, const uint8_t *buf, size_t len,
                          const hk_rtp_header_t *hdr, uint64_t now_ms)
 {
+    p->layer_bytes[layer] += len + HK_PACKET_OVERHEAD;
     if (!p->layers) {
         for (size_t i = 0; i < p->n_consumers; i++)
             hk_consumer_send(p->consumers[i], buf, len, hdr);
@@ -81,4 +98,6 @@ void hk_producer_close(hk_producer_t *p)
     p->n_consumers = p->cap_consumers = 0;
     p->live = false;
     p->layers = 0;
+    for (int i = 0; i < HK_SIMULCAST_MAX_LAYERS; i++)
+        p->layer_bps[i] = 0;
 }

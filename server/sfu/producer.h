@@ -20,6 +20,11 @@ typedef struct hk_consumer_s hk_consumer_t;
 
 /* A layer counts as flowing while its latest packet is younger than this. */
 #define HK_LAYER_FLOWING_MS 1000
+/* Bitrates are measured over windows of this length ... */
+#define HK_RATE_WINDOW_MS 1000
+/* ... counting for each packet what the subscriber's leg adds (mid and transport-wide
+ * extensions, SRTP tag) and the IP/UDP headers. */
+#define HK_PACKET_OVERHEAD 50
 
 typedef struct hk_producer_s {
     hk_endpoint_t *endpoint; /* the publisher's */
@@ -27,6 +32,13 @@ typedef struct hk_producer_s {
     bool live;      /* the publisher sends this track */
     uint8_t layers; /* simulcast video: bit i for rid r<i>; 0: one stream */
     uint64_t layer_last_ms[HK_SIMULCAST_MAX_LAYERS]; /* simulcast: each layer's latest packet */
+    /* What each layer (index 0 without simulcast) costs a subscriber, measured from what
+     * arrives (hk_producer_update_rates): bytes so far with HK_PACKET_OVERHEAD per packet,
+     * those at the window's start, and the rate over the last window. */
+    uint64_t layer_bytes[HK_SIMULCAST_MAX_LAYERS];
+    uint64_t window_bytes[HK_SIMULCAST_MAX_LAYERS];
+    uint64_t window_ms;
+    uint64_t layer_bps[HK_SIMULCAST_MAX_LAYERS];
     hk_consumer_t **consumers;
     size_t n_consumers, cap_consumers;
 } hk_producer_t;
@@ -39,6 +51,10 @@ void hk_producer_detach(hk_producer_t *p, hk_consumer_t *c);
  * receives that layer, or moves to it at this packet. */
 void hk_producer_forward(hk_producer_t *p, int layer, const uint8_t *buf, size_t len,
                          const hk_rtp_header_t *hdr, uint64_t now_ms);
+
+/* Closes the rate window when HK_RATE_WINDOW_MS passed: layer_bps is then the mean over
+ * it (a layer that stopped reads 0). */
+void hk_producer_update_rates(hk_producer_t *p, uint64_t now_ms);
 
 /* The layers (bit i: layer i) that have sent a packet within HK_LAYER_FLOWING_MS. */
 uint8_t hk_producer_flowing(const hk_producer_t *p, uint64_t now_ms);

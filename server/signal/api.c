@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "server/signal/channel.h"
+#include "server/rtc/bwe.h"
 #include "server/rtc/dtls.h"
 #include "server/signal/peer.h"
 #include "server/rtc/transport.h"
@@ -415,6 +416,36 @@ static char *metrics_text(const hk_signal_t *sig)
             mc->plis_throttled);
     counter(&t, "hisoka_twcc_feedback_sent_total", "Transport-wide CC feedback packets sent.",
             mc->twcc_feedback_sent);
+    counter(&t, "hisoka_twcc_feedback_received_total",
+            "Transport-wide CC feedback from subscribers, fed to their downlink estimates.",
+            mc->twcc_feedback_received);
+    counter(&t, "hisoka_probe_clusters_total", "Bandwidth probes sent to subscribers.",
+            mc->probe_clusters);
+    counter(&t, "hisoka_padding_packets_total", "RTX padding packets sent in probes.",
+            mc->padding_packets);
+    counter(&t, "hisoka_padding_bytes_total", "Bytes of RTX padding sent in probes.",
+            mc->padding_bytes);
+    /* Per subscriber with a downlink estimate (connection ids are ULIDs: no escaping). */
+    static const char *const bwe_gauges[][2] = {
+        {"hisoka_subscriber_estimate_bps", "A subscriber's downlink estimate, bits per second."},
+        {"hisoka_subscriber_desired_bps", "What its wanted layers need, bits per second."},
+        {"hisoka_subscriber_allocated_bps", "What its layers were given, bits per second."},
+    };
+    for (int g = 0; g < 3; g++) {
+        bool any = false;
+        for (const hk_peer_t *p = sig->peers; p; p = p->next) {
+            const hk_transport_t *tr = p->transport;
+            if (!tr || !tr->bwe)
+                continue;
+            if (!any)
+                family(&t, bwe_gauges[g][0], "gauge", bwe_gauges[g][1]);
+            any = true;
+            uint64_t v = g == 0   ? hk_bwe_estimate(tr->bwe)
+                         : g == 1 ? p->endpoint.desired_bps
+                                  : p->endpoint.allocated_bps;
+            labelled(&t, bwe_gauges[g][0], "connection_id", p->connection_id, v);
+        }
+    }
     counter(&t, "hisoka_receiver_reports_sent_total", "RTCP receiver reports sent.",
             mc->receiver_reports_sent);
     counter(&t, "hisoka_sender_reports_relayed_total", "RTCP sender reports relayed.",
@@ -490,6 +521,10 @@ static json_t *stats_json(const hk_signal_t *sig)
     MEDIA_COUNTER(plis_sent);
     MEDIA_COUNTER(plis_throttled);
     MEDIA_COUNTER(twcc_feedback_sent);
+    MEDIA_COUNTER(twcc_feedback_received);
+    MEDIA_COUNTER(probe_clusters);
+    MEDIA_COUNTER(padding_packets);
+    MEDIA_COUNTER(padding_bytes);
     MEDIA_COUNTER(receiver_reports_sent);
     MEDIA_COUNTER(sender_reports_relayed);
     MEDIA_COUNTER(rtcp_errors);
@@ -662,12 +697,32 @@ static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
         if (producer && producer->layers)
             json_object_set_new(
                 entry, "simulcast",
-                json_pack("{s:s,s:s,s:s,s:I}", "request_rid", hk_sora_rid_name(c->want),
-                          "current_rid", hk_sora_rid_name(c->layer), "target_rid",
-                          hk_sora_rid_name(c->target), "switches", (json_int_t)c->switches));
+                json_pack("{s:s,s:s,s:s,s:s,s:I}", "request_rid", hk_sora_rid_name(c->want),
+                          "bwe_rid", hk_sora_rid_name(c->cap), "current_rid",
+                          hk_sora_rid_name(c->layer), "target_rid", hk_sora_rid_name(c->target),
+                          "switches", (json_int_t)c->switches));
         json_array_append_new(consumers, entry);
     }
     json_object_set_new(o, "consumers", consumers);
+    /* Its downlink estimate, once it sent transport-cc feedback. */
+    if (t->bwe) {
+        hk_bwe_stats_t b;
+        hk_bwe_get_stats(t->bwe, &b);
+        static const char *const usage[] = {"normal", "underuse", "overuse"};
+        json_object_set_new(
+            o, "bwe",
+            json_pack("{s:I,s:I,s:I,s:I,s:f,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+                      "estimate_bps", (json_int_t)b.estimate_bps, "delay_based_bps",
+                      (json_int_t)b.delay_based_bps, "loss_based_bps", (json_int_t)b.loss_based_bps,
+                      "acked_bps", (json_int_t)b.acked_bps, "loss_ratio", b.loss_ratio, "usage",
+                      usage[b.usage], "rtt_ms", (json_int_t)(b.rtt_us / 1000), "desired_bps",
+                      (json_int_t)p->endpoint.desired_bps, "allocated_bps",
+                      (json_int_t)p->endpoint.allocated_bps, "packets_sent",
+                      (json_int_t)b.packets_sent, "packets_lost", (json_int_t)b.packets_lost,
+                      "probes", (json_int_t)b.probes, "probes_raised", (json_int_t)b.probes_raised,
+                      "probes_failed", (json_int_t)b.probes_failed, "probe_bps",
+                      (json_int_t)b.probe_bps));
+    }
     return o;
 }
 

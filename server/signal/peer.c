@@ -260,7 +260,9 @@ static void add_forward(hk_peer_t *peer, hk_peer_t *publisher, hk_media_kind_t k
              track->track_id[0] ? track->track_id : (kind == HK_MEDIA_AUDIO ? "audio" : "video"));
     snprintf(s->cname, sizeof s->cname, "%s", publisher->connection_id);
     s->ssrc = c->ssrc;
-    s->rtx_ssrc = 0; /* retransmissions go in the consumer's own SSRC */
+    /* Retransmissions go in the consumer's own SSRC; its RTX SSRC carries only the
+     * padding of bandwidth probes. */
+    s->rtx_ssrc = c->rtx_ssrc;
 }
 
 static hk_video_codec_t codec_from_name(const char *name)

@@ -82,10 +82,14 @@ test('three members: offers, notify sequences, re-offers on join and leave', asy
   assert.equal(bOffer.length, 4);
   assert.deepEqual(bOffer.slice(2).map((s) => [s.kind, s.direction, s.msid.split(' ')[0]]),
     [['audio', 'sendonly', a.id], ['video', 'sendonly', a.id]]);
-  // B receives A's video from a consumer of its own: one SSRC (retransmissions use it
-  // too), not any SSRC A publishes.
-  assert.equal(bOffer[3].ssrcs.length, 1, "the consumer's own SSRC, no RTX");
-  assert.ok(!a.answer.includes(`a=ssrc:${bOffer[3].ssrcs[0]} `), 'not one of the SSRCs A sends');
+  // B receives A's video from a consumer of its own: its media SSRC (retransmissions use
+  // it too) and an RTX SSRC paired with it (a=ssrc-group:FID) that carries only the
+  // padding of bandwidth probes; neither is an SSRC A publishes.
+  assert.equal(bOffer[3].ssrcs.length, 2, "the consumer's own SSRC and its RTX SSRC");
+  assert.match(b.offer.sdp, new RegExp(`a=ssrc-group:FID ${bOffer[3].ssrcs[0]} ${bOffer[3].ssrcs[1]}\r\n`));
+  for (const ssrc of bOffer[3].ssrcs) {
+    assert.ok(!a.answer.includes(`a=ssrc:${ssrc} `), 'not one of the SSRCs A sends');
+  }
   created = await b.client.nextNotify('connection.created');
   checkNotify(created, 'connection.created', b, 2);
   assert.deepEqual(created.data.map((d) => [d.connection_id, d.metadata]), [[a.id, { name: 'a' }]]);

@@ -24,6 +24,8 @@ typedef struct {
     double loss;
     int64_t jitter_us;
     double max_send_bps;
+    double probe_bps; /* while now_us < probe_until_us: send at this rate, as a cluster */
+    int64_t probe_until_us;
 
     int64_t now_us;
     int64_t link_free_us;
@@ -134,6 +136,14 @@ static void sim_send(sim_t *s)
     double rate = (double)hk_bwe_estimate(s->bwe);
     if (rate > s->max_send_bps)
         rate = s->max_send_bps;
+    if (s->probe_until_us) {
+        if (s->now_us < s->probe_until_us) {
+            rate = s->probe_bps;
+        } else {
+            hk_bwe_probe_end(s->bwe, s->now_us);
+            s->probe_until_us = 0;
+        }
+    }
     s->tokens += rate / 1000.0; /* one millisecond */
     if (s->tokens > 4 * PACKET_SIZE * 8)
         s->tokens = 4 * PACKET_SIZE * 8;
@@ -358,5 +368,89 @@ TEST(bwe_application_limited)
     uint64_t e = hk_bwe_estimate(s->bwe);
     CHECK(e >= 500000);
     CHECK(e <= 1.5 * 510000 + 10000);
+    sim_free(s);
+}
+
+/* Starts a 100 ms cluster at bps (the sender pads up to it). */
+static void sim_probe(sim_t *s, double bps)
+{
+    hk_bwe_probe_begin(s->bwe, s->now_us);
+    s->probe_bps = bps;
+    s->probe_until_us = s->now_us + 100000;
+}
+
+/* An application-limited sender (500 kbit/s of media on a 5 Mbit/s link) probes at twice
+ * its estimate each second: the estimate doubles with each cluster, up to the link's
+ * rate, in seconds instead of AIMD's tens of seconds, and never far above the link. */
+TEST(bwe_probe_climbs_to_the_link)
+{
+    sim_t *s = sim_new(5e6, 300000);
+    s->max_send_bps = 500000;
+    sim_run(s, 10000);
+    uint64_t before = hk_bwe_estimate(s->bwe);
+    print_stats("app-limited", s);
+    CHECK(before < 800000);
+    uint64_t prev = before;
+    int rounds = 0;
+    while (rounds < 10 && hk_bwe_estimate(s->bwe) < 4e6) {
+        sim_probe(s, 2.0 * (double)hk_bwe_estimate(s->bwe));
+        sim_run(s, 1000);
+        print_stats("after probe", s);
+        uint64_t now = hk_bwe_estimate(s->bwe);
+        if (rounds < 2)
+            CHECK(now > prev * 17 / 10); /* below the link: each cluster nearly doubles it */
+        prev = now;
+        rounds++;
+    }
+    fprintf(stderr, "  %d clusters\n", rounds);
+    CHECK(rounds <= 4);
+    hk_bwe_stats_t st;
+    hk_bwe_get_stats(s->bwe, &st);
+    CHECK(st.probes == (uint64_t)rounds);
+    CHECK(st.probes_raised >= 3);
+    /* Probing over the link's rate measures the link, not the probe. */
+    sim_probe(s, 10e6);
+    sim_run(s, 1500);
+    print_stats("over the link", s);
+    CHECK(hk_bwe_estimate(s->bwe) <= 5.5e6);
+    sim_free(s);
+}
+
+/* A probe through a 1 Mbit/s bottleneck that the estimate already fills: the cluster
+ * arrives at the link's rate, so the estimate stays near 1 Mbit/s. */
+TEST(bwe_probe_at_the_limit)
+{
+    sim_t *s = sim_new(1e6, 300000);
+    sim_run(s, 30000);
+    print_stats("steady", s);
+    sim_probe(s, 3e6);
+    sim_run(s, 1500);
+    print_stats("after probe", s);
+    hk_bwe_stats_t st;
+    hk_bwe_get_stats(s->bwe, &st);
+    CHECK(st.probes == 1);
+    CHECK(st.probe_bps > 0 && st.probe_bps < 1.2e6);
+    CHECK(hk_bwe_estimate(s->bwe) < 1.2e6);
+    sim_free(s);
+}
+
+/* A cluster whose packets are all lost cannot be measured: given up, no change. */
+TEST(bwe_probe_lost)
+{
+    sim_t *s = sim_new(5e6, 300000);
+    s->max_send_bps = 500000;
+    sim_run(s, 5000);
+    uint64_t before = hk_bwe_estimate(s->bwe);
+    s->loss = 1.0;
+    sim_probe(s, 2e6);
+    sim_run(s, 100);
+    s->loss = 0;
+    sim_run(s, 2000);
+    hk_bwe_stats_t st;
+    hk_bwe_get_stats(s->bwe, &st);
+    CHECK(st.probes_failed == 1);
+    CHECK(st.probes_raised == 0);
+    CHECK(!hk_bwe_probing(s->bwe));
+    CHECK(hk_bwe_estimate(s->bwe) <= before * 12 / 10);
     sim_free(s);
 }

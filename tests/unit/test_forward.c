@@ -29,8 +29,8 @@ TEST(forward_rewrite_one_byte_mid_and_twcc)
         0x90, 0x60, 0x12, 0x34, 0x00, 0x00, 0x10, 0x00,
         0xde, 0xad, 0xbe, 0xef, 0xbe, 0xde, 0x00, 0x03, /* 3 words */
         0x11, '1',  '7',                                /* mid "17" first */
-        0x22, 0x01, 0x02, 0x03,                         /* abs-send-time copied */
         0x31, 0xab, 0xcd,                               /* this leg's transport-wide seq */
+        0x22, 0x01, 0x02, 0x03,                         /* abs-send-time copied */
         0x00, 0x00,                                     /* padding to a word */
         0xca, 0xfe, 0xba, 0xbe,                         /* payload untouched */
     };
@@ -54,12 +54,19 @@ TEST(forward_rewrite_adds_extension_when_absent)
     const char *err = NULL;
     CHECK_INT_EQ(hk_rtp_parse(plain, sizeof plain, &hdr, &err), 0);
     uint8_t out[64];
-    int n = hk_forward_rewrite(plain, sizeof plain, &hdr, out, sizeof out, "3", 1, true, 9);
+    int n = hk_forward_rewrite(plain, sizeof plain, &hdr, out, sizeof out, "3", 1, false, 9);
     static const uint8_t expected[] = {0x90, 0x6f, 0x00, 0x01, 0,    0,    0,    1,
                                        0,    0,    0,    2,    0xbe, 0xde, 0x00, 0x01,
                                        0x10, '3',  0x00, 0x00, 0xaa, 0xbb};
     CHECK_INT_EQ(n, sizeof expected);
     CHECK_MEM_EQ(out, expected, sizeof expected);
+    /* With set_twcc, the transport-wide sequence number is added too. */
+    n = hk_forward_rewrite(plain, sizeof plain, &hdr, out, sizeof out, "3", 1, true, 0x0109);
+    static const uint8_t with_twcc[] = {0x90, 0x6f, 0x00, 0x01, 0,    0,    0,    1,    0,
+                                        0,    0,    2,    0xbe, 0xde, 0x00, 0x02, 0x10, '3',
+                                        0x31, 0x01, 0x09, 0x00, 0x00, 0x00, 0xaa, 0xbb};
+    CHECK_INT_EQ(n, sizeof with_twcc);
+    CHECK_MEM_EQ(out, with_twcc, sizeof with_twcc);
 }
 
 TEST(forward_rewrite_two_byte_form_and_padding)
@@ -79,9 +86,10 @@ TEST(forward_rewrite_two_byte_form_and_padding)
     uint8_t out[64];
     int n = hk_forward_rewrite(pkt, sizeof pkt, &hdr, out, sizeof out, "xyz", 3, true, 1);
     static const uint8_t expected[] = {
-        0xb0, 0x60, 0x00, 0x02, 0,    0,    0,    3,   0,   0,   0,
-        4,    0x10, 0x00, 0x00, 0x02, 0x01, 0x03, 'x', 'y', 'z', /* mid first */
-        0x14, 0x01, 0x7f,                                        /* id 20 copied */
+        0xb0, 0x60, 0x00, 0x02, 0,    0,    0, 3, 0, 0, 0, 4, 0x10, 0x00, 0x00, 0x03, /* 3 words */
+        0x01, 0x03, 'x',  'y',  'z', /* mid first */
+        0x03, 0x02, 0x00, 0x01,      /* transport-wide seq 1 */
+        0x14, 0x01, 0x7f,            /* id 20 copied: 3 words exactly */
         0x01, 0x02, 0x00, 0x00, 0x00, 0x04,
     };
     CHECK_INT_EQ(n, sizeof expected);

@@ -18,6 +18,7 @@
 #include "common/error.h"
 #include "server/proto/rtcp.h"
 #include "server/proto/rtp.h"
+#include "server/rtc/bwe.h"
 #include "server/rtc/host.h"
 #include "server/rtc/srtp.h"
 #include "server/rtc/transport.h"
@@ -77,6 +78,10 @@ typedef struct {
     char mid[17];
     int has_frame; /* a dependency descriptor came with it */
     uint16_t frame;
+    int has_twcc; /* a transport-wide sequence number came with it */
+    uint16_t twcc;
+    uint8_t pt;
+    int padding_only;
 } rx_t;
 
 typedef struct {
@@ -204,6 +209,11 @@ static void pump(world_t *w)
                 hk_rtp_ext_find(o->data, &h, HK_EXT_DEPENDENCY_DESCRIPTOR, &off, &elen) == 0 &&
                 elen >= 3;
             r->frame = r->has_frame ? hk_rd16(o->data + off + 1) : 0;
+            r->has_twcc =
+                hk_rtp_ext_find(o->data, &h, HK_EXT_TRANSPORT_CC, &off, &elen) == 0 && elen == 2;
+            r->twcc = r->has_twcc ? hk_rd16(o->data + off) : 0;
+            r->pt = h.pt;
+            r->padding_only = h.padding && h.payload_len == 0;
         }
     }
     w->link.n = 0;
@@ -576,6 +586,16 @@ static int rx_layer(const rx_t *r)
     return r->payload_len >= 5 ? r->payload[2] : -1;
 }
 
+/* The publisher sends three simulcast layers (SSRCs learnt from their rids). */
+static hk_producer_t *simulcast_publisher(world_t *w)
+{
+    hk_transport_t *pt = w->peers[PUB].t;
+    hk_transport_set_streams(pt, 0, 0, 0);
+    hk_transport_set_simulcast(pt, 0x7);
+    hk_endpoint_set_producers(&w->peers[PUB].ep, false, true, 0x7);
+    return &w->peers[PUB].ep.producers[HK_MEDIA_VIDEO];
+}
+
 /* Subscriber 1 wants r0, subscriber 2 the best; then 1 asks for r2, r2 stops, 1 pauses.
  * Layers change only at key frames of the new layer (the old one flows until then); the
  * subscriber's SSRC, sequence numbers, timestamps and DD frame numbers go on without a
@@ -584,10 +604,7 @@ TEST(router_simulcast_switches_at_key_frames)
 {
     world_t *w = world_new();
     hk_transport_t *pt = w->peers[PUB].t;
-    hk_transport_set_streams(pt, 0, 0, 0);
-    hk_transport_set_simulcast(pt, 0x7);
-    hk_endpoint_set_producers(&w->peers[PUB].ep, false, true, 0x7);
-    hk_producer_t *video = &w->peers[PUB].ep.producers[HK_MEDIA_VIDEO];
+    hk_producer_t *video = simulcast_publisher(w);
     hk_consumer_t *c1 = hk_endpoint_consume(&w->peers[1].ep, video, "1");
     hk_consumer_t *c2 = hk_endpoint_consume(&w->peers[2].ep, video, "2");
     CHECK(c1 && c2);
@@ -719,4 +736,117 @@ TEST(router_simulcast_choose_layer)
     CHECK_INT_EQ(hk_consumer_choose_layer(1, 0x0, 0x5), 0);
     CHECK_INT_EQ(hk_consumer_choose_layer(0, 0x0, 0x0), -1);
     CHECK_INT_EQ(hk_consumer_choose_layer(0, 0x4, 0x3), 0); /* flowing but not offered */
+}
+
+/* Subscriber 1's transport-cc feedback for everything it received since rx[from]: all
+ * arrived, 1 ms apart. */
+static void send_twcc(world_t *w, peer_t *p, size_t from)
+{
+    hk_rtcp_twcc_packet_t pkts[256];
+    size_t n = 0;
+    for (size_t k = from; k < p->n_rx; k++) {
+        CHECK(p->rx[k].has_twcc);
+        pkts[n] =
+            (hk_rtcp_twcc_packet_t){p->rx[k].twcc, true, 4, (int64_t)(w->now_us - 1000000000ull)};
+        pkts[n].arrival_us += (int64_t)n * 1000;
+        n++;
+    }
+    CHECK(n > 0);
+    uint8_t buf[1024];
+    int len = hk_rtcp_build_twcc(buf, sizeof buf, 0x5555, p->t->rtcp_ssrc, 0, pkts, n);
+    CHECK(len > 0);
+    client_send_rtp(w, p, buf, (size_t)len, 1);
+}
+
+/* The downlink estimate caps a subscriber's layers and probes for more: every packet to
+ * a subscriber carries a transport-wide sequence number; its first feedback starts the
+ * estimate (1 Mbit/s), whose split across its consumers (the layers at 150 kbit/s,
+ * 500 kbit/s and 2.5 Mbit/s) caps it at r1; it moves there at r1's key frame; as it
+ * wants more than the estimate, the transport probes with padding-only RTX packets on
+ * the consumer's RTX SSRC, which carry the transport-wide numbers too. A subscriber that
+ * sends no feedback is never capped. */
+TEST(router_downlink_estimate_caps_layers_and_probes)
+{
+    world_t *w = world_new();
+    hk_producer_t *video = simulcast_publisher(w);
+    peer_t *s1 = &w->peers[1], *s2 = &w->peers[2];
+    hk_consumer_t *c1 = hk_endpoint_consume(&s1->ep, video, "1");
+    hk_consumer_t *c2 = hk_endpoint_consume(&s2->ep, video, "2");
+    CHECK(c1 && c2);
+    CHECK(c1->rtx_ssrc && c1->rtx_ssrc != c1->ssrc);
+    hk_endpoint_activate(&s1->ep, c1);
+    hk_endpoint_activate(&s2->ep, c2);
+    for (uint16_t f = 0; f < 4; f++)
+        publish_frame(w, 0x7, f, f == 0, f == 0);
+    pump(w);
+    CHECK_INT_EQ(c1->layer, 2);
+    CHECK_INT_EQ(c1->cap, HK_LAYER_AUTO);
+    for (size_t k = 0; k < s1->n_rx; k++)
+        CHECK(s1->rx[k].has_twcc);
+    CHECK(s1->t->bwe == NULL);
+
+    /* A second of each layer's traffic at known rates. */
+    static const uint64_t rates[3] = {150000, 500000, 2500000};
+    uint64_t now_ms = w->now_us / 1000;
+    hk_producer_update_rates(video, now_ms - HK_RATE_WINDOW_MS);
+    for (int l = 0; l < 3; l++)
+        video->layer_bytes[l] = video->window_bytes[l] + rates[l] / 8;
+
+    /* The first feedback starts the estimate and the allocation. */
+    send_twcc(w, s1, 0);
+    CHECK(s1->t->bwe != NULL);
+    CHECK_INT_EQ(w->host.counters.twcc_feedback_received, 1);
+    CHECK_INT_EQ(hk_bwe_estimate(s1->t->bwe), HK_BWE_START_BPS);
+    for (int l = 0; l < 3; l++)
+        CHECK_INT_EQ(video->layer_bps[l], rates[l]);
+    CHECK_INT_EQ(c1->cap, 1);
+    CHECK_INT_EQ(s1->ep.desired_bps, rates[2]);
+    CHECK_INT_EQ(s1->ep.allocated_bps, rates[1]);
+    CHECK_INT_EQ(c2->cap, HK_LAYER_AUTO); /* no feedback from subscriber 2 */
+
+    /* It wants more than the estimate: a probe, paced (some padding at once). */
+    CHECK(s1->t->bwe_probing);
+    CHECK_INT_EQ(w->host.counters.probe_clusters, 1);
+    CHECK(w->host.counters.padding_packets > 0);
+    size_t before = s1->n_rx;
+    pump(w);
+    size_t padding = 0;
+    for (size_t k = before; k < s1->n_rx; k++) {
+        const rx_t *r = &s1->rx[k];
+        CHECK(r->padding_only);
+        CHECK_INT_EQ(r->ssrc, c1->rtx_ssrc);
+        CHECK_INT_EQ(r->pt, 97); /* VP8's RTX */
+        CHECK(r->has_twcc);
+        CHECK(strcmp(r->mid, "1") == 0);
+        if (k > before)
+            CHECK_INT_EQ((uint16_t)(r->twcc - s1->rx[k - 1].twcc), 1);
+        padding++;
+    }
+    CHECK(padding > 0);
+    CHECK_INT_EQ(padding, w->host.counters.padding_packets);
+
+    /* Capped at r1: it moves down at r1's key frame; subscriber 2 keeps r2. */
+    publish_frame(w, 0x7, 4, false, false);
+    CHECK_INT_EQ(c1->target, 1);
+    CHECK_INT_EQ(c1->layer, 2);
+    publish_frame(w, 0x2, 5, true, false);
+    pump(w);
+    CHECK_INT_EQ(c1->layer, 1);
+    CHECK_INT_EQ(c2->layer, 2);
+    /* The cluster ends after its duration, at the transport's deadline. */
+    w->now_us += (HK_PROBE_DURATION_MS + 5) * 1000ull;
+    hk_rtc_host_tick(&w->host, w->now_us / 1000);
+    CHECK(!s1->t->bwe_probing);
+    world_free(w);
+}
+
+TEST(router_effective_want)
+{
+    CHECK_INT_EQ(hk_consumer_effective_want(2, HK_LAYER_AUTO), 2);
+    CHECK_INT_EQ(hk_consumer_effective_want(HK_LAYER_AUTO, 1), 1);
+    CHECK_INT_EQ(hk_consumer_effective_want(0, 1), 0);
+    CHECK_INT_EQ(hk_consumer_effective_want(2, 1), 1);
+    CHECK_INT_EQ(hk_consumer_effective_want(2, HK_LAYER_NONE), HK_LAYER_NONE);
+    CHECK_INT_EQ(hk_consumer_effective_want(HK_LAYER_NONE, HK_LAYER_AUTO), HK_LAYER_NONE);
+    CHECK_INT_EQ(hk_consumer_effective_want(HK_LAYER_AUTO, HK_LAYER_AUTO), HK_LAYER_AUTO);
 }
