@@ -28,10 +28,12 @@ static size_t packet(uint8_t *buf, uint8_t pt, uint8_t ext_id, const uint8_t *ex
         memset(buf + 16, 0, 4 * words);
         buf[16] = ext_id;
         buf[17] = (uint8_t)ext_len;
-        memcpy(buf + 18, ext, ext_len);
+        if (ext_len)
+            memcpy(buf + 18, ext, ext_len);
         n = 16 + 4 * words;
     }
-    memcpy(buf + n, payload, payload_len);
+    if (payload_len) /* payload may be NULL then: memcpy's arguments must not be */
+        memcpy(buf + n, payload, payload_len);
     return n + payload_len;
 }
 
