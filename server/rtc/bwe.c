@@ -51,6 +51,7 @@
 #define LOSS_HISTORY_US   1000000
 #define LOSS_HISTORY      64
 #define RTT_DEFAULT_US    100000
+#define LOSS_NARROWED     0.6 /* arrival rate below this x send rate: the link narrowed */
 #define SCRATCH           1024
 /* Probing (probe_bitrate_estimator.cc): a cluster counts once this many of its packets
  * arrived, or it is given up a second after it ended. */
@@ -59,6 +60,10 @@
 #define PROBE_MIN_SPAN_US   1000
 #define PROBE_RECV_FRACTION 0.9  /* received slower than this x sent: the link's rate */
 #define PROBE_UTILIZATION   0.95 /* ... of which this much is taken */
+/* One-way delay that grew by more than this from the cluster's first packet to its last:
+ * the cluster filled a queue, and its arrival rate says more about a burst allowance than
+ * about the link (a token bucket lets a short burst through at line rate). */
+#define PROBE_MAX_DELAY_GROWTH_US 10000
 
 typedef struct {
     int64_t send_us;
@@ -98,6 +103,9 @@ typedef struct {
     uint64_t sent_bytes, recv_bytes;
     int64_t first_send_us, last_send_us, end_us;
     int64_t first_arrival_us, last_arrival_us;
+    /* One-way delay (arrival - send, clocks apart) of the first and last sent of its
+     * received packets. */
+    int64_t first_sent_us, first_delay_us, last_sent_us, last_delay_us;
 } probe_t;
 
 enum { RATE_HOLD, RATE_INCREASE, RATE_DECREASE };
@@ -153,6 +161,8 @@ struct hk_bwe_s {
     bool rtt_external;
 
     probe_t probe;
+    uint16_t last_sent_seq;
+    bool have_sent;
 
     hk_bwe_stats_t counters;
     acked_t scratch[SCRATCH];
@@ -190,6 +200,8 @@ void hk_bwe_free(hk_bwe_t *bwe)
 
 void hk_bwe_on_sent(hk_bwe_t *bwe, uint16_t seq, size_t size, int64_t send_us)
 {
+    bwe->last_sent_seq = seq;
+    bwe->have_sent = true;
     sent_t *s = &bwe->sent[seq % HK_BWE_HISTORY];
     s->send_us = send_us;
     s->size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
@@ -519,6 +531,23 @@ static void aimd_update(hk_bwe_t *b, int64_t now_us)
 
 /* ---- loss-based ---- */
 
+/* What was sent over the acknowledged-throughput window before now, from the history
+ * (read back from the latest packet; only when loss is high, so not per packet). */
+static double send_rate(const hk_bwe_t *b, int64_t now_us)
+{
+    if (!b->have_sent)
+        return 0;
+    uint64_t bytes = 0;
+    uint16_t seq = b->last_sent_seq;
+    for (int i = 0; i < HK_BWE_HISTORY; i++, seq--) {
+        const sent_t *s = &b->sent[seq % HK_BWE_HISTORY];
+        if (s->state == SLOT_FREE || s->seq != seq || now_us - s->send_us > ACKED_WINDOW_US)
+            break;
+        bytes += s->size;
+    }
+    return (double)bytes * 8e6 / ACKED_WINDOW_US;
+}
+
 static void loss_update(hk_bwe_t *b, int64_t now_us)
 {
     /* Minimum of the last second (a monotonic deque). */
@@ -538,6 +567,13 @@ static void loss_update(hk_bwe_t *b, int64_t now_us)
                 b->have_decrease = true;
                 b->last_decrease_us = now_us;
                 rate = rate * (1.0 - 0.5 * b->loss_ratio);
+                /* Heavy loss, and much less arriving than was sent: the link narrowed
+                 * below the sending rate, and carries about what arrives. GoogCC's step
+                 * alone takes seconds to come down that far (each step at most halves,
+                 * one per 300 ms + RTT); random loss does not cut the arrival rate so. */
+                if (b->acked_bps > 0 && rate > AIMD_BETA * b->acked_bps &&
+                    b->acked_bps < LOSS_NARROWED * send_rate(b, now_us))
+                    rate = AIMD_BETA * b->acked_bps;
             }
         }
     }
@@ -621,6 +657,15 @@ static void ingest(hk_bwe_t *b, batch_t *batch, uint16_t seq, bool received, int
         if (p->received == 1 || arrival_us > p->last_arrival_us)
             p->last_arrival_us = arrival_us;
         p->recv_bytes += s->size;
+        int64_t delay = arrival_us - s->send_us;
+        if (p->received == 1 || s->send_us < p->first_sent_us) {
+            p->first_sent_us = s->send_us;
+            p->first_delay_us = delay;
+        }
+        if (p->received == 1 || s->send_us >= p->last_sent_us) {
+            p->last_sent_us = s->send_us;
+            p->last_delay_us = delay;
+        }
     }
     int64_t rtt = now_us - s->send_us;
     if (batch->min_rtt_us < 0 || rtt < batch->min_rtt_us)
@@ -662,6 +707,10 @@ static void probe_evaluate(hk_bwe_t *b, int64_t now_us)
         result = PROBE_UTILIZATION * recv_bps;
     result = clamp(result, (double)b->config.min_bps, (double)b->config.max_bps);
     b->counters.probe_bps = (uint64_t)result;
+    if (p->last_delay_us - p->first_delay_us > PROBE_MAX_DELAY_GROWTH_US) {
+        b->counters.probes_queued++;
+        return;
+    }
     if (result <= (double)hk_bwe_estimate(b))
         return;
     b->counters.probes_raised++;

@@ -71,6 +71,7 @@ typedef struct {
     uint64_t probes;           /* clusters begun */
     uint64_t probes_raised;    /* ... whose result raised the estimate */
     uint64_t probes_failed;    /* ... too few packets back to measure */
+    uint64_t probes_queued;    /* ... whose delay grew: they filled a queue, not measured */
     uint64_t probe_bps;        /* the last measured cluster's rate */
 } hk_bwe_stats_t;
 

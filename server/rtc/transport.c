@@ -704,6 +704,12 @@ static void probe_finish(hk_transport_t *t)
     hk_bwe_probe_end(t->bwe, (int64_t)t->host->now_us);
 }
 
+void hk_transport_probe_stop(hk_transport_t *t)
+{
+    if (t->bwe_probing)
+        probe_finish(t);
+}
+
 bool hk_transport_probe(hk_transport_t *t, uint64_t bps, uint64_t duration_ms)
 {
     if (!t->bwe || !t->pad_ssrc || !t->pad_mid_len || !hk_transport_can_send(t) || t->bwe_probing ||

@@ -198,6 +198,9 @@ void hk_transport_set_padding(hk_transport_t *t, uint32_t ssrc, uint8_t pt, uint
  * cluster still out). */
 bool hk_transport_probe(hk_transport_t *t, uint64_t bps, uint64_t duration_ms);
 
+/* Ends the cluster being sent now (its feedback is still measured). */
+void hk_transport_probe_stop(hk_transport_t *t);
+
 /* Finds a published stream by SSRC, or NULL. */
 hk_stream_t *hk_transport_stream(hk_transport_t *t, uint32_t ssrc);
 

@@ -208,6 +208,12 @@ void hk_consumer_send_layer(hk_consumer_t *c, const uint8_t *buf, size_t len,
         return;
     }
     int layer = packet->layer;
+    if (layer == c->layer && target < layer && c->cap != HK_LAYER_AUTO && c->cap < layer) {
+        /* Moving down because the subscriber's link does not carry this layer: more of it
+         * would only delay the lower layer's key frame in the queue it fills. */
+        ask_keyframe(c, target, now_ms);
+        return;
+    }
     if (layer == c->layer) {
         /* The layer it receives, until the target's key frame comes. */
         if (c->switch_guard) {

@@ -74,6 +74,8 @@ typedef struct hk_consumer_s {
     int8_t target;         /* to move to at its next key frame, -1: none */
     int8_t cap;            /* the highest layer the subscriber's downlink estimate allows
                               (HK_LAYER_AUTO: no limit, HK_LAYER_NONE: paused) */
+    int8_t offered;        /* the allocation's latest choice above cap, ... */
+    uint64_t offered_ms;   /* ... made every time since then */
     bool want_from_api;    /* want was set through the API, and no switch was reported
                               since (the notify's trigger) */
     uint16_t last_seq;     /* highest own sequence number sent */

@@ -94,7 +94,7 @@ hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, co
     c->endpoint = e;
     c->transport = e->transport;
     c->kind = producer->kind;
-    c->want = c->cap = HK_LAYER_AUTO;
+    c->want = c->cap = c->offered = HK_LAYER_AUTO;
     c->layer = c->target = -1;
     c->mid_len = (uint8_t)strnlen(mid, sizeof c->mid - 1);
     memcpy(c->mid, mid, c->mid_len);
@@ -197,17 +197,27 @@ static bool alloc_entry(hk_consumer_t *c, hk_alloc_consumer_t *in, uint64_t *des
     return true;
 }
 
-/* Probes when the consumers want more than the estimate: at twice the estimate after a
- * probe that raised it, else at 1.25 times, never far above what is wanted. */
+/* Probes when the consumers want more than the estimate allows: at twice the estimate
+ * (never far above what is wanted), again a second after a probe that raised it, later
+ * and later (up to HK_PROBE_AFTER_MISS_MAX_MS) after probes that did not. */
 static void maybe_probe(hk_endpoint_t *e, uint64_t estimate, uint64_t now_ms)
 {
     hk_transport_t *t = e->transport;
-    if (e->desired_bps <= estimate)
+    uint64_t budget = estimate / 100 * HK_ALLOC_BUDGET_PCT;
+    if (e->desired_bps <= budget)
         return;
     bool raised = e->probe_from_bps && estimate > e->probe_from_bps + e->probe_from_bps / 5;
-    uint64_t wait = raised ? HK_PROBE_AFTER_RAISE_MS : HK_PROBE_AFTER_MISS_MS;
+    if (!e->probe_wait_ms)
+        e->probe_wait_ms = HK_PROBE_AFTER_MISS_MS;
+    uint64_t wait = raised ? HK_PROBE_AFTER_RAISE_MS : e->probe_wait_ms;
     if (e->last_probe_ms && now_ms - e->last_probe_ms < wait)
         return;
+    if (e->last_probe_ms) {
+        uint64_t doubled = e->probe_wait_ms * 2;
+        e->probe_wait_ms = raised                                 ? HK_PROBE_AFTER_MISS_MS
+                           : doubled > HK_PROBE_AFTER_MISS_MAX_MS ? HK_PROBE_AFTER_MISS_MAX_MS
+                                                                  : doubled;
+    }
     if (!e->pad_consumer) {
         for (size_t i = 0; i < e->consumers.cap && !e->pad_consumer; i++) {
             hk_consumer_t *c = e->consumers.slots[i].value;
@@ -220,11 +230,17 @@ static void maybe_probe(hk_endpoint_t *e, uint64_t estimate, uint64_t now_ms)
         if (!e->pad_consumer)
             return;
     }
-    uint64_t target = raised || !e->probe_from_bps ? 2 * estimate : estimate + estimate / 4;
+    uint64_t target = 2 * estimate;
     uint64_t ceiling = e->desired_bps + e->desired_bps / 4;
     if (target > ceiling)
         target = ceiling > estimate + estimate / 4 ? ceiling : estimate + estimate / 4;
-    if (hk_transport_probe(t, target, HK_PROBE_DURATION_MS)) {
+    /* A token bucket in the path passes a short burst at any rate: the cluster's excess
+     * over the estimate should be larger than a typical bucket (32 KB). */
+    uint64_t duration = 32 * 1024 * 8 * 1000 / (target - estimate + 1);
+    duration = duration < HK_PROBE_DURATION_MS       ? HK_PROBE_DURATION_MS
+               : duration > HK_PROBE_DURATION_MAX_MS ? HK_PROBE_DURATION_MAX_MS
+                                                     : duration;
+    if (hk_transport_probe(t, target, duration)) {
         e->last_probe_ms = now_ms;
         e->probe_from_bps = estimate;
     }
@@ -244,8 +260,10 @@ void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
             e->alloc.consumers[n++] = c;
     }
     uint64_t estimate = hk_bwe_estimate(t->bwe);
-    e->allocated_bps = hk_allocate(estimate, e->alloc.in, n, e->alloc.out, e->alloc.order);
+    uint64_t budget = estimate / 100 * HK_ALLOC_BUDGET_PCT;
+    e->allocated_bps = hk_allocate(budget, e->alloc.in, n, e->alloc.out, e->alloc.order);
     e->desired_bps = desired;
+    bool pending = false;
     for (size_t i = 0; i < n; i++) {
         hk_consumer_t *c = e->alloc.consumers[i];
         if (!c->producer->layers)
@@ -255,9 +273,71 @@ void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
         for (int s = 0; s < HK_SIMULCAST_MAX_LAYERS; s++)
             measured |= e->alloc.in[i].bitrate[s][0] != 0;
         /* Nothing flows yet: no reason to hold it back. */
-        c->cap = !measured ? HK_LAYER_AUTO : r->paused ? HK_LAYER_NONE : (int8_t)r->spatial;
+        int choice = !measured ? HK_LAYER_AUTO : r->paused ? HK_LAYER_NONE : (int)r->spatial;
+        hk_endpoint_apply_cap(e, c, choice, now_ms);
+        pending |= c->offered != c->cap;
     }
-    maybe_probe(e, estimate, now_ms);
+    /* While an upgrade waits, the link carries what the allocation would send: padding
+     * tops the traffic up to it, so that a link that cannot carry it shows congestion (the
+     * estimate falls, the offer is withdrawn) before any key frame was asked for. */
+    if (pending && !e->holding) {
+        hk_transport_probe_stop(t);
+        uint64_t rate = e->allocated_bps + e->allocated_bps / 5; /* key frames need room */
+        e->holding = hk_transport_probe(t, rate, HK_UPGRADE_HOLD_MS + HK_ALLOC_INTERVAL_MS);
+    } else if (!pending && e->holding) {
+        hk_transport_probe_stop(t);
+        e->holding = false;
+    }
+    if (e->holding && !t->bwe_probing)
+        e->holding = false; /* the hold's cluster ran out */
+    if (!e->holding)
+        maybe_probe(e, estimate, now_ms);
+}
+
+/* A cap as a rank: paused lowest, no cap highest. */
+static int cap_rank(int cap)
+{
+    return cap == HK_LAYER_NONE ? -1 : cap == HK_LAYER_AUTO ? HK_SIMULCAST_MAX_LAYERS : cap;
+}
+
+void hk_endpoint_apply_cap(hk_endpoint_t *e, hk_consumer_t *c, int choice, uint64_t now_ms)
+{
+    int from = cap_rank(c->cap), to = cap_rank(choice);
+    if (to == from) {
+        c->offered = c->cap;
+        c->offered_ms = now_ms;
+        return;
+    }
+    /* How long the allocation has asked for a move in this direction without a break:
+     * offered is the smallest move asked for in that time. */
+    int offered = cap_rank(c->offered);
+    bool same_way = offered != from && (offered > from) == (to > from);
+    if (!same_way) {
+        c->offered = (int8_t)choice;
+        c->offered_ms = now_ms;
+    } else if (to > from ? to < offered : to > offered) {
+        c->offered = (int8_t)choice;
+    }
+    uint64_t held = now_ms - c->offered_ms;
+    if (to < from) {
+        /* Down at once; to a pause only when even the lowest layer did not fit for
+         * HK_PAUSE_HOLD_MS (meanwhile the lowest layer). */
+        int8_t cap = (int8_t)choice;
+        if (choice == HK_LAYER_NONE && held < HK_PAUSE_HOLD_MS)
+            cap = 0;
+        if (cap_rank(cap) < from) {
+            if (c->cap != HK_LAYER_AUTO)
+                e->last_down_ms = now_ms;
+            c->cap = cap;
+        }
+        return;
+    }
+    /* Up: out of a pause at once; otherwise once offered for HK_UPGRADE_HOLD_MS, and not
+     * soon after a move down. */
+    if (c->cap == HK_LAYER_NONE ||
+        (held >= HK_UPGRADE_HOLD_MS &&
+         (!e->last_down_ms || now_ms - e->last_down_ms >= HK_UPGRADE_AFTER_DOWN_MS)))
+        c->cap = c->offered;
 }
 
 void hk_endpoint_request_keyframes(hk_endpoint_t *e, uint64_t now_ms)

@@ -47,17 +47,29 @@ typedef struct hk_endpoint_s {
     uint64_t desired_bps;   /* what its consumers' wanted layers need */
     uint64_t allocated_bps; /* what the last allocation gave them */
     uint64_t last_probe_ms;
-    uint64_t probe_from_bps;     /* the estimate when it last probed */
+    uint64_t probe_from_bps; /* the estimate when it last probed */
+    uint64_t probe_wait_ms;  /* before the next probe when the last raised nothing */
+    uint64_t last_down_ms;   /* a consumer was last moved down by the estimate */
+    bool holding; /* its transport pads up to a pending upgrade's rate (hk_endpoint_apply_cap) */
     hk_consumer_t *pad_consumer; /* whose RTX SSRC carries the padding */
 } hk_endpoint_t;
 
-#define HK_ALLOC_INTERVAL_MS    250
-#define HK_BWE_START_BPS        1000000
-#define HK_BWE_MIN_BPS          50000
-#define HK_BWE_MAX_BPS          100000000
-#define HK_PROBE_DURATION_MS    100
-#define HK_PROBE_AFTER_RAISE_MS 1000 /* the last probe raised the estimate: the next soon */
-#define HK_PROBE_AFTER_MISS_MS  3000 /* it did not: the link is likely full */
+#define HK_ALLOC_INTERVAL_MS 250
+#define HK_ALLOC_BUDGET_PCT  80 /* of the estimate, for media (key frames, RTCP, probes) */
+/* A layer above the current one is taken only once the allocation has offered it this
+ * long without a break, and not this soon after a move down: every switch costs a key
+ * frame, and a simulcast encoder (VP8) makes one on every layer, for every subscriber. */
+#define HK_UPGRADE_HOLD_MS         2000
+#define HK_UPGRADE_AFTER_DOWN_MS   5000
+#define HK_PAUSE_HOLD_MS           2000 /* a pause is taken only after this long */
+#define HK_BWE_START_BPS           1000000
+#define HK_BWE_MIN_BPS             50000
+#define HK_BWE_MAX_BPS             100000000
+#define HK_PROBE_DURATION_MS       100 /* at least; long enough to outlast a 32 KB burst allowance */
+#define HK_PROBE_DURATION_MAX_MS   300
+#define HK_PROBE_AFTER_RAISE_MS    1000 /* the last probe raised the estimate: the next soon */
+#define HK_PROBE_AFTER_MISS_MS     2000 /* it did not: the link is likely full; doubling ... */
+#define HK_PROBE_AFTER_MISS_MAX_MS 4000 /* ... up to this */
 
 /* The transport's events (give them to hk_transport_create with the endpoint as user). */
 extern const hk_transport_events_t hk_endpoint_transport_events;
@@ -82,6 +94,13 @@ void hk_endpoint_unconsume(hk_endpoint_t *e, hk_consumer_t *c);
 /* Splits the subscriber's downlink estimate across its consumers now, and probes when
  * they want more (the transport-cc feedback calls it every HK_ALLOC_INTERVAL_MS). */
 void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms);
+
+/* The allocation chose `choice` (a layer, HK_LAYER_NONE or HK_LAYER_AUTO) for simulcast
+ * consumer c: a lower cap takes effect at once (a pause only after HK_PAUSE_HOLD_MS, the
+ * lowest layer until then); a higher one once it was offered for HK_UPGRADE_HOLD_MS and
+ * HK_UPGRADE_AFTER_DOWN_MS have passed since the subscriber's last move down (out of a
+ * pause at once). */
+void hk_endpoint_apply_cap(hk_endpoint_t *e, hk_consumer_t *c, int choice, uint64_t now_ms);
 
 /* Key frames for every video this subscriber receives (it just connected, or just
  * learned of new tracks). */

@@ -711,7 +711,7 @@ static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
         static const char *const usage[] = {"normal", "underuse", "overuse"};
         json_object_set_new(
             o, "bwe",
-            json_pack("{s:I,s:I,s:I,s:I,s:f,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+            json_pack("{s:I,s:I,s:I,s:I,s:f,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
                       "estimate_bps", (json_int_t)b.estimate_bps, "delay_based_bps",
                       (json_int_t)b.delay_based_bps, "loss_based_bps", (json_int_t)b.loss_based_bps,
                       "acked_bps", (json_int_t)b.acked_bps, "loss_ratio", b.loss_ratio, "usage",
@@ -720,8 +720,8 @@ static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
                       (json_int_t)p->endpoint.allocated_bps, "packets_sent",
                       (json_int_t)b.packets_sent, "packets_lost", (json_int_t)b.packets_lost,
                       "probes", (json_int_t)b.probes, "probes_raised", (json_int_t)b.probes_raised,
-                      "probes_failed", (json_int_t)b.probes_failed, "probe_bps",
-                      (json_int_t)b.probe_bps));
+                      "probes_failed", (json_int_t)b.probes_failed, "probes_queued",
+                      (json_int_t)b.probes_queued, "probe_bps", (json_int_t)b.probe_bps));
     }
     return o;
 }

@@ -454,3 +454,24 @@ TEST(bwe_probe_lost)
     CHECK(hk_bwe_estimate(s->bwe) <= before * 12 / 10);
     sim_free(s);
 }
+
+/* The link narrows to a quarter (4 -> 1 Mbit/s) behind a short drop-tail queue (30 ms), so
+ * loss shows before the delay does: the estimate is under 1.2 Mbit/s within 1.5 s, from
+ * the arrival rate (AIMD's and the loss rule's steps alone take several seconds). */
+TEST(bwe_narrowing_with_loss)
+{
+    sim_t *s = sim_new(4e6, 1000000);
+    s->queue_limit_us = 30000;
+    sim_run(s, 30000);
+    print_stats("before", s);
+    CHECK(hk_bwe_estimate(s->bwe) > 0.6 * 4e6);
+    s->capacity_bps = 1e6;
+    int ms = sim_until(s, 1.2e6, false, 10000);
+    print_stats("crossed", s);
+    fprintf(stderr, "  took %d ms\n", ms);
+    CHECK(ms <= 1500);
+    double mean = sim_run(s, 20000);
+    print_stats("after", s);
+    CHECK(mean > 0.5 * 1e6 && mean < 1.1 * 1e6);
+    sim_free(s);
+}

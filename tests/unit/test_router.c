@@ -834,7 +834,7 @@ TEST(router_downlink_estimate_caps_layers_and_probes)
     CHECK_INT_EQ(c1->layer, 1);
     CHECK_INT_EQ(c2->layer, 2);
     /* The cluster ends after its duration, at the transport's deadline. */
-    w->now_us += (HK_PROBE_DURATION_MS + 5) * 1000ull;
+    w->now_us += (HK_PROBE_DURATION_MAX_MS + 5) * 1000ull;
     hk_rtc_host_tick(&w->host, w->now_us / 1000);
     CHECK(!s1->t->bwe_probing);
     world_free(w);
