@@ -18,6 +18,60 @@ int hk_vcodec_of_pt(uint8_t pt)
     }
 }
 
+bool hk_vcodec_vp8_ids(const uint8_t *p, size_t n, hk_vp8_ids_t *out)
+{
+    *out = (hk_vp8_ids_t){0};
+    if (n < 1)
+        return false;
+    if (!(p[0] & 0x80))
+        return true;
+    if (n < 2)
+        return false;
+    uint8_t x = p[1];
+    size_t off = 2;
+    if (x & 0x80) {
+        if (off >= n)
+            return false;
+        out->has_picture_id = true;
+        out->picture_id_offset = off;
+        if (p[off] & 0x80) {
+            if (off + 2 > n)
+                return false;
+            out->picture_id_bits = 15;
+            out->picture_id = (uint16_t)(((p[off] & 0x7f) << 8) | p[off + 1]);
+            off += 2;
+        } else {
+            out->picture_id_bits = 7;
+            out->picture_id = p[off] & 0x7f;
+            off += 1;
+        }
+    }
+    if (x & 0x40) {
+        if (off >= n)
+            return false;
+        out->has_tl0 = true;
+        out->tl0_offset = off;
+        out->tl0_pic_idx = p[off];
+    }
+    return true;
+}
+
+void hk_vcodec_vp8_set_ids(uint8_t *p, const hk_vp8_ids_t *ids, uint16_t picture_id,
+                           uint8_t tl0_pic_idx)
+{
+    if (ids->has_picture_id) {
+        size_t o = ids->picture_id_offset;
+        if (ids->picture_id_bits == 15) {
+            p[o] = (uint8_t)(0x80 | ((picture_id >> 8) & 0x7f));
+            p[o + 1] = (uint8_t)picture_id;
+        } else {
+            p[o] = (uint8_t)(picture_id & 0x7f);
+        }
+    }
+    if (ids->has_tl0)
+        p[ids->tl0_offset] = tl0_pic_idx;
+}
+
 /* RFC 7741 §4.2: X R N S R PID(3); with X: I L T K RSV(4); I: M + 7 or 15 bits of picture
  * id; L: TL0PICIDX; T or K: TID Y KEYIDX. §4.3: the payload header's bit 0 (P) is 0 on a
  * key frame, present on the partition's first packet (S = 1, PID = 0). */

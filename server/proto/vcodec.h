@@ -26,4 +26,26 @@ int hk_vcodec_of_pt(uint8_t pt);
  * when it is not, or cannot tell (unknown payload type, truncated payload). */
 bool hk_vcodec_keyframe_start(const uint8_t *buf, const hk_rtp_header_t *hdr);
 
+/* The picture numbering of a VP8 payload descriptor (RFC 7741 §4.2), which receivers
+ * without a dependency descriptor use to find each frame's references. Each simulcast
+ * encoding numbers its own pictures: a forwarder that moves a subscriber to another
+ * encoding rewrites them to go on from the last ones it sent (as it does sequence
+ * numbers), or the receiver takes the new pictures for old ones. */
+typedef struct {
+    bool has_picture_id;
+    uint8_t picture_id_bits; /* 7 or 15 */
+    uint16_t picture_id;
+    bool has_tl0;
+    uint8_t tl0_pic_idx;
+    size_t picture_id_offset; /* in the payload */
+    size_t tl0_offset;
+} hk_vp8_ids_t;
+
+/* Reads them from a VP8 payload of n bytes. Returns false when it is truncated. */
+bool hk_vcodec_vp8_ids(const uint8_t *payload, size_t n, hk_vp8_ids_t *out);
+
+/* Writes picture_id (masked to the field's width) and tl0_pic_idx where `ids` found them. */
+void hk_vcodec_vp8_set_ids(uint8_t *payload, const hk_vp8_ids_t *ids, uint16_t picture_id,
+                           uint8_t tl0_pic_idx);
+
 #endif

@@ -121,15 +121,52 @@ static void switched(hk_consumer_t *c, int previous)
         owner->on_layer_switched(c->endpoint->owner, c, previous, c->layer);
 }
 
-/* The dependency descriptor's frame number in slot (a written packet of n bytes), mapped:
- * at a switch the offset is chosen so the own numbers go on from the last one. */
+/* VP8's PictureID and TL0PICIDX in the written packet's payload, mapped like the frame
+ * numbers below (RFC 7741 §4.2: the receiver's reference finder reads them). */
+static void map_vp8_ids(hk_consumer_t *c, uint8_t *payload, size_t n, bool switching)
+{
+    hk_vp8_ids_t ids;
+    if (!hk_vcodec_vp8_ids(payload, n, &ids))
+        return;
+    if (ids.has_picture_id) {
+        uint16_t mask = ids.picture_id_bits == 15 ? 0x7fff : 0x7f;
+        if (switching)
+            c->picture_offset =
+                c->has_picture_id ? (uint16_t)(c->last_picture + 1 - ids.picture_id) & mask : 0;
+        uint16_t own = (uint16_t)(ids.picture_id + c->picture_offset) & mask;
+        uint16_t ahead = (uint16_t)(own - c->last_picture) & mask;
+        if (switching || !c->has_picture_id || (ahead && ahead <= mask / 2)) {
+            c->last_picture = own;
+            c->has_picture_id = true;
+        }
+        ids.picture_id = own;
+    }
+    if (ids.has_tl0) {
+        if (switching)
+            c->tl0_offset = c->has_tl0 ? (uint8_t)(c->last_tl0 + 1 - ids.tl0_pic_idx) : 0;
+        uint8_t own = (uint8_t)(ids.tl0_pic_idx + c->tl0_offset);
+        if (switching || !c->has_tl0 || (int8_t)(own - c->last_tl0) > 0) {
+            c->last_tl0 = own;
+            c->has_tl0 = true;
+        }
+        ids.tl0_pic_idx = own;
+    }
+    hk_vcodec_vp8_set_ids(payload, &ids, ids.picture_id, ids.tl0_pic_idx);
+}
+
+/* The layer identifiers receivers track across frames, in slot (a written packet of n
+ * bytes), mapped: at a switch the offsets are chosen so the own numbers go on from the
+ * last ones. The dependency descriptor's frame number, and VP8's picture numbering. */
 static void map_frame_number(hk_consumer_t *c, uint8_t *slot, int n, bool switching)
 {
     hk_rtp_header_t out;
     size_t offset, len;
     const char *err = NULL;
-    if (hk_rtp_parse(slot, (size_t)n, &out, &err) != 0 ||
-        hk_rtp_ext_find(slot, &out, HK_EXT_DEPENDENCY_DESCRIPTOR, &offset, &len) != 0 || len < 3)
+    if (hk_rtp_parse(slot, (size_t)n, &out, &err) != 0)
+        return;
+    if (hk_vcodec_of_pt(out.pt) == HK_VIDEO_VP8)
+        map_vp8_ids(c, slot + out.payload_offset, out.payload_len, switching);
+    if (hk_rtp_ext_find(slot, &out, HK_EXT_DEPENDENCY_DESCRIPTOR, &offset, &len) != 0 || len < 3)
         return;
     uint16_t src = hk_rd16(slot + offset + 1);
     if (switching) {

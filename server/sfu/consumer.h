@@ -85,8 +85,14 @@ typedef struct hk_consumer_s {
     uint16_t switch_guard; /* ... before which the new layer's packets are dropped, for this
                               many more packets */
     bool has_frame_number;
-    uint16_t frame_offset;    /* dependency descriptor: own frame number = src + offset */
-    uint16_t last_frame;      /* highest own frame number sent */
+    uint16_t frame_offset;   /* dependency descriptor: own frame number = src + offset */
+    uint16_t last_frame;     /* highest own frame number sent */
+    bool has_picture_id;     /* VP8 payload descriptor, the same way: */
+    uint16_t picture_offset; /* own PictureID = src + offset (mod its width) */
+    uint16_t last_picture;   /* highest own PictureID sent */
+    bool has_tl0;
+    uint8_t tl0_offset; /* own TL0PICIDX = src + offset */
+    uint8_t last_tl0;
     uint64_t last_request_ms; /* its last key-frame request for a switch */
     uint32_t switches;
     /* Video: its RTX SSRC in the subscriber's offer, which carries probe padding (the

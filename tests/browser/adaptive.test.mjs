@@ -1,6 +1,8 @@
 // Acceptance (issue "Adaptive forwarding under E2EE"): each subscriber receives the
-// simulcast layers its own link carries. Three 720p simulcast publishers (sora-js-sdk
-// 2026.1.0, `simulcast: true`) and an unlimited subscriber run in Chromium next to
+// simulcast layers its own link carries, in a plain channel and in an E2EE one. Three 720p
+// simulcast publishers (plain: sora-js-sdk 2026.1.0 with `simulcast: true`; E2EE: the
+// shipped client, client/hisoka.js, with e2ee and simulcast, whose SFrame leaves the
+// server nothing of the media to read) and an unlimited subscriber run in Chromium next to
 // hisoka; a second subscriber runs in its own network namespace behind a veth pair whose
 // server side has a `tbf` rate limit. hisoka estimates each subscriber's downlink from its
 // transport-cc feedback, splits it across the subscriber's tracks and probes with RTX
@@ -42,7 +44,10 @@ function setLimit(mbit) {
     'burst', '16kb', 'latency', '250ms']);
 }
 
-before(async () => {
+const CLIENT_DIR = path.join(ROOT, 'client');
+const TYPES = { '.js': 'application/javascript', '.html': 'text/html', '.css': 'text/css', '.wasm': 'application/wasm' };
+
+before(() => {
   ns = createNetns('hkbwe');
   execFileSync('ip', ['link', 'add', VETH, 'type', 'veth', 'peer', 'name', VETH_PEER]);
   execFileSync('ip', ['link', 'set', VETH_PEER, 'netns', ns.name]);
@@ -50,10 +55,20 @@ before(async () => {
   execFileSync('ip', ['link', 'set', VETH, 'up']);
   execFileSync('ip', ['-n', ns.name, 'addr', 'add', `${SUBSCRIBER_IP}/24`, 'dev', VETH_PEER]);
   execFileSync('ip', ['-n', ns.name, 'link', 'set', VETH_PEER, 'up']);
+});
+
+after(() => {
+  try { execFileSync('ip', ['link', 'del', VETH]); } catch { /* gone with the namespace */ }
+  ns?.destroy();
+});
+
+// hisoka (plain or E2EE) and the two browsers for one scenario.
+async function start(e2ee) {
   setLimit(1);
   // Everyone reaches hisoka at the veth address: from the root namespace that is a local
   // address (no limit), from the namespace it goes through the limited veth.
-  server = await startServer({ listen_address: SERVER_IP, public_ipv4_address: SERVER_IP, log_level: 'info' });
+  server = await startServer({ listen_address: SERVER_IP, public_ipv4_address: SERVER_IP, log_level: 'info',
+    ...(e2ee ? { e2ee: true } : {}) });
   // Pages are served at hisoka's veth address, which Chromium treats as insecure (no
   // getUserMedia) and as a local network its Local Network Access checks block
   // (net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS on the WebSocket) unless told otherwise.
@@ -61,22 +76,23 @@ before(async () => {
     '--disable-features=LocalNetworkAccessChecks,LocalNetworkAccessChecksWebSockets,LocalNetworkAccessChecksWebRTC'];
   near = await launchChromium({ args });
   far = await launchChromium({ executablePath: ns.chromium, args });
-});
+}
 
-after(async () => {
+async function stop() {
   if (process.env.HISOKA_TEST_LOG) fs.writeFileSync(process.env.HISOKA_TEST_LOG, server?.log ?? '');
   await near?.close();
   await far?.close();
   await server?.stop();
-  try { execFileSync('ip', ['link', 'del', VETH]); } catch { /* gone with the namespace */ }
-  ns?.destroy();
-});
+  near = far = server = null;
+}
 
 const origin = () => `http://${SERVER_IP}:${server.config.signaling_port}`;
 const signalingUrl = () => `ws://${SERVER_IP}:${server.config.signaling_port}/signaling`;
 
-// One sora-js-sdk client in its own page (served by playwright at hisoka's address).
-async function sdkClient(browser, label, role, options, media = null) {
+// One client in its own page, served by playwright at hisoka's address: sora-js-sdk
+// (plain), or the shipped client from client/ (e2ee). Either way the page keeps
+// window.sdkTest = {conn: {pc}, remote: {connectionId: {tracks}}}.
+async function openClient(browser, e2ee, label, role, simulcast, media = null) {
   const page = await browser.context.newPage();
   page.on('pageerror', (e) => console.error(`${label} page error:`, e.message));
   await page.route(`${origin()}/adaptive`, (route) => route.fulfill({
@@ -85,36 +101,55 @@ async function sdkClient(browser, label, role, options, media = null) {
   await page.route(`${origin()}/sdk/sora.js`, (route) => route.fulfill({
     status: 200, contentType: 'application/javascript', body: SDK_SOURCE,
   }));
+  await page.route(`${origin()}/demo/**`, (route) => {
+    const rel = new URL(route.request().url()).pathname.slice('/demo/'.length);
+    const file = path.join(CLIENT_DIR, path.normalize(rel));
+    if (!file.startsWith(CLIENT_DIR) || !fs.existsSync(file)) return route.fulfill({ status: 404, body: '' });
+    return route.fulfill({ status: 200, contentType: TYPES[path.extname(file)] ?? 'application/octet-stream',
+      body: fs.readFileSync(file) });
+  });
   await page.goto(`${origin()}/adaptive`);
-  const result = await page.evaluate(async ({ sdkUrl, url, channelId, role, options, media }) => {
-    const { default: Sora } = await import(sdkUrl);
-    const t = { remote: {}, notify: [] };
+  const result = await page.evaluate(async ({ e2ee, base, url, channelId, role, simulcast, media }) => {
+    const t = { remote: {} };
     window.sdkTest = t;
-    const conn = Sora.connection(url)[role](channelId, null, options);
-    t.conn = conn;
-    conn.on('track', (event) => {
-      const stream = event.streams[0];
-      if (!stream) return;
-      const r = t.remote[stream.id] || (t.remote[stream.id] = { tracks: [] });
-      r.tracks.push(event.track);
-    });
-    conn.on('notify', (msg) => t.notify.push(msg));
+    const addTrack = (connectionId, track) => {
+      const r = t.remote[connectionId] || (t.remote[connectionId] = { tracks: [] });
+      r.tracks.push(track);
+    };
     const stream = media ? await navigator.mediaDevices.getUserMedia(media) : null;
+    let pc;
     try {
-      await conn.connect(stream);
+      if (e2ee) {
+        const { HisokaClient } = await import(`${base}/demo/hisoka.js`);
+        const client = new HisokaClient(url, { channelId, role, e2ee: true, simulcast });
+        client.addEventListener('track', (e) => addTrack(e.detail.connectionId, e.detail.track));
+        t.client = client;
+        const id = await client.connect(stream);
+        pc = client.pc;
+        t.conn = { pc, connectionId: id };
+      } else {
+        const { default: Sora } = await import(`${base}/sdk/sora.js`);
+        const conn = Sora.connection(url)[role](channelId, null, { audio: false, video: true, simulcast });
+        conn.on('track', (event) => { if (event.streams[0]) addTrack(event.streams[0].id, event.track); });
+        await conn.connect(stream);
+        pc = conn.pc;
+        t.conn = { pc, connectionId: conn.connectionId };
+      }
     } catch (e) {
       return { error: `${e.name}: ${e.message}` };
     }
     if (stream) {
-      for (const tr of conn.pc.getTransceivers()) {
+      // Keep the resolution under CPU load (2 cores): Chromium would otherwise scale the
+      // camera down and the layers with it.
+      for (const tr of pc.getTransceivers()) {
         if (tr.sender.track?.kind !== 'video') continue;
         const params = tr.sender.getParameters();
         params.degradationPreference = 'maintain-resolution';
         await tr.sender.setParameters(params).catch(() => {});
       }
     }
-    return { connectionId: conn.connectionId };
-  }, { sdkUrl: `${origin()}/sdk/sora.js`, url: signalingUrl(), channelId: CHANNEL, role, options, media });
+    return { connectionId: t.conn.connectionId };
+  }, { e2ee, base: origin(), url: signalingUrl(), channelId: CHANNEL, role, simulcast, media });
   if (result.error) throw new Error(`${label}: connect failed: ${result.error}\n${server.log.slice(-3000)}`);
   return { label, page, id: result.connectionId };
 }
@@ -150,7 +185,8 @@ function recvStats(client) {
         frameWidth: s.frameWidth || 0, framesDecoded: s.framesDecoded || 0,
         freezeCount: s.freezeCount || 0, totalFreezesDuration: s.totalFreezesDuration || 0,
         keyFramesDecoded: s.keyFramesDecoded || 0, pliCount: s.pliCount || 0, nackCount: s.nackCount || 0,
-        packetsLost: s.packetsLost || 0,
+        packetsLost: s.packetsLost || 0, packetsReceived: s.packetsReceived || 0,
+        framesReceived: s.framesReceived || 0, framesDropped: s.framesDropped || 0,
       };
     }
     return out;
@@ -178,14 +214,13 @@ function ridsSeen(recv, sent) {
   return out;
 }
 
-test('a subscriber behind 1 Mbit/s gets the lowest layers; an unlimited one the top; 1 -> 5 -> 1 Mbit/s', async () => {
+// The scenario, in a plain or an E2EE channel.
+async function scenario(e2ee) {
   const media = { audio: false, video: { width: 1280, height: 720, frameRate: 30 } };
   const pubs = [];
-  for (const label of ['A', 'B', 'C']) {
-    pubs.push(await sdkClient(near, label, 'sendonly', { audio: false, video: true, simulcast: true }, media));
-  }
-  const unlimited = await sdkClient(near, 'U', 'recvonly', { audio: false, video: true, simulcast: true });
-  const limited = await sdkClient(far, 'L', 'recvonly', { audio: false, video: true, simulcast: true });
+  for (const label of ['A', 'B', 'C']) pubs.push(await openClient(near, e2ee, label, 'sendonly', true, media));
+  const unlimited = await openClient(near, e2ee, 'U', 'recvonly', true);
+  const limited = await openClient(far, e2ee, 'L', 'recvonly', true);
   const sentAll = async () => Object.fromEntries(await Promise.all(pubs.map(async (p) => [p.id, await sendStats(p)])));
   const label = (id) => pubs.find((p) => p.id === id)?.label ?? id;
   const snapshot = async (what) => {
@@ -211,7 +246,22 @@ test('a subscriber behind 1 Mbit/s gets the lowest layers; an unlimited one the 
   assert.ok(layersUp, `every publisher sends r0, r1 and r2: ${JSON.stringify(prev)}`);
   await new Promise((r) => setTimeout(r, WARMUP_MS));
   const s0 = await snapshot('after warm-up');
-  await new Promise((r) => setTimeout(r, WINDOW_MS));
+  if (process.env.HISOKA_ADAPTIVE_TRACE) {
+    let last = null;
+    for (let i = 0; i < WINDOW_MS / 1000; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const now = { sent: await sentAll(), l: await recvStats(limited), u: await recvStats(unlimited) };
+      if (last) {
+        const line = pubs.map((p) => `${p.label}: enc ${['r0', 'r1', 'r2'].map((rid) => (now.sent[p.id][rid]?.framesEncoded ?? 0) - (last.sent[p.id][rid]?.framesEncoded ?? 0)).join('/')} ` +
+          `L ${now.l[p.id].framesDecoded - last.l[p.id].framesDecoded} (rcv ${now.l[p.id].framesReceived - last.l[p.id].framesReceived}, drop ${now.l[p.id].framesDropped - last.l[p.id].framesDropped}, pkts ${now.l[p.id].packetsReceived - last.l[p.id].packetsReceived}, nack ${now.l[p.id].nackCount}, pli ${now.l[p.id].pliCount}, frz ${now.l[p.id].freezeCount}) ` +
+          `U ${now.u[p.id].framesDecoded - last.u[p.id].framesDecoded}`).join(' | ');
+        console.log(`# t=${i}: ${line}`);
+      }
+      last = now;
+    }
+  } else {
+    await new Promise((r) => setTimeout(r, WINDOW_MS));
+  }
   const s1 = await snapshot('after 30 s');
 
   const seconds = WINDOW_MS / 1000;
@@ -280,5 +330,25 @@ test('a subscriber behind 1 Mbit/s gets the lowest layers; an unlimited one the 
   assert.ok(down, 'the limited subscriber moves down within 3 s of the limit falling');
   for (const p of pubs) {
     assert.ok((longest[p.id] ?? 0) <= 1, `${p.label}: a freeze of ${longest[p.id]?.toFixed(2)} s`);
+  }
+}
+
+const TITLE = 'a subscriber behind 1 Mbit/s gets the lowest layers, an unlimited one the top; 1 -> 5 -> 1 Mbit/s';
+
+test(`plain channel (sora-js-sdk): ${TITLE}`, async () => {
+  await start(false);
+  try {
+    await scenario(false);
+  } finally {
+    await stop();
+  }
+});
+
+test(`E2EE channel (client/hisoka.js, SFrame): ${TITLE}`, async () => {
+  await start(true);
+  try {
+    await scenario(true);
+  } finally {
+    await stop();
   }
 });

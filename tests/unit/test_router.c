@@ -557,11 +557,16 @@ static size_t layer_packet(uint8_t *buf, int layer, uint16_t seq, bool key, bool
     hk_wr16(buf + 12, 0xbede);
     hk_wr16(buf + 14, (uint16_t)words);
     uint8_t *payload = e + 4 * words;
-    payload[0] = start ? 0x10 : 0x00;
-    payload[1] = key ? 0x00 : 0x01;
-    payload[2] = (uint8_t)layer;
-    hk_wr16(payload + 3, seq);
-    return (size_t)(payload + 5 - buf);
+    /* VP8 payload descriptor (RFC 7741 §4.2): X, S; I (15-bit PictureID), L (TL0PICIDX),
+     * each layer numbering its own pictures; then the payload header's P bit. */
+    payload[0] = (uint8_t)(0x80 | (start ? 0x10 : 0x00));
+    payload[1] = 0xc0;
+    hk_wr16(payload + 2, (uint16_t)(0x8000 | (3000 * layer + frame)));
+    payload[4] = (uint8_t)(60 * layer + frame);
+    payload[5] = key ? 0x00 : 0x01;
+    payload[6] = (uint8_t)layer;
+    hk_wr16(payload + 7, seq);
+    return (size_t)(payload + 9 - buf);
 }
 
 static void publish_layer(world_t *w, int layer, uint16_t seq, bool key, bool with_rid)
@@ -583,7 +588,18 @@ static void publish_frame(world_t *w, uint8_t mask, uint16_t f, bool key, bool w
 
 static int rx_layer(const rx_t *r)
 {
-    return r->payload_len >= 5 ? r->payload[2] : -1;
+    return r->payload_len >= 9 ? r->payload[6] : -1;
+}
+
+/* The VP8 PictureID and TL0PICIDX of a layer_packet as received. */
+static uint16_t rx_picture(const rx_t *r)
+{
+    return (uint16_t)(((r->payload[2] & 0x7f) << 8) | r->payload[3]);
+}
+
+static uint8_t rx_tl0(const rx_t *r)
+{
+    return r->payload[4];
 }
 
 /* The publisher sends three simulcast layers (SSRCs learnt from their rids). */
@@ -677,8 +693,14 @@ TEST(router_simulcast_switches_at_key_frames)
     CHECK_INT_EQ(second.ssrc, c1->ssrc);
     CHECK((int32_t)(second.ts - prev.ts) > 0 && second.ts - prev.ts < 90 * 1000);
     CHECK_INT_EQ((uint16_t)(second.frame - prev.frame), 1);
-    for (size_t k = first_r2; k < s1->n_rx; k++)
+    /* VP8's picture numbering goes on too (r2 numbers its pictures from 6000). */
+    CHECK_INT_EQ((rx_picture(&second) - rx_picture(&prev)) & 0x7fff, 1);
+    CHECK_INT_EQ((uint8_t)(rx_tl0(&second) - rx_tl0(&prev)), 1);
+    for (size_t k = first_r2; k < s1->n_rx; k++) {
         CHECK_INT_EQ(rx_layer(&s1->rx[k]), 2);
+        CHECK_INT_EQ((rx_picture(&s1->rx[k]) - rx_picture(&second)) & 0x7fff,
+                     (s1->rx[k].frame - second.frame) & 0xffff);
+    }
 
     /* A NACK for the lost key packet: answered as r2's, under its number, with the frame
      * number mapped; one for a packet of r0 it left: a miss (that mapping is gone). */
@@ -695,6 +717,7 @@ TEST(router_simulcast_switches_at_key_frames)
     CHECK_INT_EQ(rx_layer(re), 2);
     CHECK_INT_EQ(re->ts, second.ts);
     CHECK_INT_EQ(re->frame, second.frame);
+    CHECK_INT_EQ(rx_picture(re), rx_picture(&second));
     CHECK_INT_EQ((int)(w->host.counters.retransmission_misses - misses), 1);
 
     /* r2 stops for longer than HK_LAYER_FLOWING_MS: subscriber 1 (wanting r2) moves down

@@ -138,3 +138,39 @@ TEST(vcodec_descriptor_of_chromium_simulcast)
     CHECK(packets > 100);
     CHECK(keys >= 3); /* at least one per encoding */
 }
+
+/* VP8 picture numbering (RFC 7741 §4.2): read with a 15-bit and a 7-bit PictureID, with
+ * and without TL0PICIDX, written back in place (masked to the field), and refused when
+ * truncated. */
+TEST(vcodec_vp8_picture_ids)
+{
+    /* X=1 S=1 | I=1 L=1 T=1 | M=1 PictureID 0x1234 | TL0PICIDX 0x56 | TID.. | payload */
+    uint8_t a[] = {0x90, 0xe0, 0x80 | 0x12, 0x34, 0x56, 0x40, 0x00, 0x9d, 0x01};
+    hk_vp8_ids_t ids;
+    CHECK(hk_vcodec_vp8_ids(a, sizeof a, &ids));
+    CHECK(ids.has_picture_id && ids.picture_id_bits == 15 && ids.picture_id == 0x1234);
+    CHECK(ids.has_tl0 && ids.tl0_pic_idx == 0x56);
+    hk_vcodec_vp8_set_ids(a, &ids, 0x8001 /* masked to 15 bits */, 0x07);
+    CHECK_INT_EQ(a[2], 0x80);
+    CHECK_INT_EQ(a[3], 0x01);
+    CHECK_INT_EQ(a[4], 0x07);
+    CHECK_INT_EQ(a[5], 0x40); /* the rest untouched */
+    CHECK_INT_EQ(a[7], 0x9d);
+    /* 7-bit PictureID, no TL0PICIDX. */
+    uint8_t b[] = {0x90, 0x80, 0x7f, 0x00};
+    CHECK(hk_vcodec_vp8_ids(b, sizeof b, &ids));
+    CHECK(ids.picture_id_bits == 7 && ids.picture_id == 0x7f && !ids.has_tl0);
+    hk_vcodec_vp8_set_ids(b, &ids, 0x180, 0);
+    CHECK_INT_EQ(b[2], 0x00);
+    CHECK_INT_EQ(b[3], 0x00);
+    /* No extension byte: nothing to map. */
+    uint8_t c[] = {0x10, 0x00};
+    CHECK(hk_vcodec_vp8_ids(c, sizeof c, &ids));
+    CHECK(!ids.has_picture_id && !ids.has_tl0);
+    /* Truncated. */
+    CHECK(!hk_vcodec_vp8_ids(a, 3, &ids));
+    CHECK(!hk_vcodec_vp8_ids(a, 1, &ids));
+    CHECK(!hk_vcodec_vp8_ids(a, 0, &ids));
+    uint8_t d[] = {0x90, 0x40};
+    CHECK(!hk_vcodec_vp8_ids(d, sizeof d, &ids));
+}
