@@ -2,6 +2,7 @@
  * draft-alvestrand-rmcat-remb-03, draft-holmer-rmcat-transport-wide-cc-extensions-01). */
 #include "server/proto/rtcp.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/bytes.h"
@@ -654,4 +655,28 @@ int hk_rtcp_build_twcc(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t 
         buf[pos - 1] = (uint8_t)pad;
     put_header(buf, pad != 0, HK_RTCP_FMT_TWCC, HK_RTCP_RTPFB, pos);
     return (int)pos;
+}
+
+static int cmp_twcc_from(const void *a, const void *b, void *from)
+{
+    uint16_t base = *(const uint16_t *)from;
+    uint16_t x = (uint16_t)(((const hk_rtcp_twcc_packet_t *)a)->seq - base);
+    uint16_t y = (uint16_t)(((const hk_rtcp_twcc_packet_t *)b)->seq - base);
+    return (x > y) - (x < y);
+}
+
+size_t hk_rtcp_twcc_report(hk_rtcp_twcc_packet_t *arrivals, size_t n, uint16_t *next,
+                           hk_rtcp_twcc_packet_t *out)
+{
+    if (n == 0)
+        return 0;
+    qsort_r(arrivals, n, sizeof *arrivals, cmp_twcc_from, next);
+    size_t k = 0;
+    if (arrivals[0].seq != *next)
+        out[k++] = (hk_rtcp_twcc_packet_t){.seq = *next, .received = false};
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || arrivals[i].seq != arrivals[i - 1].seq)
+            out[k++] = arrivals[i];
+    *next = (uint16_t)(out[k - 1].seq + 1);
+    return k;
 }

@@ -188,4 +188,12 @@ int hk_rtcp_build_remb(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint64_t 
 int hk_rtcp_build_twcc(uint8_t *buf, size_t cap, uint32_t sender_ssrc, uint32_t media_ssrc,
                        uint8_t fb_count, const hk_rtcp_twcc_packet_t *pkts, size_t n);
 
+/* What a receiver reports next: its n arrivals (in any order, repeats allowed; sorted in
+ * place) from *next on, as hk_rtcp_build_twcc takes them: ascending, each number once, and
+ * starting with *next reported lost when it did not arrive (so a loss just before the
+ * first arrival counts). out holds n + 1 entries. Advances *next past the last arrival.
+ * Returns the count (0 when n is 0). */
+size_t hk_rtcp_twcc_report(hk_rtcp_twcc_packet_t *arrivals, size_t n, uint16_t *next,
+                           hk_rtcp_twcc_packet_t *out);
+
 #endif

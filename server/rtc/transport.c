@@ -884,14 +884,6 @@ static void send_nacks(hk_transport_t *t, uint64_t now_ms)
         send_stream_nacks(t, &t->streams[i], now_ms);
 }
 
-static int cmp_twcc(const void *a, const void *b, void *next)
-{
-    uint16_t base = *(const uint16_t *)next;
-    uint16_t x = (uint16_t)(((const hk_rtcp_twcc_packet_t *)a)->seq - base);
-    uint16_t y = (uint16_t)(((const hk_rtcp_twcc_packet_t *)b)->seq - base);
-    return (x > y) - (x < y);
-}
-
 /* Transport-wide CC feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1)
  * for everything received since the last one, so the publisher's bandwidth estimate
  * (and with it its send bitrate) can grow. */
@@ -901,21 +893,13 @@ static void send_twcc(hk_transport_t *t, uint64_t now_ms)
     if (t->n_twcc == 0)
         return;
     hk_rtc_host_t *host = t->host;
-    qsort_r(t->twcc, t->n_twcc, sizeof t->twcc[0], cmp_twcc, &t->twcc_next);
-    /* Drop duplicates, then report from twcc_next so losses at the edge count. */
     hk_rtcp_twcc_packet_t list[HK_TWCC_MAX + 1];
-    size_t n = 0;
-    if (t->twcc[0].seq != t->twcc_next)
-        list[n++] = (hk_rtcp_twcc_packet_t){.seq = t->twcc_next, .received = false};
-    for (size_t i = 0; i < t->n_twcc; i++)
-        if (i == 0 || t->twcc[i].seq != t->twcc[i - 1].seq)
-            list[n++] = t->twcc[i];
+    size_t n = hk_rtcp_twcc_report(t->twcc, t->n_twcc, &t->twcc_next, list);
+    t->n_twcc = 0;
     const hk_stream_t *video = first_video(t);
     uint32_t media_ssrc = video ? video->ssrc : t->streams[HK_STREAM_AUDIO].ssrc;
     int len = hk_rtcp_build_twcc(host->work, sizeof host->work, t->rtcp_ssrc, media_ssrc,
                                  t->twcc_fb_count++, list, n);
-    t->twcc_next = (uint16_t)(list[n - 1].seq + 1);
-    t->n_twcc = 0;
     if (len > 0) {
         hk_transport_send_rtcp(t, host->work, (size_t)len);
         host->counters.twcc_feedback_sent++;

@@ -27,7 +27,8 @@ static int write_mapped(hk_consumer_t *c, hk_transport_t *t, uint8_t *slot, cons
     hk_wr32(slot + 4, hdr->timestamp + c->ts_offset);
     hk_wr32(slot + 8, c->ssrc);
     if (c->history)
-        c->history[own & (HK_CONSUMER_HISTORY - 1)] = (hk_consumer_sent_t){own, hdr->seq, layer};
+        c->history[own & (HK_CONSUMER_HISTORY - 1)] =
+            (hk_consumer_sent_t){own, hdr->seq, layer, (uint8_t)c->switches};
     c->last_pt = hdr->pt;
     return n;
 }
@@ -306,7 +307,11 @@ void hk_consumer_answer_nack(hk_consumer_t *c, const uint16_t *seqs, size_t n, u
     for (size_t i = 0; i < n; i++) {
         const hk_consumer_sent_t *sent = &c->history[seqs[i] & (HK_CONSUMER_HISTORY - 1)];
         /* A packet of a layer it left was mapped with offsets it no longer has. */
-        bool mapped = sent->own == seqs[i] && (!p->layers || sent->layer == c->layer);
+        /* A packet sent before the last switch was mapped with offsets (timestamp, frame
+         * and picture numbers) it no longer has, even on the layer it is back on. */
+        bool mapped =
+            sent->own == seqs[i] &&
+            (!p->layers || (sent->layer == c->layer && sent->epoch == (uint8_t)c->switches));
         hk_stream_t *stream = mapped ? hk_producer_stream(p, sent->layer) : NULL;
         const uint8_t *pkt;
         size_t len;

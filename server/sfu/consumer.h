@@ -34,6 +34,7 @@ typedef struct {
     uint16_t own;  /* the consumer's sequence number */
     uint16_t src;  /* the producer's */
     uint8_t layer; /* of this simulcast layer (0 without simulcast) */
+    uint8_t epoch; /* the consumer's switch count (mod 256) when it was sent: its offsets */
 } hk_consumer_sent_t;
 
 /* What a subscriber asks of a simulcast track, besides a layer 0..2. */

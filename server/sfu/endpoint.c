@@ -261,6 +261,7 @@ void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
     }
     uint64_t estimate = hk_bwe_estimate(t->bwe);
     uint64_t budget = estimate / 100 * HK_ALLOC_BUDGET_PCT;
+    e->alloc_estimate_bps = estimate;
     e->allocated_bps = hk_allocate(budget, e->alloc.in, n, e->alloc.out, e->alloc.order);
     e->desired_bps = desired;
     bool pending = false;
@@ -432,7 +433,11 @@ static void on_feedback(void *user, const hk_rtcp_packet_t *pkt, uint64_t now_ms
             hk_transport_enable_bwe(t, HK_BWE_START_BPS, HK_BWE_MIN_BPS, HK_BWE_MAX_BPS) != 0)
             return;
         hk_transport_on_twcc(t, &fb, now_ms);
-        if (now_ms - e->last_alloc_ms >= HK_ALLOC_INTERVAL_MS)
+        /* Every HK_ALLOC_INTERVAL_MS, and at once when the estimate fell by a quarter: a
+         * link that narrowed is filling its queue with layers it cannot carry. */
+        uint64_t estimate = hk_bwe_estimate(t->bwe);
+        if (now_ms - e->last_alloc_ms >= HK_ALLOC_INTERVAL_MS ||
+            estimate < e->alloc_estimate_bps / 4 * 3)
             hk_endpoint_allocate(e, now_ms);
         return;
     }

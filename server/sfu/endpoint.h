@@ -44,8 +44,9 @@ typedef struct hk_endpoint_s {
         size_t cap;
     } alloc;
     uint64_t last_alloc_ms;
-    uint64_t desired_bps;   /* what its consumers' wanted layers need */
-    uint64_t allocated_bps; /* what the last allocation gave them */
+    uint64_t desired_bps;        /* what its consumers' wanted layers need */
+    uint64_t allocated_bps;      /* what the last allocation gave them */
+    uint64_t alloc_estimate_bps; /* the estimate it was made from */
     uint64_t last_probe_ms;
     uint64_t probe_from_bps; /* the estimate when it last probed */
     uint64_t probe_wait_ms;  /* before the next probe when the last raised nothing */

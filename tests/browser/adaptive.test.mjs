@@ -285,6 +285,9 @@ async function scenario(e2ee) {
   // when a frame comes late (freezeCount) and adds its length (totalFreezesDuration), so
   // samples 200 ms apart give each one's length (two in one interval count as one).
   const longest = {};
+  const freezes = [];
+  const watchStart = Date.now();
+  const marks = [];
   let watching = true;
   const watcher = (async () => {
     let last = await recvStats(limited);
@@ -294,7 +297,10 @@ async function scenario(e2ee) {
       for (const [id, st] of Object.entries(now)) {
         const before = last[id];
         if (before && st.freezeCount > before.freezeCount) {
-          longest[id] = Math.max(longest[id] ?? 0, st.totalFreezesDuration - before.totalFreezesDuration);
+          const d = st.totalFreezesDuration - before.totalFreezesDuration;
+          longest[id] = Math.max(longest[id] ?? 0, d);
+          freezes.push(`${label(id)} ${d.toFixed(2)} s ending ${((Date.now() - watchStart) / 1000).toFixed(1)} s ` +
+            `(width ${st.frameWidth}, keys ${st.keyFramesDecoded}, plis ${st.pliCount}, nacks ${st.nackCount}, lost ${st.packetsLost})`);
         }
       }
       last = now;
@@ -304,6 +310,7 @@ async function scenario(e2ee) {
   // 1 -> 5 Mbit/s: some stream above r0 within 10 s.
   setLimit(5);
   const t0 = Date.now();
+  marks.push(`5 Mbit/s at ${((t0 - watchStart) / 1000).toFixed(1)} s`);
   const up = await waitFor(async () => {
     const v = await serverView(limited);
     return Object.values(v.layers).some((x) => x.current_rid !== 'r0');
@@ -317,6 +324,7 @@ async function scenario(e2ee) {
   // 5 -> 1 Mbit/s: everyone back at r0 within 3 s.
   setLimit(1);
   const t1 = Date.now();
+  marks.push(`1 Mbit/s at ${((t1 - watchStart) / 1000).toFixed(1)} s`);
   const down = await waitFor(async () => {
     const v = await serverView(limited);
     return Object.values(v.layers).every((x) => x.current_rid === 'r0');
@@ -326,7 +334,8 @@ async function scenario(e2ee) {
   watching = false;
   await watcher;
   await snapshot(`1 Mbit/s again (down after ${downMs} ms)`);
-  console.log(`# longest freeze per stream while the limit changed: ${JSON.stringify(Object.fromEntries(pubs.map((p) => [p.label, longest[p.id] ?? 0])))}`);
+  console.log(`# longest freeze per stream while the limit changed: ${JSON.stringify(Object.fromEntries(pubs.map((p) => [p.label, longest[p.id] ?? 0])))}; ` +
+    `${marks.join(', ')}; freezes: ${freezes.join('; ') || 'none'}`);
   assert.ok(down, 'the limited subscriber moves down within 3 s of the limit falling');
   for (const p of pubs) {
     assert.ok((longest[p.id] ?? 0) <= 1, `${p.label}: a freeze of ${longest[p.id]?.toFixed(2)} s`);

@@ -5,7 +5,9 @@
 # 10/50/200 subscribers, fanout50tcp (1 -> 50 with every peer's media over ICE-TCP to
 # hisoka's media_tcp_port, RFC 4571 framing; hisoka only), meeting (10 sendrecv members,
 # audio + video), meeting30 (30 sendrecv members, the same traffic per member), join storm
-# (100 subscribers join at once while 1 -> 10 media flows).
+# (100 subscribers join at once while 1 -> 10 media flows), simulcast (10 sendrecv members
+# publishing three layers each, every receiver sending transport-cc feedback, 2 of them
+# capped at 1 Mbit/s; hisoka only).
 # Servers: hisoka; baseline (hisoka built from BENCH_BASELINE, run with the same config);
 # janus (Janus' default threading: one loop thread per handle); janus-el1 (event_loops = 1:
 # all media on one loop thread); raw.
@@ -25,8 +27,8 @@
 #                      with the median packets per CPU second and the range of all runs.
 #                      This machine's hypervisor makes single runs vary by up to 3x.
 #                      The whole `make bench` stays under 20 minutes.
-#   BENCH_SCENARIOS="fanout10 fanout50 fanout50tcp fanout200 meeting meeting30 joinstorm"
-#                      (empty: none)
+#   BENCH_SCENARIOS="fanout10 fanout50 fanout50tcp fanout200 meeting meeting30 joinstorm
+#                      simulcast" (empty: none)
 #   BENCH_TCP_REPEAT=3 runs of the ICE-TCP scenarios (at most BENCH_REPEAT; in the first
 #                      repetitions)
 #   BENCH_SERVERS="hisoka baseline janus janus-el1 raw" (Janus is skipped when not
@@ -47,7 +49,7 @@ cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
 SECONDS_PER=${BENCH_SECONDS:-5}
 REPEAT=${BENCH_REPEAT:-3}
-SCENARIOS=${BENCH_SCENARIOS-"fanout10 fanout50 fanout50tcp fanout200 meeting meeting30 joinstorm"}
+SCENARIOS=${BENCH_SCENARIOS-"fanout10 fanout50 fanout50tcp fanout200 meeting meeting30 joinstorm simulcast"}
 TCP_REPEAT=${BENCH_TCP_REPEAT:-$REPEAT}
 SERVERS=${BENCH_SERVERS:-"hisoka baseline janus janus-el1 raw"}
 # the round-1 commit (issue 18: every scenario within 5 % of it, measured in the same run)
@@ -188,6 +190,9 @@ scenario_args() {
     # 30 x 29 receive streams: 147,900 packets/s delivered, about half a core for hisoka
     meeting30) echo "--publishers 0 --subscribers 0 --members 30 --connect-interval-ms 300" ;;
     joinstorm) echo "--publishers 1 --subscribers 10 --late 100 --late-at $((SECONDS_PER / 3))" ;;
+    # 10 members, each sending r0/r1/r2 (1/16, 1/4, all of 1 Mbit/s) and receiving 9; two of
+    # them behind a 1 Mbit/s cap: the downlink estimates, allocation and probing at work
+    simulcast) echo "--publishers 0 --subscribers 0 --members 10 --connect-interval-ms 300 --simulcast --capped 2 --cap-kbps 1000" ;;
     esac
 }
 
@@ -201,6 +206,16 @@ is_tcp_scenario() {
 
 # not_applicable SCENARIO SERVER: why SERVER does not run SCENARIO (nothing when it does).
 not_applicable() {
+    if [ "$1" = simulcast ]; then
+        case $2 in
+        hisoka) ;;
+        baseline) echo "round 1 has no simulcast" ;;
+        raw) echo "the raw relay forwards everything: no layers" ;;
+        janus*) echo "the generator's Janus mode publishes one stream (no rids for the VideoRoom's simulcast)" ;;
+        *) echo "simulcast runs on hisoka only" ;;
+        esac
+        return 0
+    fi
     is_tcp_scenario "$1" || return 0
     case $2 in
     hisoka) ;;
@@ -714,7 +729,14 @@ for (const r of rows) {
   const joins = r.late > 0 ? r.late_join_ms : r.join_ms;
   const notes = [];
   const srvCpu = r.server_cpu_s / (r.window_s || 1);
-  if (r.loss_pct > 1) notes.push(`saturated: ${f(r.loss_pct, 0)}% lost, server ${f(srvCpu, 2)} CPU`);
+  const a = r.adaptive;
+  if (a) {
+    notes.push(`capped receivers ${f(a.capped_kbps, 0)} kbit/s (cap ${a.cap_kbps}), others ` +
+      `${f(a.free_kbps, 0)}; ${a.cap_drops} packets over caps, ${a.plis_received} PLIs, ` +
+      `${a.keyframes_sent} layer key frames (loss % counts the cap drops)`);
+  } else if (r.loss_pct > 1) {
+    notes.push(`saturated: ${f(r.loss_pct, 0)}% lost, server ${f(srvCpu, 2)} CPU`);
+  }
   if (r.peers_failed > 0) notes.push(`${r.peers_failed} peers failed`);
   if (r.peers_without_media > 0) notes.push(`${r.peers_without_media} without media`);
   if (r.failed_runs > 0) notes.push(`${r.failed_runs} of ${r.runs} runs exited non-zero`);
@@ -820,7 +842,10 @@ if (rows.length) md.push(
   'gives the number of runs and its pkt/CPU-s ÷ fanout50\'s over UDP, paired by repetition);',
   'meeting, 10 sendrecv members; meeting30,',
   '30 sendrecv members (the same traffic per member: 30 x 29 receive streams); joinstorm,',
-  '1 -> 10 and 100 subscribers joining at once during the window.', '', mdTable(lines), '',
+  '1 -> 10 and 100 subscribers joining at once during the window; simulcast, 10 sendrecv members',
+  'each sending three layers (1/16, 1/4 and all of 1 Mbit/s) and receiving nine, every receiver',
+  'sending transport-cc feedback, two of them dropping what exceeds 1 Mbit/s (hisoka only).',
+  '', mdTable(lines), '',
   ...checks.map((l) => `- ${l}`), ...naLines.map((l) => `- ${l}`),
   ...(checks.length || naLines.length ? [''] : []));
 if (ramp.length) md.push('## Capacity and added latency at half capacity', '',

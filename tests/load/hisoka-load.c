@@ -63,7 +63,10 @@
 #define ICE_RETRY_US  100000u
 #define ICE_MAX_TRIES 100
 #define CONSENT_US    5000000u
-#define SENT_RING     512 /* frames whose send time a publisher remembers, per kind */
+#define SENT_RING     512     /* frames whose send time a publisher remembers, per kind */
+#define TWCC_RX_MAX   1024    /* arrivals a receiver reports in one transport-cc feedback */
+#define CAP_BURST     16384.0 /* bytes a capped receiver's link passes at once */
+#define RID_PACKETS   100     /* packets of each simulcast layer that carry its rid */
 /* --transport tcp: per-peer buffers, allocated once at connect. The send queue of a peer
  * that sends media holds about 2 s of its 1 Mbit/s; a receive-only peer sends only STUN,
  * DTLS and RTCP. The receive buffer holds a whole largest frame plus a read. */
@@ -146,6 +149,21 @@ typedef struct {
     stream_t streams[MAX_STREAMS];
     int n_streams;
     uint64_t next_storm; /* --feedback-storm: when the next burst is due */
+    /* --simulcast publisher: one SSRC and sequence per layer; key frame owed per layer */
+    uint32_t ssrc_layer[3];
+    uint16_t seq_layer[3];
+    uint32_t rid_left[3]; /* packets that still carry the rid extension */
+    bool key_layer[3];
+    /* transport-cc feedback of what it receives (--twcc), and its receive cap (--capped) */
+    hk_rtcp_twcc_packet_t *twcc_rx;
+    size_t n_twcc_rx;
+    bool twcc_started;
+    uint16_t twcc_next;
+    uint8_t twcc_fb_count;
+    uint64_t next_twcc;
+    bool capped;
+    double cap_tokens; /* bytes */
+    uint64_t cap_last;
     /* --mode janus: one Janus session + VideoRoom handle per PeerConnection; a sendrecv
      * member is two peers (a publisher and a subscriber PC), pair = the other half. */
     int pair;
@@ -181,6 +199,10 @@ typedef struct {
     transport_t transport;
     bool have_tcp_target; /* --tcp-target: instead of the offer's tcp candidate */
     struct sockaddr_in tcp_target;
+    bool simulcast; /* --simulcast: video as three layers r0..r2 (1/16, 1/4, 1 of video_kbps) */
+    bool twcc;      /* receivers send transport-cc feedback (on with --simulcast) */
+    int capped;     /* --capped N: the first N receivers of each channel ... */
+    int cap_kbps;   /* ... drop what arrives above this rate (--cap-kbps) */
 } options_t;
 
 typedef struct {
@@ -201,6 +223,12 @@ typedef struct {
     uint64_t tcp_send_blocked; /* sends the kernel refused for now (EAGAIN): queue kept */
     uint64_t tcp_tx_max;       /* the fullest any send queue was, bytes */
     uint64_t tcp_closed;       /* connections lost after the peer was ready */
+    /* --simulcast / --twcc / --capped */
+    uint64_t twcc_sent;                /* transport-cc feedback packets from receivers */
+    uint64_t plis_received;            /* by publishers, for one of their layers */
+    uint64_t keyframes_sent;           /* layer key frames (start, and on PLI) */
+    uint64_t cap_drops;                /* packets a capped receiver dropped over its rate */
+    uint64_t bytes_capped, bytes_free; /* received in the window by capped / other receivers */
 } stats_t;
 
 static options_t opt = {
@@ -219,6 +247,7 @@ static options_t opt = {
     .late_at = -1,
     .channel_prefix = "load",
     .janus_room = 1234,
+    .cap_kbps = 1000,
 };
 static stats_t st;
 static peer_t *peers;
@@ -746,7 +775,18 @@ static const char *build_answer(peer_t *p, int n)
                        (video ? opt.video && !p->send_video : opt.audio && !p->send_audio);
         if (we_send) {
             OUT("a=sendonly\r\na=msid:ld%d %s-track\r\n", p->idx, video ? "video" : "audio");
-            if (video) {
+            if (video && opt.simulcast) {
+                /* Three encodings whose SSRCs the server learns from the rid extension
+                 * (RFC 8853), each with a dependency descriptor. */
+                p->send_video = true;
+                snprintf(p->mid_video, sizeof p->mid_video, "%s", m->mid);
+                OUT("a=extmap:%d https://aomediacodec.github.io/av1-rtp-spec/"
+                    "#dependency-descriptor-rtp-header-extension\r\n"
+                    "a=extmap:%d urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n"
+                    "a=rid:r0 send\r\na=rid:r1 send\r\na=rid:r2 send\r\n"
+                    "a=simulcast:send r0;r1;r2\r\n",
+                    HK_EXT_DEPENDENCY_DESCRIPTOR, HK_EXT_RID);
+            } else if (video) {
                 p->send_video = true;
                 snprintf(p->mid_video, sizeof p->mid_video, "%s", m->mid);
                 OUT("a=ssrc-group:FID %u %u\r\na=ssrc:%u cname:ld%d\r\na=ssrc:%u cname:ld%d\r\n",
@@ -843,9 +883,12 @@ static void send_connect(peer_t *p)
     char channel[96];
     snprintf(channel, sizeof channel, "%s-%d", opt.channel_prefix, p->channel);
     json_t *video = opt.video ? json_pack("{s:s}", "codec_type", "VP8") : json_false();
-    ws_send_json(p, json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:b,s:b}", "type", "connect", "role", role,
-                              "channel_id", channel, "sora_client", "hisoka-load", "audio",
-                              opt.audio, "video", video, "multistream", 1, "e2ee", opt.e2ee));
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:b,s:b}", "type", "connect", "role", role,
+                            "channel_id", channel, "sora_client", "hisoka-load", "audio", opt.audio,
+                            "video", video, "multistream", 1, "e2ee", opt.e2ee);
+    if (msg && opt.simulcast && p->role != ROLE_SUB)
+        json_object_set_new(msg, "simulcast", json_true());
+    ws_send_json(p, msg);
 }
 
 /* ---- signaling with Janus (--mode janus, janus.h) ------------------------------------- */
@@ -1135,8 +1178,21 @@ static void start_peer(peer_t *p)
 
 /* RTP header (RFC 3550 §5.1) with a one-byte-form extension block (RFC 8285 §4.2):
  * mid (id 1) and transport-wide sequence number (id 3), padded to 32 bits. */
+/* The same with, for a simulcast layer, its rid (NULL: none) and a dependency descriptor
+ * (RFC: AV1 RTP spec A.2) of dd_len bytes (0: none). */
+static size_t write_rtp_header_ext(uint8_t *b, uint8_t pt, bool marker, uint16_t seq, uint32_t ts,
+                                   uint32_t ssrc, const char *mid, uint16_t twcc, const char *rid,
+                                   const uint8_t *dd, size_t dd_len);
+
 static size_t write_rtp_header(uint8_t *b, uint8_t pt, bool marker, uint16_t seq, uint32_t ts,
                                uint32_t ssrc, const char *mid, uint16_t twcc)
+{
+    return write_rtp_header_ext(b, pt, marker, seq, ts, ssrc, mid, twcc, NULL, NULL, 0);
+}
+
+static size_t write_rtp_header_ext(uint8_t *b, uint8_t pt, bool marker, uint16_t seq, uint32_t ts,
+                                   uint32_t ssrc, const char *mid, uint16_t twcc, const char *rid,
+                                   const uint8_t *dd, size_t dd_len)
 {
     size_t mid_len = strlen(mid);
     b[0] = 0x90;
@@ -1151,6 +1207,17 @@ static size_t write_rtp_header(uint8_t *b, uint8_t pt, bool marker, uint16_t seq
     b[e++] = (uint8_t)((HK_EXT_TRANSPORT_CC << 4) | 1);
     hk_wr16(b + e, twcc);
     e += 2;
+    if (rid) {
+        size_t rid_len = strlen(rid);
+        b[e++] = (uint8_t)((HK_EXT_RID << 4) | (rid_len - 1));
+        memcpy(b + e, rid, rid_len);
+        e += rid_len;
+    }
+    if (dd_len) {
+        b[e++] = (uint8_t)((HK_EXT_DEPENDENCY_DESCRIPTOR << 4) | (dd_len - 1));
+        memcpy(b + e, dd, dd_len);
+        e += dd_len;
+    }
     while ((e - 16) % 4)
         b[e++] = 0;
     size_t words = (e - 16) / 4;
@@ -1159,17 +1226,28 @@ static size_t write_rtp_header(uint8_t *b, uint8_t pt, bool marker, uint16_t seq
     return e;
 }
 
-static void send_frame(peer_t *p, bool video)
+/* One frame of audio, of video, or (layer >= 0) of one simulcast layer of video (the
+ * caller numbers the frame: ctr); layer r<i> has 1/16, 1/4 or all of video_kbps. */
+static void send_frame_of(peer_t *p, bool video, int layer, uint32_t ctr)
 {
     uint64_t t = now_us();
-    uint32_t ctr = video ? p->ctr_video++ : p->ctr_audio++;
     size_t frame_len = video ? (size_t)opt.video_kbps * 1000 / 8 / (size_t)opt.fps : 100;
+    if (layer >= 0)
+        frame_len >>= 2 * (2 - layer);
     if (frame_len < HK_LOAD_SFRAME_HDR + HK_LOAD_PLAIN_HDR + HK_LOAD_TAG)
         frame_len = HK_LOAD_SFRAME_HDR + HK_LOAD_PLAIN_HDR + HK_LOAD_TAG;
     if (frame_len > frame_cap)
         frame_len = frame_cap;
-    if (hk_load_frame_encrypt((uint32_t)p->idx + 1, ctr, t, frame_buf, frame_len) < 0)
+    /* Each layer its own key id (a nonce is never reused), the publisher's in the low bits. */
+    uint32_t kid = (uint32_t)p->idx + 1 + (layer > 0 ? (uint32_t)layer << 24 : 0);
+    if (hk_load_frame_encrypt(kid, ctr, t, frame_buf, frame_len) < 0)
         return;
+    static const char *const rids[3] = {"r0", "r1", "r2"};
+    bool key = layer >= 0 && p->key_layer[layer];
+    if (key) {
+        p->key_layer[layer] = false;
+        st.keyframes_sent++;
+    }
     size_t count = (frame_len + HK_LOAD_FRAG - 1) / HK_LOAD_FRAG;
     if (count > BATCH)
         count = BATCH;
@@ -1179,12 +1257,25 @@ static void send_frame(peer_t *p, bool video)
         uint8_t *b = pkt_buf[i];
         size_t off = i * HK_LOAD_FRAG;
         size_t frag = frame_len - off < HK_LOAD_FRAG ? frame_len - off : HK_LOAD_FRAG;
-        size_t h = video ? write_rtp_header(b, HK_PT_VP8, i + 1 == count, p->seq_video++,
-                                            ctr * HK_LOAD_VIDEO_TS_STEP, p->ssrc_video,
-                                            p->mid_video[0] ? p->mid_video : "1", p->twcc++)
-                         : write_rtp_header(b, HK_PT_OPUS, false, p->seq_audio++,
-                                            ctr * HK_LOAD_AUDIO_TS_STEP, p->ssrc_audio,
-                                            p->mid_audio[0] ? p->mid_audio : "0", p->twcc++);
+        size_t h;
+        if (layer >= 0) {
+            /* DD: start and end of frame, template 0, frame number; a key frame's first
+             * packet says a template structure follows (all the server reads of it). */
+            uint8_t dd[4] = {(uint8_t)((i == 0 ? 0x80 : 0) | (i + 1 == count ? 0x40 : 0)),
+                             (uint8_t)(ctr >> 8), (uint8_t)ctr, 0x80};
+            const char *rid = p->rid_left[layer] ? (p->rid_left[layer]--, rids[layer]) : NULL;
+            h = write_rtp_header_ext(b, HK_PT_VP8, i + 1 == count, p->seq_layer[layer]++,
+                                     ctr * HK_LOAD_VIDEO_TS_STEP, p->ssrc_layer[layer],
+                                     p->mid_video[0] ? p->mid_video : "1", p->twcc++, rid, dd,
+                                     key && i == 0 ? 4 : 3);
+        } else {
+            h = video ? write_rtp_header(b, HK_PT_VP8, i + 1 == count, p->seq_video++,
+                                         ctr * HK_LOAD_VIDEO_TS_STEP, p->ssrc_video,
+                                         p->mid_video[0] ? p->mid_video : "1", p->twcc++)
+                      : write_rtp_header(b, HK_PT_OPUS, false, p->seq_audio++,
+                                         ctr * HK_LOAD_AUDIO_TS_STEP, p->ssrc_audio,
+                                         p->mid_audio[0] ? p->mid_audio : "0", p->twcc++);
+        }
         b[h] = (uint8_t)i;
         b[h + 1] = (uint8_t)count;
         memcpy(b + h + HK_LOAD_PKT_HDR, frame_buf + off, frag);
@@ -1220,13 +1311,28 @@ static void send_frame(peer_t *p, bool video)
         }
         complete = done == count;
     }
-    if (p->sent) {
+    if (p->sent && layer <= 0) {
         sent_t *e = &p->sent[(video ? SENT_RING : 0) + ctr % SENT_RING];
         e->ctr = ctr;
         e->ns = complete ? real_ns() : 0;
     }
     st.packets_sent += done;
     st.frames_sent++;
+}
+
+static void send_frame(peer_t *p, bool video)
+{
+    if (!video) {
+        send_frame_of(p, false, -1, p->ctr_audio++);
+        return;
+    }
+    uint32_t ctr = p->ctr_video++;
+    if (!opt.simulcast) {
+        send_frame_of(p, true, -1, ctr);
+        return;
+    }
+    for (int layer = 0; layer < 3; layer++)
+        send_frame_of(p, true, layer, ctr);
 }
 
 static void pace_publisher(peer_t *p, uint64_t t)
@@ -1280,6 +1386,7 @@ static void record_added(const stream_t *s, bool video)
     const uint8_t *f = s->buf; /* SFrame-like header: 0xBB, KID, CTR (load.h) */
     uint32_t kid = (uint32_t)f[1] << 24 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 8 | f[4];
     uint32_t ctr = (uint32_t)f[5] << 24 | (uint32_t)f[6] << 16 | (uint32_t)f[7] << 8 | f[8];
+    kid &= 0xffffff; /* a simulcast layer's key id has the layer above */
     const peer_t *pub = kid >= 1 && kid <= (uint32_t)n_peers ? &peers[kid - 1] : NULL;
     const sent_t *e =
         pub && pub->sent ? &pub->sent[(video ? SENT_RING : 0) + ctr % SENT_RING] : NULL;
@@ -1361,6 +1468,100 @@ static void sample_packet(peer_t *p, stream_t *s, uint8_t *buf, size_t len, uint
     record_added(s, video);
 }
 
+/* Protects and sends the RTCP packet built in b[PKT_CAP] (len: the builder's result, <= 0:
+ * it failed); true when it went out. */
+static bool send_rtcp(peer_t *p, uint8_t *b, int built)
+{
+    size_t len = built > 0 ? (size_t)built : 0;
+    if (len == 0 || hk_srtp_protect_rtcp(p->srtp, b, &len, PKT_CAP) != 0) {
+        st.srtp_errors++;
+        return false;
+    }
+    if (media_send(p, b, len) < 0) {
+        st.send_errors++;
+        return false;
+    }
+    return true;
+}
+
+/* A simulcast publisher reads the server's PLIs: the named layer's next frame is a key
+ * frame. */
+static void on_publisher_rtcp(peer_t *p, uint8_t *buf, size_t len)
+{
+    if (!opt.simulcast || !p->send_video || !p->srtp ||
+        hk_srtp_unprotect_rtcp(p->srtp, buf, &len) != 0)
+        return;
+    size_t off = 0;
+    hk_rtcp_packet_t pkt;
+    while (hk_rtcp_next(buf, len, &off, &pkt, NULL) == 1) {
+        hk_rtcp_fb_t fb;
+        if (pkt.type != HK_RTCP_PSFB || hk_rtcp_parse_fb(&pkt, &fb, NULL) != 0 ||
+            fb.fmt != HK_RTCP_FMT_PLI)
+            continue;
+        for (int l = 0; l < 3; l++) {
+            if (fb.media_ssrc == p->ssrc_layer[l]) {
+                p->key_layer[l] = true;
+                st.plis_received++;
+            }
+        }
+    }
+}
+
+/* A receiver records the transport-wide sequence number of what arrived (--twcc). */
+static void record_twcc(peer_t *p, const uint8_t *buf, size_t len, uint64_t t)
+{
+    hk_rtp_header_t h;
+    size_t off, elen;
+    if (hk_rtp_parse(buf, len, &h, NULL) != 0 ||
+        hk_rtp_ext_find(buf, &h, HK_EXT_TRANSPORT_CC, &off, &elen) != 0 || elen != 2)
+        return;
+    uint16_t seq = hk_rd16(buf + off);
+    if (!p->twcc_started) {
+        p->twcc_started = true;
+        p->twcc_next = seq;
+    }
+    if ((int16_t)(seq - p->twcc_next) < 0 || p->n_twcc_rx == TWCC_RX_MAX)
+        return; /* reported already, or more than a feedback holds */
+    p->twcc_rx[p->n_twcc_rx++] = (hk_rtcp_twcc_packet_t){seq, true, 0, (int64_t)t};
+}
+
+/* Every 50 ms: a transport-cc feedback for what arrived since the last one, from the
+ * first number not yet reported (so losses count), as Chromium sends it. */
+static void send_twcc_feedback(peer_t *p, uint64_t t)
+{
+    if (!p->twcc_rx || t < p->next_twcc || p->state != P_READY || !p->srtp)
+        return;
+    p->next_twcc = t + 50000;
+    if (p->n_twcc_rx == 0)
+        return;
+    static hk_rtcp_twcc_packet_t list[TWCC_RX_MAX + 1];
+    size_t n = hk_rtcp_twcc_report(p->twcc_rx, p->n_twcc_rx, &p->twcc_next, list);
+    p->n_twcc_rx = 0;
+    uint8_t b[PKT_CAP];
+    uint32_t media = p->n_streams ? p->streams[0].ssrc : 0;
+    int w = hk_rtcp_build_twcc(b, sizeof b - HK_SRTP_MAX_TRAILER, 0x10ad0000u + (uint32_t)p->idx,
+                               media, p->twcc_fb_count++, list, n);
+    if (send_rtcp(p, b, w))
+        st.twcc_sent++;
+}
+
+/* A capped receiver's link (--capped): a token bucket of cap_kbps with 16 KB of burst;
+ * what does not fit is dropped before anything reads it. */
+static bool over_cap(peer_t *p, size_t len, uint64_t t)
+{
+    double rate = (double)opt.cap_kbps * 1000.0 / 8.0 / 1e6; /* bytes per microsecond */
+    p->cap_tokens += (double)(t - p->cap_last) * rate;
+    p->cap_last = t;
+    if (p->cap_tokens > CAP_BURST)
+        p->cap_tokens = CAP_BURST;
+    if (p->cap_tokens < (double)len) {
+        st.cap_drops++;
+        return true;
+    }
+    p->cap_tokens -= (double)len;
+    return false;
+}
+
 static void on_rtp(peer_t *p, uint8_t *buf, size_t len, uint64_t t, uint64_t rx_ns)
 {
     if (len < 12) {
@@ -1368,10 +1569,21 @@ static void on_rtp(peer_t *p, uint8_t *buf, size_t len, uint64_t t, uint64_t rx_
     }
     if (buf[1] >= 192 && buf[1] <= 223) {
         st.rtcp_received++;
+        on_publisher_rtcp(p, buf, len);
         return;
     }
     if (!receives(p) || p->state != P_READY)
         return;
+    if (p->capped && over_cap(p, len, t))
+        return;
+    if (p->twcc_rx)
+        record_twcc(p, buf, len, t);
+    if (media_start && t >= media_start && (!media_end || t < media_end)) {
+        if (p->capped)
+            st.bytes_capped += len;
+        else
+            st.bytes_free += len;
+    }
     st.packets_received++;
     st.bytes_received += len;
     if (!p->t_first_rtp)
@@ -1655,14 +1867,7 @@ static void feedback_storm(peer_t *p, uint64_t t)
             n = hk_rtcp_build_pli(b, sizeof b - HK_SRTP_MAX_TRAILER, 0x10ad0000u + (uint32_t)p->idx,
                                   s->ssrc);
         }
-        size_t len = n > 0 ? (size_t)n : 0;
-        if (len == 0 || hk_srtp_protect_rtcp(p->srtp, b, &len, sizeof b) != 0) {
-            st.srtp_errors++;
-            continue;
-        }
-        if (media_send(p, b, len) < 0)
-            st.send_errors++;
-        else
+        if (send_rtcp(p, b, n))
             st.feedback_sent++;
     }
 }
@@ -1670,6 +1875,7 @@ static void feedback_storm(peer_t *p, uint64_t t)
 static void tick(peer_t *p, uint64_t t)
 {
     feedback_storm(p, t);
+    send_twcc_feedback(p, t);
     if (p->state == P_IDLE || p->state == P_FAILED)
         return;
     if (p->state != P_READY && t > p->t_start + JOIN_TIMEOUT) {
@@ -1907,6 +2113,12 @@ static void usage(void)
             "  --duration SEC --video-kbps N --fps N --audio|--no-audio --no-video\n"
             "  --sample N                decrypt every Nth frame of every stream (0: none)\n"
             "  --feedback-storm N        each receiver floods N RTCP NACK/PLI packets a second\n"
+            "  --simulcast               publishers send video as three layers r0, r1, r2 (1/16,\n"
+            "                            1/4 and all of --video-kbps; rid and dependency\n"
+            "                            descriptor; key frames on PLI); implies --twcc\n"
+            "  --twcc                    receivers send transport-cc feedback every 50 ms\n"
+            "  --capped N --cap-kbps K   the first N receivers of each channel drop what\n"
+            "                            arrives above K kbit/s (16 KB burst; default 1000)\n"
             "  --no-e2ee                 connect with e2ee:false\n"
             "  --srtp gcm|cm|both        SRTP profiles offered in DTLS (default both)\n"
             "  --server-pid PID          measure the server's CPU and RSS over the window\n"
@@ -1965,6 +2177,10 @@ static int parse_options(int argc, char **argv)
                                              {"metrics-out", required_argument, 0, 'O'},
                                              {"transport", required_argument, 0, 'T'},
                                              {"tcp-target", required_argument, 0, 'G'},
+                                             {"simulcast", no_argument, 0, 'Z'},
+                                             {"twcc", no_argument, 0, 'W'},
+                                             {"capped", required_argument, 0, 'C'},
+                                             {"cap-kbps", required_argument, 0, 'K'},
                                              {0, 0, 0, 0}};
     const char *relay = "127.0.0.1:5006";
     opt.local_ip.s_addr = htonl(INADDR_LOOPBACK);
@@ -2072,6 +2288,23 @@ static int parse_options(int argc, char **argv)
                 return -1;
             opt.have_tcp_target = true;
             break;
+        case 'Z':
+            opt.simulcast = opt.twcc = true;
+            break;
+        case 'W':
+            opt.twcc = true;
+            break;
+        case 'C':
+            opt.capped = atoi(optarg);
+            if (opt.capped < 0)
+                return -1;
+            opt.twcc = true;
+            break;
+        case 'K':
+            opt.cap_kbps = atoi(optarg);
+            if (opt.cap_kbps <= 0)
+                return -1;
+            break;
         case 'F':
             opt.feedback_storm = atoi(optarg);
             if (opt.feedback_storm < 0 || opt.feedback_storm > 100000)
@@ -2170,6 +2403,9 @@ int main(int argc, char **argv)
             p->role = r < opt.subscribers                    ? ROLE_SUB
                       : r < opt.subscribers + opt.publishers ? ROLE_PUB
                                                              : ROLE_MEMBER;
+            /* receivers in order: subscribers, then members */
+            int rank = r < opt.subscribers ? r : r - opt.publishers;
+            p->capped = p->role != ROLE_PUB && rank < opt.capped;
         } else {
             p->channel = 0;
             p->role = ROLE_SUB;
@@ -2178,6 +2414,16 @@ int main(int argc, char **argv)
         p->ssrc_audio = 0x10000000u + (uint32_t)i * 4;
         p->ssrc_video = p->ssrc_audio + 1;
         p->ssrc_rtx = p->ssrc_audio + 2;
+        for (int l = 0; l < 3; l++) {
+            p->ssrc_layer[l] = 0x20000000u + (uint32_t)i * 4 + (uint32_t)l;
+            p->rid_left[l] = RID_PACKETS;
+            p->key_layer[l] = true;
+        }
+        if (opt.twcc && p->role != ROLE_PUB && opt.mode == MODE_HISOKA &&
+            !(p->twcc_rx = calloc(TWCC_RX_MAX, sizeof *p->twcc_rx))) {
+            fprintf(stderr, "hisoka-load: out of memory\n");
+            return 2;
+        }
         snprintf(p->connection_id, sizeof p->connection_id, "#%d", i);
         if (p->role != ROLE_SUB && !(p->sent = calloc(2 * SENT_RING, sizeof *p->sent))) {
             fprintf(stderr, "hisoka-load: out of memory\n");
@@ -2370,6 +2616,31 @@ int main(int argc, char **argv)
     json_object_set_new(out, "bytes_received", json_integer((json_int_t)st.bytes_received));
     json_object_set_new(out, "rtcp_received", json_integer((json_int_t)st.rtcp_received));
     json_object_set_new(out, "feedback_sent", json_integer((json_int_t)st.feedback_sent));
+    if (opt.simulcast || opt.twcc || opt.capped) {
+        int capped = 0, free_receivers = 0;
+        for (int i = 0; i < n_peers; i++)
+            if (peers[i].role != ROLE_PUB && peers[i].capped)
+                capped++;
+            else if (peers[i].role != ROLE_PUB)
+                free_receivers++;
+        double window = media_end > media_start ? (double)(media_end - media_start) / 1e6 : 0;
+        json_t *sc = json_pack(
+            "{s:b,s:b,s:i,s:i,s:I,s:I,s:I,s:I}", "simulcast", opt.simulcast, "twcc", opt.twcc,
+            "capped_receivers", capped, "cap_kbps", opt.cap_kbps, "twcc_feedback_sent",
+            (json_int_t)st.twcc_sent, "plis_received", (json_int_t)st.plis_received,
+            "keyframes_sent", (json_int_t)st.keyframes_sent, "cap_drops", (json_int_t)st.cap_drops);
+        /* what each kind of receiver got, on average, in the window */
+        if (sc && window > 0) {
+            json_object_set_new(
+                sc, "capped_kbps",
+                json_real(capped ? (double)st.bytes_capped * 8 / 1000 / window / capped : 0));
+            json_object_set_new(sc, "free_kbps",
+                                json_real(free_receivers ? (double)st.bytes_free * 8 / 1000 /
+                                                               window / free_receivers
+                                                         : 0));
+        }
+        json_object_set_new(out, "adaptive", sc);
+    }
     json_object_set_new(out, "packets_expected", json_integer((json_int_t)expected));
     json_object_set_new(out, "packets_lost", json_integer((json_int_t)lost));
     json_object_set_new(out, "loss_pct",

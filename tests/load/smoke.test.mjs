@@ -111,3 +111,58 @@ test('hisoka-load: altered frames are a hard failure (raw relay corrupting every
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// The generator's simulcast mode against hisoka's downlink adaptation: 5 sendrecv members
+// each publishing r0/r1/r2 (50, 200 and 800 kbit/s) with rid and dependency descriptor, every
+// receiver answering with transport-cc feedback, one of them dropping what exceeds
+// 400 kbit/s. hisoka must learn it: while media flows, that receiver's estimate stays within
+// 3x the cap (a policer drops without queueing: only loss tells) and every track it gets is
+// below r2, while another
+// receiver's estimate grows past what four r2 layers need and it gets r2 of everyone. Layer
+// switches need key frames, which the publishers make when hisoka PLIs a layer.
+test('hisoka-load --simulcast --capped: a capped receiver gets the low layers, the others r2', async () => {
+  const server = await startServer({ e2ee: 'true', log_level: 'warn' });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-load-'));
+  const out = path.join(dir, 'result.json');
+  try {
+    const run = runLoad(['--url', server.url, '--channels', '1', '--publishers', '0', '--subscribers', '0',
+      '--members', '5', '--connect-interval-ms', '100', '--simulcast', '--capped', '1', '--cap-kbps', '400',
+      '--video-kbps', '800', '--no-audio', '--duration', '16', '--sample', '2', '--json', out], 90000);
+    // Poll the server's view while media flows.
+    let seen = null;
+    let last = null;
+    const deadline = Date.now() + 30000;
+    while (!seen && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const list = await apiRequest(server, '/stats/connections').then((r) => JSON.parse(r.text), () => []);
+      const views = [];
+      for (const c of list) {
+        const one = await apiRequest(server, `/stats/connections/${c.connection_id}`).then((r) => JSON.parse(r.text), () => null);
+        if (!one?.bwe) continue;
+        const rids = (one.consumers || []).filter((x) => x.simulcast).map((x) => x.simulcast.current_rid);
+        views.push({ id: c.connection_id, estimate: one.bwe.estimate_bps, rids });
+      }
+      last = views;
+      const capped = views.filter((v) => v.estimate < 1200000 && v.rids.length === 4 && v.rids.every((x) => x === 'r0' || x === 'r1'));
+      const free = views.filter((v) => v.estimate > 3200000 && v.rids.length === 4 && v.rids.every((x) => x === 'r2'));
+      if (views.length === 5 && capped.length === 1 && free.length >= 1) seen = { capped, free };
+    }
+    const r = await run;
+    assert.equal(r.signal, null, `generator killed: ${r.stderr}`);
+    const result = JSON.parse(fs.readFileSync(out, 'utf8'));
+    console.log(`# ${JSON.stringify({ adaptive: result.adaptive, verified: result.frames_verified, last })}`);
+    assert.ok(seen, `a capped receiver below r2 and a free one at r2 of every sender; last view: ${JSON.stringify(last)}`);
+    assert.equal(result.integrity_failures, 0, 'altered frames');
+    assert.equal(result.peers_failed, 0, `peers failed to join: ${r.stderr}`);
+    assert.ok(result.frames_verified > 0, 'no sampled frame was verified');
+    assert.ok(result.adaptive.twcc_feedback_sent > 0, 'receivers sent transport-cc feedback');
+    assert.ok(result.adaptive.plis_received > 0 && result.adaptive.keyframes_sent > 15,
+      'layer switches asked for key frames');
+    assert.ok(result.adaptive.free_kbps > 3 * result.adaptive.capped_kbps,
+      `free receivers got ${result.adaptive.free_kbps} kbit/s, the capped one ${result.adaptive.capped_kbps}`);
+    assert.ok(server.alive());
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await server.stop();
+  }
+});

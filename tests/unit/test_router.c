@@ -739,6 +739,25 @@ TEST(router_simulcast_switches_at_key_frames)
     CHECK_INT_EQ((int)(s1->n_rx - before), 0);
     CHECK_INT_EQ(c1->layer, -1);
     CHECK_INT_EQ(s1->switches[s1->n_switches - 1][1], -1);
+
+    /* Back on r1 at its next key frame: a NACK for an r1 packet sent before the pause is
+     * not answered: it was mapped with the offsets of before (timestamp, frame and
+     * picture numbers), which the new ones would contradict. */
+    uint16_t old_r1 = 0;
+    for (size_t k = 0; k < s1->n_rx; k++)
+        if (rx_layer(&s1->rx[k]) == 1)
+            old_r1 = s1->rx[k].seq;
+    hk_consumer_set_want(c1, 1, true);
+    publish_frame(w, 0x3, 13, true, false);
+    pump(w);
+    CHECK_INT_EQ(c1->layer, 1);
+    nl = hk_rtcp_build_nack(nack, sizeof nack, 0x5555, c1->ssrc, &old_r1, 1);
+    misses = w->host.counters.retransmission_misses;
+    before = s1->n_rx;
+    client_send_rtp(w, s1, nack, (size_t)nl, 1);
+    pump(w);
+    CHECK_INT_EQ((int)(s1->n_rx - before), 0);
+    CHECK_INT_EQ((int)(w->host.counters.retransmission_misses - misses), 1);
     world_free(w);
 }
 

@@ -586,3 +586,31 @@ TEST(rtcp_twcc_refuses_lying_counts)
     CHECK_INT_EQ(hk_rtcp_parse_fb(&pkt, &fb, NULL), 0);
     CHECK_INT_EQ(hk_rtcp_parse_twcc(&fb, &h, p, 64, &err), HK_EINVAL);
 }
+
+/* What a receiver reports: arrivals sorted from the next unreported number (across the
+ * wrap), each once, with that number first reported lost when it did not arrive. */
+TEST(rtcp_twcc_report_list)
+{
+    hk_rtcp_twcc_packet_t in[5] = {
+        {3, true, 0, 300}, {65535, true, 0, 100}, {1, true, 0, 200},
+        {1, true, 0, 201}, {2, true, 0, 250},
+    };
+    hk_rtcp_twcc_packet_t out[6];
+    uint16_t next = 65534;
+    size_t n = hk_rtcp_twcc_report(in, 5, &next, out);
+    CHECK_INT_EQ(n, 5);
+    static const uint16_t seqs[5] = {65534, 65535, 1, 2, 3};
+    for (size_t i = 0; i < n; i++)
+        CHECK_INT_EQ(out[i].seq, seqs[i]);
+    CHECK(!out[0].received);
+    CHECK(out[1].received && out[1].arrival_us == 100);
+    CHECK_INT_EQ(out[2].arrival_us, 200);
+    CHECK_INT_EQ(next, 4);
+    /* The next one arrived: nothing reported lost; nothing arrived: nothing to report. */
+    hk_rtcp_twcc_packet_t again[1] = {{4, true, 0, 400}};
+    CHECK_INT_EQ(hk_rtcp_twcc_report(again, 1, &next, out), 1);
+    CHECK(out[0].received);
+    CHECK_INT_EQ(next, 5);
+    CHECK_INT_EQ(hk_rtcp_twcc_report(again, 0, &next, out), 0);
+    CHECK_INT_EQ(next, 5);
+}
