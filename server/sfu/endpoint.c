@@ -197,6 +197,21 @@ static bool alloc_entry(hk_consumer_t *c, hk_alloc_consumer_t *in, uint64_t *des
     return true;
 }
 
+/* Padding needs an RTX SSRC the subscriber was offered: an active video consumer's, whose
+ * forwarded payload type names the RTX payload type. False when there is none yet. */
+static bool has_padding(hk_endpoint_t *e)
+{
+    for (size_t i = 0; i < e->consumers.cap && !e->pad_consumer; i++) {
+        hk_consumer_t *c = e->consumers.slots[i].value;
+        int pt = c && c->active && c->rtx_ssrc ? hk_sdp_rtx_pt(c->last_pt) : -1;
+        if (pt < 0)
+            continue;
+        e->pad_consumer = c;
+        hk_transport_set_padding(e->transport, c->rtx_ssrc, (uint8_t)pt, c->rtx_seq, c->mid);
+    }
+    return e->pad_consumer != NULL;
+}
+
 /* Probes when the consumers want more than the estimate allows: at twice the estimate
  * (never far above what is wanted), again a second after a probe that raised it, later
  * and later (up to HK_PROBE_AFTER_MISS_MAX_MS) after probes that did not. */
@@ -218,18 +233,8 @@ static void maybe_probe(hk_endpoint_t *e, uint64_t estimate, uint64_t now_ms)
                            : doubled > HK_PROBE_AFTER_MISS_MAX_MS ? HK_PROBE_AFTER_MISS_MAX_MS
                                                                   : doubled;
     }
-    if (!e->pad_consumer) {
-        for (size_t i = 0; i < e->consumers.cap && !e->pad_consumer; i++) {
-            hk_consumer_t *c = e->consumers.slots[i].value;
-            int pt = c && c->active && c->rtx_ssrc ? hk_sdp_rtx_pt(c->last_pt) : -1;
-            if (pt < 0)
-                continue;
-            e->pad_consumer = c;
-            hk_transport_set_padding(t, c->rtx_ssrc, (uint8_t)pt, c->rtx_seq, c->mid);
-        }
-        if (!e->pad_consumer)
-            return;
-    }
+    if (!has_padding(e))
+        return;
     uint64_t target = 2 * estimate;
     uint64_t ceiling = e->desired_bps + e->desired_bps / 4;
     if (target > ceiling)
@@ -244,6 +249,12 @@ static void maybe_probe(hk_endpoint_t *e, uint64_t estimate, uint64_t now_ms)
         e->last_probe_ms = now_ms;
         e->probe_from_bps = estimate;
     }
+}
+
+/* A cap as a rank: paused lowest, no cap highest. */
+static int cap_rank(int cap)
+{
+    return cap == HK_LAYER_NONE ? -1 : cap == HK_LAYER_AUTO ? HK_SIMULCAST_MAX_LAYERS : cap;
 }
 
 void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
@@ -276,12 +287,12 @@ void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
         /* Nothing flows yet: no reason to hold it back. */
         int choice = !measured ? HK_LAYER_AUTO : r->paused ? HK_LAYER_NONE : (int)r->spatial;
         hk_endpoint_apply_cap(e, c, choice, now_ms);
-        pending |= c->offered != c->cap;
+        pending |= cap_rank(c->offered) > cap_rank(c->cap); /* an upgrade waits */
     }
     /* While an upgrade waits, the link carries what the allocation would send: padding
      * tops the traffic up to it, so that a link that cannot carry it shows congestion (the
      * estimate falls, the offer is withdrawn) before any key frame was asked for. */
-    if (pending && !e->holding) {
+    if (pending && !e->holding && has_padding(e)) {
         hk_transport_probe_stop(t);
         uint64_t rate = e->allocated_bps + e->allocated_bps / 5; /* key frames need room */
         e->holding = hk_transport_probe(t, rate, HK_UPGRADE_HOLD_MS + HK_ALLOC_INTERVAL_MS);
@@ -293,12 +304,6 @@ void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
         e->holding = false; /* the hold's cluster ran out */
     if (!e->holding)
         maybe_probe(e, estimate, now_ms);
-}
-
-/* A cap as a rank: paused lowest, no cap highest. */
-static int cap_rank(int cap)
-{
-    return cap == HK_LAYER_NONE ? -1 : cap == HK_LAYER_AUTO ? HK_SIMULCAST_MAX_LAYERS : cap;
 }
 
 void hk_endpoint_apply_cap(hk_endpoint_t *e, hk_consumer_t *c, int choice, uint64_t now_ms)

@@ -892,3 +892,54 @@ TEST(router_effective_want)
     CHECK_INT_EQ(hk_consumer_effective_want(HK_LAYER_NONE, HK_LAYER_AUTO), HK_LAYER_NONE);
     CHECK_INT_EQ(hk_consumer_effective_want(HK_LAYER_AUTO, HK_LAYER_AUTO), HK_LAYER_AUTO);
 }
+
+/* The caps the allocation's choices turn into (hk_endpoint_apply_cap): down at once, a
+ * pause only after HK_PAUSE_HOLD_MS (the lowest layer meanwhile), out of a pause at once,
+ * up only after HK_UPGRADE_HOLD_MS of unbroken offers and HK_UPGRADE_AFTER_DOWN_MS after
+ * the last move down. */
+TEST(router_caps_from_allocations)
+{
+    hk_endpoint_t e;
+    memset(&e, 0, sizeof e);
+    hk_consumer_t c;
+    memset(&c, 0, sizeof c);
+    c.cap = c.offered = HK_LAYER_AUTO;
+    hk_endpoint_apply_cap(&e, &c, 1, 1000);
+    CHECK_INT_EQ(c.cap, 1); /* from no cap: at once, not a move down */
+    CHECK_INT_EQ(e.last_down_ms, 0);
+    hk_endpoint_apply_cap(&e, &c, 2, 1250);
+    hk_endpoint_apply_cap(&e, &c, 2, 3000);
+    CHECK_INT_EQ(c.cap, 1);
+    hk_endpoint_apply_cap(&e, &c, 2, 1250 + HK_UPGRADE_HOLD_MS);
+    CHECK_INT_EQ(c.cap, 2);
+    /* Down at once; up again only once HK_UPGRADE_AFTER_DOWN_MS passed. */
+    hk_endpoint_apply_cap(&e, &c, 0, 3500);
+    CHECK_INT_EQ(c.cap, 0);
+    CHECK_INT_EQ(e.last_down_ms, 3500);
+    for (uint64_t t = 3750; t < 3500 + HK_UPGRADE_AFTER_DOWN_MS; t += 250) {
+        hk_endpoint_apply_cap(&e, &c, 2, t);
+        CHECK_INT_EQ(c.cap, 0);
+    }
+    hk_endpoint_apply_cap(&e, &c, 2, 3500 + HK_UPGRADE_AFTER_DOWN_MS);
+    CHECK_INT_EQ(c.cap, 2);
+    /* A pause: the lowest layer first, the pause after HK_PAUSE_HOLD_MS of such choices. */
+    uint64_t t0 = 9000;
+    hk_endpoint_apply_cap(&e, &c, HK_LAYER_NONE, t0);
+    CHECK_INT_EQ(c.cap, 0);
+    hk_endpoint_apply_cap(&e, &c, HK_LAYER_NONE, t0 + HK_PAUSE_HOLD_MS - 1);
+    CHECK_INT_EQ(c.cap, 0);
+    hk_endpoint_apply_cap(&e, &c, HK_LAYER_NONE, t0 + HK_PAUSE_HOLD_MS);
+    CHECK_INT_EQ(c.cap, HK_LAYER_NONE);
+    /* Out of a pause at once. */
+    hk_endpoint_apply_cap(&e, &c, 1, t0 + HK_PAUSE_HOLD_MS + 250);
+    CHECK_INT_EQ(c.cap, 1);
+    /* An offer broken by a choice of the current layer starts its wait again. */
+    uint64_t t1 = 30000;
+    hk_endpoint_apply_cap(&e, &c, 2, t1);
+    hk_endpoint_apply_cap(&e, &c, 1, t1 + 1000);
+    hk_endpoint_apply_cap(&e, &c, 2, t1 + 1250);
+    hk_endpoint_apply_cap(&e, &c, 2, t1 + HK_UPGRADE_HOLD_MS);
+    CHECK_INT_EQ(c.cap, 1);
+    hk_endpoint_apply_cap(&e, &c, 2, t1 + 1250 + HK_UPGRADE_HOLD_MS);
+    CHECK_INT_EQ(c.cap, 2);
+}
