@@ -416,6 +416,17 @@ static void on_nack(hk_endpoint_t *e, const hk_rtcp_fb_t *fb, uint64_t now_ms)
     hk_consumer_answer_nack(c, seqs, allowed, now_ms);
 }
 
+/* The subscriber's downlink is congested: its estimate reports over 10 % loss, or delay
+ * growing. */
+static bool congested(const hk_endpoint_t *e)
+{
+    if (!e->transport || !e->transport->bwe)
+        return false;
+    hk_bwe_stats_t b;
+    hk_bwe_get_stats(e->transport->bwe, &b);
+    return b.loss_ratio > 0.10 || b.usage == HK_BWE_OVERUSE;
+}
+
 static void on_feedback(void *user, const hk_rtcp_packet_t *pkt, uint64_t now_ms)
 {
     hk_endpoint_t *e = user;
@@ -463,8 +474,17 @@ static void on_feedback(void *user, const hk_rtcp_packet_t *pkt, uint64_t now_ms
     }
     counters->plis_received++;
     hk_consumer_t *c = hk_endpoint_consumer(e, ssrc);
-    if (c && c->active)
-        hk_consumer_request_keyframe(c, now_ms);
+    if (!c || !c->active)
+        return;
+    if (c->producer && c->producer->layers && c->layer > 0 && congested(e)) {
+        /* Its link is losing packets: a key frame of this layer would be lost the same way,
+         * and cost every subscriber of the publisher one. It moves down a layer instead
+         * (whose key frame the switch asks for). */
+        hk_endpoint_apply_cap(e, c, c->layer - 1, now_ms);
+        counters->plis_moved_down++;
+        return;
+    }
+    hk_consumer_request_keyframe(c, now_ms);
 }
 
 const hk_transport_events_t hk_endpoint_transport_events = {

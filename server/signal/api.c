@@ -414,6 +414,9 @@ static char *metrics_text(const hk_signal_t *sig)
     labelled(&t, "hisoka_plis_total", "direction", "sent", mc->plis_sent);
     counter(&t, "hisoka_plis_throttled_total", "PLIs not relayed because of the throttle.",
             mc->plis_throttled);
+    counter(&t, "hisoka_plis_moved_down_total",
+            "PLIs of congested subscribers answered by moving them down a simulcast layer.",
+            mc->plis_moved_down);
     counter(&t, "hisoka_twcc_feedback_sent_total", "Transport-wide CC feedback packets sent.",
             mc->twcc_feedback_sent);
     counter(&t, "hisoka_twcc_feedback_received_total",
@@ -520,6 +523,7 @@ static json_t *stats_json(const hk_signal_t *sig)
     MEDIA_COUNTER(plis_received);
     MEDIA_COUNTER(plis_sent);
     MEDIA_COUNTER(plis_throttled);
+    MEDIA_COUNTER(plis_moved_down);
     MEDIA_COUNTER(twcc_feedback_sent);
     MEDIA_COUNTER(twcc_feedback_received);
     MEDIA_COUNTER(probe_clusters);

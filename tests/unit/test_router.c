@@ -782,22 +782,29 @@ TEST(router_simulcast_choose_layer)
 
 /* Subscriber 1's transport-cc feedback for everything it received since rx[from]: all
  * arrived, 1 ms apart. */
-static void send_twcc(world_t *w, peer_t *p, size_t from)
+static void send_twcc_lossy(world_t *w, peer_t *p, size_t from, size_t lost)
 {
     hk_rtcp_twcc_packet_t pkts[256];
     size_t n = 0;
     for (size_t k = from; k < p->n_rx; k++) {
         CHECK(p->rx[k].has_twcc);
-        pkts[n] =
-            (hk_rtcp_twcc_packet_t){p->rx[k].twcc, true, 4, (int64_t)(w->now_us - 1000000000ull)};
+        pkts[n] = (hk_rtcp_twcc_packet_t){p->rx[k].twcc, n >= lost, 4,
+                                          (int64_t)(w->now_us - 1000000000ull)};
         pkts[n].arrival_us += (int64_t)n * 1000;
         n++;
     }
-    CHECK(n > 0);
+    CHECK(n > lost);
     uint8_t buf[1024];
     int len = hk_rtcp_build_twcc(buf, sizeof buf, 0x5555, p->t->rtcp_ssrc, 0, pkts, n);
     CHECK(len > 0);
     client_send_rtp(w, p, buf, (size_t)len, 1);
+}
+
+/* Subscriber p's transport-cc feedback for everything it received since rx[from]: all
+ * arrived, 1 ms apart. */
+static void send_twcc(world_t *w, peer_t *p, size_t from)
+{
+    send_twcc_lossy(w, p, from, 0);
 }
 
 /* The downlink estimate caps a subscriber's layers and probes for more: every packet to
@@ -942,4 +949,54 @@ TEST(router_caps_from_allocations)
     CHECK_INT_EQ(c.cap, 1);
     hk_endpoint_apply_cap(&e, &c, 2, t1 + 1250 + HK_UPGRADE_HOLD_MS);
     CHECK_INT_EQ(c.cap, 2);
+}
+
+/* A PLI from a subscriber whose link is losing packets moves it down a layer instead of
+ * asking the publisher for a key frame of the layer it cannot carry; an uncongested
+ * subscriber's PLI goes to the publisher as before. */
+TEST(router_congested_pli_moves_down)
+{
+    world_t *w = world_new();
+    hk_producer_t *video = simulcast_publisher(w);
+    peer_t *s1 = &w->peers[1], *s2 = &w->peers[2];
+    hk_consumer_t *c1 = hk_endpoint_consume(&s1->ep, video, "1");
+    hk_consumer_t *c2 = hk_endpoint_consume(&s2->ep, video, "2");
+    CHECK(c1 && c2);
+    hk_endpoint_activate(&s1->ep, c1);
+    hk_endpoint_activate(&s2->ep, c2);
+    for (uint16_t f = 0; f < 4; f++)
+        publish_frame(w, 0x7, f, f == 0, f == 0);
+    pump(w);
+    CHECK_INT_EQ(c1->layer, 2);
+    send_twcc(w, s1, 0); /* starts the estimate */
+    size_t from = s1->n_rx;
+    for (uint16_t f = 4; f < 16; f++)
+        publish_frame(w, 0x7, f, false, false);
+    pump(w);
+    CHECK(s1->n_rx - from >= 24);
+    send_twcc_lossy(w, s1, from, 22); /* 22 of 24 lost */
+    hk_bwe_stats_t b;
+    hk_bwe_get_stats(s1->t->bwe, &b);
+    CHECK(b.loss_ratio > 0.10);
+
+    w->now_us += 400000; /* past the PLI throttle */
+    uint64_t plis = w->host.counters.plis_sent;
+    uint8_t pli[32];
+    int n = hk_rtcp_build_pli(pli, sizeof pli, 0x5555, c1->ssrc);
+    client_send_rtp(w, s1, pli, (size_t)n, 1);
+    CHECK_INT_EQ(w->host.counters.plis_moved_down, 1);
+    CHECK_INT_EQ(c1->cap, 1);
+    CHECK_INT_EQ(w->host.counters.plis_sent, plis);
+    /* The other subscriber, whose link is fine: its PLI reaches the publisher. */
+    n = hk_rtcp_build_pli(pli, sizeof pli, 0x6666, c2->ssrc);
+    client_send_rtp(w, s2, pli, (size_t)n, 1);
+    CHECK_INT_EQ(w->host.counters.plis_sent, plis + 1);
+    CHECK_INT_EQ(w->host.counters.plis_moved_down, 1);
+    /* Subscriber 1 moves to r1 at r1's key frame. */
+    publish_frame(w, 0x7, 16, false, false);
+    publish_frame(w, 0x2, 17, true, false);
+    pump(w);
+    CHECK_INT_EQ(c1->layer, 1);
+    CHECK_INT_EQ(c2->layer, 2);
+    world_free(w);
 }
