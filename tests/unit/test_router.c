@@ -800,6 +800,17 @@ static void send_twcc_lossy(world_t *w, peer_t *p, size_t from, size_t lost)
     client_send_rtp(w, p, buf, (size_t)len, 1);
 }
 
+/* Subscribers 1 and 2 each get an active consumer of video, with mids "1" and "2". */
+static void two_subscribers(world_t *w, hk_producer_t *video, hk_consumer_t **c1,
+                            hk_consumer_t **c2)
+{
+    *c1 = hk_endpoint_consume(&w->peers[1].ep, video, "1");
+    *c2 = hk_endpoint_consume(&w->peers[2].ep, video, "2");
+    CHECK(*c1 && *c2);
+    hk_endpoint_activate(&w->peers[1].ep, *c1);
+    hk_endpoint_activate(&w->peers[2].ep, *c2);
+}
+
 /* Subscriber p's transport-cc feedback for everything it received since rx[from]: all
  * arrived, 1 ms apart. */
 static void send_twcc(world_t *w, peer_t *p, size_t from)
@@ -818,13 +829,10 @@ TEST(router_downlink_estimate_caps_layers_and_probes)
 {
     world_t *w = world_new();
     hk_producer_t *video = simulcast_publisher(w);
-    peer_t *s1 = &w->peers[1], *s2 = &w->peers[2];
-    hk_consumer_t *c1 = hk_endpoint_consume(&s1->ep, video, "1");
-    hk_consumer_t *c2 = hk_endpoint_consume(&s2->ep, video, "2");
-    CHECK(c1 && c2);
+    peer_t *s1 = &w->peers[1];
+    hk_consumer_t *c1, *c2;
+    two_subscribers(w, video, &c1, &c2);
     CHECK(c1->rtx_ssrc && c1->rtx_ssrc != c1->ssrc);
-    hk_endpoint_activate(&s1->ep, c1);
-    hk_endpoint_activate(&s2->ep, c2);
     for (uint16_t f = 0; f < 4; f++)
         publish_frame(w, 0x7, f, f == 0, f == 0);
     pump(w);
@@ -959,11 +967,8 @@ TEST(router_congested_pli_moves_down)
     world_t *w = world_new();
     hk_producer_t *video = simulcast_publisher(w);
     peer_t *s1 = &w->peers[1], *s2 = &w->peers[2];
-    hk_consumer_t *c1 = hk_endpoint_consume(&s1->ep, video, "1");
-    hk_consumer_t *c2 = hk_endpoint_consume(&s2->ep, video, "2");
-    CHECK(c1 && c2);
-    hk_endpoint_activate(&s1->ep, c1);
-    hk_endpoint_activate(&s2->ep, c2);
+    hk_consumer_t *c1, *c2;
+    two_subscribers(w, video, &c1, &c2);
     for (uint16_t f = 0; f < 4; f++)
         publish_frame(w, 0x7, f, f == 0, f == 0);
     pump(w);
