@@ -219,13 +219,10 @@ int hk_rtp_build_padding(uint8_t *buf, size_t cap, uint8_t pt, uint16_t seq, uin
         !twcc_id || twcc_id > 14)
         return HK_EINVAL;
     uint8_t ext[24] = {0};
-    size_t e = 0;
-    ext[e++] = (uint8_t)((mid_id << 4) | (mid_len - 1));
-    memcpy(ext + e, mid, mid_len);
-    e += mid_len;
-    ext[e++] = (uint8_t)((twcc_id << 4) | 1);
-    hk_wr16(ext + e, twcc_seq);
-    e += 2;
+    uint8_t seq_be[2];
+    hk_wr16(seq_be, twcc_seq);
+    size_t e = hk_rtp_ext_put(ext, false, mid_id, mid, mid_len);
+    e += hk_rtp_ext_put(ext + e, false, twcc_id, seq_be, sizeof seq_be);
     hk_rtp_header_t hdr = {
         .padding = true,
         .pt = pt,

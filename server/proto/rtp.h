@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define HK_RTP_HEADER_MIN   12
 #define HK_RTP_MAX_CSRC     15
@@ -58,6 +59,25 @@ int hk_rtp_ext_rewrite_mid(uint8_t *buf, const hk_rtp_header_t *hdr, uint8_t mid
  * extension element `id` in place. Returns 0, HK_ENOENT if absent, HK_EINVAL if the
  * element's value is not 2 bytes long. */
 int hk_rtp_ext_set_u16(uint8_t *buf, const hk_rtp_header_t *hdr, uint8_t id, uint16_t value);
+
+/* Writes one extension element at p, which has room for it: in the one-byte form (id
+ * 1..14, 1..16 bytes of data) or the two-byte form (id 1..255, 0..255 bytes). Returns
+ * the bytes written: a 1- or 2-byte head, then data[0..len). */
+static inline size_t hk_rtp_ext_put(uint8_t *p, bool two_byte, uint8_t id, const void *data,
+                                    size_t len)
+{
+    size_t head = 1;
+    if (two_byte) {
+        p[0] = id;
+        p[1] = (uint8_t)len;
+        head = 2;
+    } else {
+        p[0] = (uint8_t)((id << 4) | (len - 1));
+    }
+    if (len)
+        memcpy(p + head, data, len);
+    return head + len;
+}
 
 /* RFC 5761 §4: true when buf looks like RTCP multiplexed with RTP (version 2 and a
  * second byte of 192..223, i.e. RTCP packet types 192..223). */

@@ -17,10 +17,11 @@
 /* Writes the producer's packet mapped to this consumer into slot, as its own sequence
  * number `own`. Returns the length, or a negative error (nothing to send). */
 static int write_mapped(hk_consumer_t *c, hk_transport_t *t, uint8_t *slot, const uint8_t *buf,
-                        size_t len, const hk_rtp_header_t *hdr, uint16_t own, uint8_t layer)
+                        size_t len, const hk_rtp_header_t *hdr, uint16_t own, uint8_t layer,
+                        hk_forward_layout_t *layout)
 {
     int n = hk_forward_rewrite(buf, len, hdr, slot, HK_TX_BUF_SIZE - HK_SRTP_MAX_TRAILER, c->mid,
-                               c->mid_len, true, t->twcc_out_seq);
+                               c->mid_len, true, t->twcc_out_seq, layout);
     if (n < 0)
         return n;
     hk_wr16(slot + 2, own);
@@ -53,7 +54,7 @@ void hk_consumer_send(hk_consumer_t *c, const uint8_t *buf, size_t len, const hk
         c->seq_offset = (uint16_t)(c->seq_base - hdr->seq);
         c->ts_offset = c->ts_base - hdr->timestamp;
     }
-    int n = write_mapped(c, t, slot, buf, len, hdr, (uint16_t)(hdr->seq + c->seq_offset), 0);
+    int n = write_mapped(c, t, slot, buf, len, hdr, (uint16_t)(hdr->seq + c->seq_offset), 0, NULL);
     if (n > 0)
         send_written(c, t, slot, n);
 }
@@ -155,19 +156,17 @@ static void map_vp8_ids(hk_consumer_t *c, uint8_t *payload, size_t n, bool switc
     hk_vcodec_vp8_set_ids(payload, &ids, ids.picture_id, ids.tl0_pic_idx);
 }
 
-/* The layer identifiers receivers track across frames, in slot (a written packet of n
- * bytes), mapped: at a switch the offsets are chosen so the own numbers go on from the
- * last ones. The dependency descriptor's frame number, and VP8's picture numbering. */
-static void map_frame_number(hk_consumer_t *c, uint8_t *slot, int n, bool switching)
+/* The layer identifiers receivers track across frames, in slot (a packet of payload type
+ * pt written as `at` tells), mapped: at a switch the offsets are chosen so the own
+ * numbers go on from the last ones. The dependency descriptor's frame number, and VP8's
+ * picture numbering. */
+static void map_frame_number(hk_consumer_t *c, uint8_t *slot, uint8_t pt,
+                             const hk_forward_layout_t *at, bool switching)
 {
-    hk_rtp_header_t out;
-    size_t offset, len;
-    const char *err = NULL;
-    if (hk_rtp_parse(slot, (size_t)n, &out, &err) != 0)
-        return;
-    if (hk_vcodec_of_pt(out.pt) == HK_VIDEO_VP8)
-        map_vp8_ids(c, slot + out.payload_offset, out.payload_len, switching);
-    if (hk_rtp_ext_find(slot, &out, HK_EXT_DEPENDENCY_DESCRIPTOR, &offset, &len) != 0 || len < 3)
+    if (hk_vcodec_of_pt(pt) == HK_VIDEO_VP8)
+        map_vp8_ids(c, slot + at->payload_offset, at->payload_len, switching);
+    size_t offset = at->dd_offset, len = at->dd_len;
+    if (len < 3)
         return;
     uint16_t src = hk_rd16(slot + offset + 1);
     if (switching) {
@@ -193,10 +192,11 @@ static void send_layer_packet(hk_consumer_t *c, const uint8_t *buf, size_t len,
     if (!slot)
         return;
     uint16_t own = (uint16_t)(hdr->seq + c->seq_offset);
-    int n = write_mapped(c, t, slot, buf, len, hdr, own, (uint8_t)layer);
+    hk_forward_layout_t at;
+    int n = write_mapped(c, t, slot, buf, len, hdr, own, (uint8_t)layer, &at);
     if (n < 0)
         return;
-    map_frame_number(c, slot, n, switching);
+    map_frame_number(c, slot, hdr->pt, &at, switching);
     if (switching || (int16_t)(own - c->last_seq) > 0) {
         c->last_seq = own;
         c->last_ts = hdr->timestamp + c->ts_offset;
@@ -327,11 +327,12 @@ void hk_consumer_answer_nack(hk_consumer_t *c, const uint16_t *seqs, size_t n, u
         uint8_t *slot = hk_transport_slot(t);
         if (!slot)
             return;
-        int written = write_mapped(c, t, slot, pkt, len, &hdr, seqs[i], sent->layer);
+        hk_forward_layout_t at;
+        int written = write_mapped(c, t, slot, pkt, len, &hdr, seqs[i], sent->layer, &at);
         if (written < 0)
             continue;
         if (p->layers)
-            map_frame_number(c, slot, written, false);
+            map_frame_number(c, slot, hdr.pt, &at, false);
         send_written(c, t, slot, written);
         counters->retransmissions++;
     }

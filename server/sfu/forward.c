@@ -14,8 +14,9 @@
  * §4.3 two-byte form (profile 0x100X): elements ID(8) L(8) then L bytes; ID 0 pads. */
 int hk_forward_rewrite(const uint8_t *src, size_t len, const hk_rtp_header_t *hdr, uint8_t *dst,
                        size_t cap, const char *mid, size_t mid_len, bool set_twcc,
-                       uint16_t twcc_seq)
+                       uint16_t twcc_seq, hk_forward_layout_t *layout)
 {
+    hk_forward_layout_t where = {0};
     if (mid_len == 0 || mid_len > 16)
         return HK_EINVAL;
     size_t fixed = HK_RTP_HEADER_MIN + 4u * hdr->csrc_count;
@@ -34,27 +35,14 @@ int hk_forward_rewrite(const uint8_t *src, size_t len, const hk_rtp_header_t *hd
     /* Our mid first. */
     if (out + 2 + mid_len > cap)
         return HK_ENOSPC;
-    if (two_byte) {
-        dst[out++] = HK_EXT_MID;
-        dst[out++] = (uint8_t)mid_len;
-    } else {
-        dst[out++] = (uint8_t)((HK_EXT_MID << 4) | (mid_len - 1));
-    }
-    memcpy(dst + out, mid, mid_len);
-    out += mid_len;
+    out += hk_rtp_ext_put(dst + out, two_byte, HK_EXT_MID, mid, mid_len);
     /* Then this leg's transport-wide sequence number: every packet to the subscriber
      * carries one, so its feedback covers all we send (the downlink estimate). */
     if (set_twcc) {
         if (out + 4 > cap)
             return HK_ENOSPC;
-        if (two_byte) {
-            dst[out++] = HK_EXT_TRANSPORT_CC;
-            dst[out++] = 2;
-        } else {
-            dst[out++] = (uint8_t)((HK_EXT_TRANSPORT_CC << 4) | 1);
-        }
-        dst[out++] = (uint8_t)(twcc_seq >> 8);
-        dst[out++] = (uint8_t)twcc_seq;
+        uint8_t seq_be[2] = {(uint8_t)(twcc_seq >> 8), (uint8_t)twcc_seq};
+        out += hk_rtp_ext_put(dst + out, two_byte, HK_EXT_TRANSPORT_CC, seq_be, sizeof seq_be);
     }
 
     if (hdr->extension) {
@@ -89,6 +77,10 @@ int hk_forward_rewrite(const uint8_t *src, size_t len, const hk_rtp_header_t *hd
                 if (out + head + elen > cap)
                     return HK_ENOSPC;
                 memcpy(dst + out, p, head + elen);
+                if (id == HK_EXT_DEPENDENCY_DESCRIPTOR) {
+                    where.dd_offset = out + head;
+                    where.dd_len = elen;
+                }
                 out += head + elen;
             }
             p += head + elen;
@@ -107,5 +99,10 @@ int hk_forward_rewrite(const uint8_t *src, size_t len, const hk_rtp_header_t *hd
     if (out + rest > cap)
         return HK_ENOSPC;
     memcpy(dst + out, src + hdr->header_len, rest);
+    if (layout) {
+        where.payload_offset = out;
+        where.payload_len = hdr->payload_len;
+        *layout = where;
+    }
     return (int)(out + rest);
 }

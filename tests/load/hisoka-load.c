@@ -1200,24 +1200,15 @@ static size_t write_rtp_header_ext(uint8_t *b, uint8_t pt, bool marker, uint16_t
     hk_wr16(b + 2, seq);
     hk_wr32(b + 4, ts);
     hk_wr32(b + 8, ssrc);
+    uint8_t twcc_be[2];
+    hk_wr16(twcc_be, twcc);
     size_t e = 16;
-    b[e++] = (uint8_t)((HK_EXT_MID << 4) | (mid_len - 1));
-    memcpy(b + e, mid, mid_len);
-    e += mid_len;
-    b[e++] = (uint8_t)((HK_EXT_TRANSPORT_CC << 4) | 1);
-    hk_wr16(b + e, twcc);
-    e += 2;
-    if (rid) {
-        size_t rid_len = strlen(rid);
-        b[e++] = (uint8_t)((HK_EXT_RID << 4) | (rid_len - 1));
-        memcpy(b + e, rid, rid_len);
-        e += rid_len;
-    }
-    if (dd_len) {
-        b[e++] = (uint8_t)((HK_EXT_DEPENDENCY_DESCRIPTOR << 4) | (dd_len - 1));
-        memcpy(b + e, dd, dd_len);
-        e += dd_len;
-    }
+    e += hk_rtp_ext_put(b + e, false, HK_EXT_MID, mid, mid_len);
+    e += hk_rtp_ext_put(b + e, false, HK_EXT_TRANSPORT_CC, twcc_be, sizeof twcc_be);
+    if (rid)
+        e += hk_rtp_ext_put(b + e, false, HK_EXT_RID, rid, strlen(rid));
+    if (dd_len)
+        e += hk_rtp_ext_put(b + e, false, HK_EXT_DEPENDENCY_DESCRIPTOR, dd, dd_len);
     while ((e - 16) % 4)
         b[e++] = 0;
     size_t words = (e - 16) / 4;
