@@ -54,8 +54,16 @@ export function selfSignedCertificate(prefix = 'hisoka-tls-') {
   return { dir, cert, key };
 }
 
+// Config directories are removed when the test process exits (a server may be started
+// and stopped many times in one file; none of them outlives it).
+const configDirs = [];
+process.on('exit', () => {
+  for (const d of configDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
 export function writeConfig(entries) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hisoka-test-'));
+  configDirs.push(dir);
   const file = path.join(dir, 'sora.conf');
   fs.writeFileSync(file, Object.entries(entries).map(([k, v]) => `${k} = ${v}\n`).join(''));
   return file;
