@@ -34,11 +34,18 @@ static bool next_layer(const hk_alloc_consumer_t *c, bool have, unsigned *s, uns
     return false;
 }
 
-uint64_t hk_allocate(uint64_t estimate_bps, const hk_alloc_consumer_t *consumers, size_t n,
-                     hk_alloc_result_t *out, size_t *order)
+/* Takes rate off both what is left to keep and what is left to spend. */
+static void spend(uint64_t *keep, uint64_t *budget, uint64_t rate)
+{
+    *keep = *keep > rate ? *keep - rate : 0;
+    *budget = *budget > rate ? *budget - rate : 0;
+}
+
+uint64_t hk_allocate(uint64_t keep_bps, uint64_t budget_bps, const hk_alloc_consumer_t *consumers,
+                     size_t n, hk_alloc_result_t *out, size_t *order)
 {
     size_t videos = 0;
-    uint64_t budget = estimate_bps, total = 0;
+    uint64_t keep = keep_bps, budget = budget_bps < keep_bps ? budget_bps : keep_bps, total = 0;
 
     for (size_t i = 0; i < n; i++) {
         const hk_alloc_consumer_t *c = &consumers[i];
@@ -46,7 +53,7 @@ uint64_t hk_allocate(uint64_t estimate_bps, const hk_alloc_consumer_t *consumers
         if (c->audio) {
             out[i].paused = false;
             out[i].bitrate = c->bitrate[0][0];
-            budget = budget > out[i].bitrate ? budget - out[i].bitrate : 0;
+            spend(&keep, &budget, out[i].bitrate);
             total += out[i].bitrate;
             continue;
         }
@@ -66,10 +73,11 @@ uint64_t hk_allocate(uint64_t estimate_bps, const hk_alloc_consumer_t *consumers
         unsigned s, t;
         if (!next_layer(c, false, &s, &t))
             continue;
+        /* Kept (no margin: price is the bitrate) or new (with the margin). */
         uint64_t cost = price(c, s, t);
-        if (cost > budget)
+        if (cost > (c->current_spatial >= 0 ? keep : budget))
             continue;
-        budget -= c->bitrate[s][t];
+        spend(&keep, &budget, c->bitrate[s][t]);
         *r = (hk_alloc_result_t){false, (uint8_t)s, (uint8_t)t, c->bitrate[s][t]};
     }
 

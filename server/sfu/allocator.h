@@ -3,10 +3,13 @@
  * A pure function, run whenever the estimate or a consumer's layers change:
  *   1. audio consumers get their bitrate first, whatever the estimate (never starved);
  *   2. video consumers, highest priority first (ties in array order), get their lowest
- *      layer if it fits; one that does not fit is paused;
+ *      layer if it fits; one that does not fit is paused. A consumer that receives a
+ *      layer now keeps its lowest within keep_bps (the whole estimate); one that is
+ *      paused or new needs room within budget_bps (the estimate less a reserve): a dip of
+ *      the estimate, as after the link's queue drained, does not pause what it carried;
  *   3. then rounds of upgrades: each round, each consumer in priority order moves one
  *      step up its ladder (its layers ordered by spatial, then temporal id, up to its
- *      caps) if the budget left covers the difference; a consumer whose next step does
+ *      caps) if what is left of budget_bps covers the difference; a consumer whose next step does
  *      not fit stops there. Rounds end when nobody moved.
  * Hysteresis: reaching a layer above the consumer's current one (or unpausing) costs
  * HK_ALLOC_UP_MARGIN_PCT percent more than the layer's bitrate, so a consumer keeps its
@@ -50,10 +53,10 @@ typedef struct {
     uint64_t bitrate; /* the chosen layer's bitrate (0 when paused) */
 } hk_alloc_result_t;
 
-/* Chooses a layer for each of the n consumers within estimate_bps; out[i] is consumer
- * i's; order: n entries of scratch. Returns the total allocated (which exceeds the
- * estimate only by audio). */
-uint64_t hk_allocate(uint64_t estimate_bps, const hk_alloc_consumer_t *consumers, size_t n,
-                     hk_alloc_result_t *out, size_t *order);
+/* Chooses a layer for each of the n consumers within keep_bps and budget_bps (as above;
+ * budget_bps <= keep_bps); out[i] is consumer i's; order: n entries of scratch. Returns
+ * the total allocated (which exceeds keep_bps only by audio). */
+uint64_t hk_allocate(uint64_t keep_bps, uint64_t budget_bps, const hk_alloc_consumer_t *consumers,
+                     size_t n, hk_alloc_result_t *out, size_t *order);
 
 #endif

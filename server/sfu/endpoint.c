@@ -273,7 +273,7 @@ void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
     uint64_t estimate = hk_bwe_estimate(t->bwe);
     uint64_t budget = estimate / 100 * HK_ALLOC_BUDGET_PCT;
     e->alloc_estimate_bps = estimate;
-    e->allocated_bps = hk_allocate(budget, e->alloc.in, n, e->alloc.out, e->alloc.order);
+    e->allocated_bps = hk_allocate(estimate, budget, e->alloc.in, n, e->alloc.out, e->alloc.order);
     e->desired_bps = desired;
     bool pending = false;
     for (size_t i = 0; i < n; i++) {

@@ -36,7 +36,7 @@ TEST(allocator_plenty_gives_everyone_the_top)
 {
     hk_alloc_consumer_t c[3] = {audio(), video(1), video(1)};
     hk_alloc_result_t r[3];
-    CHECK_INT_EQ(hk_allocate(100000000, c, 3, r, order), 40000 + 2 * 2500000);
+    CHECK_INT_EQ(hk_allocate(100000000, 100000000, c, 3, r, order), 40000 + 2 * 2500000);
     CHECK(!r[0].paused);
     CHECK_INT_EQ(r[0].bitrate, 40000);
     CHECK(LAYER(r[1], 2, 2));
@@ -44,7 +44,7 @@ TEST(allocator_plenty_gives_everyone_the_top)
     /* Caps: a subscriber that asked for r1 (simulcast_rid) at 15 fps. */
     c[2].max_spatial = 1;
     c[2].max_temporal = 1;
-    hk_allocate(100000000, c, 3, r, order);
+    hk_allocate(100000000, 100000000, c, 3, r, order);
     CHECK(LAYER(r[2], 1, 1));
     CHECK_INT_EQ(r[2].bitrate, 320000);
 }
@@ -54,7 +54,7 @@ TEST(allocator_lowest_first_then_upgrades_by_priority)
     /* 1 Mbit/s for audio and three videos: everyone gets r0, then the rounds climb. */
     hk_alloc_consumer_t c[4] = {video(1), video(3), audio(), video(2)};
     hk_alloc_result_t r[4];
-    int64_t total = hk_allocate(1000000, c, 4, r, order);
+    int64_t total = hk_allocate(1000000, 1000000, c, 4, r, order);
     CHECK(total <= 1000000);
     for (int i = 0; i < 4; i++)
         CHECK(!r[i].paused);
@@ -71,7 +71,7 @@ TEST(allocator_lowest_first_then_upgrades_by_priority)
      * from r0 (150k) to r1 (200k) costs 50k, and needs 230k - 150k = 80k with the margin;
      * 100k leaves 50k, short of the next one's 80k. */
     uint64_t base = 40000 + 3 * 150000;
-    total = hk_allocate(base + 100000, c, 4, r, order);
+    total = hk_allocate(base + 100000, base + 100000, c, 4, r, order);
     CHECK_INT_EQ(total, base + 50000);
     CHECK(LAYER(r[1], 1, 0));
     CHECK(LAYER(r[3], 0, 2));
@@ -83,19 +83,19 @@ TEST(allocator_pauses_when_lowest_does_not_fit_and_never_starves_audio)
     hk_alloc_consumer_t c[3] = {audio(), video(1), video(2)};
     hk_alloc_result_t r[3];
     /* 150 kbit/s: audio 40k, then only one r0 (60k, 69k with the margin to unpause). */
-    CHECK_INT_EQ(hk_allocate(150000, c, 3, r, order), 40000 + 60000);
+    CHECK_INT_EQ(hk_allocate(150000, 150000, c, 3, r, order), 40000 + 60000);
     CHECK(!r[0].paused);
     CHECK(LAYER(r[2], 0, 0)); /* the higher priority */
     CHECK(r[1].paused);
     CHECK_INT_EQ(r[1].bitrate, 0);
     /* Nothing at all: audio still gets its rate, all video paused. */
-    CHECK_INT_EQ(hk_allocate(1000, c, 3, r, order), 40000);
+    CHECK_INT_EQ(hk_allocate(1000, 1000, c, 3, r, order), 40000);
     CHECK(!r[0].paused && r[0].bitrate == 40000);
     CHECK(r[1].paused && r[2].paused);
     /* A consumer with no layer available (publisher sent nothing yet) is paused. */
     hk_alloc_consumer_t none = video(5);
     memset(none.bitrate, 0, sizeof none.bitrate);
-    CHECK_INT_EQ(hk_allocate(10000000, &none, 1, r, order), 0);
+    CHECK_INT_EQ(hk_allocate(10000000, 10000000, &none, 1, r, order), 0);
     CHECK(r[0].paused);
 }
 
@@ -106,31 +106,64 @@ TEST(allocator_hysteresis)
     /* Exactly r1 T2's rate: a consumer already there keeps it ... */
     c.current_spatial = 1;
     c.current_temporal = 2;
-    hk_allocate(500000, &c, 1, &r, order);
+    hk_allocate(500000, 500000, &c, 1, &r, order);
     CHECK(LAYER(r, 1, 2));
     /* ... one below does not move up to it (needs 15 % more) ... */
     c.current_temporal = 1;
-    hk_allocate(500000, &c, 1, &r, order);
+    hk_allocate(500000, 500000, &c, 1, &r, order);
     CHECK(LAYER(r, 1, 1));
-    hk_allocate(500000 * 115 / 100, &c, 1, &r, order);
+    hk_allocate(500000 * 115 / 100, 500000 * 115 / 100, &c, 1, &r, order);
     CHECK(LAYER(r, 1, 2));
     /* ... and one above it goes down without margin. */
     c.current_spatial = 2;
     c.current_temporal = 0;
-    hk_allocate(999999, &c, 1, &r, order);
+    hk_allocate(999999, 999999, &c, 1, &r, order);
     CHECK(LAYER(r, 1, 2));
     /* Unpausing needs the margin too; staying on the lowest does not. */
     c.current_spatial = -1;
-    hk_allocate(65000, &c, 1, &r, order);
+    hk_allocate(65000, 65000, &c, 1, &r, order);
     CHECK(r.paused);
     c.current_spatial = 0;
     c.current_temporal = 0;
-    hk_allocate(65000, &c, 1, &r, order);
+    hk_allocate(65000, 65000, &c, 1, &r, order);
     CHECK(LAYER(r, 0, 0));
     /* A skipped layer (r1 inactive): the ladder goes from r0 to r2. */
     hk_alloc_consumer_t g = video(1);
     for (int t = 0; t < 3; t++)
         g.bitrate[1][t] = 0;
-    hk_allocate(1200000, &g, 1, &r, order);
+    hk_allocate(1200000, 1200000, &g, 1, &r, order);
     CHECK(LAYER(r, 2, 0));
+}
+
+TEST(allocator_keeps_current_lowest_layers_within_the_whole_estimate)
+{
+    /* Three streams at r0 T2 (150 kbps each): with 500 kbps to keep them but only 400
+     * within the reserve, all three stay (a new or paused one would not start). */
+    hk_alloc_consumer_t c[3] = {video(1), video(1), video(1)};
+    for (int i = 0; i < 3; i++) {
+        for (int t = 0; t < 2; t++)
+            c[i].bitrate[0][t] = 0; /* r0 T2 is each one's lowest here */
+        c[i].current_spatial = 0;
+        c[i].current_temporal = 2;
+        c[i].max_spatial = 0; /* no upgrades until the last case */
+    }
+    hk_alloc_result_t r[3];
+    CHECK_INT_EQ(hk_allocate(500000, 400000, c, 3, r, order), 450000);
+    for (int i = 0; i < 3; i++)
+        CHECK(LAYER(r[i], 0, 2));
+    /* Under the sum of what they keep, the last in order is paused. */
+    hk_allocate(449999, 400000, c, 3, r, order);
+    CHECK(LAYER(r[0], 0, 2) && LAYER(r[1], 0, 2) && r[2].paused);
+    /* Paused (or new) streams need room within the budget, with the margin. */
+    c[2].current_spatial = c[2].current_temporal = -1;
+    hk_allocate(500000, 400000, c, 3, r, order);
+    CHECK(LAYER(r[0], 0, 2) && LAYER(r[1], 0, 2) && r[2].paused);
+    hk_allocate(500000, 300000 + 172500, c, 3, r, order);
+    CHECK(LAYER(r[2], 0, 2));
+    /* Nothing is left for upgrades: the budget went to what is kept. */
+    c[0].max_spatial = 2;
+    c[2].current_spatial = 0;
+    c[2].current_temporal = 2;
+    hk_allocate(10000000, 450000, c, 3, r, order);
+    CHECK(LAYER(r[0], 0, 2) && LAYER(r[1], 0, 2) && LAYER(r[2], 0, 2));
 }
