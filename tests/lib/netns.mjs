@@ -5,7 +5,23 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+// Namespaces named by a test process that is gone (killed before its cleanup ran):
+// deleting one deletes the veth pairs with an end in it, whose addresses would clash.
+function removeStale(prefix) {
+  const names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith(`${prefix}-`));
+  for (const n of names) {
+    const pid = Number(n.slice(prefix.length + 1).split('-')[0]);
+    let alive = true;
+    try { process.kill(pid, 0); } catch (e) { alive = e.code !== 'ESRCH'; }
+    if (alive) continue;
+    try { execFileSync('ip', ['netns', 'del', n]); } catch { /* gone meanwhile */ }
+    fs.rmSync(`/etc/netns/${n}`, { recursive: true, force: true });
+  }
+}
+
 export function createNetns(prefix = 'hk') {
+  removeStale(prefix);
   const name = `${prefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
   execFileSync('ip', ['netns', 'add', name]);
   execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
