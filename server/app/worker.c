@@ -1,7 +1,9 @@
 #include "server/app/worker.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -78,14 +80,34 @@ static void resolve_relays(hk_rtc_host_t *host, const char *urls)
     hk_rtc_host_set_relays(host, addrs, n);
 }
 
+static void write_bwe_trace(void *user, const char *log_id, const char *line)
+{
+    fprintf(user, "%s %s\n", log_id, line);
+}
+
 int hk_worker_start(hk_worker_t *w, uv_loop_t *loop, const hk_config_t *config,
                     const hk_cert_t *cert)
 {
     memset(&w->host, 0, sizeof w->host);
     w->loop = loop;
     w->udp.fd = -1;
+    w->bwe_trace = NULL;
     if (hk_rtc_host_init(&w->host, config, cert) != 0)
         return HK_EIO;
+    const char *trace = getenv("HISOKA_BWE_TRACE");
+    if (trace && *trace) {
+        w->bwe_trace = fopen(trace, "a");
+        if (!w->bwe_trace) {
+            HK_LOG(HK_LOG_ERROR, "media", NULL, "cannot open HISOKA_BWE_TRACE %s: %s", trace,
+                   strerror(errno));
+            hk_rtc_host_free(&w->host);
+            return HK_EIO;
+        }
+        HK_LOG(HK_LOG_WARN, "media", NULL,
+               "recording every downlink estimate's inputs in %s (HISOKA_BWE_TRACE)", trace);
+        w->host.bwe_trace = write_bwe_trace;
+        w->host.bwe_trace_user = w->bwe_trace;
+    }
     if (hk_udp_open(&w->udp, loop, config->listen_address, config->media_port, on_datagram, w) !=
         0) {
         hk_rtc_host_free(&w->host);
@@ -134,4 +156,7 @@ void hk_worker_stop(hk_worker_t *w)
 void hk_worker_free(hk_worker_t *w)
 {
     hk_rtc_host_free(&w->host);
+    if (w->bwe_trace)
+        fclose(w->bwe_trace);
+    w->bwe_trace = NULL;
 }

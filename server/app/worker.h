@@ -6,6 +6,7 @@
 #ifndef HK_WORKER_H
 #define HK_WORKER_H
 
+#include <stdio.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -22,10 +23,14 @@ typedef struct {
     hk_rtc_host_t host;
     uv_timer_t tick; /* HK_WHEEL_TICK_MS */
     bool running;
+    FILE *bwe_trace; /* HISOKA_BWE_TRACE: the downlink estimates' inputs, appended */
 } hk_worker_t;
 
 /* Opens the media port(s) and the host (with the process's certificate). Returns 0 or
- * HK_EIO (logged). */
+ * HK_EIO (logged). When the environment names a file in HISOKA_BWE_TRACE, every
+ * downlink estimate's inputs are appended to it (a diagnostic: a line per packet sent
+ * and per feedback entry, as hk_bwe_set_recorder writes them, after the connection id);
+ * tests/unit/fixtures/bwe/README says how a trace becomes a unit test's fixture. */
 int hk_worker_start(hk_worker_t *w, uv_loop_t *loop, const hk_config_t *config,
                     const hk_cert_t *cert);
 

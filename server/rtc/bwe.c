@@ -4,6 +4,8 @@
 #include "server/rtc/bwe.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,6 +167,8 @@ struct hk_bwe_s {
     bool have_sent;
 
     hk_bwe_stats_t counters;
+    hk_bwe_recorder_t record;
+    void *record_user;
     acked_t scratch[SCRATCH];
 };
 
@@ -198,8 +202,27 @@ void hk_bwe_free(hk_bwe_t *bwe)
     free(bwe);
 }
 
+void hk_bwe_set_recorder(hk_bwe_t *bwe, hk_bwe_recorder_t record, void *user)
+{
+    bwe->record = record;
+    bwe->record_user = user;
+}
+
+static void recordf(hk_bwe_t *bwe, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void recordf(hk_bwe_t *bwe, const char *fmt, ...)
+{
+    char line[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    bwe->record(bwe->record_user, line);
+}
+
 void hk_bwe_on_sent(hk_bwe_t *bwe, uint16_t seq, size_t size, int64_t send_us)
 {
+    if (bwe->record)
+        recordf(bwe, "s %lld %u %zu", (long long)send_us, seq, size);
     bwe->last_sent_seq = seq;
     bwe->have_sent = true;
     sent_t *s = &bwe->sent[seq % HK_BWE_HISTORY];
@@ -221,7 +244,8 @@ void hk_bwe_on_sent(hk_bwe_t *bwe, uint16_t seq, size_t size, int64_t send_us)
 
 void hk_bwe_probe_begin(hk_bwe_t *bwe, int64_t now_us)
 {
-    (void)now_us;
+    if (bwe->record)
+        recordf(bwe, "b %lld", (long long)now_us);
     probe_t *p = &bwe->probe;
     uint8_t id = (uint8_t)(p->id == UINT8_MAX ? 1 : p->id + 1);
     *p = (probe_t){.id = id, .sending = true};
@@ -230,6 +254,8 @@ void hk_bwe_probe_begin(hk_bwe_t *bwe, int64_t now_us)
 
 void hk_bwe_probe_end(hk_bwe_t *bwe, int64_t now_us)
 {
+    if (bwe->record)
+        recordf(bwe, "e %lld", (long long)now_us);
     probe_t *p = &bwe->probe;
     if (!p->sending)
         return;
@@ -244,6 +270,8 @@ bool hk_bwe_probing(const hk_bwe_t *bwe)
 
 void hk_bwe_on_rtt(hk_bwe_t *bwe, int64_t rtt_us)
 {
+    if (bwe->record)
+        recordf(bwe, "r %lld", (long long)rtt_us);
     if (rtt_us <= 0)
         return;
     bwe->rtt_us = rtt_us;
@@ -622,6 +650,8 @@ typedef struct {
 static void ingest(hk_bwe_t *b, batch_t *batch, uint16_t seq, bool received, int64_t arrival_us,
                    int64_t now_us)
 {
+    if (b->record)
+        recordf(b, "p %u %lld", seq, received ? (long long)arrival_us : -1LL);
     sent_t *s = &b->sent[seq % HK_BWE_HISTORY];
     if (s->state == SLOT_FREE || s->seq != seq || s->send_us > now_us) {
         b->counters.feedback_unknown++;
@@ -724,6 +754,8 @@ static void probe_evaluate(hk_bwe_t *b, int64_t now_us)
 
 static size_t finish(hk_bwe_t *b, batch_t *batch, int64_t now_us)
 {
+    if (b->record)
+        recordf(b, "f %lld", (long long)now_us);
     if (batch->pending)
         process_received(b, batch->pending, now_us);
     if (batch->min_rtt_us >= 0 && !b->rtt_external)

@@ -112,6 +112,17 @@ bool hk_bwe_probing(const hk_bwe_t *bwe);
  * feedback-derived one. */
 void hk_bwe_on_rtt(hk_bwe_t *bwe, int64_t rtt_us);
 
+/* A recorder of every input, for a real session's trace (tests/unit/test_bwe.c replays
+ * recorded ones): one line of text per input, without a newline:
+ *   s SEND_US SEQ SIZE     hk_bwe_on_sent
+ *   p SEQ ARRIVAL_US       one feedback entry (ARRIVAL_US -1: lost) ...
+ *   f NOW_US               ... the feedback they came in, fed at NOW_US
+ *   b NOW_US / e NOW_US    hk_bwe_probe_begin / hk_bwe_probe_end
+ *   r RTT_US               hk_bwe_on_rtt
+ * record NULL: none (the default). */
+typedef void (*hk_bwe_recorder_t)(void *user, const char *line);
+void hk_bwe_set_recorder(hk_bwe_t *bwe, hk_bwe_recorder_t record, void *user);
+
 /* The current estimate, in bits per second. */
 uint64_t hk_bwe_estimate(const hk_bwe_t *bwe);
 

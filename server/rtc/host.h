@@ -88,6 +88,10 @@ typedef struct hk_rtc_host_s {
     uint64_t now_us; /* the latest receive or tick time: send times for the estimates */
     int n_relays;
     hk_media_counters_t counters;
+    /* A diagnostic (the worker sets it from HISOKA_BWE_TRACE): every downlink estimate's
+     * inputs, one line each (hk_bwe_set_recorder's), with its transport's log id. */
+    void (*bwe_trace)(void *user, const char *log_id, const char *line);
+    void *bwe_trace_user;
 } hk_rtc_host_t;
 
 /* Creates the STUN and DTLS contexts (the DTLS one with cert). Returns 0 or HK_EIO. */

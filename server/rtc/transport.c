@@ -658,6 +658,12 @@ void hk_transport_send_slot(hk_transport_t *t, uint8_t *slot, size_t len)
 #define PROBE_PACKETS_MAX   64    /* per pump: the rest waits for the next packet or tick */
 #define PROBE_PACE_AHEAD_US 10000 /* sent ahead of the pace: the next pump may be a tick away */
 
+static void trace_bwe(void *user, const char *line)
+{
+    hk_transport_t *t = user;
+    t->host->bwe_trace(t->host->bwe_trace_user, t->log_id ? t->log_id : "-", line);
+}
+
 int hk_transport_enable_bwe(hk_transport_t *t, uint64_t start_bps, uint64_t min_bps,
                             uint64_t max_bps)
 {
@@ -665,6 +671,8 @@ int hk_transport_enable_bwe(hk_transport_t *t, uint64_t start_bps, uint64_t min_
         return 0;
     hk_bwe_config_t config = {start_bps, min_bps, max_bps};
     t->bwe = hk_bwe_new(&config);
+    if (t->bwe && t->host->bwe_trace)
+        hk_bwe_set_recorder(t->bwe, trace_bwe, t);
     return t->bwe ? 0 : HK_ENOMEM;
 }
 

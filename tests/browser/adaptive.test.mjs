@@ -40,6 +40,9 @@ let near; // Chromium next to hisoka: publishers and the unlimited subscriber
 let far; // Chromium in the namespace: the limited subscriber
 
 function setLimit(mbit) {
+  // With HISOKA_BWE_TRACE (the server records its estimates' inputs), the change on the
+  // same clock (CLOCK_MONOTONIC, as uv_hrtime) for tools/bwe-fixture.mjs.
+  if (process.env.HISOKA_BWE_TRACE) console.log(`# bwe-mark ${process.hrtime.bigint() / 1000n} ${mbit * 1000}`);
   execFileSync('tc', ['qdisc', 'replace', 'dev', VETH, 'root', 'tbf', 'rate', `${mbit}mbit`,
     'burst', '16kb', 'latency', '250ms']);
 }
@@ -291,9 +294,21 @@ async function scenario(e2ee) {
   let watching = true;
   const watcher = (async () => {
     let last = await recvStats(limited);
+    let lastLayers = '';
     while (watching) {
       await new Promise((r) => setTimeout(r, 200));
       const now = await recvStats(limited);
+      if (process.env.HISOKA_ADAPTIVE_TRACE) {
+        // The server's side of each change: estimate and current/target layer per sender.
+        const v = await serverView(limited);
+        const layers = pubs.map((p) => `${p.label} ${v.layers[p.id]?.current_rid}>${v.layers[p.id]?.target_rid}`).join(' ');
+        if (layers !== lastLayers) {
+          console.log(`# ${((Date.now() - watchStart) / 1000).toFixed(1)} s: ${layers}; estimate ${v.bwe?.estimate_bps}, ` +
+            `allocated ${v.bwe?.allocated_bps}, usage ${v.bwe?.usage}, loss ${v.bwe?.loss_ratio}, ` +
+            `widths ${pubs.map((p) => now[p.id]?.frameWidth).join('/')}, keys ${pubs.map((p) => now[p.id]?.keyFramesDecoded).join('/')}`);
+          lastLayers = layers;
+        }
+      }
       for (const [id, st] of Object.entries(now)) {
         const before = last[id];
         if (before && st.freezeCount > before.freezeCount) {
