@@ -449,6 +449,21 @@ static char *metrics_text(const hk_signal_t *sig)
             labelled(&t, bwe_gauges[g][0], "connection_id", p->connection_id, v);
         }
     }
+    /* Simulcast video consumers by the layer each receives now (one series per layer,
+     * whatever the room size: each one's own is in /stats). */
+    uint64_t by_layer[HK_SIMULCAST_MAX_LAYERS + 1] = {0}; /* [0]: none (paused or waiting) */
+    for (const hk_peer_t *p = sig->peers; p; p = p->next) {
+        const hk_map_t *m = &p->endpoint.consumers;
+        for (size_t i = 0; i < m->cap; i++) {
+            const hk_consumer_t *c = m->slots[i].value;
+            if (c && c->active && c->producer && c->producer->layers)
+                by_layer[c->layer >= 0 && c->layer < HK_SIMULCAST_MAX_LAYERS ? c->layer + 1 : 0]++;
+        }
+    }
+    family(&t, "hisoka_simulcast_consumers", "gauge",
+           "Simulcast video tracks sent to subscribers, by the layer each receives now.");
+    for (int l = -1; l < HK_SIMULCAST_MAX_LAYERS; l++)
+        labelled(&t, "hisoka_simulcast_consumers", "rid", hk_sora_rid_name(l), by_layer[l + 1]);
     counter(&t, "hisoka_receiver_reports_sent_total", "RTCP receiver reports sent.",
             mc->receiver_reports_sent);
     counter(&t, "hisoka_sender_reports_relayed_total", "RTCP sender reports relayed.",

@@ -145,13 +145,23 @@ test('hisoka-load --simulcast --capped: a capped receiver gets the low layers, t
       last = views;
       const capped = views.filter((v) => v.estimate < 1200000 && v.rids.length === 4 && v.rids.every((x) => x === 'r0' || x === 'r1'));
       const free = views.filter((v) => v.estimate > 3200000 && v.rids.length === 4 && v.rids.every((x) => x === 'r2'));
-      if (views.length === 5 && capped.length === 1 && free.length >= 1) seen = { capped, free };
+      if (views.length === 5 && capped.length === 1 && free.length >= 1) {
+        // /metrics counts the same tracks by layer: all 20 (5 members x 4 senders), the
+        // free receivers' at r2.
+        const m = (await apiRequest(server, '/metrics')).text;
+        const byRid = Object.fromEntries(['none', 'r0', 'r1', 'r2'].map((rid) => [rid,
+          Number(m.match(new RegExp(`^hisoka_simulcast_consumers\\{rid="${rid}"\\} (\\d+)$`, 'm'))?.[1] ?? NaN)]));
+        seen = { capped, free, byRid };
+      }
     }
     const r = await run;
     assert.equal(r.signal, null, `generator killed: ${r.stderr}`);
     const result = JSON.parse(fs.readFileSync(out, 'utf8'));
     console.log(`# ${JSON.stringify({ adaptive: result.adaptive, verified: result.frames_verified, last })}`);
     assert.ok(seen, `a capped receiver below r2 and a free one at r2 of every sender; last view: ${JSON.stringify(last)}`);
+    const { byRid } = seen;
+    assert.equal(byRid.none + byRid.r0 + byRid.r1 + byRid.r2, 20, `/metrics simulcast consumers ${JSON.stringify(byRid)}`);
+    assert.ok(byRid.r2 >= 4 * seen.free.length, `/metrics simulcast consumers ${JSON.stringify(byRid)}`);
     assert.equal(result.integrity_failures, 0, 'altered frames');
     assert.equal(result.peers_failed, 0, `peers failed to join: ${r.stderr}`);
     assert.ok(result.frames_verified > 0, 'no sampled frame was verified');
