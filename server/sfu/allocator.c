@@ -50,7 +50,7 @@ uint64_t hk_allocate(uint64_t keep_bps, uint64_t budget_bps, const hk_alloc_cons
     for (size_t i = 0; i < n; i++) {
         const hk_alloc_consumer_t *c = &consumers[i];
         out[i] = (hk_alloc_result_t){true, 0, 0, 0};
-        if (c->audio) {
+        if (c->single) {
             out[i].paused = false;
             out[i].bitrate = c->bitrate[0][0];
             spend(&keep, &budget, out[i].bitrate);

@@ -1,16 +1,17 @@
 /* Splits one subscriber's downlink estimate (rtc/bwe.h) across its consumers.
  *
  * A pure function, run whenever the estimate or a consumer's layers change:
- *   1. audio consumers get their bitrate first, whatever the estimate (never starved);
- *   2. video consumers, highest priority first (ties in array order), get their lowest
+ *   1. single-layer consumers (audio, video without simulcast) get their bitrate first,
+ *      whatever the estimate (never starved);
+ *   2. simulcast consumers, highest priority first (ties in array order), get their lowest
  *      layer if it fits; one that does not fit is paused. A consumer that receives a
  *      layer now keeps its lowest within keep_bps (the whole estimate); one that is
  *      paused or new needs room within budget_bps (the estimate less a reserve): a dip of
  *      the estimate, as after the link's queue drained, does not pause what it carried;
  *   3. then rounds of upgrades: each round, each consumer in priority order moves one
  *      step up its ladder (its layers ordered by spatial, then temporal id, up to its
- *      caps) if what is left of budget_bps covers the difference; a consumer whose next step does
- *      not fit stops there. Rounds end when nobody moved.
+ *      caps) if what is left of budget_bps covers the difference; a consumer whose next
+ *      step does not fit stops there. Rounds end when nobody moved.
  * Hysteresis: reaching a layer above the consumer's current one (or unpausing) costs
  * HK_ALLOC_UP_MARGIN_PCT percent more than the layer's bitrate, so a consumer keeps its
  * layer while the estimate wobbles around that layer's rate, and moves up only with
@@ -32,7 +33,7 @@
 #define HK_ALLOC_UP_MARGIN_PCT 15
 
 typedef struct {
-    bool audio;       /* or any track with one layer: bitrate[0][0] is its rate; never paused */
+    bool single;      /* one layer (audio, non-simulcast video): bitrate[0][0]; never paused */
     uint8_t priority; /* higher is served first */
     /* bps needed to forward layer (spatial, temporal): what the subscriber receives with
      * it, i.e. cumulative over the temporal layers below and, for SVC, the spatial
@@ -55,7 +56,7 @@ typedef struct {
 
 /* Chooses a layer for each of the n consumers within keep_bps and budget_bps (as above;
  * budget_bps <= keep_bps); out[i] is consumer i's; order: n entries of scratch. Returns
- * the total allocated (which exceeds keep_bps only by audio). */
+ * the total allocated (which exceeds keep_bps only by single-layer tracks). */
 uint64_t hk_allocate(uint64_t keep_bps, uint64_t budget_bps, const hk_alloc_consumer_t *consumers,
                      size_t n, hk_alloc_result_t *out, size_t *order);
 

@@ -171,7 +171,7 @@ static bool alloc_entry(hk_consumer_t *c, hk_alloc_consumer_t *in, uint64_t *des
     in->priority = 1;
     if (!p->layers) {
         /* One stream: it costs what it costs, and is never paused. */
-        in->audio = true;
+        in->single = true;
         in->bitrate[0][0] = p->layer_bps[0];
         *desired += p->layer_bps[0];
         return true;

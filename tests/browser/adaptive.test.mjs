@@ -22,6 +22,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { launchChromium, waitFor } from '../lib/browser.mjs';
+import { recvStats, sendStats } from '../lib/video-stats.mjs';
 import { createNetns } from '../lib/netns.mjs';
 import { ROOT, startServer } from '../lib/server.mjs';
 
@@ -157,45 +158,6 @@ async function openClient(browser, e2ee, label, role, simulcast, media = null) {
   return { label, page, id: result.connectionId };
 }
 
-// A publisher's video outbound-rtp by rid: frameWidth, keyFramesEncoded, framesEncoded.
-function sendStats(client) {
-  return client.page.evaluate(async () => {
-    const out = {};
-    (await window.sdkTest.conn.pc.getStats()).forEach((s) => {
-      if (s.type === 'outbound-rtp' && s.kind === 'video') {
-        out[s.rid ?? '-'] = { frameWidth: s.frameWidth || 0, keyFramesEncoded: s.keyFramesEncoded || 0,
-          framesEncoded: s.framesEncoded || 0, targetBitrate: s.targetBitrate || 0 };
-      }
-    });
-    return out;
-  });
-}
-
-// A subscriber's video from each sender (by stream id = connection id).
-function recvStats(client) {
-  return client.page.evaluate(async () => {
-    const t = window.sdkTest;
-    const pc = t.conn.pc;
-    const byMid = {};
-    (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') byMid[s.mid] = s; });
-    const midOfTrack = {};
-    for (const tr of pc.getTransceivers()) if (tr.receiver.track) midOfTrack[tr.receiver.track.id] = tr.mid;
-    const out = {};
-    for (const [id, r] of Object.entries(t.remote)) {
-      const track = r.tracks.find((x) => x.kind === 'video');
-      const s = (track && byMid[midOfTrack[track.id]]) || {};
-      out[id] = {
-        frameWidth: s.frameWidth || 0, framesDecoded: s.framesDecoded || 0,
-        freezeCount: s.freezeCount || 0, totalFreezesDuration: s.totalFreezesDuration || 0,
-        keyFramesDecoded: s.keyFramesDecoded || 0, pliCount: s.pliCount || 0, nackCount: s.nackCount || 0,
-        packetsLost: s.packetsLost || 0, packetsReceived: s.packetsReceived || 0,
-        framesReceived: s.framesReceived || 0, framesDropped: s.framesDropped || 0,
-      };
-    }
-    return out;
-  });
-}
-
 async function serverView(client) {
   const r = await fetch(`${server.apiUrl}/stats/connections/${client.id}`);
   const s = await r.json();
@@ -224,10 +186,10 @@ async function scenario(e2ee) {
   for (const label of ['A', 'B', 'C']) pubs.push(await openClient(near, e2ee, label, 'sendonly', true, media));
   const unlimited = await openClient(near, e2ee, 'U', 'recvonly', true);
   const limited = await openClient(far, e2ee, 'L', 'recvonly', true);
-  const sentAll = async () => Object.fromEntries(await Promise.all(pubs.map(async (p) => [p.id, await sendStats(p)])));
+  const sentAll = async () => Object.fromEntries(await Promise.all(pubs.map(async (p) => [p.id, await sendStats(p.page)])));
   const label = (id) => pubs.find((p) => p.id === id)?.label ?? id;
   const snapshot = async (what) => {
-    const [sent, u, l, lv] = [await sentAll(), await recvStats(unlimited), await recvStats(limited), await serverView(limited)];
+    const [sent, u, l, lv] = [await sentAll(), await recvStats(unlimited.page), await recvStats(limited.page), await serverView(limited)];
     console.log(`# ${what}: limited ${JSON.stringify(Object.fromEntries(Object.entries(l).map(([id, s]) => [label(id), s])))}`);
     console.log(`#   unlimited widths ${JSON.stringify(Object.fromEntries(Object.entries(u).map(([id, s]) => [label(id), s.frameWidth])))}`);
     console.log(`#   sender widths ${JSON.stringify(Object.fromEntries(Object.entries(sent).map(([id, s]) => [label(id), Object.fromEntries(Object.entries(s).map(([rid, x]) => [rid, [x.frameWidth, x.keyFramesEncoded, x.targetBitrate]]))])))}`);
@@ -253,7 +215,7 @@ async function scenario(e2ee) {
     let last = null;
     for (let i = 0; i < WINDOW_MS / 1000; i++) {
       await new Promise((r) => setTimeout(r, 1000));
-      const now = { sent: await sentAll(), l: await recvStats(limited), u: await recvStats(unlimited) };
+      const now = { sent: await sentAll(), l: await recvStats(limited.page), u: await recvStats(unlimited.page) };
       if (last) {
         const line = pubs.map((p) => `${p.label}: enc ${['r0', 'r1', 'r2'].map((rid) => (now.sent[p.id][rid]?.framesEncoded ?? 0) - (last.sent[p.id][rid]?.framesEncoded ?? 0)).join('/')} ` +
           `L ${now.l[p.id].framesDecoded - last.l[p.id].framesDecoded} (rcv ${now.l[p.id].framesReceived - last.l[p.id].framesReceived}, drop ${now.l[p.id].framesDropped - last.l[p.id].framesDropped}, pkts ${now.l[p.id].packetsReceived - last.l[p.id].packetsReceived}, nack ${now.l[p.id].nackCount}, pli ${now.l[p.id].pliCount}, frz ${now.l[p.id].freezeCount}) ` +
@@ -293,11 +255,11 @@ async function scenario(e2ee) {
   const marks = [];
   let watching = true;
   const watcher = (async () => {
-    let last = await recvStats(limited);
+    let last = await recvStats(limited.page);
     let lastLayers = '';
     while (watching) {
       await new Promise((r) => setTimeout(r, 200));
-      const now = await recvStats(limited);
+      const now = await recvStats(limited.page);
       if (process.env.HISOKA_ADAPTIVE_TRACE) {
         // The server's side of each change: estimate and current/target layer per sender.
         const v = await serverView(limited);

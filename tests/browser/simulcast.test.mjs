@@ -17,6 +17,7 @@ import { test } from 'node:test';
 import { serverAndBrowser, waitFor } from '../lib/browser.mjs';
 import { sections } from '../lib/sdp.mjs';
 import { ROOT } from '../lib/server.mjs';
+import { recvStats, sendStats } from '../lib/video-stats.mjs';
 
 const SDK_DIR = path.join(ROOT, 'tests/node_modules/sora-js-sdk');
 const SDK_VERSION = JSON.parse(fs.readFileSync(path.join(SDK_DIR, 'package.json'), 'utf8')).version;
@@ -111,50 +112,6 @@ function pageState(client) {
   });
 }
 
-// A publisher's video outbound-rtp stats by rid.
-function sendStats(client) {
-  return client.page.evaluate(async () => {
-    const pc = window.sdkTest.conn.pc;
-    const out = {};
-    if (!pc) return out;
-    (await pc.getStats()).forEach((s) => {
-      if (s.type !== 'outbound-rtp' || s.kind !== 'video') return;
-      out[s.rid ?? '-'] = {
-        framesEncoded: s.framesEncoded || 0, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0,
-        active: s.active, targetBitrate: s.targetBitrate, bytesSent: s.bytesSent,
-        qualityLimitationReason: s.qualityLimitationReason, encoder: s.encoderImplementation,
-      };
-    });
-    return out;
-  });
-}
-
-// A receiver's video from each sender (by stream id): mid, frameWidth, framesDecoded.
-function recvStats(client) {
-  return client.page.evaluate(async () => {
-    const t = window.sdkTest;
-    const pc = t.conn.pc;
-    const out = {};
-    if (!pc) return out;
-    const byMid = {};
-    (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') byMid[s.mid] = s; });
-    const midOfTrack = {};
-    for (const tr of pc.getTransceivers()) if (tr.receiver.track) midOfTrack[tr.receiver.track.id] = tr.mid;
-    for (const [id, r] of Object.entries(t.remote)) {
-      const track = r.tracks.find((x) => x.kind === 'video');
-      if (!track) continue;
-      const mid = midOfTrack[track.id];
-      const s = byMid[mid] || {};
-      out[id] = {
-        mid, ended: track.readyState === 'ended', frameWidth: s.frameWidth || 0,
-        frameHeight: s.frameHeight || 0, framesDecoded: s.framesDecoded || 0,
-        keyFramesDecoded: s.keyFramesDecoded || 0, pliCount: s.pliCount || 0,
-      };
-    }
-    return out;
-  });
-}
-
 async function switchedNotifies(client) {
   return (await pageState(client)).notify.filter((n) => n.event_type === 'simulcast.switched');
 }
@@ -165,7 +122,7 @@ async function waitThreeLayers(pub) {
   let prev = null;
   let last = null;
   const ok = await waitFor(async () => {
-    last = await sendStats(pub);
+    last = await sendStats(pub.page);
     const growing = prev && RIDS.every((r) => last[r] && prev[r] && last[r].framesEncoded > prev[r].framesEncoded);
     prev = last;
     return growing;
@@ -180,9 +137,9 @@ async function waitLayers(receiver, pubs, want, timeoutMs = SWITCH_MS) {
   let prev = null;
   let last = null;
   const ok = await waitFor(async () => {
-    const recv = await recvStats(receiver);
+    const recv = await recvStats(receiver.page);
     const sent = {};
-    for (const p of pubs) if (want[p.id]) sent[p.id] = await sendStats(p);
+    for (const p of pubs) if (want[p.id]) sent[p.id] = await sendStats(p.page);
     last = { recv, sent };
     const matches = Object.entries(want).every(([id, rid]) =>
       recv[id] && !recv[id].ended && recv[id].frameWidth > 0 &&
@@ -257,7 +214,7 @@ async function serverLayers(receiver, pubs) {
       Object.values(x).forEach(walk);
     }
   })(stats);
-  const recv = await recvStats(receiver);
+  const recv = await recvStats(receiver.page);
   const out = {};
   for (const p of pubs) {
     const mid = recv[p.id]?.mid;
@@ -289,8 +246,8 @@ async function diagnostics() {
       out.push(`notifies: ${JSON.stringify(st.notify.filter((n) => n.event_type !== 'connection.created' &&
         n.event_type !== 'connection.destroyed'))}`);
       out.push(`timeline: ${JSON.stringify(st.timeline)} disconnect: ${JSON.stringify(st.disconnect)}`);
-      out.push(`send: ${JSON.stringify(await sendStats(c))}`);
-      out.push(`recv: ${JSON.stringify(await recvStats(c))}`);
+      out.push(`send: ${JSON.stringify(await sendStats(c.page))}`);
+      out.push(`recv: ${JSON.stringify(await recvStats(c.page))}`);
       const r = await fetch(`${server.apiUrl}/stats/connections/${c.id}`);
       out.push(`server: ${r.status} ${await r.text()}`);
     } catch (e) {

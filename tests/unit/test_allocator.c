@@ -24,7 +24,7 @@ static hk_alloc_consumer_t video(uint8_t priority)
 static hk_alloc_consumer_t audio(void)
 {
     hk_alloc_consumer_t c = {0};
-    c.audio = true;
+    c.single = true;
     c.bitrate[0][0] = 40000;
     c.current_spatial = -1;
     return c;
