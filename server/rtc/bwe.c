@@ -60,8 +60,12 @@
 #define PROBE_MIN_PACKETS   5
 #define PROBE_TIMEOUT_US    1000000
 #define PROBE_MIN_SPAN_US   1000
-#define PROBE_RECV_FRACTION 0.9  /* received slower than this x sent: the link's rate */
-#define PROBE_UTILIZATION   0.95 /* ... of which this much is taken */
+#define PROBE_RECV_FRACTION 0.9 /* received slower than this x sent: the link's rate */
+/* Fewer of its packets arrived than this (in percent): a policer dropped the rest, and
+ * what passed it went through at the rate of its burst allowance, not of the link
+ * (libwebrtc's kMinReceivedProbesRatio). */
+#define PROBE_MIN_RECEIVED_PCT 80
+#define PROBE_UTILIZATION      0.95 /* ... of which this much is taken */
 /* One-way delay that grew by more than this from the cluster's first packet to its last:
  * the cluster filled a queue, and its arrival rate says more about a burst allowance than
  * about the link (a token bucket lets a short burst through at line rate). */
@@ -724,7 +728,7 @@ static void probe_evaluate(hk_bwe_t *b, int64_t now_us)
     p->done = true;
     int64_t send_span = p->last_send_us - p->first_send_us;
     int64_t recv_span = p->last_arrival_us - p->first_arrival_us;
-    if (p->received < PROBE_MIN_PACKETS || p->received * 2 < p->sent ||
+    if (p->received < PROBE_MIN_PACKETS || p->received * 100 < p->sent * PROBE_MIN_RECEIVED_PCT ||
         send_span < PROBE_MIN_SPAN_US || recv_span < PROBE_MIN_SPAN_US) {
         b->counters.probes_failed++;
         return;
