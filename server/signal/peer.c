@@ -424,6 +424,8 @@ static void ask_webhook(hk_peer_t *peer, hk_connect_msg_t *msg)
                              msg->client_id[0] ? msg->client_id : peer->connection_id, "role",
                              hk_role_name(msg->role), "e2ee", msg->e2ee, "remote_address", address);
     json_object_set(body, "metadata", msg->metadata ? msg->metadata : json_null());
+    if (msg->e2ee_mls) /* the scheme it asked for (absent: round 1's or Sora's) */
+        json_object_set_new(body, "e2ee_protocol", json_string("mls"));
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     hk_connect_msg_t *pending = text ? malloc(sizeof *pending) : NULL;

@@ -91,6 +91,25 @@ test('auth webhook: allowed, with authn_metadata in the offer and in notify', as
   b.client.close();
 });
 
+test('auth webhook: an MLS connect says so (e2ee_protocol), others do not', async () => {
+  const e2ee = await startServer({ e2ee: true, auth_webhook_url: `http://127.0.0.1:${hookPort}/auth/connect` });
+  try {
+    const bodies = [];
+    for (const extra of [{ e2ee_protocol: 'mls' }, {}]) {
+      const c = await connectClient(e2ee.url, { role: 'sendrecv', channel_id: 'hook-mls', e2ee: true,
+        ...extra, metadata: { mode: 'deny' } });
+      assert.equal((await c.waitClose(5000)).code, 4401);
+      bodies.push(requests.at(-1).body);
+    }
+    assert.equal(bodies[0].e2ee, true);
+    assert.equal(bodies[0].e2ee_protocol, 'mls');
+    assert.equal(bodies[1].e2ee, true);
+    assert.ok(!('e2ee_protocol' in bodies[1]), JSON.stringify(bodies[1]));
+  } finally {
+    await e2ee.stop();
+  }
+});
+
 test('auth webhook: refused with the webhook reason', async () => {
   const closed = await refused({ mode: 'deny' });
   assert.equal(closed.code, 4401);
