@@ -801,6 +801,11 @@ size_t hk_bwe_on_twcc(hk_bwe_t *bwe, const hk_rtcp_twcc_packet_t *pkts, size_t n
     return finish(bwe, &batch, now_us);
 }
 
+bool hk_bwe_congested(const hk_bwe_t *bwe)
+{
+    return bwe->loss_ratio > LOSS_HIGH || bwe->usage == HK_BWE_OVERUSE;
+}
+
 uint64_t hk_bwe_estimate(const hk_bwe_t *bwe)
 {
     double e = bwe->loss_bps < bwe->delay_bps ? bwe->loss_bps : bwe->delay_bps;

@@ -123,6 +123,10 @@ void hk_bwe_on_rtt(hk_bwe_t *bwe, int64_t rtt_us);
 typedef void (*hk_bwe_recorder_t)(void *user, const char *line);
 void hk_bwe_set_recorder(hk_bwe_t *bwe, hk_bwe_recorder_t record, void *user);
 
+/* True while the link shows congestion: the last loss report above the loss-based rule's
+ * decrease threshold (10 %), or the delay detector in overuse. */
+bool hk_bwe_congested(const hk_bwe_t *bwe);
+
 /* The current estimate, in bits per second. */
 uint64_t hk_bwe_estimate(const hk_bwe_t *bwe);
 

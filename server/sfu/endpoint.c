@@ -416,17 +416,6 @@ static void on_nack(hk_endpoint_t *e, const hk_rtcp_fb_t *fb, uint64_t now_ms)
     hk_consumer_answer_nack(c, seqs, allowed, now_ms);
 }
 
-/* The subscriber's downlink is congested: its estimate reports over 10 % loss, or delay
- * growing. */
-static bool congested(const hk_endpoint_t *e)
-{
-    if (!e->transport || !e->transport->bwe)
-        return false;
-    hk_bwe_stats_t b;
-    hk_bwe_get_stats(e->transport->bwe, &b);
-    return b.loss_ratio > 0.10 || b.usage == HK_BWE_OVERUSE;
-}
-
 static void on_feedback(void *user, const hk_rtcp_packet_t *pkt, uint64_t now_ms)
 {
     hk_endpoint_t *e = user;
@@ -476,7 +465,8 @@ static void on_feedback(void *user, const hk_rtcp_packet_t *pkt, uint64_t now_ms
     hk_consumer_t *c = hk_endpoint_consumer(e, ssrc);
     if (!c || !c->active)
         return;
-    if (c->producer && c->producer->layers && c->layer > 0 && congested(e)) {
+    if (c->producer && c->producer->layers && c->layer > 0 && e->transport->bwe &&
+        hk_bwe_congested(e->transport->bwe)) {
         /* Its link is losing packets: a key frame of this layer would be lost the same way,
          * and cost every subscriber of the publisher one. It moves down a layer instead
          * (whose key frame the switch asks for). */

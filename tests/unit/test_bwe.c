@@ -278,6 +278,7 @@ TEST(bwe_steady_link)
     CHECK(ms < 30000);
     double mean = sim_run(s, 20000);
     print_stats("after 20 s more", s);
+    CHECK(!hk_bwe_congested(s->bwe));
     fprintf(stderr, "  mean %.0f\n", mean);
     CHECK(mean > 0.7 * 2e6 && mean < 1.15 * 2e6);
     hk_bwe_stats_t st;
@@ -683,4 +684,25 @@ TEST(bwe_recorder_replays_to_the_same_estimate)
     CHECK(st.probes == 1);
     CHECK_INT_EQ(r.final_bps, hk_bwe_estimate(s->bwe));
     sim_free(s);
+}
+
+/* Congestion as the estimator reports it: a feedback that lost half of 40 packets, then
+ * one that lost none. */
+TEST(bwe_congested)
+{
+    hk_bwe_config_t cfg = {1000000, 30000, 20000000};
+    hk_bwe_t *bwe = hk_bwe_new(&cfg);
+    hk_bwe_feedback_t fb[40];
+    int64_t t = 1000000;
+    for (uint16_t round = 0; round < 2; round++) {
+        for (uint16_t i = 0; i < 40; i++) {
+            uint16_t seq = (uint16_t)(round * 40 + i);
+            hk_bwe_on_sent(bwe, seq, 1200, t + i * 1000);
+            fb[i] = (hk_bwe_feedback_t){seq, round == 1 || i % 2 == 0, t + 20000 + i * 1000};
+        }
+        t += 100000;
+        hk_bwe_on_feedback(bwe, fb, 40, t);
+        CHECK(hk_bwe_congested(bwe) == (round == 0));
+    }
+    hk_bwe_free(bwe);
 }
