@@ -450,6 +450,32 @@ bool hk_dd_can_switch_to(const hk_dd_t *d, int dt)
     return hk_dd_is_keyframe(d) || d->dtis[dt] == HK_DD_DTI_SWITCH;
 }
 
+int hk_dd_temporal_id(hk_dd_layers_t *layers, const uint8_t *buf, size_t len)
+{
+    if (len < HK_DD_MANDATORY_LEN)
+        return -1;
+    /* A.3: the first extended bit is template_dependency_structure_present_flag. */
+    if (len > HK_DD_MANDATORY_LEN && (buf[3] & 0x80)) {
+        hk_dd_state_t state = {0};
+        hk_dd_t d;
+        if (hk_dd_parse(&state, buf, len, &d, NULL) == 0 && d.structure_attached) {
+            const hk_dd_structure_t *s = &state.structure;
+            layers->known = true;
+            layers->template_id_offset = s->template_id_offset;
+            layers->template_count = s->template_count;
+            for (unsigned i = 0; i < s->template_count && i < HK_DD_MAX_TEMPLATES; i++)
+                layers->temporal_id[i] = s->templates[i].temporal_id;
+        }
+    }
+    if (!layers->known)
+        return -1;
+    /* A.8.1: the template index is (template_id - template_id_offset) mod 64. */
+    unsigned index =
+        (unsigned)((buf[0] & 0x3f) + HK_DD_MAX_TEMPLATES - layers->template_id_offset) %
+        HK_DD_MAX_TEMPLATES;
+    return index < layers->template_count ? layers->temporal_id[index] : -1;
+}
+
 uint16_t hk_dd_renumber(hk_dd_renumber_t *r, uint16_t frame_number, bool restart)
 {
     if (!r->started) {

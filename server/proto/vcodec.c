@@ -18,40 +18,65 @@ int hk_vcodec_of_pt(uint8_t pt)
     }
 }
 
+/* RFC 7741 §4.2: X R N S R PID(3); with X: I L T K RSV(4); I: M + 7 or 15 bits of picture
+ * id; L: TL0PICIDX; T or K: TID(2) Y KEYIDX(5); then the payload header. Where each field
+ * is in a VP8 payload of n bytes (0: absent, since byte 0 is always the first descriptor
+ * byte); false when it is truncated. */
+typedef struct {
+    size_t picture_id, tl0, tid_keyidx, header;
+    uint8_t picture_id_bits;
+    bool has_tid; /* the T bit: tid_keyidx's TID is meaningful */
+} vp8_layout_t;
+
+static bool vp8_layout(const uint8_t *p, size_t n, vp8_layout_t *out)
+{
+    *out = (vp8_layout_t){0};
+    if (n < 1)
+        return false;
+    size_t off = 1;
+    if (p[0] & 0x80) {
+        if (n < 2)
+            return false;
+        uint8_t x = p[1];
+        off = 2;
+        if (x & 0x80) {
+            if (off >= n)
+                return false;
+            out->picture_id = off;
+            out->picture_id_bits = (p[off] & 0x80) ? 15 : 7;
+            off += out->picture_id_bits == 15 ? 2 : 1;
+        }
+        if (x & 0x40)
+            out->tl0 = off++;
+        if (x & 0x30) {
+            out->tid_keyidx = off++;
+            out->has_tid = x & 0x20;
+        }
+        if (off > n)
+            return false;
+    }
+    out->header = off;
+    return true;
+}
+
 bool hk_vcodec_vp8_ids(const uint8_t *p, size_t n, hk_vp8_ids_t *out)
 {
     *out = (hk_vp8_ids_t){0};
-    if (n < 1)
+    vp8_layout_t at;
+    if (!vp8_layout(p, n, &at))
         return false;
-    if (!(p[0] & 0x80))
-        return true;
-    if (n < 2)
-        return false;
-    uint8_t x = p[1];
-    size_t off = 2;
-    if (x & 0x80) {
-        if (off >= n)
-            return false;
+    if (at.picture_id) {
         out->has_picture_id = true;
-        out->picture_id_offset = off;
-        if (p[off] & 0x80) {
-            if (off + 2 > n)
-                return false;
-            out->picture_id_bits = 15;
-            out->picture_id = (uint16_t)(((p[off] & 0x7f) << 8) | p[off + 1]);
-            off += 2;
-        } else {
-            out->picture_id_bits = 7;
-            out->picture_id = p[off] & 0x7f;
-            off += 1;
-        }
+        out->picture_id_offset = at.picture_id;
+        out->picture_id_bits = at.picture_id_bits;
+        out->picture_id = at.picture_id_bits == 15
+                              ? (uint16_t)(((p[at.picture_id] & 0x7f) << 8) | p[at.picture_id + 1])
+                              : p[at.picture_id] & 0x7f;
     }
-    if (x & 0x40) {
-        if (off >= n)
-            return false;
+    if (at.tl0) {
         out->has_tl0 = true;
-        out->tl0_offset = off;
-        out->tl0_pic_idx = p[off];
+        out->tl0_offset = at.tl0;
+        out->tl0_pic_idx = p[at.tl0];
     }
     return true;
 }
@@ -72,30 +97,14 @@ void hk_vcodec_vp8_set_ids(uint8_t *p, const hk_vp8_ids_t *ids, uint16_t picture
         p[ids->tl0_offset] = tl0_pic_idx;
 }
 
-/* RFC 7741 §4.2: X R N S R PID(3); with X: I L T K RSV(4); I: M + 7 or 15 bits of picture
- * id; L: TL0PICIDX; T or K: TID Y KEYIDX. §4.3: the payload header's bit 0 (P) is 0 on a
- * key frame, present on the partition's first packet (S = 1, PID = 0). */
+/* RFC 7741 §4.3: the payload header's bit 0 (P) is 0 on a key frame, present on the
+ * partition's first packet (S = 1, PID = 0). */
 static bool vp8_keyframe_start(const uint8_t *p, size_t n)
 {
-    if (n < 1 || !(p[0] & 0x10) || (p[0] & 0x07) != 0)
+    vp8_layout_t at;
+    if (n < 1 || !(p[0] & 0x10) || (p[0] & 0x07) != 0 || !vp8_layout(p, n, &at))
         return false;
-    size_t off = 1;
-    if (p[0] & 0x80) {
-        if (n < 2)
-            return false;
-        uint8_t x = p[1];
-        off = 2;
-        if (x & 0x80) {
-            if (off >= n)
-                return false;
-            off += (p[off] & 0x80) ? 2 : 1;
-        }
-        if (x & 0x40)
-            off++;
-        if (x & 0x30)
-            off++;
-    }
-    return off < n && !(p[off] & 0x01);
+    return at.header < n && !(p[at.header] & 0x01);
 }
 
 /* RFC 9628 §4.2: I P L F B E V Z; P = inter-picture predicted, B = start of a frame;
@@ -178,5 +187,47 @@ bool hk_vcodec_keyframe_start(const uint8_t *buf, const hk_rtp_header_t *hdr)
         return av1_keyframe_start(p, n);
     default:
         return false;
+    }
+}
+
+static int vp8_temporal_id(const uint8_t *p, size_t n)
+{
+    vp8_layout_t at;
+    if (!vp8_layout(p, n, &at) || !at.has_tid)
+        return -1;
+    return p[at.tid_keyidx] >> 6;
+}
+
+/* RFC 9628 §4.2: after the PictureID (I), with L, the layer byte TID(3) U SID(3) D. */
+static int vp9_temporal_id(const uint8_t *p, size_t n)
+{
+    if (n < 1 || !(p[0] & 0x20))
+        return -1;
+    size_t off = 1;
+    if (p[0] & 0x80) {
+        if (off >= n)
+            return -1;
+        off += (p[off] & 0x80) ? 2 : 1;
+    }
+    return off < n ? p[off] >> 5 : -1;
+}
+
+int hk_vcodec_temporal_id(const uint8_t *buf, const hk_rtp_header_t *hdr, hk_dd_layers_t *layers)
+{
+    size_t offset, len;
+    if (hk_rtp_ext_find(buf, hdr, HK_EXT_DEPENDENCY_DESCRIPTOR, &offset, &len) == 0) {
+        int tid = hk_dd_temporal_id(layers, buf + offset, len);
+        if (tid >= 0)
+            return tid;
+    }
+    const uint8_t *p = buf + hdr->payload_offset;
+    size_t n = hdr->payload_len;
+    switch (hk_vcodec_of_pt(hdr->pt)) {
+    case HK_VIDEO_VP8:
+        return vp8_temporal_id(p, n);
+    case HK_VIDEO_VP9:
+        return vp9_temporal_id(p, n);
+    default:
+        return -1;
     }
 }

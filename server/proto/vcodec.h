@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "server/proto/dd.h"
 #include "server/proto/rtp.h"
 #include "server/proto/sdp.h"
 
@@ -25,6 +26,14 @@ int hk_vcodec_of_pt(uint8_t pt);
 /* True when the packet buf (parsed as hdr) is the first packet of a key frame; false
  * when it is not, or cannot tell (unknown payload type, truncated payload). */
 bool hk_vcodec_keyframe_start(const uint8_t *buf, const hk_rtp_header_t *hdr);
+
+/* The temporal layer of a video packet, which a forwarder may drop for a subscriber
+ * whose link carries fewer frames per second (a frame of temporal id t refers only to
+ * frames of ids <= t). The dependency descriptor decides when it can (its templates are
+ * learnt into *layers, one per stream); without it, the codec's payload descriptor: VP8's
+ * TID (RFC 7741 §4.2, the T bit), VP9's (RFC 9628 §4.2, the L bit). -1 when the packet
+ * does not say. */
+int hk_vcodec_temporal_id(const uint8_t *buf, const hk_rtp_header_t *hdr, hk_dd_layers_t *layers);
 
 /* The picture numbering of a VP8 payload descriptor (RFC 7741 §4.2), which receivers
  * without a dependency descriptor use to find each frame's references. Each simulcast

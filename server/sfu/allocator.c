@@ -77,6 +77,11 @@ uint64_t hk_allocate(uint64_t keep_bps, uint64_t budget_bps, const hk_alloc_cons
         uint64_t cost = price(c, s, t);
         if (cost > (c->current_spatial >= 0 ? keep : budget))
             continue;
+        /* One that receives the lowest layer keeps its temporal layers within keep too. */
+        unsigned ns = s, nt = t;
+        while ((int)s == c->current_spatial && next_layer(c, true, &ns, &nt) && ns == s &&
+               (int)nt <= c->current_temporal && c->bitrate[ns][nt] <= keep)
+            t = nt;
         spend(&keep, &budget, c->bitrate[s][t]);
         *r = (hk_alloc_result_t){false, (uint8_t)s, (uint8_t)t, c->bitrate[s][t]};
     }

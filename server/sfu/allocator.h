@@ -5,7 +5,8 @@
  *      whatever the estimate (never starved);
  *   2. simulcast consumers, highest priority first (ties in array order), get their lowest
  *      layer if it fits; one that does not fit is paused. A consumer that receives a
- *      layer now keeps its lowest within keep_bps (the whole estimate); one that is
+ *      layer now keeps its lowest (and, when it receives the lowest spatial layer, the
+ *      temporal layers it has of it) within keep_bps (the whole estimate); one that is
  *      paused or new needs room within budget_bps (the estimate less a reserve): a dip of
  *      the estimate, as after the link's queue drained, does not pause what it carried;
  *   3. then rounds of upgrades: each round, each consumer in priority order moves one

@@ -29,7 +29,7 @@ static int write_mapped(hk_consumer_t *c, hk_transport_t *t, uint8_t *slot, cons
     hk_wr32(slot + 8, c->ssrc);
     if (c->history)
         c->history[own & (HK_CONSUMER_HISTORY - 1)] =
-            (hk_consumer_sent_t){own, hdr->seq, layer, (uint8_t)c->switches};
+            (hk_consumer_sent_t){own, hdr->seq, layer, (uint8_t)c->switches, 0};
     c->last_pt = hdr->pt;
     return n;
 }
@@ -123,19 +123,37 @@ static void switched(hk_consumer_t *c, int previous)
         owner->on_layer_switched(c->endpoint->owner, c, previous, c->layer);
 }
 
+/* The picture offset for the producer's PictureID pid (of `bits` bits): the one before
+ * the latest dropped frame for a late packet of a frame older than it. */
+static uint16_t picture_offset_of(const hk_consumer_t *c, uint16_t pid, uint16_t mask)
+{
+    if (!c->dropping_picture)
+        return c->picture_offset;
+    uint16_t behind = (uint16_t)(c->picture_from - pid) & mask;
+    return behind && behind <= mask / 2 ? c->picture_offset_before : c->picture_offset;
+}
+
 /* VP8's PictureID and TL0PICIDX in the written packet's payload, mapped like the frame
- * numbers below (RFC 7741 §4.2: the receiver's reference finder reads them). */
-static void map_vp8_ids(hk_consumer_t *c, uint8_t *payload, size_t n, bool switching)
+ * numbers below (RFC 7741 §4.2: the receiver's reference finder reads them); a resend
+ * (picture >= 0) gets the PictureID it was first sent with. Returns the PictureID
+ * written (0 without one). */
+static uint16_t map_vp8_ids(hk_consumer_t *c, uint8_t *payload, size_t n, bool switching,
+                            int picture)
 {
     hk_vp8_ids_t ids;
     if (!hk_vcodec_vp8_ids(payload, n, &ids))
-        return;
+        return 0;
     if (ids.has_picture_id) {
         uint16_t mask = ids.picture_id_bits == 15 ? 0x7fff : 0x7f;
-        if (switching)
+        if (switching) {
             c->picture_offset =
                 c->has_picture_id ? (uint16_t)(c->last_picture + 1 - ids.picture_id) & mask : 0;
-        uint16_t own = (uint16_t)(ids.picture_id + c->picture_offset) & mask;
+            c->dropping_picture = false;
+        }
+        uint16_t own =
+            picture >= 0
+                ? (uint16_t)picture & mask
+                : (uint16_t)(ids.picture_id + picture_offset_of(c, ids.picture_id, mask)) & mask;
         uint16_t ahead = (uint16_t)(own - c->last_picture) & mask;
         if (switching || !c->has_picture_id || (ahead && ahead <= mask / 2)) {
             c->last_picture = own;
@@ -154,20 +172,24 @@ static void map_vp8_ids(hk_consumer_t *c, uint8_t *payload, size_t n, bool switc
         ids.tl0_pic_idx = own;
     }
     hk_vcodec_vp8_set_ids(payload, &ids, ids.picture_id, ids.tl0_pic_idx);
+    return ids.has_picture_id ? ids.picture_id : 0;
 }
 
 /* The layer identifiers receivers track across frames, in slot (a packet of payload type
  * pt written as `at` tells), mapped: at a switch the offsets are chosen so the own
- * numbers go on from the last ones. The dependency descriptor's frame number, and VP8's
- * picture numbering. */
-static void map_frame_number(hk_consumer_t *c, uint8_t *slot, uint8_t pt,
-                             const hk_forward_layout_t *at, bool switching)
+ * numbers go on from the last ones. The dependency descriptor's frame number (a constant
+ * offset between switches, so the descriptor's frame diffs stay right across dropped
+ * frames), and VP8's picture numbering (picture: as for map_vp8_ids). Returns the VP8
+ * PictureID written. */
+static uint16_t map_frame_number(hk_consumer_t *c, uint8_t *slot, uint8_t pt,
+                                 const hk_forward_layout_t *at, bool switching, int picture)
 {
+    uint16_t written = 0;
     if (hk_vcodec_of_pt(pt) == HK_VIDEO_VP8)
-        map_vp8_ids(c, slot + at->payload_offset, at->payload_len, switching);
+        written = map_vp8_ids(c, slot + at->payload_offset, at->payload_len, switching, picture);
     size_t offset = at->dd_offset, len = at->dd_len;
     if (len < 3)
-        return;
+        return written;
     uint16_t src = hk_rd16(slot + offset + 1);
     if (switching) {
         c->frame_offset = c->has_frame_number ? (uint16_t)(c->last_frame + 1 - src) : 0;
@@ -179,24 +201,98 @@ static void map_frame_number(hk_consumer_t *c, uint8_t *slot, uint8_t pt,
         c->last_frame = own;
         c->has_frame_number = true;
     }
+    return written;
+}
+
+/* Whether the consumer leaves out this packet of temporal layer tid (-1: not said): one
+ * above those it forwards. Which those are changes at the base layer's packets only:
+ * base-layer frames refer to no higher layer, so each frame after one finds its
+ * references whatever was dropped before. */
+static bool drop_temporal(hk_consumer_t *c, int tid)
+{
+    if (tid == 0)
+        c->max_tid = c->tcap;
+    return tid > 0 && c->max_tid >= 0 && tid > c->max_tid;
+}
+
+#define DROP_CHOSEN -1 /* map_seq: left out, as asked */
+#define DROP_STALE  -2 /* map_seq: a copy of one left out, or too late to place */
+
+/* The own sequence number of the producer's packet src on the layer the consumer
+ * receives, with `drop` asking to leave it out (taken only for the newest packet: a late
+ * one has its number kept free, and is sent). Returns it, or DROP_CHOSEN / DROP_STALE. */
+static int map_seq(hk_consumer_t *c, uint16_t src, bool drop)
+{
+    int16_t ahead = (int16_t)(src - c->last_src);
+    if (ahead > 0) {
+        c->dropped = ahead >= 64 ? 0 : c->dropped << ahead;
+        c->last_src = src;
+        if (drop) {
+            c->dropped |= 1;
+            c->seq_offset--;
+            c->drops++;
+            return DROP_CHOSEN;
+        }
+        return (uint16_t)(src + c->seq_offset);
+    }
+    unsigned back = (unsigned)-ahead;
+    if (back >= 64)
+        return c->drops ? DROP_STALE : (uint16_t)(src + c->seq_offset);
+    if ((c->dropped >> back) & 1)
+        return DROP_STALE;
+    uint64_t after = c->dropped & ((1ull << back) - 1); /* drops of src + 1 .. last_src */
+    return (uint16_t)(src + c->seq_offset + (uint16_t)__builtin_popcountll(after));
+}
+
+/* A dropped VP8 frame leaves a gap the receiver's PictureIDs must not show: the offset
+ * moves back by one at each dropped frame's first packet seen. */
+static void drop_picture(hk_consumer_t *c, const uint8_t *buf, const hk_rtp_header_t *hdr)
+{
+    hk_vp8_ids_t ids;
+    if (hk_vcodec_of_pt(hdr->pt) != HK_VIDEO_VP8 ||
+        !hk_vcodec_vp8_ids(buf + hdr->payload_offset, hdr->payload_len, &ids) ||
+        !ids.has_picture_id)
+        return;
+    if (c->dropping_picture && c->dropped_picture == ids.picture_id)
+        return; /* another packet of a frame already left out */
+    c->dropping_picture = true;
+    c->dropped_picture = ids.picture_id;
+    c->picture_offset_before = c->picture_offset;
+    c->picture_offset--;
+    c->picture_from = (uint16_t)(ids.picture_id + 1);
 }
 
 /* Sends a packet of the layer the consumer receives (switching: the first, at which the
- * mapping was just chosen). */
+ * mapping was just chosen), unless its temporal layer tid is left out. */
 static void send_layer_packet(hk_consumer_t *c, const uint8_t *buf, size_t len,
-                              const hk_rtp_header_t *hdr, int layer, bool switching,
+                              const hk_rtp_header_t *hdr, int layer, bool switching, int tid,
                               uint64_t now_ms)
 {
     hk_transport_t *t = c->transport;
+    if (switching) {
+        c->last_src = hdr->seq;
+        c->dropped = 0;
+        c->drops = 0;
+        c->max_tid = c->tcap;
+    }
+    int mapped = map_seq(c, hdr->seq, !switching && drop_temporal(c, tid));
+    if (mapped < 0) {
+        if (mapped == DROP_CHOSEN)
+            drop_picture(c, buf, hdr);
+        t->host->counters.temporal_dropped++;
+        return;
+    }
     uint8_t *slot = hk_transport_slot(t);
     if (!slot)
         return;
-    uint16_t own = (uint16_t)(hdr->seq + c->seq_offset);
+    uint16_t own = (uint16_t)mapped;
     hk_forward_layout_t at;
     int n = write_mapped(c, t, slot, buf, len, hdr, own, (uint8_t)layer, &at);
     if (n < 0)
         return;
-    map_frame_number(c, slot, hdr->pt, &at, switching);
+    uint16_t picture = map_frame_number(c, slot, hdr->pt, &at, switching, -1);
+    if (c->history)
+        c->history[own & (HK_CONSUMER_HISTORY - 1)].picture = picture;
     if (switching || (int16_t)(own - c->last_seq) > 0) {
         c->last_seq = own;
         c->last_ts = hdr->timestamp + c->ts_offset;
@@ -259,7 +355,7 @@ void hk_consumer_send_layer(hk_consumer_t *c, const uint8_t *buf, size_t len,
             if ((int16_t)(hdr->seq - c->switch_seq) < 0)
                 return; /* older than the key frame it started at */
         }
-        send_layer_packet(c, buf, len, hdr, layer, false, now_ms);
+        send_layer_packet(c, buf, len, hdr, layer, false, packet->tid, now_ms);
         if (target != layer)
             ask_keyframe(c, target, now_ms);
         return;
@@ -273,7 +369,7 @@ void hk_consumer_send_layer(hk_consumer_t *c, const uint8_t *buf, size_t len,
         return;
     }
     switch_to(c, hdr, layer, now_ms);
-    send_layer_packet(c, buf, len, hdr, layer, true, now_ms);
+    send_layer_packet(c, buf, len, hdr, layer, true, packet->tid, now_ms);
 }
 
 void hk_consumer_request_keyframe(hk_consumer_t *c, uint64_t now_ms)
@@ -328,11 +424,13 @@ void hk_consumer_answer_nack(hk_consumer_t *c, const uint16_t *seqs, size_t n, u
         if (!slot)
             return;
         hk_forward_layout_t at;
+        uint16_t picture = sent->picture; /* write_mapped records the resend anew */
         int written = write_mapped(c, t, slot, pkt, len, &hdr, seqs[i], sent->layer, &at);
         if (written < 0)
             continue;
         if (p->layers)
-            map_frame_number(c, slot, hdr.pt, &at, false);
+            c->history[seqs[i] & (HK_CONSUMER_HISTORY - 1)].picture =
+                map_frame_number(c, slot, hdr.pt, &at, false, picture);
         send_written(c, t, slot, written);
         counters->retransmissions++;
     }

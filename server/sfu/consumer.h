@@ -31,10 +31,12 @@ typedef struct hk_producer_s hk_producer_t;
 #define HK_CONSUMER_HISTORY 512 /* sent packets remembered for NACKs (power of two) */
 
 typedef struct {
-    uint16_t own;  /* the consumer's sequence number */
-    uint16_t src;  /* the producer's */
-    uint8_t layer; /* of this simulcast layer (0 without simulcast) */
-    uint8_t epoch; /* the consumer's switch count (mod 256) when it was sent: its offsets */
+    uint16_t own;     /* the consumer's sequence number */
+    uint16_t src;     /* the producer's */
+    uint8_t layer;    /* of this simulcast layer (0 without simulcast) */
+    uint8_t epoch;    /* the consumer's switch count (mod 256) when it was sent: its offsets */
+    uint16_t picture; /* simulcast VP8: the PictureID it was sent with (dropped temporal
+                         layers move the mapping on, so a resend does not recompute it) */
 } hk_consumer_sent_t;
 
 /* What a subscriber asks of a simulcast track, besides a layer 0..2. */
@@ -46,6 +48,7 @@ typedef struct {
     int8_t layer;    /* the packet's */
     uint8_t flowing; /* hk_producer_flowing */
     int8_t keyframe; /* starts a key frame: -1 not looked at yet, 0, 1 */
+    int8_t tid;      /* its temporal layer (hk_vcodec_temporal_id), -1: not said */
     uint64_t now_ms;
 } hk_layer_packet_t;
 
@@ -70,18 +73,36 @@ typedef struct hk_consumer_s {
     hk_consumer_sent_t *history;
     uint64_t packets, bytes;
     /* Simulcast (the producer has layers). */
-    int8_t want;           /* asked for: a layer, HK_LAYER_NONE or HK_LAYER_AUTO */
-    int8_t layer;          /* receiving now, -1: none */
-    int8_t target;         /* to move to at its next key frame, -1: none */
-    int8_t cap;            /* the highest layer the subscriber's downlink estimate allows
-                              (HK_LAYER_AUTO: no limit, HK_LAYER_NONE: paused) */
-    int8_t offered;        /* the allocation's latest choice above cap, ... */
+    int8_t want;    /* asked for: a layer, HK_LAYER_NONE or HK_LAYER_AUTO */
+    int8_t layer;   /* receiving now, -1: none */
+    int8_t target;  /* to move to at its next key frame, -1: none */
+    int8_t cap;     /* the highest layer the subscriber's downlink estimate allows
+                       (HK_LAYER_AUTO: no limit, HK_LAYER_NONE: paused) */
+    int8_t tcap;    /* the highest temporal layer it allows (HK_LAYER_AUTO: all) */
+    int8_t offered; /* the allocation's latest choice above cap (and its temporal
+                       cap), ... */
+    int8_t offered_temporal;
     uint64_t offered_ms;   /* ... made every time since then */
     bool want_from_api;    /* want was set through the API, and no switch was reported
                               since (the notify's trigger) */
     uint16_t last_seq;     /* highest own sequence number sent */
     uint32_t last_ts;      /* own timestamp of that packet */
     uint64_t last_sent_ms; /* when it was sent */
+    /* Temporal layers: those above max_tid (tcap, taken at the base layer's next packet)
+     * are dropped, and the sequence numbers of what follows leave them out: dropped has
+     * bit i set when the producer's packet last_src - i was dropped, and a late packet is
+     * mapped with the drops after it added back. */
+    int8_t max_tid;
+    uint16_t last_src; /* the producer's highest number seen on the layer it receives */
+    uint64_t dropped;
+    uint32_t drops; /* since the last switch */
+    /* VP8 PictureIDs leave dropped frames out too (receivers without the dependency
+     * descriptor wait for missing pictures): picture_offset holds from the producer's
+     * picture picture_from on, the offset before it for older (late) packets. */
+    bool dropping_picture;
+    uint16_t dropped_picture; /* the producer's PictureID of the latest dropped frame */
+    uint16_t picture_from;
+    uint16_t picture_offset_before;
     uint16_t switch_seq;   /* the producer's number of the key frame it moved at ... */
     uint16_t switch_guard; /* ... before which the new layer's packets are dropped, for this
                               many more packets */

@@ -95,6 +95,7 @@ hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, co
     c->transport = e->transport;
     c->kind = producer->kind;
     c->want = c->cap = c->offered = HK_LAYER_AUTO;
+    c->tcap = c->offered_temporal = c->max_tid = HK_LAYER_AUTO;
     c->layer = c->target = -1;
     c->mid_len = (uint8_t)strnlen(mid, sizeof c->mid - 1);
     memcpy(c->mid, mid, c->mid_len);
@@ -157,6 +158,37 @@ void hk_endpoint_unconsume(hk_endpoint_t *e, hk_consumer_t *c)
 
 /* --- downlink adaptation ---------------------------------------------------------------- */
 
+/* The highest temporal layer of the producer's layer s that can be left out of: 0 when
+ * its packets do not tell temporal layers apart. */
+static int top_temporal(const hk_producer_t *p, int s)
+{
+    return p->tid_count[s] > 1 ? p->tid_count[s] - 1 : 0;
+}
+
+/* The allocator's steps for layer s in out[0..], returning how many: with temporal
+ * layers, what each temporal cap costs (cumulative). The lowest flowing layer has every
+ * step: fewer frames instead of a pause. A higher one has only its full frame rate: a
+ * larger picture at a lower rate costs a key frame to reach and one to leave, for a
+ * difference a subscriber can barely see, and the few more kbit/s it fits in first are
+ * what a link near its limit has least of (in Chromium's L1T3, r1 at 15 fps is about a
+ * third cheaper than at 30, and fitted where r1 did not). Without temporal layers, the
+ * whole layer. Flowing but not measured yet: as good as free until it is. */
+static int layer_steps(const hk_producer_t *p, int s, bool lowest, uint64_t *out)
+{
+    int top = top_temporal(p, s);
+    if (!top) {
+        out[0] = p->layer_bps[s] ? p->layer_bps[s] : 1;
+        return 1;
+    }
+    uint64_t sum = 0;
+    for (int t = 0; t <= top && t < HK_ALLOC_MAX_TEMPORAL; t++) {
+        sum += p->tid_bps[s][t];
+        if (lowest || t == top)
+            out[t] = sum ? sum : 1;
+    }
+    return top + 1;
+}
+
 /* Fills in one allocator entry for consumer c; false when it takes no part (inactive,
  * its producer gone, or its subscriber asked for nothing). Adds what it wants to *desired. */
 static bool alloc_entry(hk_consumer_t *c, hk_alloc_consumer_t *in, uint64_t *desired,
@@ -180,18 +212,22 @@ static bool alloc_entry(hk_consumer_t *c, hk_alloc_consumer_t *in, uint64_t *des
         return false;
     uint8_t flowing = hk_producer_flowing(p, now_ms);
     in->max_spatial = c->want >= 0 ? (uint8_t)c->want : HK_SIMULCAST_MAX_LAYERS - 1;
+    in->max_temporal = HK_ALLOC_MAX_TEMPORAL - 1;
     uint64_t top = 0;
+    bool lowest = true;
     for (int s = 0; s < HK_SIMULCAST_MAX_LAYERS; s++) {
         if (!(flowing & (1u << s)))
             continue;
-        /* Flowing but not measured yet: as good as free until it is. */
-        in->bitrate[s][0] = p->layer_bps[s] ? p->layer_bps[s] : 1;
+        int steps = layer_steps(p, s, lowest, in->bitrate[s]);
+        lowest = false;
         if (s <= in->max_spatial)
-            top = in->bitrate[s][0];
+            top = in->bitrate[s][steps - 1];
     }
     if (c->layer >= 0) {
+        int highest = top_temporal(p, c->layer);
         in->current_spatial = c->layer;
-        in->current_temporal = 0;
+        in->current_temporal =
+            (int8_t)(c->tcap == HK_LAYER_AUTO || c->tcap > highest ? highest : c->tcap);
     }
     *desired += top;
     return true;
@@ -251,10 +287,15 @@ static void maybe_probe(hk_endpoint_t *e, uint64_t estimate, uint64_t now_ms)
     }
 }
 
-/* A cap as a rank: paused lowest, no cap highest. */
-static int cap_rank(int cap)
+/* A cap (a layer and its temporal cap) as a rank: paused lowest, no cap highest. */
+static int cap_rank(int cap, int tcap)
 {
-    return cap == HK_LAYER_NONE ? -1 : cap == HK_LAYER_AUTO ? HK_SIMULCAST_MAX_LAYERS : cap;
+    if (cap == HK_LAYER_NONE)
+        return -1;
+    if (cap == HK_LAYER_AUTO)
+        return HK_SIMULCAST_MAX_LAYERS * HK_MAX_TEMPORAL;
+    return cap * HK_MAX_TEMPORAL +
+           (tcap >= 0 && tcap < HK_MAX_TEMPORAL ? tcap : HK_MAX_TEMPORAL - 1);
 }
 
 void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
@@ -283,11 +324,16 @@ void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
         const hk_alloc_result_t *r = &e->alloc.out[i];
         bool measured = false;
         for (int s = 0; s < HK_SIMULCAST_MAX_LAYERS; s++)
-            measured |= e->alloc.in[i].bitrate[s][0] != 0;
+            for (int l = 0; l < HK_ALLOC_MAX_TEMPORAL; l++)
+                measured |= e->alloc.in[i].bitrate[s][l] != 0;
         /* Nothing flows yet: no reason to hold it back. */
         int choice = !measured ? HK_LAYER_AUTO : r->paused ? HK_LAYER_NONE : (int)r->spatial;
-        hk_endpoint_apply_cap(e, c, choice, now_ms);
-        pending |= cap_rank(c->offered) > cap_rank(c->cap); /* an upgrade waits */
+        int temporal = choice < 0 || r->temporal >= top_temporal(c->producer, choice)
+                           ? HK_LAYER_AUTO
+                           : (int)r->temporal;
+        hk_endpoint_apply_cap(e, c, choice, temporal, now_ms);
+        /* an upgrade waits */
+        pending |= cap_rank(c->offered, c->offered_temporal) > cap_rank(c->cap, c->tcap);
     }
     /* While an upgrade waits, the link carries what the allocation would send: padding
      * tops the traffic up to it, so that a link that cannot carry it shows congestion (the
@@ -306,35 +352,38 @@ void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
         maybe_probe(e, estimate, now_ms);
 }
 
-void hk_endpoint_apply_cap(hk_endpoint_t *e, hk_consumer_t *c, int choice, uint64_t now_ms)
+void hk_endpoint_apply_cap(hk_endpoint_t *e, hk_consumer_t *c, int choice, int temporal,
+                           uint64_t now_ms)
 {
-    int from = cap_rank(c->cap), to = cap_rank(choice);
+    int from = cap_rank(c->cap, c->tcap), to = cap_rank(choice, temporal);
     if (to == from) {
         c->offered = c->cap;
+        c->offered_temporal = c->tcap;
         c->offered_ms = now_ms;
         return;
     }
     /* How long the allocation has asked for a move in this direction without a break:
      * offered is the smallest move asked for in that time. */
-    int offered = cap_rank(c->offered);
+    int offered = cap_rank(c->offered, c->offered_temporal);
     bool same_way = offered != from && (offered > from) == (to > from);
-    if (!same_way) {
+    if (!same_way || (to > from ? to < offered : to > offered)) {
         c->offered = (int8_t)choice;
-        c->offered_ms = now_ms;
-    } else if (to > from ? to < offered : to > offered) {
-        c->offered = (int8_t)choice;
+        c->offered_temporal = (int8_t)temporal;
+        if (!same_way)
+            c->offered_ms = now_ms;
     }
     uint64_t held = now_ms - c->offered_ms;
     if (to < from) {
         /* Down at once; to a pause only when even the lowest layer did not fit for
-         * HK_PAUSE_HOLD_MS (meanwhile the lowest layer). */
-        int8_t cap = (int8_t)choice;
+         * HK_PAUSE_HOLD_MS (meanwhile the lowest layer: its base temporal layer). */
+        int8_t cap = (int8_t)choice, tcap = (int8_t)temporal;
         if (choice == HK_LAYER_NONE && held < HK_PAUSE_HOLD_MS)
-            cap = 0;
-        if (cap_rank(cap) < from) {
+            cap = tcap = 0;
+        if (cap_rank(cap, tcap) < from) {
             if (c->cap != HK_LAYER_AUTO)
                 e->last_down_ms = now_ms;
             c->cap = cap;
+            c->tcap = tcap;
         }
         return;
     }
@@ -342,8 +391,10 @@ void hk_endpoint_apply_cap(hk_endpoint_t *e, hk_consumer_t *c, int choice, uint6
      * soon after a move down. */
     if (c->cap == HK_LAYER_NONE ||
         (held >= HK_UPGRADE_HOLD_MS &&
-         (!e->last_down_ms || now_ms - e->last_down_ms >= HK_UPGRADE_AFTER_DOWN_MS)))
+         (!e->last_down_ms || now_ms - e->last_down_ms >= HK_UPGRADE_AFTER_DOWN_MS))) {
         c->cap = c->offered;
+        c->tcap = c->offered_temporal;
+    }
 }
 
 void hk_endpoint_request_keyframes(hk_endpoint_t *e, uint64_t now_ms)
@@ -470,7 +521,7 @@ static void on_feedback(void *user, const hk_rtcp_packet_t *pkt, uint64_t now_ms
         /* Its link is losing packets: a key frame of this layer would be lost the same way,
          * and cost every subscriber of the publisher one. It moves down a layer instead
          * (whose key frame the switch asks for). */
-        hk_endpoint_apply_cap(e, c, c->layer - 1, now_ms);
+        hk_endpoint_apply_cap(e, c, c->layer - 1, HK_LAYER_AUTO, now_ms);
         counters->plis_moved_down++;
         return;
     }

@@ -96,12 +96,14 @@ void hk_endpoint_unconsume(hk_endpoint_t *e, hk_consumer_t *c);
  * they want more (the transport-cc feedback calls it every HK_ALLOC_INTERVAL_MS). */
 void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms);
 
-/* The allocation chose `choice` (a layer, HK_LAYER_NONE or HK_LAYER_AUTO) for simulcast
- * consumer c: a lower cap takes effect at once (a pause only after HK_PAUSE_HOLD_MS, the
- * lowest layer until then); a higher one once it was offered for HK_UPGRADE_HOLD_MS and
- * HK_UPGRADE_AFTER_DOWN_MS have passed since the subscriber's last move down (out of a
- * pause at once). */
-void hk_endpoint_apply_cap(hk_endpoint_t *e, hk_consumer_t *c, int choice, uint64_t now_ms);
+/* The allocation chose `choice` (a layer, HK_LAYER_NONE or HK_LAYER_AUTO) and, within
+ * it, the highest temporal layer `temporal` (HK_LAYER_AUTO: all) for simulcast consumer
+ * c; caps are ordered by layer, then temporal layer. A lower cap takes effect at once (a
+ * pause only after HK_PAUSE_HOLD_MS, the lowest layer's base temporal layer until then);
+ * a higher one once it was offered for HK_UPGRADE_HOLD_MS and HK_UPGRADE_AFTER_DOWN_MS
+ * have passed since the subscriber's last move down (out of a pause at once). */
+void hk_endpoint_apply_cap(hk_endpoint_t *e, hk_consumer_t *c, int choice, int temporal,
+                           uint64_t now_ms);
 
 /* Key frames for every video this subscriber receives (it just connected, or just
  * learned of new tracks). */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "common/error.h"
+#include "server/proto/vcodec.h"
 #include "server/sfu/consumer.h"
 #include "server/sfu/endpoint.h"
 
@@ -52,6 +53,20 @@ void hk_producer_update_rates(hk_producer_t *p, uint64_t now_ms)
     for (int i = 0; i < HK_SIMULCAST_MAX_LAYERS; i++) {
         p->layer_bps[i] = (p->layer_bytes[i] - p->window_bytes[i]) * 8000 / elapsed;
         p->window_bytes[i] = p->layer_bytes[i];
+        for (int t = 0; t < HK_MAX_TEMPORAL; t++) {
+            p->tid_bps[i][t] = (p->tid_bytes[i][t] - p->tid_window_bytes[i][t]) * 8000 / elapsed;
+            p->tid_window_bytes[i][t] = p->tid_bytes[i][t];
+        }
+        /* Temporal layers count only when the base layer was seen too. */
+        uint8_t seen = p->tids_seen[i];
+        p->tid_count[i] = 0;
+        while ((seen & 1) && p->tid_count[i] < HK_MAX_TEMPORAL) {
+            p->tid_count[i]++;
+            seen >>= 1;
+        }
+        if (p->tid_count[i] == 1)
+            p->tid_count[i] = 0; /* one temporal layer: nothing to drop */
+        p->tids_seen[i] = 0;
     }
     p->window_ms = now_ms;
 }
@@ -66,10 +81,16 @@ void hk_producer_forward(hk_producer_t *p, int layer, const uint8_t *buf, size_t
         return;
     }
     p->layer_last_ms[layer] = now_ms;
+    int tid = hk_vcodec_temporal_id(buf, hdr, &p->dd_layers[layer]);
+    int slot = tid < 0 ? 0 : tid < HK_MAX_TEMPORAL ? tid : HK_MAX_TEMPORAL - 1;
+    p->tid_bytes[layer][slot] += len + HK_PACKET_OVERHEAD;
+    if (tid >= 0)
+        p->tids_seen[layer] |= (uint8_t)(1u << slot);
     hk_layer_packet_t packet = {
         .layer = (int8_t)layer,
         .flowing = hk_producer_flowing(p, now_ms),
         .keyframe = -1,
+        .tid = (int8_t)(tid < 0 ? -1 : slot),
         .now_ms = now_ms,
     };
     for (size_t i = 0; i < p->n_consumers; i++)
@@ -98,6 +119,11 @@ void hk_producer_close(hk_producer_t *p)
     p->n_consumers = p->cap_consumers = 0;
     p->live = false;
     p->layers = 0;
-    for (int i = 0; i < HK_SIMULCAST_MAX_LAYERS; i++)
+    for (int i = 0; i < HK_SIMULCAST_MAX_LAYERS; i++) {
         p->layer_bps[i] = 0;
+        p->tid_count[i] = 0;
+        p->dd_layers[i].known = false;
+        for (int t = 0; t < HK_MAX_TEMPORAL; t++)
+            p->tid_bps[i][t] = 0;
+    }
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/proto/dd.h"
 #include "server/proto/rtp.h"
 #include "server/proto/sdp.h"
 #include "server/rtc/transport.h"
@@ -25,6 +26,9 @@ typedef struct hk_consumer_s hk_consumer_t;
 /* ... counting for each packet what the subscriber's leg adds (mid and transport-wide
  * extensions, SRTP tag) and the IP/UDP headers. */
 #define HK_PACKET_OVERHEAD 50
+/* Temporal layers told apart (Chromium sends at most 3); a packet of a higher temporal
+ * id counts as the highest. */
+#define HK_MAX_TEMPORAL 4
 
 typedef struct hk_producer_s {
     hk_endpoint_t *endpoint; /* the publisher's */
@@ -39,6 +43,15 @@ typedef struct hk_producer_s {
     uint64_t window_bytes[HK_SIMULCAST_MAX_LAYERS];
     uint64_t window_ms;
     uint64_t layer_bps[HK_SIMULCAST_MAX_LAYERS];
+    /* Simulcast: the same per temporal layer (hk_vcodec_temporal_id; a packet that does
+     * not say counts as temporal layer 0), and how many temporal layers each layer had in
+     * the last window (0: its packets do not say, and it is forwarded whole). */
+    uint64_t tid_bytes[HK_SIMULCAST_MAX_LAYERS][HK_MAX_TEMPORAL];
+    uint64_t tid_window_bytes[HK_SIMULCAST_MAX_LAYERS][HK_MAX_TEMPORAL];
+    uint64_t tid_bps[HK_SIMULCAST_MAX_LAYERS][HK_MAX_TEMPORAL];
+    uint8_t tids_seen[HK_SIMULCAST_MAX_LAYERS]; /* this window: bit t for temporal id t */
+    uint8_t tid_count[HK_SIMULCAST_MAX_LAYERS];
+    hk_dd_layers_t dd_layers[HK_SIMULCAST_MAX_LAYERS]; /* each layer's templates */
     hk_consumer_t **consumers;
     size_t n_consumers, cap_consumers;
 } hk_producer_t;

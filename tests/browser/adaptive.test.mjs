@@ -44,7 +44,7 @@ function setLimit(mbit) {
   // With HISOKA_BWE_TRACE (the server records its estimates' inputs), the change on the
   // same clock (CLOCK_MONOTONIC, as uv_hrtime) for tools/bwe-fixture.mjs.
   if (process.env.HISOKA_BWE_TRACE) console.log(`# bwe-mark ${process.hrtime.bigint() / 1000n} ${mbit * 1000}`);
-  execFileSync('tc', ['qdisc', 'replace', 'dev', VETH, 'root', 'tbf', 'rate', `${mbit}mbit`,
+  execFileSync('tc', ['qdisc', 'replace', 'dev', VETH, 'root', 'tbf', 'rate', `${Math.round(mbit * 1000)}kbit`,
     'burst', '16kb', 'latency', '250ms']);
 }
 
@@ -67,8 +67,8 @@ after(() => {
 });
 
 // hisoka (plain or E2EE) and the two browsers for one scenario.
-async function start(e2ee) {
-  setLimit(1);
+async function start(e2ee, mbit = 1) {
+  setLimit(mbit);
   // Everyone reaches hisoka at the veth address: from the root namespace that is a local
   // address (no limit), from the namespace it goes through the limited veth.
   server = await startServer({ listen_address: SERVER_IP, public_ipv4_address: SERVER_IP, log_level: 'info',
@@ -179,9 +179,27 @@ function ridsSeen(recv, sent) {
   return out;
 }
 
+const MEDIA = { audio: false, video: { width: 1280, height: 720, frameRate: 30 } };
+
+// Waits until each publisher encodes all three layers (Chromium enables a publisher's
+// upper layers as its own estimate ramps up, and every layer it starts costs a key frame
+// on all of them), then warms up.
+async function layersUp(pubs, sentAll) {
+  let prev = null;
+  const up = await waitFor(async () => {
+    const sent = await sentAll();
+    const growing = prev && pubs.every((p) => ['r0', 'r1', 'r2'].every((rid) =>
+      (sent[p.id][rid]?.framesEncoded ?? 0) > (prev[p.id][rid]?.framesEncoded ?? 0) && sent[p.id][rid].frameWidth > 0));
+    prev = sent;
+    return growing;
+  }, 40000, 1000);
+  assert.ok(up, `every publisher sends r0, r1 and r2: ${JSON.stringify(prev)}`);
+  await new Promise((r) => setTimeout(r, WARMUP_MS));
+}
+
 // The scenario, in a plain or an E2EE channel.
 async function scenario(e2ee) {
-  const media = { audio: false, video: { width: 1280, height: 720, frameRate: 30 } };
+  const media = MEDIA;
   const pubs = [];
   for (const label of ['A', 'B', 'C']) pubs.push(await openClient(near, e2ee, label, 'sendonly', true, media));
   const unlimited = await openClient(near, e2ee, 'U', 'recvonly', true);
@@ -197,19 +215,7 @@ async function scenario(e2ee) {
     return { sent, u, l, lv };
   };
 
-  // Chromium enables a publisher's upper layers as its own estimate ramps up, and every
-  // layer it starts costs a key frame on all of them: the warm-up begins once all three
-  // publishers encode all three layers.
-  let prev = null;
-  const layersUp = await waitFor(async () => {
-    const sent = await sentAll();
-    const growing = prev && pubs.every((p) => ['r0', 'r1', 'r2'].every((rid) =>
-      (sent[p.id][rid]?.framesEncoded ?? 0) > (prev[p.id][rid]?.framesEncoded ?? 0) && sent[p.id][rid].frameWidth > 0));
-    prev = sent;
-    return growing;
-  }, 40000, 1000);
-  assert.ok(layersUp, `every publisher sends r0, r1 and r2: ${JSON.stringify(prev)}`);
-  await new Promise((r) => setTimeout(r, WARMUP_MS));
+  await layersUp(pubs, sentAll);
   const s0 = await snapshot('after warm-up');
   if (process.env.HISOKA_ADAPTIVE_TRACE) {
     let last = null;
@@ -334,6 +340,72 @@ test(`E2EE channel (client/hisoka.js, SFrame): ${TITLE}`, async () => {
   await start(true);
   try {
     await scenario(true);
+  } finally {
+    await stop();
+  }
+});
+
+// Below the lowest layer: three publishers' r0 (about 150 kbit/s each in Chromium's
+// L1T3) do not all fit 400 kbit/s. Instead of pausing a stream, hisoka leaves out temporal
+// layers (frames a subscriber's decoder never needs to decode the rest): every stream
+// keeps playing at r0, with fewer frames per second for some, and without freezes.
+async function fewerFrames(e2ee) {
+  const pubs = [];
+  for (const label of ['A', 'B', 'C']) pubs.push(await openClient(near, e2ee, label, 'sendonly', true, MEDIA));
+  const limited = await openClient(far, e2ee, 'L', 'recvonly', true);
+  const sentAll = async () => Object.fromEntries(await Promise.all(pubs.map(async (p) => [p.id, await sendStats(p.page)])));
+  await layersUp(pubs, sentAll);
+  const metric = async () => {
+    const text = await (await fetch(`${server.apiUrl}/metrics`)).text();
+    return Number(/^hisoka_temporal_dropped_total (\d+)/m.exec(text)?.[1] ?? NaN);
+  };
+  const [l0, d0] = [await recvStats(limited.page), await metric()];
+  const seconds = 15;
+  const caps = {};
+  for (let i = 0; i < seconds; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const v = await serverView(limited);
+    for (const p of pubs) {
+      const x = v.layers[p.id];
+      const key = `${x?.current_rid}/${x?.current_temporal ?? 'all'}`;
+      (caps[p.label] ??= {})[key] = (caps[p.label][key] ?? 0) + 1;
+    }
+  }
+  const [l1, d1, sent, v] = [await recvStats(limited.page), await metric(), await sentAll(), await serverView(limited)];
+  console.log(`# 400 kbit/s: layer/temporal cap seconds ${JSON.stringify(caps)}; temporal packets dropped ${d1 - d0}; ` +
+    `estimate ${v.bwe?.estimate_bps}, allocated ${v.bwe?.allocated_bps}`);
+  let dropping = 0;
+  for (const p of pubs) {
+    const fps = (l1[p.id].framesDecoded - l0[p.id].framesDecoded) / seconds;
+    const encoded = (sent[p.id].r0?.framesEncoded ?? 0);
+    const frozen = l1[p.id].totalFreezesDuration - l0[p.id].totalFreezesDuration;
+    console.log(`#   ${p.label}: ${fps.toFixed(1)} fps decoded at width ${l1[p.id].frameWidth} (r0 encoded ${encoded} frames so far), ` +
+      `frozen ${frozen.toFixed(2)} s, freezes ${l1[p.id].freezeCount - l0[p.id].freezeCount}`);
+    assert.equal(l1[p.id].frameWidth, sent[p.id].r0?.frameWidth, `${p.label} arrives at r0`);
+    assert.ok(fps >= 3, `${p.label} keeps playing: ${fps.toFixed(1)} fps`);
+    assert.ok(frozen < 1, `${p.label} frozen ${frozen.toFixed(2)} s`);
+    assert.ok(!caps[p.label]['none/all'] && !caps[p.label]['undefined/all'], `${p.label} never paused: ${JSON.stringify(caps[p.label])}`);
+    dropping += Object.keys(caps[p.label]).filter((k) => !k.endsWith('/all')).length;
+  }
+  assert.ok(dropping > 0, 'some stream is forwarded without its upper temporal layers');
+  assert.ok(d1 - d0 > 0, 'hisoka_temporal_dropped_total grows');
+}
+
+const FEWER = 'a subscriber behind 400 kbit/s, less than three lowest layers, gets fewer frames of each rather than a pause';
+
+test(`plain channel (sora-js-sdk): ${FEWER}`, async () => {
+  await start(false, 0.4);
+  try {
+    await fewerFrames(false);
+  } finally {
+    await stop();
+  }
+});
+
+test(`E2EE channel (client/hisoka.js, SFrame): ${FEWER}`, async () => {
+  await start(true, 0.4);
+  try {
+    await fewerFrames(true);
   } finally {
     await stop();
   }

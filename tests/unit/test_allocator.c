@@ -167,3 +167,34 @@ TEST(allocator_keeps_current_lowest_layers_within_the_whole_estimate)
     hk_allocate(10000000, 450000, c, 3, r, order);
     CHECK(LAYER(r[0], 0, 2) && LAYER(r[1], 0, 2) && LAYER(r[2], 0, 2));
 }
+
+/* With every temporal step of r0: three streams receiving r0 T2 (150 kbps each) keep T2
+ * within the whole estimate (450 kbps), though the budget alone would give them less
+ * after their base layers; one receiving r0 T1 keeps T1 and moves up only within the
+ * budget; a dip below what they keep takes the last in order down a temporal layer, not
+ * to a pause. */
+TEST(allocator_keeps_current_temporal_layers_within_the_whole_estimate)
+{
+    hk_alloc_consumer_t c[3] = {video(1), video(1), video(1)};
+    for (int i = 0; i < 3; i++) {
+        c[i].current_spatial = 0;
+        c[i].current_temporal = 2;
+        c[i].max_spatial = 0;
+    }
+    hk_alloc_result_t r[3];
+    CHECK_INT_EQ(hk_allocate(450000, 360000, c, 3, r, order), 450000);
+    for (int i = 0; i < 3; i++)
+        CHECK(LAYER(r[i], 0, 2));
+    c[2].current_temporal = 1;
+    hk_allocate(450000, 360000, c, 3, r, order);
+    CHECK(LAYER(r[0], 0, 2) && LAYER(r[1], 0, 2) && LAYER(r[2], 0, 1));
+    c[2].current_temporal = 2;
+    hk_allocate(420000, 360000, c, 3, r, order);
+    CHECK(LAYER(r[0], 0, 2) && LAYER(r[1], 0, 2) && LAYER(r[2], 0, 1));
+    /* Without a current layer, all start from their base layers within the budget. */
+    for (int i = 0; i < 3; i++)
+        c[i].current_spatial = c[i].current_temporal = -1;
+    hk_allocate(450000, 360000, c, 3, r, order);
+    CHECK(!r[0].paused && !r[1].paused && !r[2].paused);
+    CHECK(r[0].temporal + r[1].temporal + r[2].temporal < 6);
+}

@@ -521,13 +521,13 @@ TEST(router_deadlines_feedback_and_consent)
 
 #define LAYER_SSRC(l) (0xB0B0B000u + (uint32_t)(l))
 
-/* A packet of simulcast layer `layer` (VP8): its own sequence numbers, timestamps (a
- * different random-looking base per layer, 3000 per frame) and dependency-descriptor
- * frame numbers (a base per layer); the rid extension when with_rid (the first packets of
- * a layer); two packets per frame, the first starting it (DD start_of_frame, VP8 S bit),
- * a key frame's first carrying the structure flag and VP8's P bit clear. The payload
- * names (layer, seq). */
-static size_t layer_packet(uint8_t *buf, int layer, uint16_t seq, bool key, bool with_rid)
+/* A packet of simulcast layer `layer` (VP8) and temporal layer tid: its own sequence
+ * numbers, timestamps (a different random-looking base per layer, 3000 per frame) and
+ * dependency-descriptor frame numbers (a base per layer); the rid extension when with_rid
+ * (the first packets of a layer); two packets per frame, the first starting it (DD
+ * start_of_frame, VP8 S bit), a key frame's first carrying the structure flag and VP8's P
+ * bit clear. The payload names (layer, seq). */
+static size_t layer_packet(uint8_t *buf, int layer, uint16_t seq, bool key, bool with_rid, int tid)
 {
     uint16_t frame = (uint16_t)(seq / 2);
     bool start = seq % 2 == 0;
@@ -558,23 +558,31 @@ static size_t layer_packet(uint8_t *buf, int layer, uint16_t seq, bool key, bool
     hk_wr16(buf + 14, (uint16_t)words);
     uint8_t *payload = e + 4 * words;
     /* VP8 payload descriptor (RFC 7741 §4.2): X, S; I (15-bit PictureID), L (TL0PICIDX),
-     * each layer numbering its own pictures; then the payload header's P bit. */
+     * T (TID, Y), each layer numbering its own pictures; then the payload header's P bit.
+     * (The descriptor's structure flag carries no structure: the temporal layer comes
+     * from the TID.) */
     payload[0] = (uint8_t)(0x80 | (start ? 0x10 : 0x00));
-    payload[1] = 0xc0;
+    payload[1] = 0xe0;
     hk_wr16(payload + 2, (uint16_t)(0x8000 | (3000 * layer + frame)));
     payload[4] = (uint8_t)(60 * layer + frame);
-    payload[5] = key ? 0x00 : 0x01;
-    payload[6] = (uint8_t)layer;
-    hk_wr16(payload + 7, seq);
-    return (size_t)(payload + 9 - buf);
+    payload[5] = (uint8_t)(tid << 6 | 0x20);
+    payload[6] = key ? 0x00 : 0x01;
+    payload[7] = (uint8_t)layer;
+    hk_wr16(payload + 8, seq);
+    return (size_t)(payload + 10 - buf);
+}
+
+static void publish_layer_tid(world_t *w, int layer, uint16_t seq, bool key, bool with_rid, int tid)
+{
+    uint8_t pkt[80];
+    size_t n = layer_packet(pkt, layer, seq, key, with_rid, tid);
+    client_send_rtp(w, &w->peers[PUB], pkt, n, 0);
+    w->now_us += 1000;
 }
 
 static void publish_layer(world_t *w, int layer, uint16_t seq, bool key, bool with_rid)
 {
-    uint8_t pkt[80];
-    size_t n = layer_packet(pkt, layer, seq, key, with_rid);
-    client_send_rtp(w, &w->peers[PUB], pkt, n, 0);
-    w->now_us += 1000;
+    publish_layer_tid(w, layer, seq, key, with_rid, 0);
 }
 
 /* One frame (2 packets) of each layer in mask, numbered from frame f. */
@@ -588,7 +596,7 @@ static void publish_frame(world_t *w, uint8_t mask, uint16_t f, bool key, bool w
 
 static int rx_layer(const rx_t *r)
 {
-    return r->payload_len >= 9 ? r->payload[6] : -1;
+    return r->payload_len >= 10 ? r->payload[7] : -1;
 }
 
 /* The VP8 PictureID and TL0PICIDX of a layer_packet as received. */
@@ -897,6 +905,145 @@ TEST(router_downlink_estimate_caps_layers_and_probes)
     world_free(w);
 }
 
+/* Chromium's L1T3 pattern: temporal ids 0, 2, 1, 2 by frame. */
+static int l1t3_tid(uint16_t f)
+{
+    return f % 4 == 0 ? 0 : f % 2 ? 2 : 1;
+}
+
+/* Packets [from, to) of frame f of layer r0, with its L1T3 temporal id. */
+static void publish_r0(world_t *w, uint16_t f, bool key, int from, int to)
+{
+    for (int k = from; k < to; k++)
+        publish_layer_tid(w, 0, (uint16_t)(2 * f + k), key, f == 0, l1t3_tid(f));
+}
+
+/* Forgets the padding-only packets (probes) subscriber s received since rx[from]. */
+static void forget_padding(peer_t *s, size_t from)
+{
+    size_t kept = from;
+    for (size_t k = from; k < s->n_rx; k++)
+        if (!s->rx[k].padding_only)
+            s->rx[kept++] = s->rx[k];
+    s->n_rx = kept;
+}
+
+/* What subscriber s received since rx[from] goes on from rx[from - 1] without a gap in
+ * sequence numbers or VP8 PictureIDs (frames two packets each), and with the DD frame
+ * numbers of the frames sent (gaps where frames were left out). */
+static void check_continuous(const peer_t *s, size_t from)
+{
+    for (size_t k = from; k < s->n_rx; k++) {
+        const rx_t *a = &s->rx[k - 1], *b = &s->rx[k];
+        CHECK_INT_EQ((uint16_t)(b->seq - a->seq), 1);
+        bool same_frame = b->frame == a->frame;
+        CHECK_INT_EQ((rx_picture(b) - rx_picture(a)) & 0x7fff, same_frame ? 0 : 1);
+        CHECK_INT_EQ(rx_tl0(b) == rx_tl0(a) || (uint8_t)(rx_tl0(b) - rx_tl0(a)) > 0, 1);
+    }
+}
+
+/* Temporal layers: the allocation caps a subscriber at r0's first two temporal layers
+ * (from the producer's per-temporal-layer rates); from the next base-layer frame on, the
+ * T2 frames are left out, and what it receives has no gap in sequence numbers or VP8
+ * PictureIDs, while the DD frame numbers keep theirs (its frame diffs stay right). A late
+ * packet of a kept frame gets the number kept free for it, and a NACK the same bytes;
+ * down to the base layer at once, back up at the next base-layer frame. */
+TEST(router_simulcast_drops_temporal_layers)
+{
+    world_t *w = world_new();
+    hk_producer_t *video = simulcast_publisher(w);
+    peer_t *s1 = &w->peers[1];
+    hk_consumer_t *c1 = hk_endpoint_consume(&s1->ep, video, "1");
+    CHECK(c1 != NULL);
+    hk_consumer_set_want(c1, 0, false);
+    hk_endpoint_activate(&s1->ep, c1);
+    for (uint16_t f = 0; f < 8; f++)
+        publish_r0(w, f, f == 0, 0, 2);
+    pump(w);
+    CHECK_INT_EQ((int)s1->n_rx, 16);
+
+    /* A second at known rates per temporal layer: 300, 200 and 600 kbit/s. The 1 Mbit/s
+     * start estimate (80 % budget) carries T0 + T1 (500 kbit/s), not T2 as well. */
+    static const uint64_t rates[3] = {300000, 200000, 600000};
+    hk_producer_update_rates(video, w->now_us / 1000 - HK_RATE_WINDOW_MS);
+    video->layer_bytes[0] = video->window_bytes[0];
+    for (int t = 0; t < 3; t++) {
+        video->tid_bytes[0][t] = video->tid_window_bytes[0][t] + rates[t] / 8;
+        video->layer_bytes[0] += rates[t] / 8;
+    }
+    CHECK_INT_EQ(video->tids_seen[0], 0x7);
+    send_twcc(w, s1, 0);
+    CHECK(s1->t->bwe != NULL);
+    CHECK_INT_EQ(video->tid_count[0], 3);
+    CHECK_INT_EQ(video->tid_bps[0][2], rates[2]);
+    CHECK_INT_EQ(c1->cap, 0);
+    CHECK_INT_EQ(c1->tcap, 1);
+    CHECK_INT_EQ(s1->ep.allocated_bps, rates[0] + rates[1]);
+
+    /* Frames 8..23: the T2 frames (odd) are left out from frame 8 on. */
+    uint64_t dropped = w->host.counters.temporal_dropped;
+    size_t from = s1->n_rx;
+    for (uint16_t f = 8; f < 24; f++)
+        publish_r0(w, f, false, 0, 2);
+    pump(w);
+    forget_padding(s1, from);
+    CHECK_INT_EQ((int)(s1->n_rx - from), 16);
+    CHECK_INT_EQ((int)(w->host.counters.temporal_dropped - dropped), 16);
+    check_continuous(s1, from);
+    for (size_t k = from; k < s1->n_rx; k += 2)
+        CHECK_INT_EQ((uint16_t)(s1->rx[k].frame - s1->rx[from].frame), (k - from)); /* 2 apart */
+
+    /* Down to T0, at once: frame 24's first packet; T2 frame 25; 24's second packet, late
+     * (and lost on the way to the subscriber); frames 26 (T1) and 27 (T2) left out; 28
+     * (T0). */
+    hk_endpoint_apply_cap(&s1->ep, c1, 0, 0, w->now_us / 1000);
+    CHECK_INT_EQ(c1->tcap, 0);
+    from = s1->n_rx;
+    uint16_t late_seq = (uint16_t)(c1->last_seq + 2);
+    s1->drop[0] = late_seq;
+    s1->n_drop = 1;
+    publish_r0(w, 24, false, 0, 1);
+    publish_r0(w, 25, false, 0, 2);
+    publish_r0(w, 24, false, 1, 2);
+    for (uint16_t f = 26; f < 29; f++)
+        publish_r0(w, f, false, 0, 2);
+    pump(w);
+    forget_padding(s1, from);
+    CHECK_INT_EQ((int)(s1->n_rx - from), 3);
+    rx_t first = s1->rx[from];
+    CHECK_INT_EQ(s1->rx[from + 1].seq, (uint16_t)(late_seq + 1));
+    CHECK_INT_EQ((uint16_t)(s1->rx[from + 1].frame - first.frame), 4);
+    CHECK_INT_EQ((rx_picture(&s1->rx[from + 1]) - rx_picture(&first)) & 0x7fff, 1);
+
+    /* A NACK for the late packet: under the number kept for it, with its frame's PictureID
+     * and frame number. */
+    uint8_t nack[64];
+    int nl = hk_rtcp_build_nack(nack, sizeof nack, 0x5555, c1->ssrc, &late_seq, 1);
+    size_t before = s1->n_rx;
+    client_send_rtp(w, s1, nack, (size_t)nl, 1);
+    pump(w);
+    forget_padding(s1, before);
+    CHECK_INT_EQ((int)(s1->n_rx - before), 1);
+    CHECK_INT_EQ(s1->rx[before].seq, late_seq);
+    CHECK_INT_EQ(rx_layer(&s1->rx[before]), 0);
+    CHECK_INT_EQ(rx_picture(&s1->rx[before]), rx_picture(&first));
+    CHECK_INT_EQ(s1->rx[before].frame, first.frame);
+    CHECK_INT_EQ(rx_tl0(&s1->rx[before]), rx_tl0(&first));
+
+    /* Uncapped: frames 29..31 are still left out; from base-layer frame 32 on, all. */
+    c1->tcap = HK_LAYER_AUTO;
+    from = s1->n_rx;
+    for (uint16_t f = 29; f < 34; f++)
+        publish_r0(w, f, false, 0, 2);
+    pump(w);
+    forget_padding(s1, from);
+    CHECK_INT_EQ((int)(s1->n_rx - from), 4);
+    s1->rx[from - 1] = s1->rx[from - 2]; /* the resend aside: frame 28's second packet */
+    check_continuous(s1, from);
+    CHECK_INT_EQ((uint16_t)(s1->rx[from + 2].frame - s1->rx[from].frame), 1);
+    world_free(w);
+}
+
 TEST(router_effective_want)
 {
     CHECK_INT_EQ(hk_consumer_effective_want(2, HK_LAYER_AUTO), 2);
@@ -919,43 +1066,43 @@ TEST(router_caps_from_allocations)
     hk_consumer_t c;
     memset(&c, 0, sizeof c);
     c.cap = c.offered = HK_LAYER_AUTO;
-    hk_endpoint_apply_cap(&e, &c, 1, 1000);
+    hk_endpoint_apply_cap(&e, &c, 1, HK_LAYER_AUTO, 1000);
     CHECK_INT_EQ(c.cap, 1); /* from no cap: at once, not a move down */
     CHECK_INT_EQ(e.last_down_ms, 0);
-    hk_endpoint_apply_cap(&e, &c, 2, 1250);
-    hk_endpoint_apply_cap(&e, &c, 2, 3000);
+    hk_endpoint_apply_cap(&e, &c, 2, HK_LAYER_AUTO, 1250);
+    hk_endpoint_apply_cap(&e, &c, 2, HK_LAYER_AUTO, 3000);
     CHECK_INT_EQ(c.cap, 1);
-    hk_endpoint_apply_cap(&e, &c, 2, 1250 + HK_UPGRADE_HOLD_MS);
+    hk_endpoint_apply_cap(&e, &c, 2, HK_LAYER_AUTO, 1250 + HK_UPGRADE_HOLD_MS);
     CHECK_INT_EQ(c.cap, 2);
     /* Down at once; up again only once HK_UPGRADE_AFTER_DOWN_MS passed. */
-    hk_endpoint_apply_cap(&e, &c, 0, 3500);
+    hk_endpoint_apply_cap(&e, &c, 0, HK_LAYER_AUTO, 3500);
     CHECK_INT_EQ(c.cap, 0);
     CHECK_INT_EQ(e.last_down_ms, 3500);
     for (uint64_t t = 3750; t < 3500 + HK_UPGRADE_AFTER_DOWN_MS; t += 250) {
-        hk_endpoint_apply_cap(&e, &c, 2, t);
+        hk_endpoint_apply_cap(&e, &c, 2, HK_LAYER_AUTO, t);
         CHECK_INT_EQ(c.cap, 0);
     }
-    hk_endpoint_apply_cap(&e, &c, 2, 3500 + HK_UPGRADE_AFTER_DOWN_MS);
+    hk_endpoint_apply_cap(&e, &c, 2, HK_LAYER_AUTO, 3500 + HK_UPGRADE_AFTER_DOWN_MS);
     CHECK_INT_EQ(c.cap, 2);
     /* A pause: the lowest layer first, the pause after HK_PAUSE_HOLD_MS of such choices. */
     uint64_t t0 = 9000;
-    hk_endpoint_apply_cap(&e, &c, HK_LAYER_NONE, t0);
+    hk_endpoint_apply_cap(&e, &c, HK_LAYER_NONE, HK_LAYER_AUTO, t0);
     CHECK_INT_EQ(c.cap, 0);
-    hk_endpoint_apply_cap(&e, &c, HK_LAYER_NONE, t0 + HK_PAUSE_HOLD_MS - 1);
+    hk_endpoint_apply_cap(&e, &c, HK_LAYER_NONE, HK_LAYER_AUTO, t0 + HK_PAUSE_HOLD_MS - 1);
     CHECK_INT_EQ(c.cap, 0);
-    hk_endpoint_apply_cap(&e, &c, HK_LAYER_NONE, t0 + HK_PAUSE_HOLD_MS);
+    hk_endpoint_apply_cap(&e, &c, HK_LAYER_NONE, HK_LAYER_AUTO, t0 + HK_PAUSE_HOLD_MS);
     CHECK_INT_EQ(c.cap, HK_LAYER_NONE);
     /* Out of a pause at once. */
-    hk_endpoint_apply_cap(&e, &c, 1, t0 + HK_PAUSE_HOLD_MS + 250);
+    hk_endpoint_apply_cap(&e, &c, 1, HK_LAYER_AUTO, t0 + HK_PAUSE_HOLD_MS + 250);
     CHECK_INT_EQ(c.cap, 1);
     /* An offer broken by a choice of the current layer starts its wait again. */
     uint64_t t1 = 30000;
-    hk_endpoint_apply_cap(&e, &c, 2, t1);
-    hk_endpoint_apply_cap(&e, &c, 1, t1 + 1000);
-    hk_endpoint_apply_cap(&e, &c, 2, t1 + 1250);
-    hk_endpoint_apply_cap(&e, &c, 2, t1 + HK_UPGRADE_HOLD_MS);
+    hk_endpoint_apply_cap(&e, &c, 2, HK_LAYER_AUTO, t1);
+    hk_endpoint_apply_cap(&e, &c, 1, HK_LAYER_AUTO, t1 + 1000);
+    hk_endpoint_apply_cap(&e, &c, 2, HK_LAYER_AUTO, t1 + 1250);
+    hk_endpoint_apply_cap(&e, &c, 2, HK_LAYER_AUTO, t1 + HK_UPGRADE_HOLD_MS);
     CHECK_INT_EQ(c.cap, 1);
-    hk_endpoint_apply_cap(&e, &c, 2, t1 + 1250 + HK_UPGRADE_HOLD_MS);
+    hk_endpoint_apply_cap(&e, &c, 2, HK_LAYER_AUTO, t1 + 1250 + HK_UPGRADE_HOLD_MS);
     CHECK_INT_EQ(c.cap, 2);
 }
 

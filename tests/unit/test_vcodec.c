@@ -94,6 +94,31 @@ TEST(vcodec_vp9_h264_av1_payload_headers)
     CHECK_INT_EQ(hk_vcodec_of_pt(HK_PT_VP8_RTX), -1);
 }
 
+/* One line of a capture (tests/unit/fixtures/dd/NAME.dd: SSRC, sequence number, timestamp,
+ * marker, payload type, descriptor in hex): the payload type and the descriptor (dd,
+ * 255 bytes) are set; returns the index of its SSRC in ssrcs (4 entries, 0 free). */
+static int fixture_packet(const char *line, uint32_t *ssrcs, uint8_t *pt, uint8_t *dd, size_t *len)
+{
+    unsigned ssrc, seq, marker, type;
+    unsigned long ts;
+    char hex[600];
+    CHECK(sscanf(line, "%x %u %lu %u %u %599s", &ssrc, &seq, &ts, &marker, &type, hex) == 6);
+    *pt = (uint8_t)type;
+    *len = strlen(hex) / 2;
+    CHECK(*len <= 255);
+    for (size_t i = 0; i < *len; i++) {
+        unsigned byte;
+        CHECK(sscanf(hex + 2 * i, "%2x", &byte) == 1);
+        dd[i] = (uint8_t)byte;
+    }
+    int k = 0;
+    while (k < 4 && ssrcs[k] && ssrcs[k] != ssrc)
+        k++;
+    CHECK(k < 4);
+    ssrcs[k] = ssrc;
+    return k;
+}
+
 /* Chromium 156's three VP8 simulcast encodings (tests/unit/fixtures/dd/vp8-simulcast.dd):
  * for every packet, the descriptor says "key frame starts here" exactly when the full
  * parser (per-SSRC state) sees the first packet of a key frame; the payload (encrypted
@@ -105,28 +130,14 @@ TEST(vcodec_descriptor_of_chromium_simulcast)
     uint32_t ssrcs[4] = {0};
     int keys = 0, packets = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        unsigned ssrc, seq, marker, pt;
-        unsigned long ts;
-        char hex[600];
-        CHECK(sscanf(line, "%x %u %lu %u %u %599s", &ssrc, &seq, &ts, &marker, &pt, hex) == 6);
-        uint8_t dd[255];
-        size_t len = strlen(hex) / 2;
-        CHECK(len <= sizeof dd);
-        for (size_t i = 0; i < len; i++) {
-            unsigned byte;
-            CHECK(sscanf(hex + 2 * i, "%2x", &byte) == 1);
-            dd[i] = (uint8_t)byte;
-        }
-        int k = 0;
-        while (k < 4 && ssrcs[k] && ssrcs[k] != ssrc)
-            k++;
-        CHECK(k < 4);
-        ssrcs[k] = ssrc;
+        uint8_t dd[255], pt;
+        size_t len;
+        int k = fixture_packet(line, ssrcs, &pt, dd, &len);
         hk_dd_t d;
         const char *err = NULL;
         bool want = hk_dd_parse(&states[k], dd, len, &d, &err) == 0 && hk_dd_is_keyframe(&d);
         uint8_t buf[400];
-        size_t n = packet(buf, (uint8_t)pt, HK_EXT_DEPENDENCY_DESCRIPTOR, dd, len,
+        size_t n = packet(buf, pt, HK_EXT_DEPENDENCY_DESCRIPTOR, dd, len,
                           (const uint8_t[]){0x10, 0x01, 0xaa}, 3);
         hk_rtp_header_t hdr;
         CHECK_INT_EQ(hk_rtp_parse(buf, n, &hdr, &err), 0);
@@ -173,4 +184,84 @@ TEST(vcodec_vp8_picture_ids)
     CHECK(!hk_vcodec_vp8_ids(a, 0, &ids));
     uint8_t d[] = {0x90, 0x40};
     CHECK(!hk_vcodec_vp8_ids(d, sizeof d, &ids));
+}
+
+/* The temporal layer of each packet of a Chromium capture (tests/unit/fixtures/dd/NAME.dd),
+ * from the templates alone (hk_dd_layers_t, one per SSRC), agrees with the full parser
+ * wherever that resolves the frame; before a stream's first structure it is unknown.
+ * Returns the highest temporal id seen. */
+static int check_temporal_ids(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "tests/unit/fixtures/dd/%s.dd", name);
+    char *text = hk_test_read_file(path, NULL);
+    static hk_dd_state_t states[4];
+    memset(states, 0, sizeof states);
+    hk_dd_layers_t layers[4];
+    memset(layers, 0, sizeof layers);
+    uint32_t ssrcs[4] = {0};
+    int highest = -1, packets = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#')
+            continue;
+        uint8_t dd[255], pt;
+        size_t len;
+        int k = fixture_packet(line, ssrcs, &pt, dd, &len);
+        hk_dd_t d;
+        int rc = hk_dd_parse(&states[k], dd, len, &d, NULL);
+        uint8_t buf[400];
+        size_t n = packet(buf, pt, HK_EXT_DEPENDENCY_DESCRIPTOR, dd, len,
+                          (const uint8_t[]){0x10, 0x01, 0xaa}, 3);
+        hk_rtp_header_t hdr;
+        CHECK_INT_EQ(hk_rtp_parse(buf, n, &hdr, NULL), 0);
+        int tid = hk_vcodec_temporal_id(buf, &hdr, &layers[k]);
+        CHECK_INT_EQ(tid, rc == 0 ? d.temporal_id : -1);
+        if (tid > highest)
+            highest = tid;
+        packets++;
+    }
+    free(text);
+    CHECK(packets > 100);
+    return highest;
+}
+
+/* Chromium's VP8 simulcast encodings have three temporal layers each (L1T3), as do its
+ * VP8 and AV1 L1T3 streams; VP9 L2T2 has two. */
+TEST(vcodec_temporal_ids_of_chromium_streams)
+{
+    CHECK_INT_EQ(check_temporal_ids("vp8-simulcast"), 2);
+    CHECK_INT_EQ(check_temporal_ids("vp8-l1t3"), 2);
+    CHECK_INT_EQ(check_temporal_ids("av1-l1t3"), 2);
+    CHECK_INT_EQ(check_temporal_ids("vp9-l2t2"), 1);
+}
+
+static int payload_tid(uint8_t pt, const uint8_t *payload, size_t len)
+{
+    uint8_t buf[64];
+    size_t n = packet(buf, pt, 0, NULL, 0, payload, len);
+    hk_rtp_header_t hdr;
+    CHECK_INT_EQ(hk_rtp_parse(buf, n, &hdr, NULL), 0);
+    hk_dd_layers_t layers = {0};
+    return hk_vcodec_temporal_id(buf, &hdr, &layers);
+}
+
+/* Without a dependency descriptor: VP8's TID (RFC 7741 §4.2, after the PictureID and
+ * TL0PICIDX when present; only with the T bit), VP9's (RFC 9628 §4.2, with the L bit);
+ * nothing for other codecs or truncated descriptors. */
+TEST(vcodec_temporal_id_from_payload_descriptors)
+{
+    /* X; I (15-bit), L, T: TID 2 (0x80 | Y). */
+    CHECK_INT_EQ(
+        payload_tid(HK_PT_VP8, (const uint8_t[]){0x90, 0xe0, 0x81, 0x23, 0x07, 0xa0, 0x00}, 7), 2);
+    /* X; T only: TID 1. */
+    CHECK_INT_EQ(payload_tid(HK_PT_VP8, (const uint8_t[]){0x90, 0x20, 0x40, 0x00}, 4), 1);
+    /* X; I (7-bit), K only (no T): not said. */
+    CHECK_INT_EQ(payload_tid(HK_PT_VP8, (const uint8_t[]){0x90, 0x90, 0x05, 0x1f, 0x00}, 5), -1);
+    /* No X: not said. Truncated before the TID byte: not said. */
+    CHECK_INT_EQ(payload_tid(HK_PT_VP8, (const uint8_t[]){0x10, 0x00}, 2), -1);
+    CHECK_INT_EQ(payload_tid(HK_PT_VP8, (const uint8_t[]){0x90, 0xe0, 0x81, 0x23, 0x07}, 5), -1);
+    /* VP9: I (7-bit) L: TID 3 in the layer byte's top bits. */
+    CHECK_INT_EQ(payload_tid(HK_PT_VP9, (const uint8_t[]){0xa8, 0x11, 0x60, 0x00}, 4), 3);
+    CHECK_INT_EQ(payload_tid(HK_PT_VP9, (const uint8_t[]){0x08, 0x00}, 2), -1);
+    CHECK_INT_EQ(payload_tid(HK_PT_H264, (const uint8_t[]){0x65, 0x00}, 2), -1);
 }
