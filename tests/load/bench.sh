@@ -7,7 +7,8 @@
 # audio + video), meeting30 (30 sendrecv members, the same traffic per member), join storm
 # (100 subscribers join at once while 1 -> 10 media flows), simulcast (10 sendrecv members
 # publishing three layers each, every receiver sending transport-cc feedback, 2 of them
-# capped at 1 Mbit/s; hisoka only).
+# capped at 1 Mbit/s; hisoka and Janus: the VideoRoom's rid simulcast, no feedback, the 2
+# capped receivers asking for substream 0 with configure, tests/load/README.md).
 # Servers: hisoka; baseline (hisoka built from BENCH_BASELINE, run with the same config);
 # janus (Janus' default threading: one loop thread per handle); janus-el1 (event_loops = 1:
 # all media on one loop thread); raw.
@@ -192,6 +193,7 @@ scenario_args() {
     joinstorm) echo "--publishers 1 --subscribers 10 --late 100 --late-at $((SECONDS_PER / 3))" ;;
     # 10 members, each sending r0/r1/r2 (1/16, 1/4, all of 1 Mbit/s) and receiving 9; two of
     # them behind a 1 Mbit/s cap: the downlink estimates, allocation and probing at work
+    # (Janus has none: there the generator's capped receivers configure substream 0)
     simulcast) echo "--publishers 0 --subscribers 0 --members 10 --connect-interval-ms 300 --simulcast --capped 2 --cap-kbps 1000" ;;
     esac
 }
@@ -211,8 +213,8 @@ not_applicable() {
         hisoka) ;;
         baseline) echo "round 1 has no simulcast" ;;
         raw) echo "the raw relay forwards everything: no layers" ;;
-        janus*) echo "the generator's Janus mode publishes one stream (no rids for the VideoRoom's simulcast)" ;;
-        *) echo "simulcast runs on hisoka only" ;;
+        janus*) ;;
+        *) echo "simulcast runs on hisoka and Janus only" ;;
         esac
         return 0
     fi
@@ -620,6 +622,9 @@ const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? '-' 
 const pct = (o, k, d = 0) => (o ? f(o[k], d) : '-');
 // Efficiency: packets delivered to subscribers per server CPU second over the window.
 const eff = (r) => (r && r.server_cpu_s > 0 ? r.window_packets_received / r.server_cpu_s : NaN);
+// The same counting only VP8 and Opus media: a server's bandwidth probes (RTX, padding) left out.
+const mediaEff = (r) => (r && r.server_cpu_s > 0
+  ? (r.window_packets_received - (r.window_rtx_received || 0)) / r.server_cpu_s : NaN);
 // Each (scenario, server) ran BENCH_REPEAT times: its row is the run with the median
 // efficiency (the lower middle for an even count), marked median: true in the JSON, with
 // the range of all its runs.
@@ -643,10 +648,10 @@ const median = (v) => {
   return a.length ? (a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2) : NaN;
 };
 // pairedRatio(SC, SV, SC2, SV2): scenario SC on server SV over SC2 on SV2
-const pairedRatio = (sc, sv, sc2, sv2) => median(runs.filter((x) => x.scenario === sc && x.server === sv)
+const pairedRatio = (sc, sv, sc2, sv2, e = eff) => median(runs.filter((x) => x.scenario === sc && x.server === sv)
   .map((x) => {
     const o = runs.find((y) => y.scenario === sc2 && y.server === sv2 && y.rep === x.rep);
-    return o && eff(o) > 0 ? eff(x) / eff(o) : NaN;
+    return o && e(o) > 0 ? e(x) / e(o) : NaN;
   }));
 const ratioValue = (r, other) => pairedRatio(r.scenario, r.server, r.scenario, other);
 const ratio = (r, other) => f(ratioValue(r, other), 2).replace(/^NaN$/, '-');
@@ -709,7 +714,19 @@ if (tcpRows.length) {
   checks.push(`ICE-TCP ÷ UDP (pkt/CPU-s, the same server, paired by repetition; a figure, not a ` +
     `check): ${items.join(', ')}`);
 }
-if (vsBase.length || m30.length || tcpRows.length) all.push(checkRecord);
+// Where a server's delivered packets include bandwidth probes (hisoka's RTX and padding in
+// simulcast), its ratio to Janus (which sends none) counting media packets only, beside the
+// table's (a figure, not a check).
+const probing = rows.filter((r) => r.window_rtx_received > 0 && !/^janus/.test(r.server));
+const mediaItems = probing.flatMap((r) => ['janus', 'janus-el1'].filter((o) => find(r.scenario, o)).map((o) => {
+  const v = pairedRatio(r.scenario, r.server, r.scenario, o, mediaEff);
+  (r.media_ratios ||= {})[o] = Number.isFinite(v) ? v : null;
+  ((checkRecord.media_over_janus ||= {})[r.scenario] ||= {})[`${r.server}/${o}`] = r.media_ratios[o];
+  return `${r.scenario}: ${r.server === 'baseline' ? baseName : r.server} ÷ ${o} ${f(v, 2)}`;
+}));
+if (mediaItems.length) checks.push('Media packets only (VP8 + Opus, the RTX and padding of bandwidth ' +
+  `probes left out; pkt/CPU-s, paired by repetition; a figure, not a check): ${mediaItems.join(', ')}`);
+if (vsBase.length || m30.length || tcpRows.length || mediaItems.length) all.push(checkRecord);
 // servers that did not run a scenario, and why
 const naLines = [...new Set(na.map((r) => r.scenario))].filter((sc) => rows.some((r) => r.scenario === sc))
   .map((sc) => `${sc}: not run on ` + na.filter((r) => r.scenario === sc)
@@ -731,9 +748,17 @@ for (const r of rows) {
   const srvCpu = r.server_cpu_s / (r.window_s || 1);
   const a = r.adaptive;
   if (a) {
-    notes.push(`capped receivers ${f(a.capped_kbps, 0)} kbit/s (cap ${a.cap_kbps}), others ` +
-      `${f(a.free_kbps, 0)}; ${a.cap_drops} packets over caps, ${a.plis_received} PLIs, ` +
+    // r0/r1/r2 shares of the verified (sampled) frames of the window, by the frames' own key ids
+    const layers = (n) => {
+      const t = n ? n[0] + n[1] + n[2] : 0;
+      return t ? `r0/r1/r2 ${n.map((x) => f((100 * x) / t, 0)).join('/')} % of frames` : 'no frames';
+    };
+    notes.push(`capped receivers ${f(a.capped_kbps, 0)} kbit/s (cap ${a.cap_kbps}; ` +
+      `${layers(a.capped_layer_frames)}), others ${f(a.free_kbps, 0)} (${layers(a.free_layer_frames)}); ` +
+      `${a.cap_drops} packets over caps, ${a.plis_received} PLIs, ` +
       `${a.keyframes_sent} layer key frames (loss % counts the cap drops)`);
+    if (r.window_rtx_received > 0) notes.push(`${f((100 * r.window_rtx_received) / r.window_packets_received, 0)} ` +
+      `% of the packets RTX or padding (probes): media only ${f(mediaEff(r), 0)} pkt/CPU-s`);
   } else if (r.loss_pct > 1) {
     notes.push(`saturated: ${f(r.loss_pct, 0)}% lost, server ${f(srvCpu, 2)} CPU`);
   }
@@ -844,7 +869,12 @@ if (rows.length) md.push(
   '30 sendrecv members (the same traffic per member: 30 x 29 receive streams); joinstorm,',
   '1 -> 10 and 100 subscribers joining at once during the window; simulcast, 10 sendrecv members',
   'each sending three layers (1/16, 1/4 and all of 1 Mbit/s) and receiving nine, every receiver',
-  'sending transport-cc feedback, two of them dropping what exceeds 1 Mbit/s (hisoka only).',
+  'sending transport-cc feedback, two of them dropping what exceeds 1 Mbit/s; on Janus the same',
+  'publishers (rid simulcast) and caps, no feedback (Janus has no downlink estimate), the two capped',
+  'receivers asking for substream 0 with configure, the others getting the default, substream 2.',
+  'Its note: each receiver class\'s rate and the layers of its verified frames; with probes, the share',
+  'of RTX and padding and the pkt/CPU-s of media alone (hisoka ÷ janus on media alone is under the',
+  'table).',
   '', mdTable(lines), '',
   ...checks.map((l) => `- ${l}`), ...naLines.map((l) => `- ${l}`),
   ...(checks.length || naLines.length ? [''] : []));

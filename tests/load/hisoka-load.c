@@ -208,6 +208,7 @@ typedef struct {
 typedef struct {
     uint64_t packets_sent, bytes_sent, frames_sent;
     uint64_t packets_received, bytes_received, rtcp_received;
+    uint64_t rtx_received; /* of packets_received: not VP8 or Opus media (RTX, padding) */
     uint64_t frames_verified, integrity_failures, samples_incomplete, srtp_errors;
     uint64_t send_errors, ws_closed, pacing_skips;
     uint64_t feedback_sent;     /* --feedback-storm packets */
@@ -229,6 +230,7 @@ typedef struct {
     uint64_t keyframes_sent;           /* layer key frames (start, and on PLI) */
     uint64_t cap_drops;                /* packets a capped receiver dropped over its rate */
     uint64_t bytes_capped, bytes_free; /* received in the window by capped / other receivers */
+    uint64_t layer_frames[2][3];       /* verified frames of the window: [capped][layer] */
 } stats_t;
 
 static options_t opt = {
@@ -968,7 +970,8 @@ static void janus_attached(peer_t *p)
                           .ssrc_audio = p->ssrc_audio,
                           .ssrc_video = p->ssrc_video,
                           .ssrc_rtx = p->ssrc_rtx,
-                          .cname = cname};
+                          .cname = cname,
+                          .simulcast = opt.simulcast};
     if (hk_janus_write_offer(&o, scratch, sizeof scratch) < 0) {
         fail_peer(p, "offer does not fit");
         return;
@@ -995,6 +998,24 @@ static void janus_attached(peer_t *p)
         janus_send(p, &done);
 }
 
+/* A capped subscriber asks for simulcast substream `substream` of every video stream of
+ * the offer just parsed (n sections): Janus has no downlink estimate, so this is how a
+ * Janus application fits a slow receiver (configure; Janus answers with an event and
+ * switches at the substream's next key frame, asking the publisher for one). */
+static void janus_configure_substream(peer_t *p, int n, int substream)
+{
+    const char *mids[HK_JANUS_MAX_FEEDS];
+    size_t n_mids = 0;
+    for (int i = 0; i < n && n_mids < HK_JANUS_MAX_FEEDS; i++)
+        if (sections[i].kind == HK_MEDIA_VIDEO && !sections[i].rejected)
+            mids[n_mids++] = sections[i].mid;
+    if (n_mids == 0)
+        return;
+    hk_janus_request_t r = {
+        .kind = HK_JANUS_CONFIGURE, .mids = mids, .n_mids = n_mids, .substream = substream};
+    janus_send(p, &r);
+}
+
 /* A jsep from Janus: the answer to our publisher offer, or a subscriber (re-)offer that
  * we answer with start. */
 static void janus_on_jsep(peer_t *p, const hk_janus_event_t *ev)
@@ -1019,6 +1040,8 @@ static void janus_on_jsep(peer_t *p, const hk_janus_event_t *ev)
         hk_janus_request_t r = {.kind = HK_JANUS_START, .jsep_type = "answer", .sdp = answer};
         p->j_step = J_START;
         p->j_wait_tx = janus_send(p, &r);
+        if (opt.simulcast && p->capped && p->state != P_FAILED)
+            janus_configure_substream(p, n, 0);
     } else {
         p->j_step = J_IDLE; /* the feed exists for subscribers after webrtcup */
         p->j_wait_tx = 0;
@@ -1217,6 +1240,86 @@ static size_t write_rtp_header_ext(uint8_t *b, uint8_t pt, bool marker, uint16_t
     return e;
 }
 
+/* A simulcast layer's VP8 payload starts as libwebrtc's does (RFC 7741 §4.2):
+ *
+ *    0 1 2 3 4 5 6 7
+ *   +-+-+-+-+-+-+-+-+
+ *   |X|R|N|S|R| PID |  X = 1, S = 1 on the frame's first packet, PID 0
+ *   +-+-+-+-+-+-+-+-+
+ *   |I|L|T|K| RSV   |  I, L, T
+ *   +-+-+-+-+-+-+-+-+
+ *   |M| PictureID   |  M = 1: 15 bits, the frame counter
+ *   +-+-+-+-+-+-+-+-+
+ *   |   PictureID   |
+ *   +-+-+-+-+-+-+-+-+
+ *   |   TL0PICIDX   |  the frame counter (one temporal layer: every frame is TL0)
+ *   +-+-+-+-+-+-+-+-+
+ *   |TID|Y| KEYIDX  |  TID 0, Y 1
+ *   +-+-+-+-+-+-+-+-+
+ *
+ * and on the frame's first packet the VP8 payload header follows (§4.3, RFC 6386 §9.1):
+ * the 3-byte frame tag (P = 0 on a key frame, version 0, show_frame, first partition
+ * size), on a key frame the start code 9d 01 2a and 14-bit width and height, left in
+ * clear as E2EE clients leave it (PROTOCOL.md §6). A server reads the P bit there (Janus
+ * switches substreams only at key frames it finds so) and rewrites PictureID and
+ * TL0PICIDX across switches; the packetizer header follows, so receivers skip all of it
+ * (vp8_prefix_len). The layers are 320x180, 640x360 and 1280x720. Returns its length. */
+static size_t write_vp8_prefix(uint8_t *b, int layer, uint32_t ctr, bool first, bool key,
+                               size_t frame_len)
+{
+    b[0] = first ? 0x90 : 0x80;
+    b[1] = 0xe0;
+    b[2] = (uint8_t)(0x80 | ((ctr >> 8) & 0x7f));
+    b[3] = (uint8_t)ctr;
+    b[4] = (uint8_t)ctr;
+    b[5] = 0x20;
+    if (!first)
+        return 6;
+    uint32_t size = frame_len < 0x7ffff ? (uint32_t)frame_len : 0x7ffff;
+    uint32_t tag = (key ? 0 : 1) | 1u << 4 | size << 5;
+    b[6] = (uint8_t)tag;
+    b[7] = (uint8_t)(tag >> 8);
+    b[8] = (uint8_t)(tag >> 16);
+    if (!key)
+        return 9;
+    uint16_t width = (uint16_t)(1280 >> (2 - layer)), height = (uint16_t)(720 >> (2 - layer));
+    static const uint8_t start_code[3] = {0x9d, 0x01, 0x2a};
+    memcpy(b + 9, start_code, 3);
+    b[12] = (uint8_t)width;
+    b[13] = (uint8_t)(width >> 8);
+    b[14] = (uint8_t)height;
+    b[15] = (uint8_t)(height >> 8);
+    return 16;
+}
+
+/* The length of what write_vp8_prefix wrote at the start of payload p[n], read as RFC 7741
+ * says (the descriptor's optional bytes, the payload header at the start of partition 0);
+ * 0 when it does not fit in n. */
+static size_t vp8_prefix_len(const uint8_t *p, size_t n)
+{
+    if (n < 1)
+        return 0;
+    size_t off = 1;
+    if (p[0] & 0x80) {
+        if (n < 2)
+            return 0;
+        uint8_t x = p[1];
+        off = 2;
+        if (x & 0x80) {
+            if (off >= n)
+                return 0;
+            off += (p[off] & 0x80) ? 2 : 1;
+        }
+        off += ((x & 0x40) ? 1 : 0) + ((x & 0x30) ? 1 : 0);
+    }
+    if ((p[0] & 0x10) && (p[0] & 0x07) == 0) {
+        if (off >= n)
+            return 0;
+        off += (p[off] & 0x01) ? 3 : 10;
+    }
+    return off <= n ? off : 0;
+}
+
 /* One frame of audio, of video, or (layer >= 0) of one simulcast layer of video (the
  * caller numbers the frame: ctr); layer r<i> has 1/16, 1/4 or all of video_kbps. */
 static void send_frame_of(peer_t *p, bool video, int layer, uint32_t ctr)
@@ -1259,6 +1362,7 @@ static void send_frame_of(peer_t *p, bool video, int layer, uint32_t ctr)
                                      ctr * HK_LOAD_VIDEO_TS_STEP, p->ssrc_layer[layer],
                                      p->mid_video[0] ? p->mid_video : "1", p->twcc++, rid, dd,
                                      key && i == 0 ? 4 : 3);
+            h += write_vp8_prefix(b + h, layer, ctr, i == 0, key, frame_len);
         } else {
             h = video ? write_rtp_header(b, HK_PT_VP8, i + 1 == count, p->seq_video++,
                                          ctr * HK_LOAD_VIDEO_TS_STEP, p->ssrc_video,
@@ -1404,13 +1508,17 @@ static void sample_packet(peer_t *p, stream_t *s, uint8_t *buf, size_t len, uint
         return;
     }
     hk_rtp_header_t h;
-    if (hk_rtp_parse(buf, len, &h, NULL) != 0 || h.payload_len < HK_LOAD_PKT_HDR + 1) {
+    size_t skip = 0; /* a simulcast layer's VP8 descriptor and payload header */
+    if (hk_rtp_parse(buf, len, &h, NULL) != 0 ||
+        (video && opt.simulcast &&
+         !(skip = vp8_prefix_len(buf + h.payload_offset, h.payload_len))) ||
+        h.payload_len < skip + HK_LOAD_PKT_HDR + 1) {
         st.integrity_failures++;
         return;
     }
-    const uint8_t *pl = buf + h.payload_offset;
+    const uint8_t *pl = buf + h.payload_offset + skip;
     uint8_t idx = pl[0], count = pl[1];
-    size_t frag = h.payload_len - HK_LOAD_PKT_HDR;
+    size_t frag = h.payload_len - skip - HK_LOAD_PKT_HDR;
     if (count == 0 || idx >= count || frag > HK_LOAD_FRAG ||
         (size_t)count * HK_LOAD_FRAG > frame_cap + HK_LOAD_FRAG) {
         st.integrity_failures++;
@@ -1457,6 +1565,9 @@ static void sample_packet(peer_t *p, stream_t *s, uint8_t *buf, size_t len, uint
     uint64_t t = now_us();
     record_latency(t > sent ? t - sent : 0);
     record_added(s, video);
+    /* which layer it was, whatever SSRC the server sent it with: the key id's top byte */
+    if (video && opt.simulcast && s->buf[1] < 3)
+        st.layer_frames[p->capped][s->buf[1]]++;
 }
 
 /* Protects and sends the RTCP packet built in b[PKT_CAP] (len: the builder's result, <= 0:
@@ -1580,6 +1691,8 @@ static void on_rtp(peer_t *p, uint8_t *buf, size_t len, uint64_t t, uint64_t rx_
     if (!p->t_first_rtp)
         p->t_first_rtp = t;
     uint8_t pt = buf[1] & 0x7f;
+    if (pt != HK_PT_VP8 && pt != HK_PT_OPUS)
+        st.rtx_received++; /* probes; retransmissions only for --feedback-storm's NACKs */
     uint16_t seq = (uint16_t)(buf[2] << 8 | buf[3]);
     uint32_t ts = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 | (uint32_t)buf[6] << 8 | buf[7];
     uint32_t ssrc =
@@ -2105,9 +2218,12 @@ static void usage(void)
             "  --sample N                decrypt every Nth frame of every stream (0: none)\n"
             "  --feedback-storm N        each receiver floods N RTCP NACK/PLI packets a second\n"
             "  --simulcast               publishers send video as three layers r0, r1, r2 (1/16,\n"
-            "                            1/4 and all of --video-kbps; rid and dependency\n"
-            "                            descriptor; key frames on PLI); implies --twcc\n"
-            "  --twcc                    receivers send transport-cc feedback every 50 ms\n"
+            "                            1/4 and all of --video-kbps; rid, dependency descriptor,\n"
+            "                            VP8 payload descriptor; key frames on PLI); implies\n"
+            "                            --twcc (janus: rids in the offer; capped receivers\n"
+            "                            configure substream 0)\n"
+            "  --twcc                    receivers send transport-cc feedback every 50 ms (not\n"
+            "                            to Janus, which has no downlink estimate)\n"
             "  --capped N --cap-kbps K   the first N receivers of each channel drop what\n"
             "                            arrives above K kbit/s (16 KB burst; default 1000)\n"
             "  --no-e2ee                 connect with e2ee:false\n"
@@ -2378,15 +2494,20 @@ int main(int argc, char **argv)
             /* publishers first: a Janus subscription needs an existing feed */
             p->channel = i / per_channel;
             int r = i % per_channel;
+            int rank; /* among the channel's receivers: subscribers, then members */
             if (r < opt.publishers) {
                 p->role = ROLE_PUB;
+                rank = -1;
             } else if (r < opt.publishers + 2 * opt.members) {
                 bool pub_half = (r - opt.publishers) % 2 == 0;
                 p->role = pub_half ? ROLE_PUB : ROLE_SUB;
                 p->pair = pub_half ? i + 1 : i - 1;
+                rank = opt.subscribers + (r - opt.publishers) / 2;
             } else {
                 p->role = ROLE_SUB;
+                rank = r - opt.publishers - 2 * opt.members;
             }
+            p->capped = p->role == ROLE_SUB && rank < opt.capped;
         } else if (i < opt.channels * per_channel) {
             p->channel = i / per_channel;
             int r = i % per_channel;
@@ -2425,6 +2546,7 @@ int main(int argc, char **argv)
 
     uint64_t t0 = now_us(), late_start = 0, end = 0;
     uint64_t recv_at_start = 0, recv_at_end = 0, sent_at_start = 0, sent_at_end = 0;
+    uint64_t rtx_at_start = 0, rtx_at_end = 0;
     bool window_started = false, window_ended = false;
     double srv_cpu0 = 0, srv_cpu1 = 0, gen_cpu0 = 0, gen_cpu1 = 0;
     int srv_core = opt.server_pid ? pinned_cpu(opt.server_pid) : -1, gen_core = pinned_cpu(0);
@@ -2464,6 +2586,7 @@ int main(int argc, char **argv)
         } else if (!window_started && t >= media_start) {
             window_started = true;
             recv_at_start = st.packets_received;
+            rtx_at_start = st.rtx_received;
             sent_at_start = st.packets_sent;
             gen_cpu0 = self_cpu_seconds();
             cpu_ticks(gen_core, &gen_ticks0);
@@ -2481,6 +2604,7 @@ int main(int argc, char **argv)
         if (media_end && !window_ended && t >= media_end) {
             window_ended = true;
             recv_at_end = st.packets_received;
+            rtx_at_end = st.rtx_received;
             sent_at_end = st.packets_sent;
             gen_cpu1 = self_cpu_seconds();
             cpu_ticks(gen_core, &gen_ticks1);
@@ -2545,6 +2669,7 @@ int main(int argc, char **argv)
     }
     if (!window_ended) {
         recv_at_end = st.packets_received;
+        rtx_at_end = st.rtx_received;
         sent_at_end = st.packets_sent;
         gen_cpu1 = self_cpu_seconds();
         cpu_ticks(gen_core, &gen_ticks1);
@@ -2620,6 +2745,13 @@ int main(int argc, char **argv)
             "capped_receivers", capped, "cap_kbps", opt.cap_kbps, "twcc_feedback_sent",
             (json_int_t)st.twcc_sent, "plis_received", (json_int_t)st.plis_received,
             "keyframes_sent", (json_int_t)st.keyframes_sent, "cap_drops", (json_int_t)st.cap_drops);
+        /* the layers each kind of receiver got: its verified frames of the window */
+        for (int c = 0; sc && c < 2; c++) {
+            const uint64_t *n = st.layer_frames[c];
+            json_object_set_new(
+                sc, c ? "capped_layer_frames" : "free_layer_frames",
+                json_pack("[I,I,I]", (json_int_t)n[0], (json_int_t)n[1], (json_int_t)n[2]));
+        }
         /* what each kind of receiver got, on average, in the window */
         if (sc && window > 0) {
             json_object_set_new(
@@ -2640,6 +2772,8 @@ int main(int argc, char **argv)
     json_object_set_new(out, "window_packets_sent",
                         json_integer((json_int_t)(sent_at_end - sent_at_start)));
     json_object_set_new(out, "window_packets_received", json_integer((json_int_t)win_recv));
+    json_object_set_new(out, "window_rtx_received",
+                        json_integer((json_int_t)(rtx_at_end - rtx_at_start)));
     json_object_set_new(out, "forwarded_pps", json_real(window > 0 ? win_recv / window : 0));
     /* end to end, generator included: frame creation -> the generator reads its last packet */
     json_object_set_new(out, "latency_us", percentiles(st.latency, st.n_latency, 1));

@@ -13,6 +13,8 @@
  *       "plugindata":{"plugin":"janus.plugin.videoroom","data":{"videoroom":"joined",
  *       "id":FEED,...}},"jsep":{"type":"answer","sdp":"..."}}
  *   <- {"janus":"webrtcup"|"media"|"hangup"|"slowlink",...}
+ *   -> {"janus":"message",...,"body":{"request":"configure",
+ *       "streams":[{"mid":"1","substream":0},...]}}   (a subscriber's simulcast target)
  *
  * Plugin errors arrive as events whose data carries "error_code" and "error". */
 #include "tests/load/janus.h"
@@ -25,6 +27,7 @@
 #include <jansson.h>
 
 #include "common/error.h"
+#include "server/proto/sdp.h"
 
 static json_t *jsep_object(const hk_janus_request_t *r)
 {
@@ -43,6 +46,24 @@ static json_t *streams_array(const hk_janus_request_t *r)
     json_t *a = json_array();
     for (size_t i = 0; a && i < r->n_feeds; i++)
         json_array_append_new(a, json_pack("{s:I}", "feed", (json_int_t)r->feeds[i]));
+    return a;
+}
+
+/* configure's streams: every mid given gets the same substream target. */
+static json_t *configure_streams(const hk_janus_request_t *r)
+{
+    if (!r->mids || r->n_mids == 0 || r->n_mids > HK_JANUS_MAX_FEEDS || r->substream < 0 ||
+        r->substream > 2)
+        return NULL;
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < r->n_mids; i++) {
+        if (!r->mids[i]) {
+            json_decref(a);
+            return NULL;
+        }
+        json_array_append_new(a,
+                              json_pack("{s:s,s:i}", "mid", r->mids[i], "substream", r->substream));
+    }
     return a;
 }
 
@@ -68,6 +89,10 @@ static json_t *message_body(const hk_janus_request_t *r)
         return json_pack("{s:s,s:o}", "request", "subscribe", "streams", streams);
     case HK_JANUS_START:
         return json_pack("{s:s}", "request", "start");
+    case HK_JANUS_CONFIGURE:
+        if (!(streams = configure_streams(r)))
+            return NULL;
+        return json_pack("{s:s,s:o}", "request", "configure", "streams", streams);
     default:
         return NULL;
     }
@@ -104,7 +129,8 @@ int hk_janus_write_request(const hk_janus_request_t *r, char *out, size_t size)
     case HK_JANUS_JOIN_PUBLISHER:
     case HK_JANUS_JOIN_SUBSCRIBER:
     case HK_JANUS_SUBSCRIBE:
-    case HK_JANUS_START: {
+    case HK_JANUS_START:
+    case HK_JANUS_CONFIGURE: {
         bool needs_jsep = r->kind == HK_JANUS_JOIN_PUBLISHER || r->kind == HK_JANUS_START;
         if (!r->session_id || !r->handle_id || (needs_jsep && (!r->jsep_type || !r->sdp)))
             return HK_EINVAL;
@@ -271,19 +297,29 @@ int hk_janus_write_offer(const hk_janus_offer_t *o, char *out, size_t size)
                      "a=msid:%s %s-track\r\n",
                      video ? "video" : "audio", video ? "96 97" : "111", video, o->ice_ufrag,
                      o->ice_pwd, o->fingerprint, o->cname, video ? "video" : "audio");
-        if (video)
-            rc |=
-                append(out, size, &pos,
-                       "a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 transport-cc\r\n"
-                       "a=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\n"
-                       "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
-                       "a=ssrc-group:FID %u %u\r\na=ssrc:%u cname:%s\r\na=ssrc:%u cname:%s\r\n",
-                       o->ssrc_video, o->ssrc_rtx, o->ssrc_video, o->cname, o->ssrc_rtx, o->cname);
-        else
+        if (!video) {
             rc |= append(out, size, &pos,
                          "a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\n"
                          "a=fmtp:111 minptime=10;useinbandfec=1\r\na=ssrc:%u cname:%s\r\n",
                          o->ssrc_audio, o->cname);
+            continue;
+        }
+        rc |= append(out, size, &pos,
+                     "a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 transport-cc\r\n"
+                     "a=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\n"
+                     "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n");
+        if (o->simulcast)
+            /* RFC 8851 (rid), RFC 8853 (simulcast), RFC 8852 (rtp-stream-id) */
+            rc |= append(out, size, &pos,
+                         "a=extmap:%d urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n"
+                         "a=rid:r2 send\r\na=rid:r1 send\r\na=rid:r0 send\r\n"
+                         "a=simulcast:send r2;r1;r0\r\n",
+                         HK_EXT_RID);
+        else
+            rc |=
+                append(out, size, &pos,
+                       "a=ssrc-group:FID %u %u\r\na=ssrc:%u cname:%s\r\na=ssrc:%u cname:%s\r\n",
+                       o->ssrc_video, o->ssrc_rtx, o->ssrc_video, o->cname, o->ssrc_rtx, o->cname);
     }
     if (rc != 0)
         return HK_ENOSPC;

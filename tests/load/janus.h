@@ -7,7 +7,9 @@
  *               "joined" with jsep answer -> ICE (USE-CANDIDATE) + DTLS client
  *   subscriber: create -> attach -> join(ptype subscriber, streams [{feed}]) -> event
  *               "attached" with jsep offer -> start + jsep answer; more feeds later:
- *               subscribe(streams) -> event "updated" with offer -> start + answer
+ *               subscribe(streams) -> event "updated" with offer -> start + answer;
+ *               a subscriber that wants another simulcast substream than the top one:
+ *               configure(streams [{mid, substream}]) after each start
  *   every session: keepalive every 25 s (Janus' session_timeout is 60 s)
  *
  * Transactions are decimal strings of a 64-bit counter chosen by the caller. */
@@ -32,6 +34,7 @@ typedef enum {
     HK_JANUS_JOIN_SUBSCRIBER, /* body join/subscriber, streams [{feed}] */
     HK_JANUS_SUBSCRIBE,       /* body subscribe, streams [{feed}] (renegotiation) */
     HK_JANUS_START,           /* body start, jsep answer */
+    HK_JANUS_CONFIGURE,       /* body configure, streams [{mid, substream}] (subscriber) */
 } hk_janus_request_kind_t;
 
 typedef struct {
@@ -40,13 +43,16 @@ typedef struct {
     uint64_t session_id; /* all but CREATE */
     uint64_t handle_id;  /* TRICKLE_DONE and the plugin messages */
     uint64_t room;
-    uint64_t publisher_id; /* JOIN_PUBLISHER: the feed id we register */
-    const uint64_t *feeds; /* JOIN_SUBSCRIBER, SUBSCRIBE: publisher ids */
-    size_t n_feeds;        /* 1..HK_JANUS_MAX_FEEDS for those two */
-    const char *display;   /* JOIN_PUBLISHER, optional */
-    const char *jsep_type; /* "offer" (JOIN_PUBLISHER) or "answer" (START) */
-    const char *sdp;       /* with jsep_type */
-    bool e2ee;             /* adds "e2ee":true to the jsep (required by require_e2ee rooms) */
+    uint64_t publisher_id;   /* JOIN_PUBLISHER: the feed id we register */
+    const uint64_t *feeds;   /* JOIN_SUBSCRIBER, SUBSCRIBE: publisher ids */
+    size_t n_feeds;          /* 1..HK_JANUS_MAX_FEEDS for those two */
+    const char *display;     /* JOIN_PUBLISHER, optional */
+    const char *jsep_type;   /* "offer" (JOIN_PUBLISHER) or "answer" (START) */
+    const char *sdp;         /* with jsep_type */
+    bool e2ee;               /* adds "e2ee":true to the jsep (required by require_e2ee rooms) */
+    const char *const *mids; /* CONFIGURE: the subscription's video mids (from Janus' offer) */
+    size_t n_mids;           /* 1..HK_JANUS_MAX_FEEDS for CONFIGURE */
+    int substream;           /* CONFIGURE: 0..2, the simulcast substream each of them gets */
 } hk_janus_request_t;
 
 /* Writes request r as compact JSON into out[size] (NUL-terminated). Returns the length,
@@ -94,13 +100,17 @@ typedef struct {
     bool audio, video;       /* at least one */
     uint32_t ssrc_audio, ssrc_video, ssrc_rtx;
     const char *cname;
+    bool simulcast; /* video as three rid layers r0 (lowest) .. r2, SSRCs not signalled */
 } hk_janus_offer_t;
 
 /* Writes a publisher offer (RFC 8829 §5.2 shape): BUNDLE of mid "0" audio (Opus, PT 111)
  * and mid "1" video (VP8 PT 96, RTX 97), each sendonly, rtcp-mux, a=setup:active (we are
  * the DTLS client, Janus answers passive), our ICE credentials and fingerprint, the mid
  * and transport-wide-cc extensions (ids 1 and 3), and no candidates (Janus is ICE-lite;
- * our binding requests reach it from our socket). Returns the length, HK_EINVAL or
+ * our binding requests reach it from our socket). With simulcast the video section has
+ * no SSRCs but the rtp-stream-id extension (id HK_EXT_RID), a=rid r2, r1, r0 and
+ * a=simulcast:send r2;r1;r0: Janus takes the rids highest first unless told otherwise
+ * (jsep rid_order), so r0 is its substream 0. Returns the length, HK_EINVAL or
  * HK_ENOSPC. */
 int hk_janus_write_offer(const hk_janus_offer_t *o, char *out, size_t size);
 
