@@ -450,7 +450,7 @@ bool hk_dd_can_switch_to(const hk_dd_t *d, int dt)
     return hk_dd_is_keyframe(d) || d->dtis[dt] == HK_DD_DTI_SWITCH;
 }
 
-int hk_dd_temporal_id(hk_dd_layers_t *layers, const uint8_t *buf, size_t len)
+int hk_dd_layer_ids(hk_dd_layers_t *layers, const uint8_t *buf, size_t len, int *spatial)
 {
     if (len < HK_DD_MANDATORY_LEN)
         return -1;
@@ -463,8 +463,10 @@ int hk_dd_temporal_id(hk_dd_layers_t *layers, const uint8_t *buf, size_t len)
             layers->known = true;
             layers->template_id_offset = s->template_id_offset;
             layers->template_count = s->template_count;
-            for (unsigned i = 0; i < s->template_count && i < HK_DD_MAX_TEMPLATES; i++)
+            for (unsigned i = 0; i < s->template_count && i < HK_DD_MAX_TEMPLATES; i++) {
+                layers->spatial_id[i] = s->templates[i].spatial_id;
                 layers->temporal_id[i] = s->templates[i].temporal_id;
+            }
         }
     }
     if (!layers->known)
@@ -473,7 +475,10 @@ int hk_dd_temporal_id(hk_dd_layers_t *layers, const uint8_t *buf, size_t len)
     unsigned index =
         (unsigned)((buf[0] & 0x3f) + HK_DD_MAX_TEMPLATES - layers->template_id_offset) %
         HK_DD_MAX_TEMPLATES;
-    return index < layers->template_count ? layers->temporal_id[index] : -1;
+    if (index >= layers->template_count)
+        return -1;
+    *spatial = layers->spatial_id[index];
+    return layers->temporal_id[index];
 }
 
 uint16_t hk_dd_renumber(hk_dd_renumber_t *r, uint16_t frame_number, bool restart)

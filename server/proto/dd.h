@@ -148,21 +148,22 @@ bool hk_dd_in_decode_target(const hk_dd_t *d, int dt);
  * caller checks that the chain protecting dt is intact.) */
 bool hk_dd_can_switch_to(const hk_dd_t *d, int dt);
 
-/* The temporal id of each template of a stream's latest structure: all a forwarder that
- * drops temporal layers needs to place a packet from its 3 mandatory bytes (the template
- * id). Zero-initialise; about 70 bytes, one per stream. */
+/* The spatial and temporal id of each template of a stream's latest structure: all a
+ * forwarder that drops layers needs to place a packet from its 3 mandatory bytes (the
+ * template id). Zero-initialise; about 140 bytes, one per stream. */
 typedef struct {
     bool known;
     uint8_t template_id_offset;
     uint8_t template_count;
+    uint8_t spatial_id[HK_DD_MAX_TEMPLATES];
     uint8_t temporal_id[HK_DD_MAX_TEMPLATES];
 } hk_dd_layers_t;
 
-/* The temporal id of the packet whose descriptor is buf[0..len), learning the templates
- * from a structure the packet carries (a key frame's first packet). -1 when it cannot
- * tell: no structure seen yet, a template id outside it (a newer structure was missed),
- * or a malformed descriptor. */
-int hk_dd_temporal_id(hk_dd_layers_t *layers, const uint8_t *buf, size_t len);
+/* The temporal id of the packet whose descriptor is buf[0..len), and its spatial id in
+ * *spatial, learning the templates from a structure the packet carries (a key frame's
+ * first packet). -1 when it cannot tell (*spatial then untouched): no structure seen yet,
+ * a template id outside it (a newer structure was missed), or a malformed descriptor. */
+int hk_dd_layer_ids(hk_dd_layers_t *layers, const uint8_t *buf, size_t len, int *spatial);
 
 /* Frame numbers a subscriber sees. Within one source stream the mapping is a constant
  * offset, so fdiffs and chain diffs stay right; when the subscriber moves to another

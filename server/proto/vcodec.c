@@ -198,36 +198,24 @@ static int vp8_temporal_id(const uint8_t *p, size_t n)
     return p[at.tid_keyidx] >> 6;
 }
 
-/* RFC 9628 §4.2: after the PictureID (I), with L, the layer byte TID(3) U SID(3) D. */
-static int vp9_temporal_id(const uint8_t *p, size_t n)
+void hk_vcodec_layer(const uint8_t *buf, const hk_rtp_header_t *hdr, hk_dd_layers_t *layers,
+                     hk_video_layer_t *out)
 {
-    if (n < 1 || !(p[0] & 0x20))
-        return -1;
-    size_t off = 1;
-    if (p[0] & 0x80) {
-        if (off >= n)
-            return -1;
-        off += (p[off] & 0x80) ? 2 : 1;
-    }
-    return off < n ? p[off] >> 5 : -1;
-}
-
-int hk_vcodec_temporal_id(const uint8_t *buf, const hk_rtp_header_t *hdr, hk_dd_layers_t *layers)
-{
+    *out = (hk_video_layer_t){-1, -1, false, false, false};
     size_t offset, len;
-    if (hk_rtp_ext_find(buf, hdr, HK_EXT_DEPENDENCY_DESCRIPTOR, &offset, &len) == 0) {
-        int tid = hk_dd_temporal_id(layers, buf + offset, len);
-        if (tid >= 0)
-            return tid;
+    if (hk_rtp_ext_find(buf, hdr, HK_EXT_DEPENDENCY_DESCRIPTOR, &offset, &len) == 0 &&
+        len >= HK_DD_MANDATORY_LEN) {
+        out->with_dd = true;
+        out->frame_start = buf[offset] & 0x80;
+        out->frame_end = buf[offset] & 0x40;
+        int spatial = -1;
+        int tid = hk_dd_layer_ids(layers, buf + offset, len, &spatial);
+        if (tid >= 0) {
+            out->temporal = (int8_t)tid;
+            out->spatial = (int8_t)spatial;
+            return;
+        }
     }
-    const uint8_t *p = buf + hdr->payload_offset;
-    size_t n = hdr->payload_len;
-    switch (hk_vcodec_of_pt(hdr->pt)) {
-    case HK_VIDEO_VP8:
-        return vp8_temporal_id(p, n);
-    case HK_VIDEO_VP9:
-        return vp9_temporal_id(p, n);
-    default:
-        return -1;
-    }
+    if (hk_vcodec_of_pt(hdr->pt) == HK_VIDEO_VP8)
+        out->temporal = (int8_t)vp8_temporal_id(buf + hdr->payload_offset, hdr->payload_len);
 }

@@ -27,13 +27,24 @@ int hk_vcodec_of_pt(uint8_t pt);
  * when it is not, or cannot tell (unknown payload type, truncated payload). */
 bool hk_vcodec_keyframe_start(const uint8_t *buf, const hk_rtp_header_t *hdr);
 
-/* The temporal layer of a video packet, which a forwarder may drop for a subscriber
- * whose link carries fewer frames per second (a frame of temporal id t refers only to
- * frames of ids <= t). The dependency descriptor decides when it can (its templates are
- * learnt into *layers, one per stream); without it, the codec's payload descriptor: VP8's
- * TID (RFC 7741 §4.2, the T bit), VP9's (RFC 9628 §4.2, the L bit). -1 when the packet
- * does not say. */
-int hk_vcodec_temporal_id(const uint8_t *buf, const hk_rtp_header_t *hdr, hk_dd_layers_t *layers);
+/* Where a video packet sits among its stream's layers, which a forwarder may leave out
+ * for a subscriber whose link carries less: a frame of temporal id t refers only to frames
+ * of ids <= t, and of spatial id s (SVC, one SSRC) only to spatial ids <= s. The
+ * dependency descriptor decides when it can (its templates are learnt into *layers, one
+ * per stream); without it, VP8's TID (RFC 7741 §4.2, the T bit), whose PictureIDs a
+ * forwarder can keep without gaps. Nothing else without it: VP9's descriptor has layer
+ * ids too, but its receivers find references through picture ids and the scalability
+ * structure, which dropped frames would contradict. */
+typedef struct {
+    int8_t spatial;  /* -1: not said */
+    int8_t temporal; /* -1: not said */
+    /* The dependency descriptor's frame boundaries (A.2): the packet starts / ends its
+     * frame (one per spatial layer of a picture); with_dd false without a descriptor. */
+    bool with_dd, frame_start, frame_end;
+} hk_video_layer_t;
+
+void hk_vcodec_layer(const uint8_t *buf, const hk_rtp_header_t *hdr, hk_dd_layers_t *layers,
+                     hk_video_layer_t *out);
 
 /* The picture numbering of a VP8 payload descriptor (RFC 7741 §4.2), which receivers
  * without a dependency descriptor use to find each frame's references. Each simulcast

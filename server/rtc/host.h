@@ -54,9 +54,9 @@ typedef struct {
     uint64_t plis_received;
     uint64_t plis_sent;
     uint64_t plis_throttled;
-    uint64_t plis_moved_down;  /* from congested subscribers: answered by a lower layer */
-    uint64_t temporal_dropped; /* simulcast packets of temporal layers a subscriber's link
-                                  does not carry: left out of its stream */
+    uint64_t plis_moved_down; /* from congested subscribers: answered by a lower layer */
+    uint64_t layer_dropped;   /* packets of temporal layers (and SVC spatial layers) a
+                                 subscriber's link does not carry: left out of its stream */
     uint64_t twcc_feedback_sent;
     uint64_t twcc_feedback_received; /* subscribers' transport-cc feedback, fed to estimates */
     uint64_t probe_clusters;         /* bandwidth probes sent to subscribers */

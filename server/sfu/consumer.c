@@ -41,22 +41,80 @@ static void send_written(hk_consumer_t *c, hk_transport_t *t, uint8_t *slot, int
     c->bytes += (size_t)n;
 }
 
-void hk_consumer_send(hk_consumer_t *c, const uint8_t *buf, size_t len, const hk_rtp_header_t *hdr)
+static int map_seq(hk_consumer_t *c, uint16_t src, bool drop);
+static void ask_keyframe(hk_consumer_t *c, int layer, uint64_t now_ms);
+
+/* SVC: whether the consumer leaves out the packet at vl, a newer one than any before
+ * (newest) or not. Its caps take effect at the start of a picture (a new timestamp): a
+ * lower one at once, a higher spatial one at a key picture only (asked for until one
+ * comes), a higher temporal one at a base-layer picture. */
+static bool svc_drop(hk_consumer_t *c, const uint8_t *buf, const hk_rtp_header_t *hdr,
+                     const hk_video_layer_t *vl, bool newest, uint64_t now_ms)
+{
+    if (newest && (!c->has_picture_ts || hdr->timestamp != c->picture_ts)) {
+        c->has_picture_ts = true;
+        c->picture_ts = hdr->timestamp;
+        int cap = c->cap == HK_LAYER_AUTO ? INT8_MAX : c->cap; /* HK_LAYER_NONE: none */
+        int now = c->max_sid == HK_LAYER_AUTO ? INT8_MAX : c->max_sid;
+        if (cap < now) {
+            c->max_sid = (int8_t)(cap == INT8_MAX ? HK_LAYER_AUTO : cap);
+        } else if (cap > now) {
+            if (hk_vcodec_keyframe_start(buf, hdr))
+                c->max_sid = (int8_t)(cap == INT8_MAX ? HK_LAYER_AUTO : cap);
+            else
+                ask_keyframe(c, 0, now_ms);
+        }
+        int tnow = c->max_tid == HK_LAYER_AUTO ? INT8_MAX : c->max_tid;
+        int tcap = c->tcap == HK_LAYER_AUTO ? INT8_MAX : c->tcap;
+        if (vl->temporal == 0 || tcap < tnow)
+            c->max_tid = c->tcap;
+    }
+    if (c->max_sid != HK_LAYER_AUTO && vl->spatial > c->max_sid)
+        return true;
+    if (c->max_sid == HK_LAYER_NONE)
+        return true; /* paused */
+    return c->max_tid != HK_LAYER_AUTO && vl->temporal > c->max_tid;
+}
+
+/* SVC: the last packet of the highest spatial layer forwarded ends the picture the
+ * subscriber gets (the publisher marked the last of its top layer, left out). */
+static void svc_mark(const hk_consumer_t *c, uint8_t *slot, const hk_video_layer_t *vl)
+{
+    if (c->max_sid != HK_LAYER_AUTO && vl->with_dd && vl->frame_end && vl->spatial == c->max_sid)
+        slot[1] |= 0x80;
+}
+
+void hk_consumer_send(hk_consumer_t *c, const uint8_t *buf, size_t len, const hk_rtp_header_t *hdr,
+                      const hk_video_layer_t *svc, uint64_t now_ms)
 {
     if (!c->active)
         return;
     hk_transport_t *t = c->transport;
-    uint8_t *slot = hk_transport_slot(t);
-    if (!slot)
-        return;
     if (!c->started) {
         c->started = true;
         c->seq_offset = (uint16_t)(c->seq_base - hdr->seq);
         c->ts_offset = c->ts_base - hdr->timestamp;
+        c->last_src = hdr->seq;
     }
-    int n = write_mapped(c, t, slot, buf, len, hdr, (uint16_t)(hdr->seq + c->seq_offset), 0, NULL);
-    if (n > 0)
-        send_written(c, t, slot, n);
+    uint16_t own = (uint16_t)(hdr->seq + c->seq_offset);
+    if (svc) {
+        bool newest = (int16_t)(hdr->seq - c->last_src) > 0;
+        int mapped = map_seq(c, hdr->seq, newest && svc_drop(c, buf, hdr, svc, newest, now_ms));
+        if (mapped < 0) {
+            t->host->counters.layer_dropped++;
+            return;
+        }
+        own = (uint16_t)mapped;
+    }
+    uint8_t *slot = hk_transport_slot(t);
+    if (!slot)
+        return;
+    int n = write_mapped(c, t, slot, buf, len, hdr, own, 0, NULL);
+    if (n <= 0)
+        return;
+    if (svc)
+        svc_mark(c, slot, svc);
+    send_written(c, t, slot, n);
 }
 
 /* --- simulcast ------------------------------------------------------------------------ */
@@ -279,7 +337,7 @@ static void send_layer_packet(hk_consumer_t *c, const uint8_t *buf, size_t len,
     if (mapped < 0) {
         if (mapped == DROP_CHOSEN)
             drop_picture(c, buf, hdr);
-        t->host->counters.temporal_dropped++;
+        t->host->counters.layer_dropped++;
         return;
     }
     uint8_t *slot = hk_transport_slot(t);
@@ -428,9 +486,17 @@ void hk_consumer_answer_nack(hk_consumer_t *c, const uint16_t *seqs, size_t n, u
         int written = write_mapped(c, t, slot, pkt, len, &hdr, seqs[i], sent->layer, &at);
         if (written < 0)
             continue;
-        if (p->layers)
+        if (p->layers) {
             c->history[seqs[i] & (HK_CONSUMER_HISTORY - 1)].picture =
                 map_frame_number(c, slot, hdr.pt, &at, false, picture);
+        } else if (p->svc) {
+            /* Its place among the layers, from a copy of the templates (a cached key
+             * frame's structure may be older than the stream's). */
+            hk_dd_layers_t templates = p->dd_layers[0];
+            hk_video_layer_t vl;
+            hk_vcodec_layer(pkt, &hdr, &templates, &vl);
+            svc_mark(c, slot, &vl);
+        }
         send_written(c, t, slot, written);
         counters->retransmissions++;
     }

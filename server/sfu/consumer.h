@@ -24,6 +24,7 @@
 #include "server/proto/rtcp.h"
 #include "server/proto/rtp.h"
 #include "server/proto/sdp.h"
+#include "server/proto/vcodec.h"
 
 typedef struct hk_endpoint_s hk_endpoint_t;
 typedef struct hk_producer_s hk_producer_t;
@@ -93,6 +94,11 @@ typedef struct hk_consumer_s {
      * bit i set when the producer's packet last_src - i was dropped, and a late packet is
      * mapped with the drops after it added back. */
     int8_t max_tid;
+    /* SVC: the spatial layers forwarded (cap, taken at a picture's start; HK_LAYER_AUTO:
+     * all, -1: none), and the producer's timestamp of the latest picture. */
+    int8_t max_sid;
+    bool has_picture_ts;
+    uint32_t picture_ts;
     uint16_t last_src; /* the producer's highest number seen on the layer it receives */
     uint64_t dropped;
     uint32_t drops; /* since the last switch */
@@ -124,8 +130,13 @@ typedef struct hk_consumer_s {
     uint8_t last_pt;
 } hk_consumer_t;
 
-/* Sends one of the producer's packets to the subscriber, mapped (not while inactive). */
-void hk_consumer_send(hk_consumer_t *c, const uint8_t *buf, size_t len, const hk_rtp_header_t *hdr);
+/* Sends one of the producer's packets to the subscriber, mapped (not while inactive).
+ * svc: the packet's place among the layers of a producer with SVC (hk_producer_t.svc),
+ * NULL otherwise: the consumer then leaves out the layers above its caps (cap: spatial,
+ * tcap: temporal), taken at the start of a picture, a higher spatial cap only at a key
+ * picture (asked for). */
+void hk_consumer_send(hk_consumer_t *c, const uint8_t *buf, size_t len, const hk_rtp_header_t *hdr,
+                      const hk_video_layer_t *svc, uint64_t now_ms);
 
 /* The same for a packet of a simulcast producer's layer: sent when the consumer receives
  * that layer or moves to it here; may ask the publisher for a key frame of its target. */

@@ -95,7 +95,7 @@ hk_consumer_t *hk_endpoint_consume(hk_endpoint_t *e, hk_producer_t *producer, co
     c->transport = e->transport;
     c->kind = producer->kind;
     c->want = c->cap = c->offered = HK_LAYER_AUTO;
-    c->tcap = c->offered_temporal = c->max_tid = HK_LAYER_AUTO;
+    c->tcap = c->offered_temporal = c->max_tid = c->max_sid = HK_LAYER_AUTO;
     c->layer = c->target = -1;
     c->mid_len = (uint8_t)strnlen(mid, sizeof c->mid - 1);
     memcpy(c->mid, mid, c->mid_len);
@@ -173,11 +173,11 @@ static int top_temporal(const hk_producer_t *p, int s)
  * what a link near its limit has least of (in Chromium's L1T3, r1 at 15 fps is about a
  * third cheaper than at 30, and fitted where r1 did not). Without temporal layers, the
  * whole layer. Flowing but not measured yet: as good as free until it is. */
-static int layer_steps(const hk_producer_t *p, int s, bool lowest, uint64_t *out)
+static int layer_steps(const hk_producer_t *p, int s, bool lowest, uint64_t whole, uint64_t *out)
 {
     int top = top_temporal(p, s);
     if (!top) {
-        out[0] = p->layer_bps[s] ? p->layer_bps[s] : 1;
+        out[0] = whole ? whole : 1;
         return 1;
     }
     uint64_t sum = 0;
@@ -187,6 +187,41 @@ static int layer_steps(const hk_producer_t *p, int s, bool lowest, uint64_t *out
             out[t] = sum ? sum : 1;
     }
     return top + 1;
+}
+
+/* SVC (one stream, spatial layers s with temporal layers each): the allocator's steps,
+ * each what the subscriber receives with it (every lower spatial layer at the same
+ * temporal cap, as the consumer forwards them), spatial layers above the lowest at their
+ * full frame rate only, as for simulcast; and c's current layers. Returns the top's
+ * bitrate. */
+static uint64_t svc_steps(const hk_producer_t *p, const hk_consumer_t *c, hk_alloc_consumer_t *in)
+{
+    int spatial = p->sid_count ? p->sid_count : 1;
+    uint64_t below[HK_ALLOC_MAX_TEMPORAL] = {0}; /* the lower layers' up to each cap */
+    uint64_t top = 0;
+    int top_t = 0;
+    for (int s = 0; s < spatial && s < HK_ALLOC_MAX_SPATIAL; s++) {
+        uint64_t whole = 0, row[HK_ALLOC_MAX_TEMPORAL] = {0};
+        for (int t = 0; t < HK_MAX_TEMPORAL; t++)
+            whole += p->tid_bps[s][t];
+        int steps = layer_steps(p, s, true, whole, row);
+        top_t = steps - 1;
+        for (int t = 0; t < HK_ALLOC_MAX_TEMPORAL; t++) {
+            uint64_t mine = row[t < steps ? t : steps - 1];
+            if (t < steps && (s == 0 || t == steps - 1))
+                in->bitrate[s][t] = below[t] + mine;
+            below[t] += mine;
+        }
+        top = in->bitrate[s][steps - 1];
+    }
+    in->max_spatial = (uint8_t)(spatial - 1);
+    in->max_temporal = HK_ALLOC_MAX_TEMPORAL - 1;
+    if (c->max_sid != HK_LAYER_NONE) {
+        in->current_spatial = (int8_t)(c->max_sid == HK_LAYER_AUTO ? spatial - 1 : c->max_sid);
+        in->current_temporal =
+            (int8_t)(c->max_tid == HK_LAYER_AUTO || c->max_tid > top_t ? top_t : c->max_tid);
+    }
+    return top;
 }
 
 /* Fills in one allocator entry for consumer c; false when it takes no part (inactive,
@@ -201,6 +236,10 @@ static bool alloc_entry(hk_consumer_t *c, hk_alloc_consumer_t *in, uint64_t *des
     memset(in, 0, sizeof *in);
     in->current_spatial = in->current_temporal = -1;
     in->priority = 1;
+    if (p->svc) {
+        *desired += svc_steps(p, c, in);
+        return true;
+    }
     if (!p->layers) {
         /* One stream: it costs what it costs, and is never paused. */
         in->single = true;
@@ -218,7 +257,7 @@ static bool alloc_entry(hk_consumer_t *c, hk_alloc_consumer_t *in, uint64_t *des
     for (int s = 0; s < HK_SIMULCAST_MAX_LAYERS; s++) {
         if (!(flowing & (1u << s)))
             continue;
-        int steps = layer_steps(p, s, lowest, in->bitrate[s]);
+        int steps = layer_steps(p, s, lowest, p->layer_bps[s], in->bitrate[s]);
         lowest = false;
         if (s <= in->max_spatial)
             top = in->bitrate[s][steps - 1];
@@ -319,7 +358,7 @@ void hk_endpoint_allocate(hk_endpoint_t *e, uint64_t now_ms)
     bool pending = false;
     for (size_t i = 0; i < n; i++) {
         hk_consumer_t *c = e->alloc.consumers[i];
-        if (!c->producer->layers)
+        if (!c->producer->layers && !c->producer->svc)
             continue;
         const hk_alloc_result_t *r = &e->alloc.out[i];
         bool measured = false;

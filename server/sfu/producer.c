@@ -41,6 +41,18 @@ uint8_t hk_producer_flowing(const hk_producer_t *p, uint64_t now_ms)
     return flowing;
 }
 
+/* How many layers a window's mask of ids seen shows: those from 0 up without a gap (at
+ * most max); 0 or 1 when there is nothing to leave out. */
+static uint8_t layers_from(uint8_t seen, uint8_t max)
+{
+    uint8_t n = 0;
+    while ((seen & 1) && n < max) {
+        n++;
+        seen >>= 1;
+    }
+    return n > 1 ? n : 0;
+}
+
 void hk_producer_update_rates(hk_producer_t *p, uint64_t now_ms)
 {
     if (!p->window_ms) {
@@ -50,6 +62,7 @@ void hk_producer_update_rates(hk_producer_t *p, uint64_t now_ms)
     uint64_t elapsed = now_ms - p->window_ms;
     if (elapsed < HK_RATE_WINDOW_MS)
         return;
+    bool layered = false;
     for (int i = 0; i < HK_SIMULCAST_MAX_LAYERS; i++) {
         p->layer_bps[i] = (p->layer_bytes[i] - p->window_bytes[i]) * 8000 / elapsed;
         p->window_bytes[i] = p->layer_bytes[i];
@@ -57,40 +70,58 @@ void hk_producer_update_rates(hk_producer_t *p, uint64_t now_ms)
             p->tid_bps[i][t] = (p->tid_bytes[i][t] - p->tid_window_bytes[i][t]) * 8000 / elapsed;
             p->tid_window_bytes[i][t] = p->tid_bytes[i][t];
         }
-        /* Temporal layers count only when the base layer was seen too. */
-        uint8_t seen = p->tids_seen[i];
-        p->tid_count[i] = 0;
-        while ((seen & 1) && p->tid_count[i] < HK_MAX_TEMPORAL) {
-            p->tid_count[i]++;
-            seen >>= 1;
-        }
-        if (p->tid_count[i] == 1)
-            p->tid_count[i] = 0; /* one temporal layer: nothing to drop */
+        p->tid_count[i] = layers_from(p->tids_seen[i], HK_MAX_TEMPORAL);
         p->tids_seen[i] = 0;
+        layered |= p->tid_count[i] > 1;
     }
+    p->sid_count = layers_from(p->sids_seen, HK_SIMULCAST_MAX_LAYERS);
+    p->sids_seen = 0;
+    /* Only with the dependency descriptor, which Chromium's receivers then read for the
+     * references (a dropped frame leaves gaps in the codec's own picture numbering, which
+     * only the simulcast path closes, for VP8). */
+    p->svc = !p->layers && p->kind == HK_MEDIA_VIDEO && p->dd_layers[0].known &&
+             (layered || p->sid_count > 1);
     p->window_ms = now_ms;
+}
+
+/* Counts a video packet of layer `layer` at its place vl among the layers. */
+static void count_layers(hk_producer_t *p, int layer, const hk_video_layer_t *vl, size_t len)
+{
+    int row = layer;
+    if (!p->layers && vl->spatial >= 0) {
+        row = vl->spatial < HK_SIMULCAST_MAX_LAYERS ? vl->spatial : HK_SIMULCAST_MAX_LAYERS - 1;
+        p->sids_seen |= (uint8_t)(1u << row);
+    }
+    int t = vl->temporal < 0                 ? 0
+            : vl->temporal < HK_MAX_TEMPORAL ? vl->temporal
+                                             : HK_MAX_TEMPORAL - 1;
+    p->tid_bytes[row][t] += len + HK_PACKET_OVERHEAD;
+    if (vl->temporal >= 0)
+        p->tids_seen[row] |= (uint8_t)(1u << t);
 }
 
 void hk_producer_forward(hk_producer_t *p, int layer, const uint8_t *buf, size_t len,
                          const hk_rtp_header_t *hdr, uint64_t now_ms)
 {
     p->layer_bytes[layer] += len + HK_PACKET_OVERHEAD;
+    hk_video_layer_t vl = {-1, -1, false, false, false};
+    if (p->kind == HK_MEDIA_VIDEO) {
+        hk_vcodec_layer(buf, hdr, &p->dd_layers[layer], &vl);
+        count_layers(p, layer, &vl, len);
+    }
     if (!p->layers) {
+        const hk_video_layer_t *svc = p->svc ? &vl : NULL;
         for (size_t i = 0; i < p->n_consumers; i++)
-            hk_consumer_send(p->consumers[i], buf, len, hdr);
+            hk_consumer_send(p->consumers[i], buf, len, hdr, svc, now_ms);
         return;
     }
     p->layer_last_ms[layer] = now_ms;
-    int tid = hk_vcodec_temporal_id(buf, hdr, &p->dd_layers[layer]);
-    int slot = tid < 0 ? 0 : tid < HK_MAX_TEMPORAL ? tid : HK_MAX_TEMPORAL - 1;
-    p->tid_bytes[layer][slot] += len + HK_PACKET_OVERHEAD;
-    if (tid >= 0)
-        p->tids_seen[layer] |= (uint8_t)(1u << slot);
+    int tid = vl.temporal < HK_MAX_TEMPORAL ? vl.temporal : HK_MAX_TEMPORAL - 1;
     hk_layer_packet_t packet = {
         .layer = (int8_t)layer,
         .flowing = hk_producer_flowing(p, now_ms),
         .keyframe = -1,
-        .tid = (int8_t)(tid < 0 ? -1 : slot),
+        .tid = (int8_t)tid,
         .now_ms = now_ms,
     };
     for (size_t i = 0; i < p->n_consumers; i++)
@@ -123,6 +154,7 @@ void hk_producer_close(hk_producer_t *p)
         p->layer_bps[i] = 0;
         p->tid_count[i] = 0;
         p->dd_layers[i].known = false;
+        p->svc = false;
         for (int t = 0; t < HK_MAX_TEMPORAL; t++)
             p->tid_bps[i][t] = 0;
     }

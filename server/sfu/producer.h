@@ -43,15 +43,24 @@ typedef struct hk_producer_s {
     uint64_t window_bytes[HK_SIMULCAST_MAX_LAYERS];
     uint64_t window_ms;
     uint64_t layer_bps[HK_SIMULCAST_MAX_LAYERS];
-    /* Simulcast: the same per temporal layer (hk_vcodec_temporal_id; a packet that does
-     * not say counts as temporal layer 0), and how many temporal layers each layer had in
-     * the last window (0: its packets do not say, and it is forwarded whole). */
+    /* Video: the same per temporal layer of each simulcast layer, or, without simulcast,
+     * per spatial (row) and temporal layer of its one stream (hk_vcodec_layer; a packet
+     * that does not say counts as layer 0, a spatial or temporal id over the array's as
+     * the highest); how many temporal layers each row had in the last window (0: its
+     * packets do not say, or only one: nothing to leave out), and without simulcast how
+     * many spatial layers. */
     uint64_t tid_bytes[HK_SIMULCAST_MAX_LAYERS][HK_MAX_TEMPORAL];
     uint64_t tid_window_bytes[HK_SIMULCAST_MAX_LAYERS][HK_MAX_TEMPORAL];
     uint64_t tid_bps[HK_SIMULCAST_MAX_LAYERS][HK_MAX_TEMPORAL];
     uint8_t tids_seen[HK_SIMULCAST_MAX_LAYERS]; /* this window: bit t for temporal id t */
     uint8_t tid_count[HK_SIMULCAST_MAX_LAYERS];
-    hk_dd_layers_t dd_layers[HK_SIMULCAST_MAX_LAYERS]; /* each layer's templates */
+    uint8_t sids_seen; /* without simulcast, this window: bit s for spatial id s */
+    uint8_t sid_count;
+    /* Without simulcast: its stream has spatial or temporal layers (SVC, e.g. VP9 or AV1
+     * L3T3 in one SSRC, or a single encoding's L1T3) that its dependency descriptors
+     * tell: consumers may leave some out. */
+    bool svc;
+    hk_dd_layers_t dd_layers[HK_SIMULCAST_MAX_LAYERS]; /* each stream's templates */
     hk_consumer_t **consumers;
     size_t n_consumers, cap_consumers;
 } hk_producer_t;

@@ -417,10 +417,10 @@ static char *metrics_text(const hk_signal_t *sig)
     counter(&t, "hisoka_plis_moved_down_total",
             "PLIs of congested subscribers answered by moving them down a simulcast layer.",
             mc->plis_moved_down);
-    counter(&t, "hisoka_temporal_dropped_total",
-            "Simulcast packets of temporal layers left out for subscribers whose downlink "
-            "estimate does not carry them.",
-            mc->temporal_dropped);
+    counter(&t, "hisoka_layer_dropped_total",
+            "Video packets of temporal layers (and SVC spatial layers) left out for "
+            "subscribers whose downlink estimate does not carry them.",
+            mc->layer_dropped);
     counter(&t, "hisoka_twcc_feedback_sent_total", "Transport-wide CC feedback packets sent.",
             mc->twcc_feedback_sent);
     counter(&t, "hisoka_twcc_feedback_received_total",
@@ -543,7 +543,7 @@ static json_t *stats_json(const hk_signal_t *sig)
     MEDIA_COUNTER(plis_sent);
     MEDIA_COUNTER(plis_throttled);
     MEDIA_COUNTER(plis_moved_down);
-    MEDIA_COUNTER(temporal_dropped);
+    MEDIA_COUNTER(layer_dropped);
     MEDIA_COUNTER(twcc_feedback_sent);
     MEDIA_COUNTER(twcc_feedback_received);
     MEDIA_COUNTER(probe_clusters);
@@ -643,10 +643,11 @@ static const char *stream_kind(const hk_stream_t *s)
 }
 
 /* The long form: everything known about one connection (no keys, no payload). */
-/* A temporal cap in /stats: the highest temporal id forwarded, or null for all. */
-static json_t *temporal_json(int tid)
+/* A layer cap in /stats: the highest spatial or temporal id forwarded, null for all (-1:
+ * none, paused). */
+static json_t *layer_json(int tid)
 {
-    return tid >= 0 ? json_integer(tid) : json_null();
+    return tid == HK_LAYER_AUTO ? json_null() : json_integer(tid);
 }
 
 static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
@@ -730,8 +731,14 @@ static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
                 json_pack("{s:s,s:s,s:s,s:s,s:I,s:o,s:o}", "request_rid", hk_sora_rid_name(c->want),
                           "bwe_rid", hk_sora_rid_name(c->cap), "current_rid",
                           hk_sora_rid_name(c->layer), "target_rid", hk_sora_rid_name(c->target),
-                          "switches", (json_int_t)c->switches, "bwe_temporal",
-                          temporal_json(c->tcap), "current_temporal", temporal_json(c->max_tid)));
+                          "switches", (json_int_t)c->switches, "bwe_temporal", layer_json(c->tcap),
+                          "current_temporal", layer_json(c->max_tid)));
+        if (producer && producer->svc)
+            json_object_set_new(entry, "svc",
+                                json_pack("{s:o,s:o,s:o,s:o}", "bwe_spatial", layer_json(c->cap),
+                                          "bwe_temporal", layer_json(c->tcap), "current_spatial",
+                                          layer_json(c->max_sid), "current_temporal",
+                                          layer_json(c->max_tid)));
         json_array_append_new(consumers, entry);
     }
     json_object_set_new(o, "consumers", consumers);

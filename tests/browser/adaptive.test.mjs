@@ -96,7 +96,7 @@ const signalingUrl = () => `ws://${SERVER_IP}:${server.config.signaling_port}/si
 // One client in its own page, served by playwright at hisoka's address: sora-js-sdk
 // (plain), or the shipped client from client/ (e2ee). Either way the page keeps
 // window.sdkTest = {conn: {pc}, remote: {connectionId: {tracks}}}.
-async function openClient(browser, e2ee, label, role, simulcast, media = null) {
+async function openClient(browser, e2ee, label, role, simulcast, media = null, svc = null) {
   const page = await browser.context.newPage();
   page.on('pageerror', (e) => console.error(`${label} page error:`, e.message));
   await page.route(`${origin()}/adaptive`, (route) => route.fulfill({
@@ -113,7 +113,7 @@ async function openClient(browser, e2ee, label, role, simulcast, media = null) {
       body: fs.readFileSync(file) });
   });
   await page.goto(`${origin()}/adaptive`);
-  const result = await page.evaluate(async ({ e2ee, base, url, channelId, role, simulcast, media }) => {
+  const result = await page.evaluate(async ({ e2ee, base, url, channelId, role, simulcast, media, svc }) => {
     const t = { remote: {} };
     window.sdkTest = t;
     const addTrack = (connectionId, track) => {
@@ -125,7 +125,8 @@ async function openClient(browser, e2ee, label, role, simulcast, media = null) {
     try {
       if (e2ee) {
         const { HisokaClient } = await import(`${base}/demo/hisoka.js`);
-        const client = new HisokaClient(url, { channelId, role, e2ee: true, simulcast });
+        const client = new HisokaClient(url, { channelId, role, e2ee: true, simulcast,
+          ...(svc ? { videoCodecType: svc.codec } : {}) });
         client.addEventListener('track', (e) => addTrack(e.detail.connectionId, e.detail.track));
         t.client = client;
         const id = await client.connect(stream);
@@ -152,8 +153,21 @@ async function openClient(browser, e2ee, label, role, simulcast, media = null) {
         await tr.sender.setParameters(params).catch(() => {});
       }
     }
+    if (stream && svc) {
+      // One encoding with spatial and temporal layers (SVC in one SSRC).
+      for (const tr of pc.getTransceivers()) {
+        if (tr.sender.track?.kind !== 'video') continue;
+        const params = tr.sender.getParameters();
+        params.encodings[0].scalabilityMode = svc.mode;
+        try {
+          await tr.sender.setParameters(params);
+        } catch (e) {
+          return { error: `scalabilityMode ${svc.mode}: ${e.message}` };
+        }
+      }
+    }
     return { connectionId: t.conn.connectionId };
-  }, { e2ee, base: origin(), url: signalingUrl(), channelId: CHANNEL, role, simulcast, media });
+  }, { e2ee, base: origin(), url: signalingUrl(), channelId: CHANNEL, role, simulcast, media, svc });
   if (result.error) throw new Error(`${label}: connect failed: ${result.error}\n${server.log.slice(-3000)}`);
   return { label, page, id: result.connectionId };
 }
@@ -357,7 +371,7 @@ async function fewerFrames(e2ee) {
   await layersUp(pubs, sentAll);
   const metric = async () => {
     const text = await (await fetch(`${server.apiUrl}/metrics`)).text();
-    return Number(/^hisoka_temporal_dropped_total (\d+)/m.exec(text)?.[1] ?? NaN);
+    return Number(/^hisoka_layer_dropped_total (\d+)/m.exec(text)?.[1] ?? NaN);
   };
   const [l0, d0] = [await recvStats(limited.page), await metric()];
   const seconds = 15;
@@ -388,7 +402,7 @@ async function fewerFrames(e2ee) {
     dropping += Object.keys(caps[p.label]).filter((k) => !k.endsWith('/all')).length;
   }
   assert.ok(dropping > 0, 'some stream is forwarded without its upper temporal layers');
-  assert.ok(d1 - d0 > 0, 'hisoka_temporal_dropped_total grows');
+  assert.ok(d1 - d0 > 0, 'hisoka_layer_dropped_total grows');
 }
 
 const FEWER = 'a subscriber behind 400 kbit/s, less than three lowest layers, gets fewer frames of each rather than a pause';
@@ -406,6 +420,47 @@ test(`E2EE channel (client/hisoka.js, SFrame): ${FEWER}`, async () => {
   await start(true, 0.4);
   try {
     await fewerFrames(true);
+  } finally {
+    await stop();
+  }
+});
+
+// SVC in one SSRC: a publisher sends VP9 with three spatial and three temporal layers
+// (L3T3_KEY) in an E2EE channel, whose dependency descriptors tell hisoka each packet's
+// layers; a subscriber behind 600 kbit/s gets the lower spatial layers (a smaller picture
+// than the unlimited subscriber's), at a steady frame rate.
+test('E2EE channel (client/hisoka.js, SFrame), VP9 L3T3_KEY in one SSRC: a subscriber behind 600 kbit/s gets the lower spatial layers', async () => {
+  await start(true, 0.6);
+  try {
+    const pub = await openClient(near, true, 'A', 'sendonly', false, MEDIA, { codec: 'VP9', mode: 'L3T3_KEY' });
+    const unlimited = await openClient(near, true, 'U', 'recvonly', false);
+    const limited = await openClient(far, true, 'L', 'recvonly', false);
+    // The publisher's encoder reaches its top spatial layer as its own estimate grows.
+    const top = await waitFor(async () => (await sendStats(pub.page))['-']?.frameWidth === 1280 &&
+      (await recvStats(unlimited.page))[pub.id]?.frameWidth === 1280, 40000, 1000);
+    const sent = await sendStats(pub.page);
+    assert.ok(top, `the publisher encodes 1280 wide and the unlimited subscriber decodes it: ${JSON.stringify(sent)}`);
+    await new Promise((r) => setTimeout(r, WARMUP_MS));
+    const [l0, u0] = [await recvStats(limited.page), await recvStats(unlimited.page)];
+    const seconds = 15;
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const [l1, u1, v] = [await recvStats(limited.page), await recvStats(unlimited.page), await serverView(limited)];
+    const consumer = await (async () => {
+      const r = await fetch(`${server.apiUrl}/stats/connections/${limited.id}`);
+      return ((await r.json()).consumers || []).find((c) => c.kind === 'video');
+    })();
+    const [l, u] = [l1[pub.id], u1[pub.id]];
+    const fps = (l.framesDecoded - l0[pub.id].framesDecoded) / seconds;
+    const ufps = (u.framesDecoded - u0[pub.id].framesDecoded) / seconds;
+    const frozen = l.totalFreezesDuration - l0[pub.id].totalFreezesDuration;
+    console.log(`# SVC: sent ${JSON.stringify(sent)}; limited ${l.frameWidth}x${l.frameHeight} at ${fps.toFixed(1)} fps, ` +
+      `frozen ${frozen.toFixed(2)} s; unlimited ${u.frameWidth} at ${ufps.toFixed(1)} fps; server ${JSON.stringify(consumer?.svc)}, ` +
+      `estimate ${v.bwe?.estimate_bps}, allocated ${v.bwe?.allocated_bps}`);
+    assert.ok(consumer?.svc, 'hisoka sees the layers');
+    assert.equal(u.frameWidth, 1280, 'the unlimited subscriber decodes the top spatial layer');
+    assert.ok(l.frameWidth > 0 && l.frameWidth < 1280, `the limited subscriber decodes a lower spatial layer: ${l.frameWidth}`);
+    assert.ok(fps >= 10, `the limited subscriber decodes ${fps.toFixed(1)} fps`);
+    assert.ok(frozen < 1, `the limited subscriber froze ${frozen.toFixed(2)} s`);
   } finally {
     await stop();
   }

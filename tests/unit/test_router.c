@@ -82,6 +82,7 @@ typedef struct {
     uint16_t twcc;
     uint8_t pt;
     int padding_only;
+    int marker;
 } rx_t;
 
 typedef struct {
@@ -214,6 +215,7 @@ static void pump(world_t *w)
             r->twcc = r->has_twcc ? hk_rd16(o->data + off) : 0;
             r->pt = h.pt;
             r->padding_only = h.padding && h.payload_len == 0;
+            r->marker = h.marker;
         }
     }
     w->link.n = 0;
@@ -981,14 +983,14 @@ TEST(router_simulcast_drops_temporal_layers)
     CHECK_INT_EQ(s1->ep.allocated_bps, rates[0] + rates[1]);
 
     /* Frames 8..23: the T2 frames (odd) are left out from frame 8 on. */
-    uint64_t dropped = w->host.counters.temporal_dropped;
+    uint64_t dropped = w->host.counters.layer_dropped;
     size_t from = s1->n_rx;
     for (uint16_t f = 8; f < 24; f++)
         publish_r0(w, f, false, 0, 2);
     pump(w);
     forget_padding(s1, from);
     CHECK_INT_EQ((int)(s1->n_rx - from), 16);
-    CHECK_INT_EQ((int)(w->host.counters.temporal_dropped - dropped), 16);
+    CHECK_INT_EQ((int)(w->host.counters.layer_dropped - dropped), 16);
     check_continuous(s1, from);
     for (size_t k = from; k < s1->n_rx; k += 2)
         CHECK_INT_EQ((uint16_t)(s1->rx[k].frame - s1->rx[from].frame), (k - from)); /* 2 apart */
@@ -1150,5 +1152,225 @@ TEST(router_congested_pli_moves_down)
     pump(w);
     CHECK_INT_EQ(c1->layer, 1);
     CHECK_INT_EQ(c2->layer, 2);
+    world_free(w);
+}
+
+/* ---- SVC ------------------------------------------------------------------------------ */
+
+/* Chromium's VP9 L3T3_KEY stream (tests/unit/fixtures/dd/vp9-l3t3-key.dd), its media
+ * SSRC's packets from the first structure on, with each one's layers from the full
+ * parser. */
+typedef struct {
+    uint16_t seq;
+    uint32_t ts;
+    int marker;
+    uint8_t dd[255];
+    size_t dd_len;
+    int sid, tid, end;
+} svc_packet_t;
+
+static svc_packet_t svc_fixture[512];
+static size_t n_svc_fixture;
+
+static void load_svc_fixture(void)
+{
+    char *text = hk_test_read_file("tests/unit/fixtures/dd/vp9-l3t3-key.dd", NULL);
+    static hk_dd_state_t state;
+    memset(&state, 0, sizeof state);
+    unsigned media = 0;
+    n_svc_fixture = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        unsigned ssrc, seq, marker, pt;
+        unsigned long ts;
+        char hex[600];
+        if (line[0] == '#' ||
+            sscanf(line, "%x %u %lu %u %u %599s", &ssrc, &seq, &ts, &marker, &pt, hex) != 6)
+            continue;
+        if (!media)
+            media = ssrc;
+        if (ssrc != media)
+            continue;
+        CHECK(n_svc_fixture < sizeof svc_fixture / sizeof svc_fixture[0]);
+        svc_packet_t *k = &svc_fixture[n_svc_fixture];
+        k->dd_len = strlen(hex) / 2;
+        CHECK(k->dd_len <= sizeof k->dd);
+        for (size_t i = 0; i < k->dd_len; i++) {
+            unsigned byte;
+            CHECK(sscanf(hex + 2 * i, "%2x", &byte) == 1);
+            k->dd[i] = (uint8_t)byte;
+        }
+        hk_dd_t d;
+        if (hk_dd_parse(&state, k->dd, k->dd_len, &d, NULL) != 0)
+            continue; /* before the first structure */
+        k->seq = (uint16_t)seq;
+        k->ts = (uint32_t)ts;
+        k->marker = (int)marker;
+        k->sid = d.spatial_id;
+        k->tid = d.temporal_id;
+        k->end = d.end_of_frame;
+        n_svc_fixture++;
+    }
+    free(text);
+    CHECK(n_svc_fixture > 200);
+}
+
+/* Publishes fixture packet i as the publisher's VP9 video (two-byte extensions: the
+ * descriptor and a transport-wide number), its sequence number and timestamp moved on by
+ * `pass` runs through the fixture; the payload names i. */
+static void publish_svc(world_t *w, size_t i, int pass)
+{
+    const svc_packet_t *k = &svc_fixture[i];
+    const svc_packet_t *first = &svc_fixture[0], *last = &svc_fixture[n_svc_fixture - 1];
+    uint16_t seq = (uint16_t)(k->seq + pass * (uint16_t)(last->seq - first->seq + 1));
+    uint32_t ts = k->ts + (uint32_t)pass * (last->ts - first->ts + 3000);
+    uint8_t buf[400];
+    memset(buf, 0, sizeof buf);
+    buf[0] = 0x90;
+    buf[1] = (uint8_t)(HK_PT_VP9 | (k->marker ? 0x80 : 0));
+    hk_wr16(buf + 2, seq);
+    hk_wr32(buf + 4, ts);
+    hk_wr32(buf + 8, VIDEO_SSRC);
+    uint8_t *e = buf + 16, *p = e;
+    *p++ = HK_EXT_DEPENDENCY_DESCRIPTOR;
+    *p++ = (uint8_t)k->dd_len;
+    memcpy(p, k->dd, k->dd_len);
+    p += k->dd_len;
+    *p++ = HK_EXT_TRANSPORT_CC;
+    *p++ = 2;
+    hk_wr16(p, seq);
+    p += 2;
+    size_t words = ((size_t)(p - e) + 3) / 4;
+    hk_wr16(buf + 12, 0x1000);
+    hk_wr16(buf + 14, (uint16_t)words);
+    uint8_t *payload = e + 4 * words;
+    hk_wr16(payload, (uint16_t)i);
+    payload[2] = payload[3] = 0xee;
+    client_send_rtp(w, &w->peers[PUB], buf, (size_t)(payload + 4 - buf), 0);
+    w->now_us += 1000;
+}
+
+/* What subscriber s received: fixture indices (from the payloads), sequence numbers
+ * without a gap from one to the next across calls (*last_seq, *any), markers. */
+typedef struct {
+    size_t n;
+    int any;
+    uint16_t last_seq;
+    uint8_t got[512]; /* per fixture index: received (1), with the marker bit (2) */
+} svc_rx_t;
+
+static void take_svc(peer_t *s, svc_rx_t *r)
+{
+    for (size_t k = 0; k < s->n_rx; k++) {
+        const rx_t *x = &s->rx[k];
+        if (x->padding_only)
+            continue;
+        if (r->any)
+            CHECK_INT_EQ((uint16_t)(x->seq - r->last_seq), 1);
+        r->any = 1;
+        r->last_seq = x->seq;
+        size_t i = hk_rd16(x->payload);
+        CHECK(i < n_svc_fixture);
+        r->got[i] = (uint8_t)(1 | (x->marker ? 2 : 0));
+        r->n++;
+    }
+    s->n_rx = 0;
+}
+
+/* One pass through the fixture from index `from` to `to`, pumping as it goes; calls
+ * at(i) before packet i when given. */
+static void svc_pass(world_t *w, int pass, size_t from, size_t to, svc_rx_t *r1, svc_rx_t *r2)
+{
+    for (size_t i = from; i < to; i++) {
+        publish_svc(w, i, pass);
+        if (i % 32 == 31 || i + 1 == to) {
+            pump(w);
+            take_svc(&w->peers[1], r1);
+            take_svc(&w->peers[2], r2);
+        }
+    }
+}
+
+/* SVC in one SSRC (Chromium's VP9 L3T3_KEY, with its dependency descriptors): the
+ * producer learns three spatial and three temporal layers and their rates; a subscriber
+ * capped at (S1, T1) gets, from the next picture on, exactly the packets of spatial
+ * layers 0-1 and temporal layers 0-1, without a gap in sequence numbers, each picture
+ * ending (marker) with its S1 frame's last packet; an uncapped one gets everything as
+ * sent. Back up: the spatial layers return at a key picture (asked for with a PLI
+ * meanwhile), the temporal ones at once at a base-layer picture. */
+TEST(router_svc_leaves_out_layers_above_its_caps)
+{
+    load_svc_fixture();
+    world_t *w = world_new();
+    hk_producer_t *video = &w->peers[PUB].ep.producers[HK_MEDIA_VIDEO];
+    peer_t *s1 = &w->peers[1];
+    hk_consumer_t *c1, *c2;
+    two_subscribers(w, video, &c1, &c2);
+    static svc_rx_t r1, r2;
+    memset(&r1, 0, sizeof r1);
+    memset(&r2, 0, sizeof r2);
+
+    hk_producer_update_rates(video, w->now_us / 1000); /* the window opens */
+    size_t half = n_svc_fixture / 2;
+    svc_pass(w, 0, 0, half, &r1, &r2);
+    CHECK(!video->svc);
+    w->now_us += HK_RATE_WINDOW_MS * 1000ull;
+    hk_producer_update_rates(video, w->now_us / 1000);
+    CHECK(video->svc);
+    CHECK_INT_EQ(video->sid_count, 3);
+    for (int s = 0; s < 3; s++) {
+        CHECK_INT_EQ(video->tid_count[s], 3);
+        CHECK(video->tid_bps[s][0] > 0 && video->tid_bps[s][2] > 0);
+    }
+    svc_pass(w, 0, half, half + 10, &r1, &r2);
+    CHECK_INT_EQ((int)r1.n, (int)half + 10);
+
+    hk_endpoint_apply_cap(&s1->ep, c1, 1, 1, w->now_us / 1000);
+    CHECK_INT_EQ(c1->cap, 1);
+    CHECK_INT_EQ(c1->tcap, 1);
+    uint64_t dropped = w->host.counters.layer_dropped;
+    half += 10;
+    svc_pass(w, 0, half, n_svc_fixture, &r1, &r2);
+    CHECK_INT_EQ((int)r2.n, (int)n_svc_fixture);
+    uint32_t ongoing = svc_fixture[half - 1].ts; /* the picture under way: sent whole */
+    size_t want = 0, marked = 0;
+    for (size_t i = half; i < n_svc_fixture; i++) {
+        const svc_packet_t *k = &svc_fixture[i];
+        bool in = k->ts == ongoing || (k->sid <= 1 && k->tid <= 1);
+        CHECK_INT_EQ(r1.got[i] != 0, in);
+        want += in;
+        if (k->ts != ongoing && in) {
+            bool ends = k->sid == 1 && k->end;
+            CHECK_INT_EQ((r1.got[i] & 2) != 0, ends);
+            marked += ends;
+        }
+        CHECK_INT_EQ(r2.got[i] & 2 ? 1 : 0, k->marker);
+    }
+    CHECK(marked > 5);
+    CHECK_INT_EQ((int)(r1.n - half), (int)want);
+    CHECK_INT_EQ((int)(w->host.counters.layer_dropped - dropped),
+                 (int)(n_svc_fixture - half - want));
+
+    /* Down to S0 at the next picture; back up (no cap) in the middle of the pass: the
+     * temporal layers at the next T0 picture, the spatial ones wait for a key picture,
+     * asked for; the next pass starts with one. */
+    memset(r1.got, 0, sizeof r1.got);
+    svc_pass(w, 1, 0, 20, &r1, &r2);
+    hk_endpoint_apply_cap(&s1->ep, c1, 0, HK_LAYER_AUTO, w->now_us / 1000);
+    svc_pass(w, 1, 20, 60, &r1, &r2);
+    c1->cap = c1->tcap = HK_LAYER_AUTO;
+    uint64_t plis = w->host.counters.plis_sent;
+    size_t upper = 0, t2 = 0;
+    svc_pass(w, 1, 60, n_svc_fixture, &r1, &r2);
+    CHECK(w->host.counters.plis_sent > plis);
+    for (size_t i = 70; i < n_svc_fixture; i++) {
+        upper += r1.got[i] && svc_fixture[i].sid > 0;
+        t2 += r1.got[i] && svc_fixture[i].tid == 2;
+    }
+    CHECK_INT_EQ((int)upper, 0);
+    CHECK(t2 > 0);
+    memset(r1.got, 0, sizeof r1.got);
+    size_t before = r1.n;
+    svc_pass(w, 2, 0, n_svc_fixture, &r1, &r2);
+    CHECK_INT_EQ((int)(r1.n - before), (int)n_svc_fixture);
     world_free(w);
 }

@@ -186,12 +186,13 @@ TEST(vcodec_vp8_picture_ids)
     CHECK(!hk_vcodec_vp8_ids(d, sizeof d, &ids));
 }
 
-/* The temporal layer of each packet of a Chromium capture (tests/unit/fixtures/dd/NAME.dd),
- * from the templates alone (hk_dd_layers_t, one per SSRC), agrees with the full parser
- * wherever that resolves the frame; before a stream's first structure it is unknown.
- * Returns the highest temporal id seen. */
-static int check_temporal_ids(const char *name)
+/* The layers of each packet of a Chromium capture (tests/unit/fixtures/dd/NAME.dd), from
+ * the templates alone (hk_dd_layers_t, one per SSRC), agree with the full parser wherever
+ * that resolves the frame; before a stream's first structure they are unknown. Returns the
+ * highest temporal id seen, the highest spatial id in *spatial. */
+static int check_layer_ids(const char *name, int *spatial)
 {
+    *spatial = -1;
     char path[128];
     snprintf(path, sizeof path, "tests/unit/fixtures/dd/%s.dd", name);
     char *text = hk_test_read_file(path, NULL);
@@ -214,10 +215,17 @@ static int check_temporal_ids(const char *name)
                           (const uint8_t[]){0x10, 0x01, 0xaa}, 3);
         hk_rtp_header_t hdr;
         CHECK_INT_EQ(hk_rtp_parse(buf, n, &hdr, NULL), 0);
-        int tid = hk_vcodec_temporal_id(buf, &hdr, &layers[k]);
-        CHECK_INT_EQ(tid, rc == 0 ? d.temporal_id : -1);
-        if (tid > highest)
-            highest = tid;
+        hk_video_layer_t vl;
+        hk_vcodec_layer(buf, &hdr, &layers[k], &vl);
+        CHECK_INT_EQ(vl.temporal, rc == 0 ? d.temporal_id : -1);
+        CHECK_INT_EQ(vl.spatial, rc == 0 ? d.spatial_id : -1);
+        CHECK(vl.with_dd);
+        CHECK_INT_EQ(vl.frame_start, d.start_of_frame);
+        CHECK_INT_EQ(vl.frame_end, d.end_of_frame);
+        if (vl.temporal > highest)
+            highest = vl.temporal;
+        if (vl.spatial > *spatial)
+            *spatial = vl.spatial;
         packets++;
     }
     free(text);
@@ -226,29 +234,50 @@ static int check_temporal_ids(const char *name)
 }
 
 /* Chromium's VP8 simulcast encodings have three temporal layers each (L1T3), as do its
- * VP8 and AV1 L1T3 streams; VP9 L2T2 has two. */
-TEST(vcodec_temporal_ids_of_chromium_streams)
+ * VP8 and AV1 L1T3 streams; VP9 L2T2 has two of each, VP9 L3T3_KEY and AV1 L3T3 three. */
+TEST(vcodec_layer_ids_of_chromium_streams)
 {
-    CHECK_INT_EQ(check_temporal_ids("vp8-simulcast"), 2);
-    CHECK_INT_EQ(check_temporal_ids("vp8-l1t3"), 2);
-    CHECK_INT_EQ(check_temporal_ids("av1-l1t3"), 2);
-    CHECK_INT_EQ(check_temporal_ids("vp9-l2t2"), 1);
+    int spatial;
+    CHECK_INT_EQ(check_layer_ids("vp8-simulcast", &spatial), 2);
+    CHECK_INT_EQ(spatial, 0);
+    CHECK_INT_EQ(check_layer_ids("vp8-l1t3", &spatial), 2);
+    CHECK_INT_EQ(spatial, 0);
+    CHECK_INT_EQ(check_layer_ids("av1-l1t3", &spatial), 2);
+    CHECK_INT_EQ(check_layer_ids("vp9-l2t2", &spatial), 1);
+    CHECK_INT_EQ(spatial, 1);
+    CHECK_INT_EQ(check_layer_ids("vp9-l3t3-key", &spatial), 2);
+    CHECK_INT_EQ(spatial, 2);
+    CHECK_INT_EQ(check_layer_ids("av1-l3t3", &spatial), 2);
+    CHECK_INT_EQ(spatial, 2);
 }
 
-static int payload_tid(uint8_t pt, const uint8_t *payload, size_t len)
+/* The temporal id of a packet without a descriptor (its spatial id in *spatial). */
+static int payload_layer(uint8_t pt, const uint8_t *payload, size_t len, int *spatial)
 {
     uint8_t buf[64];
     size_t n = packet(buf, pt, 0, NULL, 0, payload, len);
     hk_rtp_header_t hdr;
     CHECK_INT_EQ(hk_rtp_parse(buf, n, &hdr, NULL), 0);
     hk_dd_layers_t layers = {0};
-    return hk_vcodec_temporal_id(buf, &hdr, &layers);
+    hk_video_layer_t vl;
+    hk_vcodec_layer(buf, &hdr, &layers, &vl);
+    CHECK(!vl.with_dd);
+    *spatial = vl.spatial;
+    return vl.temporal;
+}
+
+static int payload_tid(uint8_t pt, const uint8_t *payload, size_t len)
+{
+    int spatial;
+    int tid = payload_layer(pt, payload, len, &spatial);
+    CHECK_INT_EQ(spatial, -1);
+    return tid;
 }
 
 /* Without a dependency descriptor: VP8's TID (RFC 7741 §4.2, after the PictureID and
- * TL0PICIDX when present; only with the T bit), VP9's (RFC 9628 §4.2, with the L bit);
+ * TL0PICIDX when present; only with the T bit);
  * nothing for other codecs or truncated descriptors. */
-TEST(vcodec_temporal_id_from_payload_descriptors)
+TEST(vcodec_layer_from_payload_descriptors)
 {
     /* X; I (15-bit), L, T: TID 2 (0x80 | Y). */
     CHECK_INT_EQ(
@@ -260,8 +289,8 @@ TEST(vcodec_temporal_id_from_payload_descriptors)
     /* No X: not said. Truncated before the TID byte: not said. */
     CHECK_INT_EQ(payload_tid(HK_PT_VP8, (const uint8_t[]){0x10, 0x00}, 2), -1);
     CHECK_INT_EQ(payload_tid(HK_PT_VP8, (const uint8_t[]){0x90, 0xe0, 0x81, 0x23, 0x07}, 5), -1);
-    /* VP9: I (7-bit) L: TID 3 in the layer byte's top bits. */
-    CHECK_INT_EQ(payload_tid(HK_PT_VP9, (const uint8_t[]){0xa8, 0x11, 0x60, 0x00}, 4), 3);
-    CHECK_INT_EQ(payload_tid(HK_PT_VP9, (const uint8_t[]){0x08, 0x00}, 2), -1);
+    /* VP9 without the descriptor: not said, though its own descriptor has the ids (I, L:
+     * TID 3, SID 0). */
+    CHECK_INT_EQ(payload_tid(HK_PT_VP9, (const uint8_t[]){0xa8, 0x11, 0x60, 0x00}, 4), -1);
     CHECK_INT_EQ(payload_tid(HK_PT_H264, (const uint8_t[]){0x65, 0x00}, 2), -1);
 }
