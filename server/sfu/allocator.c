@@ -87,15 +87,18 @@ uint64_t hk_allocate(uint64_t keep_bps, uint64_t budget_bps, const hk_alloc_cons
     }
 
     /* Upgrades, one step per consumer per round. The margin is checked, the layer's
-     * own bitrate is what is spent. */
-    bool moved = true;
-    while (moved) {
+     * own bitrate is what is spent. Rounds within each one's spatial layer come first:
+     * nobody's frame rate pays for another's larger picture. */
+    bool moved = true, spatial = false;
+    while (moved || !spatial) {
+        if (!moved)
+            spatial = true;
         moved = false;
         for (size_t k = 0; k < videos; k++) {
             const hk_alloc_consumer_t *c = &consumers[order[k]];
             hk_alloc_result_t *r = &out[order[k]];
             unsigned s = r->spatial, t = r->temporal;
-            if (r->paused || !next_layer(c, true, &s, &t))
+            if (r->paused || !next_layer(c, true, &s, &t) || (!spatial && s != r->spatial))
                 continue;
             uint64_t need = price(c, s, t);
             uint64_t held = r->bitrate;

@@ -12,7 +12,10 @@
  *   3. then rounds of upgrades: each round, each consumer in priority order moves one
  *      step up its ladder (its layers ordered by spatial, then temporal id, up to its
  *      caps) if what is left of budget_bps covers the difference; a consumer whose next
- *      step does not fit stops there. Rounds end when nobody moved.
+ *      step does not fit stops there. Rounds end when nobody moved. Steps within a
+ *      consumer's spatial layer (more frames) come first, until nobody moves; only then
+ *      steps to higher spatial layers, so nobody's frame rate pays for another's larger
+ *      picture.
  * Hysteresis: reaching a layer above the consumer's current one (or unpausing) costs
  * HK_ALLOC_UP_MARGIN_PCT percent more than the layer's bitrate, so a consumer keeps its
  * layer while the estimate wobbles around that layer's rate, and moves up only with

@@ -198,3 +198,25 @@ TEST(allocator_keeps_current_temporal_layers_within_the_whole_estimate)
     CHECK(!r[0].paused && !r[1].paused && !r[2].paused);
     CHECK(r[0].temporal + r[1].temporal + r[2].temporal < 6);
 }
+
+/* A ladder as the endpoint builds it (every temporal step of r0, upper layers at full
+ * frame rate only); one stream at r0 T2, two at r0 T1, and 800 kbps: the two get T2
+ * before the first moves up to r1 (+425 kbps with the margin), which would otherwise have
+ * gone first in its round and left the last one at T1. */
+TEST(allocator_frame_rates_before_larger_pictures)
+{
+    hk_alloc_consumer_t c[3] = {video(1), video(1), video(1)};
+    for (int i = 0; i < 3; i++) {
+        for (int s = 1; s < 3; s++)
+            c[i].bitrate[s][0] = c[i].bitrate[s][1] = 0;
+        c[i].current_spatial = 0;
+        c[i].current_temporal = i == 0 ? 2 : 1;
+    }
+    hk_alloc_result_t r[3];
+    CHECK_INT_EQ(hk_allocate(800000, 800000, c, 3, r, order), 450000);
+    for (int i = 0; i < 3; i++)
+        CHECK(LAYER(r[i], 0, 2));
+    /* With room for both, the upgrade follows. */
+    hk_allocate(1000000, 1000000, c, 3, r, order);
+    CHECK(LAYER(r[0], 1, 2) && LAYER(r[1], 0, 2) && LAYER(r[2], 0, 2));
+}
