@@ -21,6 +21,8 @@ int hk_rtc_host_init(hk_rtc_host_t *host, const hk_config_t *config, const hk_ce
     memset(host, 0, sizeof *host);
     host->config = config;
     hk_wheel_init(&host->wheel);
+    hk_pacer_pool_init(&host->pacer_pool,
+                       (size_t)config->max_connections * HK_RTC_PACER_ENTRIES_PER_CONNECTION);
     host->stun = hk_stun_new();
     host->dtls = hk_dtls_context_create(cert);
     if (!host->stun || !host->dtls) {
@@ -35,6 +37,7 @@ void hk_rtc_host_free(hk_rtc_host_t *host)
 {
     hk_map_free(&host->tuples);
     hk_map_free(&host->ufrags);
+    hk_pacer_pool_free(&host->pacer_pool);
     if (host->stun)
         hk_stun_free(host->stun);
     if (host->dtls)

@@ -15,6 +15,7 @@
 #include "server/io/tx.h"
 #include "server/proto/demux.h"
 #include "server/proto/stun.h"
+#include "server/rtc/pacer.h"
 
 typedef struct hk_transport_s hk_transport_t;
 typedef struct hk_dtls_context_s hk_dtls_context_t;
@@ -27,6 +28,10 @@ typedef enum { HK_PATH_UDP = 0, HK_PATH_TCP, HK_PATH_RELAYED, HK_PATH_COUNT } hk
 const char *hk_path_name(hk_path_t path);
 
 #define HK_RTC_MAX_RELAYS 8
+/* The pacer pool's ceiling per connection the server accepts: a 500 ms queue of
+ * 1200-byte packets at 1.2 Mbit/s each, were every connection backlogged at once (one
+ * connection's own bound comes from its rate, rtc/pacer.h). */
+#define HK_RTC_PACER_ENTRIES_PER_CONNECTION 64
 
 /* Media counters (exported by the API). */
 typedef struct {
@@ -90,6 +95,9 @@ typedef struct hk_rtc_host_s {
     uint64_t now_us; /* the latest receive or tick time: send times for the estimates */
     int n_relays;
     hk_media_counters_t counters;
+    /* The entries the transports' pacers hold packets in (rtc/pacer.h): allocated as
+     * backlogs need them, up to HK_RTC_PACER_ENTRIES_PER_CONNECTION x max_connections. */
+    hk_pacer_pool_t pacer_pool;
     /* A diagnostic (the worker sets it from HISOKA_BWE_TRACE): every downlink estimate's
      * inputs, one line each (hk_bwe_set_recorder's), with its transport's log id. */
     void (*bwe_trace)(void *user, const char *log_id, const char *line);

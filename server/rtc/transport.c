@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "common/error.h"
 #include "common/id.h"
 #include "common/log.h"
@@ -47,6 +48,8 @@ static void fail(hk_transport_t *t, int code, const char *reason)
         return;
     t->failed = true;
     hk_wheel_cancel(&t->host->wheel, &t->timer);
+    if (t->pacer.pool)
+        hk_pacer_clear(&t->pacer); /* nothing more leaves */
     t->events->on_failed(t->user, code, reason);
 }
 
@@ -92,6 +95,8 @@ static void select_tuple(hk_transport_t *t, const hk_tuple_t *to);
 void hk_transport_destroy(hk_transport_t *t)
 {
     hk_rtc_host_t *host = t->host;
+    if (t->pacer.pool)
+        hk_pacer_clear(&t->pacer);
     hk_bwe_free(t->bwe);
     select_tuple(t, NULL);
     while (t->n_tuples > 0)
@@ -619,8 +624,8 @@ uint8_t *hk_transport_slot(hk_transport_t *t)
 }
 
 /* Protects an RTP packet written in slot (with transport-wide sequence number
- * t->twcc_out_seq) and sends it; records it for the estimate. Returns the bytes sent,
- * 0 when protection failed. */
+ * t->twcc_out_seq) and sends it; records it for the estimate and charges it to the
+ * pacer's budget. Returns the bytes sent, 0 when protection failed. */
 static size_t send_rtp_slot(hk_transport_t *t, uint8_t *slot, size_t len)
 {
     size_t n = len;
@@ -631,6 +636,8 @@ static size_t send_rtp_slot(hk_transport_t *t, uint8_t *slot, size_t len)
     uint64_t now_us = t->host->now_us;
     if (t->bwe)
         hk_bwe_on_sent(t->bwe, t->twcc_out_seq, n, (int64_t)now_us);
+    if (t->pacer.pool)
+        hk_pacer_on_sent(&t->pacer, n);
     t->twcc_out_seq++;
     hk_tx_commit(&t->selected, n);
     if (t->bwe_probing)
@@ -638,9 +645,8 @@ static size_t send_rtp_slot(hk_transport_t *t, uint8_t *slot, size_t len)
     return n;
 }
 
-static void probe_pump(hk_transport_t *t);
-
-void hk_transport_send_slot(hk_transport_t *t, uint8_t *slot, size_t len)
+/* send_rtp_slot for forwarded media, counted. */
+static void send_forwarded(hk_transport_t *t, uint8_t *slot, size_t len)
 {
     hk_media_counters_t *counters = counters_of(t);
     size_t n = send_rtp_slot(t, slot, len);
@@ -648,6 +654,48 @@ void hk_transport_send_slot(hk_transport_t *t, uint8_t *slot, size_t len)
         return;
     counters->forwarded_packets++;
     counters->forwarded_bytes += n;
+}
+
+/* Sends a waiting packet (hk_pacer_due's or hk_pacer_head's) with the transport-wide
+ * sequence number due now. False when the link has no slot: it keeps waiting. */
+static bool send_waiting(hk_transport_t *t, const hk_pacer_entry_t *e)
+{
+    uint8_t *slot = hk_tx_slot(&t->selected);
+    if (!slot)
+        return false;
+    size_t len = e->len;
+    memcpy(slot, e->data, len);
+    if (e->twcc_offset)
+        hk_wr16(slot + e->twcc_offset, t->twcc_out_seq);
+    hk_pacer_pop(&t->pacer, t->host->now_us);
+    send_forwarded(t, slot, len);
+    return true;
+}
+
+/* Sends what the pacer's budget lets out now. */
+static void send_due(hk_transport_t *t)
+{
+    const hk_pacer_entry_t *e;
+    while (hk_transport_can_send(t) && (e = hk_pacer_due(&t->pacer, t->host->now_us)))
+        if (!send_waiting(t, e))
+            return;
+}
+
+static void probe_pump(hk_transport_t *t);
+
+void hk_transport_send_slot(hk_transport_t *t, uint8_t *slot, size_t len)
+{
+    if (t->pacer.pool && !hk_pacer_may_send(&t->pacer, t->host->now_us)) {
+        /* Held: copied out of the slot, which is not committed. Its transport-wide
+         * number is written again when it leaves, so the next packet may be written
+         * with the same one. */
+        hk_pacer_push(&t->pacer, slot, len, t->host->now_us); /* counted when refused */
+        send_due(t);
+        if (hk_pacer_waiting(&t->pacer))
+            hk_transport_reschedule(t, t->host->now_us / 1000);
+    } else {
+        send_forwarded(t, slot, len);
+    }
     if (t->bwe_probing)
         probe_pump(t);
 }
@@ -671,9 +719,13 @@ int hk_transport_enable_bwe(hk_transport_t *t, uint64_t start_bps, uint64_t min_
         return 0;
     hk_bwe_config_t config = {start_bps, min_bps, max_bps};
     t->bwe = hk_bwe_new(&config);
-    if (t->bwe && t->host->bwe_trace)
+    if (!t->bwe)
+        return HK_ENOMEM;
+    if (t->host->bwe_trace)
         hk_bwe_set_recorder(t->bwe, trace_bwe, t);
-    return t->bwe ? 0 : HK_ENOMEM;
+    if (!t->failed)
+        hk_pacer_init(&t->pacer, &t->host->pacer_pool, start_bps, t->host->now_us);
+    return 0;
 }
 
 void hk_transport_on_twcc(hk_transport_t *t, const hk_rtcp_fb_t *fb, uint64_t now_ms)
@@ -692,6 +744,8 @@ void hk_transport_on_twcc(hk_transport_t *t, const hk_rtcp_fb_t *fb, uint64_t no
     }
     counters->twcc_feedback_received++;
     hk_bwe_on_twcc(t->bwe, pkts, (size_t)n, (int64_t)t->host->now_us);
+    if (t->pacer.pool)
+        hk_pacer_set_rate(&t->pacer, hk_bwe_estimate(t->bwe));
 }
 
 void hk_transport_set_padding(hk_transport_t *t, uint32_t ssrc, uint8_t pt, uint16_t seq,
@@ -736,8 +790,9 @@ bool hk_transport_probe(hk_transport_t *t, uint64_t bps, uint64_t duration_ms)
     return true;
 }
 
-/* Tops what was sent in the cluster up to its rate with padding packets, a little ahead
- * of time; ends the cluster at its end. */
+/* Tops what was sent in the cluster up to its rate, a little ahead of time: with media
+ * the pacer holds first (in its order, whatever its budget), then with padding packets.
+ * Ends the cluster at its end. */
 static void probe_pump(hk_transport_t *t)
 {
     uint64_t now_us = t->host->now_us;
@@ -749,6 +804,12 @@ static void probe_pump(hk_transport_t *t)
     uint64_t due = t->bwe_probe_bps * elapsed / 8000000;
     hk_media_counters_t *counters = counters_of(t);
     for (int i = 0; i < PROBE_PACKETS_MAX && t->bwe_probe_bytes < due; i++) {
+        const hk_pacer_entry_t *waiting = hk_pacer_head(&t->pacer, now_us);
+        if (waiting) {
+            if (!send_waiting(t, waiting))
+                return;
+            continue;
+        }
         uint8_t *slot = hk_tx_slot(&t->selected);
         if (!slot)
             return;
@@ -979,7 +1040,7 @@ static uint64_t next_deadline(const hk_transport_t *t, uint64_t now_ms)
     at = earliest(at, t->dtls_timer_ms);
     if (t->probe_pending)
         at = earliest(at, t->probe_sent_ms + PROBE_INTERVAL_MS);
-    if (t->bwe_probing)
+    if (t->bwe_probing || hk_pacer_waiting(&t->pacer))
         at = earliest(at, now_ms + 1); /* the next tick paces it */
     if (t->ready && publishes(t)) {
         at = earliest(at, now_ms + NACK_INTERVAL_MS);
@@ -1028,6 +1089,8 @@ void hk_transport_on_timer(hk_transport_t *t, uint64_t now_ms)
         long ms = hk_dtls_timeout_ms(t->dtls);
         t->dtls_timer_ms = ms >= 0 ? now_ms + (uint64_t)ms : 0;
     }
+    if (hk_pacer_waiting(&t->pacer))
+        send_due(t);
     if (t->bwe_probing)
         probe_pump(t);
     if (t->ready) {

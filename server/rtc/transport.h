@@ -20,6 +20,7 @@
 #include "server/proto/rtp.h"
 #include "server/proto/sdp.h"
 #include "server/rtc/host.h"
+#include "server/rtc/pacer.h"
 
 typedef struct hk_dtls_s hk_dtls_t;
 typedef struct hk_srtp_s hk_srtp_t;
@@ -143,6 +144,9 @@ typedef struct hk_transport_s {
     /* Downlink estimate of what it receives (rtc/bwe.h): NULL until enabled. Every RTP
      * packet sent to it is recorded with its transport-wide sequence number. */
     hk_bwe_t *bwe;
+    /* With the estimate, what is sent to it is paced (rtc/pacer.h) at a multiple of it;
+     * pacer.pool is NULL without one. */
+    hk_pacer_t pacer;
     /* Padding for probes: RTX packets without payload on an RTX SSRC the client was
      * offered (pad_ssrc 0: none), so they never reach a decoder. */
     uint32_t pad_ssrc;
@@ -211,8 +215,10 @@ static inline bool hk_transport_can_send(const hk_transport_t *t)
 }
 
 /* Sending RTP on the forwarding path without a copy: a buffer of HK_TX_BUF_SIZE bytes
- * for the selected tuple (NULL when it cannot send); write the plain packet into it,
- * then hk_transport_send_slot protects it in place and sends it. */
+ * for the selected tuple (NULL when it cannot send); write the plain packet into it, with
+ * t->twcc_out_seq as its transport-wide sequence number, then hk_transport_send_slot
+ * protects it in place and sends it. With an estimate the pacer may hold it instead: it
+ * is copied, and leaves (with the sequence number then due) from a later call or tick. */
 uint8_t *hk_transport_slot(hk_transport_t *t);
 void hk_transport_send_slot(hk_transport_t *t, uint8_t *slot, size_t len);
 
