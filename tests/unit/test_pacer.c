@@ -1,5 +1,11 @@
+#include <arpa/inet.h>
+
 #include "common/bytes.h"
 #include "common/error.h"
+#include "server/rtc/cert.h"
+#include "server/rtc/host.h"
+#include "server/rtc/srtp.h"
+#include "server/rtc/transport.h"
 #include "server/proto/rtp.h"
 #include "server/proto/sdp.h"
 #include "server/rtc/pacer.h"
@@ -294,7 +300,7 @@ TEST(pacer_refuses_what_is_no_rtp)
     uint8_t buf[HK_PACER_PACKET_MAX + 1];
     packet(buf, sizeof buf, HK_PT_VP8, 1, 0);
     CHECK_INT_EQ(hk_pacer_push(&p, buf, sizeof buf, 0), HK_EINVAL); /* too long */
-    buf[0] = 0x40;                                                   /* version 1 */
+    buf[0] = 0x40;                                                  /* version 1 */
     CHECK_INT_EQ(hk_pacer_push(&p, buf, PACKET, 0), HK_EINVAL);
     CHECK_INT_EQ(hk_pacer_push(&p, buf, 8, 0), HK_EINVAL); /* under a header */
     CHECK_INT_EQ(p.dropped, 3);
@@ -308,4 +314,158 @@ TEST(pacer_refuses_what_is_no_rtp)
     CHECK_INT_EQ(hk_pacer_head(&p, 0)->twcc_offset, 0);
     hk_pacer_clear(&p);
     hk_pacer_pool_free(&pool);
+}
+
+/* ---- through a transport: the transport-wide numbers on the wire ----------------------- */
+
+/* A link that keeps every datagram committed, with the host's time then. */
+typedef struct {
+    hk_link_t link;
+    uint8_t slot[HK_TX_BUF_SIZE];
+    uint8_t sent[64][64]; /* the first bytes of each */
+    uint64_t sent_us[64];
+    int n_sent;
+    const uint64_t *now_us;
+} wire_t;
+
+static uint8_t *wire_slot(hk_link_t *link, const hk_tuple_t *to)
+{
+    (void)to;
+    return ((wire_t *)link)->slot;
+}
+
+static void wire_commit(hk_link_t *link, size_t len)
+{
+    wire_t *w = (wire_t *)link;
+    CHECK(len >= 64 && w->n_sent < 64);
+    memcpy(w->sent[w->n_sent], w->slot, 64);
+    w->sent_us[w->n_sent++] = *w->now_us;
+}
+
+/* The transport-wide number in a sent packet's one-byte extension block (in the clear
+ * under SRTP); -1 without one. */
+static int twcc_of(const uint8_t *d)
+{
+    size_t end = 16 + 4u * hk_rd16(d + 14);
+    CHECK(hk_rd16(d + 12) == HK_RTP_EXT_ONE_BYTE && end <= 64);
+    for (size_t at = 16; at < end;) {
+        int id = d[at] >> 4;
+        size_t len = (size_t)(d[at] & 15) + 1;
+        if (id == 0) {
+            at++;
+            continue;
+        }
+        if (id == HK_EXT_TRANSPORT_CC)
+            return hk_rd16(d + at + 1);
+        at += 1 + len;
+    }
+    return -1;
+}
+
+static const hk_link_ops_t wire_ops = {.slot = wire_slot, .commit = wire_commit};
+
+static void ignore_failure(void *user, int code, const char *reason)
+{
+    (void)user, (void)code, (void)reason;
+}
+
+static const hk_transport_events_t quiet_events = {.on_failed = ignore_failure};
+
+/* Writes a forwarded packet into the transport's slot the way sfu/consumer.c does (the
+ * transport-wide number is t->twcc_out_seq) and hands it over. */
+static void forward(hk_transport_t *t, uint8_t pt, uint16_t seq, size_t len)
+{
+    uint8_t *slot = hk_transport_slot(t);
+    CHECK(slot != NULL);
+    hk_transport_send_slot(t, slot, packet(slot, len, pt, seq, t->twcc_out_seq));
+}
+
+TEST(pacer_in_a_transport_keeps_transport_wide_order)
+{
+    CHECK_INT_EQ(hk_srtp_global_init(), 0);
+    hk_config_t config;
+    memset(&config, 0, sizeof config);
+    config.consent_timeout_ms = 30000;
+    config.max_connections = 10;
+    hk_cert_t cert;
+    CHECK_INT_EQ(hk_cert_generate(&cert), 0);
+    hk_rtc_host_t host;
+    CHECK_INT_EQ(hk_rtc_host_init(&host, &config, &cert), 0);
+    host.now_us = 1000000;
+    wire_t wire = {.link.ops = &wire_ops, .now_us = &host.now_us};
+    struct sockaddr_in client = {.sin_family = AF_INET, .sin_port = htons(50000)};
+    hk_transport_t *t = hk_transport_create(&host, &quiet_events, NULL, "t", 1000);
+    CHECK(t != NULL);
+    /* What ICE and DTLS would have done. */
+    hk_srtp_keys_t keys = {.profile = HK_SRTP_AES128_CM_SHA1_80, .key_len = 16, .salt_len = 14};
+    t->srtp = hk_srtp_create(&keys);
+    CHECK(t->srtp != NULL);
+    t->ready = true;
+    t->selected = hk_tuple_udp4(&wire.link, &client);
+    t->has_selected = true;
+    CHECK_INT_EQ(hk_transport_enable_bwe(t, 1000000, 50000, 100000000), 0);
+    CHECK(t->pacer.pool == &host.pacer_pool);
+    hk_transport_set_padding(t, 0x5eed, HK_PT_VP8_RTX, 0, "1");
+
+    /* A key frame with an audio packet in its middle: two leave at once (the burst), the
+     * rest waits; the audio goes first when the budget allows. */
+    for (uint16_t i = 0; i < 20; i++) {
+        forward(t, HK_PT_VP8, i, PACKET);
+        if (i == 9)
+            forward(t, HK_PT_OPUS, 500, 100);
+    }
+    CHECK_INT_EQ(wire.n_sent, 2);
+    CHECK_INT_EQ(t->twcc_out_seq, 2); /* numbers are taken when packets leave */
+    CHECK_INT_EQ(t->pacer.packets, 19);
+    CHECK(t->timer.scheduled && t->timer.deadline_ms <= 1001);
+    /* Ticks every 5 ms for 30 ms, then a probe cluster while media still waits: the
+     * waiting media leaves first, then padding tops the cluster up. */
+    for (int ms = 5; ms <= 30; ms += 5) {
+        host.now_us = 1000000 + (uint64_t)ms * 1000;
+        hk_transport_on_timer(t, host.now_us / 1000);
+    }
+    CHECK(hk_pacer_waiting(&t->pacer));
+    int before_probe = wire.n_sent;
+    CHECK(hk_transport_probe(t, 5000000, 100));
+    CHECK(wire.n_sent > before_probe);
+    for (int ms = 35; ms <= 60; ms += 5) {
+        host.now_us = 1000000 + (uint64_t)ms * 1000;
+        hk_transport_on_timer(t, host.now_us / 1000);
+    }
+    CHECK(!hk_pacer_waiting(&t->pacer));
+    CHECK(host.counters.padding_packets > 0);
+    CHECK_INT_EQ(wire.n_sent, 21 + (int)host.counters.padding_packets);
+    /* On the wire: transport-wide numbers 0, 1, 2, ... whatever left when; the audio
+     * first among the waiting; video in its own order; padding only after the media. */
+    uint16_t next_video = 0;
+    for (int i = 0; i < wire.n_sent; i++) {
+        const uint8_t *d = wire.sent[i];
+        CHECK_INT_EQ(twcc_of(d), i);
+        uint8_t pt = d[1] & 0x7f;
+        if (i == 2)
+            CHECK_INT_EQ(pt, HK_PT_OPUS);
+        if (pt == HK_PT_VP8)
+            CHECK_INT_EQ(hk_rd16(d + 2), next_video++);
+        if (i >= 21)
+            CHECK_INT_EQ(pt, HK_PT_VP8_RTX);
+        else
+            CHECK(pt != HK_PT_VP8_RTX);
+        if (i > 2 && i < before_probe) /* paced: no faster than the rate and a packet */
+            CHECK((wire.sent_us[i] - wire.sent_us[2]) * 2500000 / 8000000 + 2 * PACKET >=
+                  (uint64_t)(i - 2) * PACKET);
+    }
+    CHECK_INT_EQ(next_video, 20);
+    CHECK_INT_EQ(host.counters.forwarded_packets, 21);
+    CHECK_INT_EQ(host.pacer_pool.counters.queued, 19);
+
+    /* It closes with packets waiting: the entries return to the pool. */
+    hk_transport_probe_stop(t);
+    for (uint16_t i = 20; i < 30; i++)
+        forward(t, HK_PT_VP8, i, PACKET);
+    CHECK(hk_pacer_waiting(&t->pacer));
+    CHECK(host.pacer_pool.used > 0);
+    hk_transport_destroy(t);
+    CHECK_INT_EQ(host.pacer_pool.used, 0);
+    hk_rtc_host_free(&host);
+    hk_cert_free(&cert);
 }
