@@ -152,21 +152,28 @@ static void labelled(text_t *t, const char *name, const char *label, const char 
     sample(t, name, labels, v);
 }
 
-/* A histogram of delays (hk_delay_hist_t) in seconds: cumulative buckets, sum, count. */
-static void histogram(text_t *t, const char *name, const char *help, const hk_delay_hist_t *h)
+/* A histogram of delays in seconds: n buckets, bucket i counting delays up to bounds_us[i]
+ * (the last one everything above) made cumulative, the sum and the count. */
+static void delay_histogram(text_t *t, const char *name, const char *help, const uint64_t *bucket,
+                            const uint32_t *bounds_us, int n, double sum_seconds, uint64_t count)
 {
     family(t, name, "histogram", help);
     uint64_t cumulative = 0;
-    for (int i = 0; i < HK_DELAY_BUCKETS; i++) {
-        cumulative += h->bucket[i];
-        if (i < HK_DELAY_BUCKETS - 1)
-            text_printf(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, hk_delay_bounds_us[i] / 1e6,
+    for (int i = 0; i < n; i++) {
+        cumulative += bucket[i];
+        if (i < n - 1)
+            text_printf(t, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, bounds_us[i] / 1e6,
                         cumulative);
         else
             text_printf(t, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cumulative);
     }
-    text_printf(t, "%s_sum %.9f\n%s_count %" PRIu64 "\n", name, (double)h->sum_ns / 1e9, name,
-                h->count);
+    text_printf(t, "%s_sum %.9f\n%s_count %" PRIu64 "\n", name, sum_seconds, name, count);
+}
+
+static void histogram(text_t *t, const char *name, const char *help, const hk_delay_hist_t *h)
+{
+    delay_histogram(t, name, help, h->bucket, hk_delay_bounds_us, HK_DELAY_BUCKETS,
+                    (double)h->sum_ns / 1e9, h->count);
 }
 
 /* ICE-TCP (media_tcp_port): connections and frames (hk_tcp_link_counters_t). */
@@ -432,6 +439,21 @@ static char *metrics_text(const hk_signal_t *sig)
             mc->padding_packets);
     counter(&t, "hisoka_padding_bytes_total", "Bytes of RTX padding sent in probes.",
             mc->padding_bytes);
+    const hk_pacer_pool_t *pool = &sig->host->pacer_pool;
+    counter(&t, "hisoka_pacer_queued_packets_total",
+            "RTP packets a subscriber's pacer held back before sending them.",
+            pool->counters.queued);
+    counter(&t, "hisoka_pacer_dropped_packets_total",
+            "RTP packets dropped from a pacer's queue: over its 500 ms bound or the pool's.",
+            pool->counters.dropped);
+    delay_histogram(&t, "hisoka_pacer_queue_delay_seconds",
+                    "Per packet a pacer held back: how long it waited.",
+                    pool->counters.delay_bucket, hk_pacer_delay_bounds_us, HK_PACER_DELAY_BUCKETS,
+                    (double)pool->counters.delay_sum_us / 1e6, pool->counters.delay_count);
+    family(&t, "hisoka_pacer_pool_entries", "gauge",
+           "Packet entries of the pacers' pool: allocated, and holding a packet now.");
+    labelled(&t, "hisoka_pacer_pool_entries", "state", "allocated", pool->entries);
+    labelled(&t, "hisoka_pacer_pool_entries", "state", "used", pool->used);
     /* Per subscriber with a downlink estimate (connection ids are ULIDs: no escaping). */
     static const char *const bwe_gauges[][2] = {
         {"hisoka_subscriber_estimate_bps", "A subscriber's downlink estimate, bits per second."},
@@ -579,6 +601,12 @@ static json_t *stats_json(const hk_signal_t *sig)
         json_object_set_new(paths, hk_path_name((hk_path_t)i),
                             json_integer((json_int_t)mc->selected_paths[i]));
     json_object_set_new(media, "paths", paths);
+    const hk_pacer_pool_t *pool = &sig->host->pacer_pool;
+    json_object_set_new(media, "pacer",
+                        json_pack("{s:I,s:I,s:I,s:I}", "queued_packets",
+                                  (json_int_t)pool->counters.queued, "dropped_packets",
+                                  (json_int_t)pool->counters.dropped, "pool_entries",
+                                  (json_int_t)pool->entries, "pool_used", (json_int_t)pool->used));
     const hk_tcp_link_counters_t *tc = sig->tcp_counters;
     if (tc)
         json_object_set_new(
@@ -760,6 +788,14 @@ static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
                       "probes", (json_int_t)b.probes, "probes_raised", (json_int_t)b.probes_raised,
                       "probes_failed", (json_int_t)b.probes_failed, "probes_queued",
                       (json_int_t)b.probes_queued, "probe_bps", (json_int_t)b.probe_bps));
+        const hk_pacer_t *pacer = &t->pacer;
+        json_object_set_new(
+            o, "pacer",
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "rate_bps", (json_int_t)pacer->rate_bps,
+                      "waiting_packets", (json_int_t)pacer->packets, "waiting_bytes",
+                      (json_int_t)pacer->bytes, "queued_packets", (json_int_t)pacer->queued,
+                      "dropped_packets", (json_int_t)pacer->dropped, "max_delay_ms",
+                      (json_int_t)(pacer->max_delay_us / 1000)));
     }
     return o;
 }
