@@ -80,6 +80,21 @@ static void offer(sender_t *s, uint8_t pt, uint16_t seq, size_t len, uint64_t no
     drain(s, now_us);
 }
 
+/* A pacer at estimate_bps from time 0, with a pool of its own. */
+static void start(hk_pacer_pool_t *pool, hk_pacer_t *p, size_t entries, uint64_t estimate_bps)
+{
+    hk_pacer_pool_init(pool, entries);
+    hk_pacer_init(p, pool, estimate_bps, 0);
+}
+
+/* Closes it: every entry is back in the pool, which is freed. */
+static void finish(hk_pacer_pool_t *pool, hk_pacer_t *p)
+{
+    hk_pacer_clear(p);
+    CHECK_INT_EQ(pool->used, 0);
+    hk_pacer_pool_free(pool);
+}
+
 TEST(pacer_budget_refills_at_the_rate)
 {
     hk_pacer_pool_t pool;
@@ -109,8 +124,7 @@ TEST(pacer_budget_refills_at_the_rate)
     /* The estimate falls: the rate follows, down to its floor. */
     hk_pacer_set_rate(&p, 20000);
     CHECK_INT_EQ(p.rate_bps, HK_PACER_MIN_BPS);
-    hk_pacer_clear(&p);
-    hk_pacer_pool_free(&pool);
+    finish(&pool, &p);
 }
 
 /* A 20-packet key frame at 1 Mbit/s of estimate: the first 5 ms of budget at once, the
@@ -119,9 +133,8 @@ TEST(pacer_budget_refills_at_the_rate)
 static void key_frame(uint64_t step_us)
 {
     hk_pacer_pool_t pool;
-    hk_pacer_pool_init(&pool, 64);
     sender_t s = {0};
-    hk_pacer_init(&s.pacer, &pool, 1000000, 0);
+    start(&pool, &s.pacer, 64, 1000000);
     for (uint16_t i = 0; i < 20; i++)
         offer(&s, HK_PT_VP8, i, PACKET, 0);
     CHECK_INT_EQ(s.n_sent, 2);
@@ -146,9 +159,7 @@ static void key_frame(uint64_t step_us)
     CHECK_INT_EQ(pool.counters.queued, 18);
     CHECK_INT_EQ(pool.counters.delay_count, 18);
     CHECK(s.pacer.max_delay_us == last);
-    CHECK_INT_EQ(pool.used, 0);
-    hk_pacer_clear(&s.pacer);
-    hk_pacer_pool_free(&pool);
+    finish(&pool, &s.pacer);
 }
 
 TEST(pacer_spreads_a_key_frame_at_the_rate)
@@ -160,9 +171,8 @@ TEST(pacer_spreads_a_key_frame_at_the_rate)
 TEST(pacer_sends_audio_first_each_kind_in_order)
 {
     hk_pacer_pool_t pool;
-    hk_pacer_pool_init(&pool, 64);
     hk_pacer_t p;
-    hk_pacer_init(&p, &pool, 1000000, 0);
+    start(&pool, &p, 64, 1000000);
     hk_pacer_on_sent(&p, 100000); /* in debt */
     uint8_t buf[HK_PACER_PACKET_MAX];
     /* Video 0..5 with audio 100, 101 among them; the writer gave each the same
@@ -193,16 +203,14 @@ TEST(pacer_sends_audio_first_each_kind_in_order)
     CHECK(!hk_pacer_waiting(&p));
     CHECK_INT_EQ(p.bytes, 0);
     CHECK_INT_EQ(pool.used, 0);
-    hk_pacer_clear(&p);
-    hk_pacer_pool_free(&pool);
+    finish(&pool, &p);
 }
 
 TEST(pacer_drops_the_oldest_video_over_its_bound)
 {
     hk_pacer_pool_t pool;
-    hk_pacer_pool_init(&pool, 1024);
     hk_pacer_t p;
-    hk_pacer_init(&p, &pool, 50000, 0); /* the floor: 250 kbit/s, 15625 bytes in 500 ms */
+    start(&pool, &p, 1024, 50000); /* the floor: 250 kbit/s, 15625 bytes in 500 ms */
     CHECK_INT_EQ(p.max_bytes, 15625);
     hk_pacer_on_sent(&p, 100000);
     uint8_t buf[HK_PACER_PACKET_MAX];
@@ -224,17 +232,14 @@ TEST(pacer_drops_the_oldest_video_over_its_bound)
     /* The bound follows the rate: at 5 Mbit/s of estimate, 781250 bytes. */
     hk_pacer_set_rate(&p, 5000000);
     CHECK_INT_EQ(p.max_bytes, 781250);
-    hk_pacer_clear(&p);
-    CHECK_INT_EQ(pool.used, 0);
-    hk_pacer_pool_free(&pool);
+    finish(&pool, &p);
 }
 
 TEST(pacer_drops_what_waited_too_long)
 {
     hk_pacer_pool_t pool;
-    hk_pacer_pool_init(&pool, 64);
     hk_pacer_t p;
-    hk_pacer_init(&p, &pool, 1000000, 0);
+    start(&pool, &p, 64, 1000000);
     uint8_t buf[HK_PACER_PACKET_MAX];
     CHECK_INT_EQ(hk_pacer_push(&p, buf, packet(buf, PACKET, HK_PT_VP8, 1, 0), 0), 0);
     CHECK_INT_EQ(hk_pacer_push(&p, buf, packet(buf, 100, HK_PT_OPUS, 2, 0), 100000), 0);
@@ -253,8 +258,7 @@ TEST(pacer_drops_what_waited_too_long)
     CHECK_INT_EQ(pool.used, 0);
     /* Both waits (450 and 350 ms) in the histogram's 500 ms bucket. */
     CHECK_INT_EQ(pool.counters.delay_bucket[HK_PACER_DELAY_BUCKETS - 2], 1);
-    hk_pacer_clear(&p);
-    hk_pacer_pool_free(&pool);
+    finish(&pool, &p);
 }
 
 TEST(pacer_pool_ceiling_and_clear_leak_nothing)
@@ -294,9 +298,8 @@ TEST(pacer_pool_ceiling_and_clear_leak_nothing)
 TEST(pacer_refuses_what_is_no_rtp)
 {
     hk_pacer_pool_t pool;
-    hk_pacer_pool_init(&pool, 64);
     hk_pacer_t p;
-    hk_pacer_init(&p, &pool, 1000000, 0);
+    start(&pool, &p, 64, 1000000);
     uint8_t buf[HK_PACER_PACKET_MAX + 1];
     packet(buf, sizeof buf, HK_PT_VP8, 1, 0);
     CHECK_INT_EQ(hk_pacer_push(&p, buf, sizeof buf, 0), HK_EINVAL); /* too long */
@@ -312,8 +315,7 @@ TEST(pacer_refuses_what_is_no_rtp)
     hk_pacer_on_sent(&p, 100000);
     CHECK_INT_EQ(hk_pacer_push(&p, buf, PACKET, 0), 0);
     CHECK_INT_EQ(hk_pacer_head(&p, 0)->twcc_offset, 0);
-    hk_pacer_clear(&p);
-    hk_pacer_pool_free(&pool);
+    finish(&pool, &p);
 }
 
 /* ---- through a transport: the transport-wide numbers on the wire ----------------------- */
