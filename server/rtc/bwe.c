@@ -812,6 +812,11 @@ uint64_t hk_bwe_estimate(const hk_bwe_t *bwe)
     return (uint64_t)clamp(e, (double)bwe->config.min_bps, (double)bwe->config.max_bps);
 }
 
+uint64_t hk_bwe_acked(const hk_bwe_t *bwe)
+{
+    return (uint64_t)bwe->acked_bps;
+}
+
 void hk_bwe_get_stats(const hk_bwe_t *bwe, hk_bwe_stats_t *out)
 {
     *out = bwe->counters;

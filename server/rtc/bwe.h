@@ -130,6 +130,10 @@ bool hk_bwe_congested(const hk_bwe_t *bwe);
 /* The current estimate, in bits per second. */
 uint64_t hk_bwe_estimate(const hk_bwe_t *bwe);
 
+/* The acknowledged throughput over the last window, in bits per second (0 until
+ * measured). */
+uint64_t hk_bwe_acked(const hk_bwe_t *bwe);
+
 void hk_bwe_get_stats(const hk_bwe_t *bwe, hk_bwe_stats_t *out);
 
 #endif

@@ -1,9 +1,13 @@
 /* A subscriber transport's pacer (libwebrtc's PacingController, mediasoup's paced sender),
  * for the zero-copy send path. Sans-IO: time is an argument, the caller sends.
  *
- *   rate     HK_PACER_FACTOR_PCT (GoogCC's 2.5x) of the downlink estimate, at least
- *            HK_PACER_MIN_BPS: a leaky bucket of that rate. A packet may leave while the
- *            budget is positive; what it sends is charged, so a full packet always fits.
+ *   rate     HK_PACER_FACTOR_PCT (GoogCC's 2.5x) of the rate it is given, at least
+ *            HK_PACER_MIN_BPS: a leaky bucket of that rate. The transport gives it the
+ *            larger of its downlink estimate and the throughput its feedback acknowledged:
+ *            the estimate starts low and lags a rising link, and a pacer is there to
+ *            smooth bursts, not to hold back what the link was seen to carry. A packet
+ *            may leave while the budget is positive; what it sends is charged, so a full
+ *            packet always fits.
  *   burst    after an idle time the budget holds HK_PACER_BURST_US worth. While packets
  *            wait it holds up to HK_PACER_INTERVAL_US (two 20 ms ticks): the queue is
  *            drained from the transport's tick and at each of its packets, and the time in

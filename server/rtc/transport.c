@@ -744,8 +744,12 @@ void hk_transport_on_twcc(hk_transport_t *t, const hk_rtcp_fb_t *fb, uint64_t no
     }
     counters->twcc_feedback_received++;
     hk_bwe_on_twcc(t->bwe, pkts, (size_t)n, (int64_t)t->host->now_us);
-    if (t->pacer.pool)
-        hk_pacer_set_rate(&t->pacer, hk_bwe_estimate(t->bwe));
+    if (t->pacer.pool) {
+        /* A pacer smooths bursts; it does not hold back what the link was seen to carry
+         * (the estimate starts low, and lags a rising one). */
+        uint64_t estimate = hk_bwe_estimate(t->bwe), acked = hk_bwe_acked(t->bwe);
+        hk_pacer_set_rate(&t->pacer, estimate > acked ? estimate : acked);
+    }
 }
 
 void hk_transport_set_padding(hk_transport_t *t, uint32_t ssrc, uint8_t pt, uint16_t seq,

@@ -864,6 +864,10 @@ TEST(router_downlink_estimate_caps_layers_and_probes)
     CHECK(s1->t->bwe != NULL);
     CHECK_INT_EQ(w->host.counters.twcc_feedback_received, 1);
     CHECK_INT_EQ(hk_bwe_estimate(s1->t->bwe), HK_BWE_START_BPS);
+    /* Its pacer: 2.5 times the larger of the estimate and the acknowledged rate. */
+    uint64_t acked = hk_bwe_acked(s1->t->bwe);
+    CHECK_INT_EQ(s1->t->pacer.rate_bps,
+                 (acked > HK_BWE_START_BPS ? acked : HK_BWE_START_BPS) * HK_PACER_FACTOR_PCT / 100);
     for (int l = 0; l < 3; l++)
         CHECK_INT_EQ(video->layer_bps[l], rates[l]);
     CHECK_INT_EQ(c1->cap, 1);
