@@ -169,10 +169,11 @@ static int top_temporal(const hk_producer_t *p, int s)
  * layers, what each temporal cap costs (cumulative). The lowest flowing layer has every
  * step: fewer frames instead of a pause. A higher one has only its full frame rate: a
  * larger picture at a lower rate costs a key frame to reach and one to leave, for a
- * difference a subscriber can barely see, and the few more kbit/s it fits in first are
- * what a link near its limit has least of (in Chromium's L1T3, r1 at 15 fps is about a
- * third cheaper than at 30, and fitted where r1 did not). Without temporal layers, the
- * whole layer. Flowing but not measured yet: as good as free until it is. */
+ * difference a subscriber can barely see, and the kbit/s it saves are what a link near
+ * its limit has least of (in the 1 Mbit/s adaptive test, r1 at 15 fps fitted where r1 did
+ * not, and the receiver moved up and back down again and again, a key frame each way).
+ * Without temporal layers, the whole layer. Flowing but not measured yet: as good as free
+ * until it is. */
 static int layer_steps(const hk_producer_t *p, int s, bool lowest, uint64_t whole, uint64_t *out)
 {
     int top = top_temporal(p, s);
