@@ -32,7 +32,7 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 HEADERS   := $(wildcard common/*.h config/*.h server/*/*.h tests/unit/*.h)
 
 .PHONY: all build run test test-unit test-integration asan deps deps-test clean format \
-        format-check fuzz fuzz-build fuzz-replay bench soak compose-test docker-lint
+        format-check fuzz fuzz-build fuzz-replay bench soak compose-test docker-lint attack-build
 
 all: build
 
@@ -59,6 +59,12 @@ $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
 asan:
 	$(MAKE) -j$(JOBS) BUILD=build-asan SAN="$(ASAN_SAN)" build
 
+# hisoka with the test-only attacks of a hostile server (-DHK_TEST_ATTACKS, switched on
+# by HISOKA_TEST_ATTACK; tests/browser/mls-replay.test.mjs) in its own build tree: the
+# production binary has none of their code.
+attack-build:
+	$(MAKE) -j$(JOBS) BUILD=build-attack EXTRA_CFLAGS=-DHK_TEST_ATTACKS build-attack/hisoka
+
 deps:
 	tools/deps.sh run
 
@@ -76,6 +82,7 @@ test-unit: build
 test: deps deps-test
 	$(MAKE) -j$(JOBS) build
 	$(MAKE) fuzz-build
+	$(MAKE) attack-build
 	tests/run-all.sh
 
 format:
@@ -117,7 +124,7 @@ fuzz-replay: fuzz-build
 	tests/fuzz/replay.sh $(FUZZ_NAMES)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-attack
 
 # The docker/compose.yaml topology without Docker: network namespaces, a veth pair,
 # hisoka in one namespace and a three-member Chromium call in the other (needs root).

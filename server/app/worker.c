@@ -94,6 +94,19 @@ int hk_worker_start(hk_worker_t *w, uv_loop_t *loop, const hk_config_t *config,
     w->bwe_trace = NULL;
     if (hk_rtc_host_init(&w->host, config, cert) != 0)
         return HK_EIO;
+#ifdef HK_TEST_ATTACKS
+    const char *attack = getenv("HISOKA_TEST_ATTACK");
+    if (attack && strcmp(attack, "replay") == 0) {
+        w->host.attack_replay = true;
+        HK_LOG(HK_LOG_WARN, "media", NULL,
+               "test attack: replaying earlier video frames to subscribers (HISOKA_TEST_ATTACK)");
+    } else if (attack && *attack) {
+        HK_LOG(HK_LOG_ERROR, "media", NULL, "unknown HISOKA_TEST_ATTACK %s (known: replay)",
+               attack);
+        hk_rtc_host_free(&w->host);
+        return HK_EIO;
+    }
+#endif
     const char *trace = getenv("HISOKA_BWE_TRACE");
     if (trace && *trace) {
         w->bwe_trace = fopen(trace, "a");

@@ -102,6 +102,12 @@ typedef struct hk_rtc_host_s {
      * inputs, one line each (hk_bwe_set_recorder's), with its transport's log id. */
     void (*bwe_trace)(void *user, const char *log_id, const char *line);
     void *bwe_trace_user;
+#ifdef HK_TEST_ATTACKS
+    /* Test builds only (make attack-build): the worker sets it from HISOKA_TEST_ATTACK=replay.
+     * The server then attacks its own subscribers: it replays earlier video frames to
+     * them (sfu/consumer.c). */
+    bool attack_replay;
+#endif
 } hk_rtc_host_t;
 
 /* Creates the STUN and DTLS contexts (the DTLS one with cert). Returns 0 or HK_EIO. */

@@ -1,6 +1,8 @@
 #include "server/sfu/consumer.h"
 
 #include "common/bytes.h"
+#include "common/error.h"
+#include "common/log.h"
 #include "server/proto/dd.h"
 #include "server/proto/vcodec.h"
 #include "server/rtc/srtp.h"
@@ -43,6 +45,114 @@ static void send_written(hk_consumer_t *c, hk_transport_t *t, uint8_t *slot, int
 
 static int map_seq(hk_consumer_t *c, uint16_t src, bool drop);
 static void ask_keyframe(hk_consumer_t *c, int layer, uint64_t now_ms);
+
+/* The producer's packet src as the cache of its stream holds it (stored less than
+ * max_age_ms ago), parsed into *hdr. Returns 0 or a negative error. */
+static int cached_packet(const hk_stream_t *stream, uint16_t src, uint64_t now_ms,
+                         uint64_t max_age_ms, const uint8_t **pkt, size_t *len,
+                         hk_rtp_header_t *hdr)
+{
+    const char *err = NULL;
+    if (!stream || !stream->cache)
+        return HK_ENOENT;
+    int rc = hk_nack_cache_get(stream->cache, src, now_ms, max_age_ms, pkt, len);
+    return rc != 0 ? rc : hk_rtp_parse(*pkt, *len, hdr, &err);
+}
+
+#ifdef HK_TEST_ATTACKS
+/* --- test attack: replay (make attack-build, HISOKA_TEST_ATTACK=replay) ----------------- */
+
+#define REPLAY_START_MS    5000 /* after the consumer's first packet */
+#define REPLAY_DELAY_MS    1000 /* a recorded frame is sent again this much later, */
+#define REPLAY_EVERY_MS    500  /* then again after this, */
+#define REPLAY_TIMES       3    /* so many times in all; */
+#define REPLAY_ROUNDS      4    /* then the next frame is recorded, so many in all */
+#define REPLAY_MAX_PACKETS 16
+#define REPLAY_AGE_MS      3000
+
+/* Sends the recorded frame again after the packet just sent as own (the last of a
+ * frame): its packets from the producer's cache, unchanged but for the own sequence
+ * numbers after own (the following packets' move on by as many) and the own timestamp
+ * after that frame's, so that the subscriber's jitter buffer takes it as a new frame and
+ * only its E2EE (the SFrame counter) can tell. Returns the packets sent, 0 when the
+ * cache no longer holds them all (fewer when the transport has no slot left). */
+static int replay_frame(hk_consumer_t *c, const hk_rtp_header_t *after, uint16_t own,
+                        uint64_t now_ms)
+{
+    hk_transport_t *t = c->transport;
+    const hk_stream_t *stream = hk_producer_stream(c->producer, 0);
+    int n = (uint16_t)(c->replay.to - c->replay.from) + 1;
+    const uint8_t *pkt;
+    size_t len;
+    hk_rtp_header_t hdr;
+    for (int i = 0; i < n; i++)
+        if (cached_packet(stream, (uint16_t)(c->replay.from + i), now_ms, REPLAY_AGE_MS, &pkt, &len,
+                          &hdr) != 0)
+            return 0;
+    int sent = 0;
+    for (int i = 0; i < n; i++) {
+        uint8_t *slot = hk_transport_slot(t);
+        if (!slot || cached_packet(stream, (uint16_t)(c->replay.from + i), now_ms, REPLAY_AGE_MS,
+                                   &pkt, &len, &hdr) != 0)
+            break;
+        uint16_t seq = (uint16_t)(own + 1 + i);
+        hdr.timestamp = after->timestamp + 1;
+        int written = write_mapped(c, t, slot, pkt, len, &hdr, seq, 0, NULL);
+        if (written < 0)
+            break;
+        if (c->history) /* not answered on NACK: the cache has it with its old timestamp */
+            c->history[seq & (HK_CONSUMER_HISTORY - 1)].own = (uint16_t)(seq + 1);
+        send_written(c, t, slot, written);
+        sent++;
+    }
+    c->seq_offset = (uint16_t)(c->seq_offset + sent);
+    return sent;
+}
+
+/* The hostile server of docs/threats.md replaying frames: called after each video packet
+ * sent (as own). From REPLAY_START_MS on, a complete delta frame (one timestamp, up to
+ * its marker) is recorded and sent again REPLAY_TIMES, each time after the end of a
+ * genuine frame, then the next; REPLAY_ROUNDS frames in all. Each replay is logged with
+ * the subscriber's connection id (the test counts them). A late packet of a frame sent
+ * before a replay is mapped onto the replay's numbers: tests run on loopback. */
+static void replay_attack(hk_consumer_t *c, const uint8_t *buf, const hk_rtp_header_t *hdr,
+                          uint16_t own, uint64_t now_ms)
+{
+    if (!c->replay.start_ms)
+        c->replay.start_ms = now_ms + REPLAY_START_MS;
+    if (c->replay.seen && (int16_t)(hdr->seq - c->replay.newest) <= 0)
+        return;
+    c->replay.newest = hdr->seq;
+    if (!c->replay.seen || hdr->timestamp != c->replay.ts) {
+        c->replay.seen = true;
+        c->replay.ts = hdr->timestamp;
+        c->replay.first = hdr->seq;
+        c->replay.key = hk_vcodec_keyframe_start(buf, hdr);
+    }
+    if (!hdr->marker || now_ms < c->replay.start_ms)
+        return;
+    if (c->replay.left) {
+        if (now_ms < c->replay.next_ms)
+            return;
+        int n = replay_frame(c, hdr, own, now_ms);
+        c->replay.left = n ? (uint8_t)(c->replay.left - 1) : 0;
+        c->replay.next_ms = now_ms + REPLAY_EVERY_MS;
+        if (n)
+            HK_LOG(HK_LOG_WARN, "media", c->transport->log_id,
+                   "test attack: replayed frame %u..%u (%d packets) on ssrc %u", c->replay.from,
+                   c->replay.to, n, c->ssrc);
+        return;
+    }
+    if (c->replay.rounds < REPLAY_ROUNDS && !c->replay.key &&
+        (uint16_t)(hdr->seq - c->replay.first) < REPLAY_MAX_PACKETS) {
+        c->replay.from = c->replay.first;
+        c->replay.to = hdr->seq;
+        c->replay.left = REPLAY_TIMES;
+        c->replay.rounds++;
+        c->replay.next_ms = now_ms + REPLAY_DELAY_MS;
+    }
+}
+#endif
 
 /* SVC: whether the consumer leaves out the packet at vl, a newer one than any before
  * (newest) or not. Its caps take effect at the start of a picture (a new timestamp): a
@@ -115,6 +225,10 @@ void hk_consumer_send(hk_consumer_t *c, const uint8_t *buf, size_t len, const hk
     if (svc)
         svc_mark(c, slot, svc);
     send_written(c, t, slot, n);
+#ifdef HK_TEST_ATTACKS
+    if (t->host->attack_replay && c->kind == HK_MEDIA_VIDEO)
+        replay_attack(c, buf, hdr, own, now_ms);
+#endif
 }
 
 /* --- simulcast ------------------------------------------------------------------------ */
@@ -470,11 +584,7 @@ void hk_consumer_answer_nack(hk_consumer_t *c, const uint16_t *seqs, size_t n, u
         const uint8_t *pkt;
         size_t len;
         hk_rtp_header_t hdr;
-        const char *err = NULL;
-        if (!stream || !stream->cache ||
-            hk_nack_cache_get(stream->cache, sent->src, now_ms, RETRANSMIT_AGE_MS, &pkt, &len) !=
-                0 ||
-            hk_rtp_parse(pkt, len, &hdr, &err) != 0) {
+        if (cached_packet(stream, sent->src, now_ms, RETRANSMIT_AGE_MS, &pkt, &len, &hdr) != 0) {
             counters->retransmission_misses++;
             continue;
         }

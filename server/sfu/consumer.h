@@ -128,6 +128,21 @@ typedef struct hk_consumer_s {
     uint32_t rtx_ssrc;
     uint16_t rtx_seq;
     uint8_t last_pt;
+#ifdef HK_TEST_ATTACKS
+    /* Test builds only: the replay attack (hk_rtc_host_t.attack_replay, sfu/consumer.c). */
+    struct {
+        uint64_t start_ms; /* no replay before */
+        bool seen;         /* the frame being sent: */
+        bool key;          /* it starts a key frame */
+        uint32_t ts;       /* its producer's timestamp */
+        uint16_t first;    /* its producer's number of its first packet */
+        uint16_t newest;   /* the producer's highest number sent */
+        uint16_t from, to; /* the frame recorded to replay: its producer's numbers */
+        uint8_t left;      /* replays of it left */
+        uint8_t rounds;    /* frames recorded so far */
+        uint64_t next_ms;  /* its next replay */
+    } replay;
+#endif
 } hk_consumer_t;
 
 /* Sends one of the producer's packets to the subscriber, mapped (not while inactive).
