@@ -80,7 +80,8 @@ export function run(args, opts = {}) {
   });
 }
 
-// options.wrap: an argv prefix to run the server with (e.g. entering a network namespace).
+// options.wrap: an argv prefix to run the server with (e.g. entering a network namespace);
+// options.bin: another binary than BIN; options.env: variables added to its environment.
 export async function startServer(overrides = {}, options = {}) {
   // Three different ports: the kernel may hand a just-freed port out again.
   const ports = new Set();
@@ -97,8 +98,9 @@ export async function startServer(overrides = {}, options = {}) {
     ...overrides,
   };
   const file = writeConfig(config);
-  const argv = [...(options.wrap || []), BIN, '--config', file];
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...(options.wrap || []), options.bin || BIN, '--config', file];
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env } });
   let log = '';
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });
