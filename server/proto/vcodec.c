@@ -201,7 +201,7 @@ static int vp8_temporal_id(const uint8_t *p, size_t n)
 void hk_vcodec_layer(const uint8_t *buf, const hk_rtp_header_t *hdr, hk_dd_layers_t *layers,
                      hk_video_layer_t *out)
 {
-    *out = (hk_video_layer_t){-1, -1, false, false, false};
+    *out = (hk_video_layer_t)HK_VIDEO_LAYER_UNKNOWN;
     size_t offset, len;
     if (hk_rtp_ext_find(buf, hdr, HK_EXT_DEPENDENCY_DESCRIPTOR, &offset, &len) == 0 &&
         len >= HK_DD_MANDATORY_LEN) {

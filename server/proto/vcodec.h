@@ -43,6 +43,12 @@ typedef struct {
     bool with_dd, frame_start, frame_end;
 } hk_video_layer_t;
 
+/* A packet whose layers are not known (audio, or nothing said). */
+#define HK_VIDEO_LAYER_UNKNOWN                                                                     \
+    {                                                                                              \
+        -1, -1, false, false, false                                                                \
+    }
+
 void hk_vcodec_layer(const uint8_t *buf, const hk_rtp_header_t *hdr, hk_dd_layers_t *layers,
                      hk_video_layer_t *out);
 

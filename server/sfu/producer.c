@@ -104,7 +104,7 @@ void hk_producer_forward(hk_producer_t *p, int layer, const uint8_t *buf, size_t
                          const hk_rtp_header_t *hdr, uint64_t now_ms)
 {
     p->layer_bytes[layer] += len + HK_PACKET_OVERHEAD;
-    hk_video_layer_t vl = {-1, -1, false, false, false};
+    hk_video_layer_t vl = HK_VIDEO_LAYER_UNKNOWN;
     if (p->kind == HK_MEDIA_VIDEO) {
         hk_vcodec_layer(buf, hdr, &p->dd_layers[layer], &vl);
         count_layers(p, layer, &vl, len);
@@ -150,11 +150,11 @@ void hk_producer_close(hk_producer_t *p)
     p->n_consumers = p->cap_consumers = 0;
     p->live = false;
     p->layers = 0;
+    p->svc = false;
     for (int i = 0; i < HK_SIMULCAST_MAX_LAYERS; i++) {
         p->layer_bps[i] = 0;
         p->tid_count[i] = 0;
         p->dd_layers[i].known = false;
-        p->svc = false;
         for (int t = 0; t < HK_MAX_TEMPORAL; t++)
             p->tid_bps[i][t] = 0;
     }

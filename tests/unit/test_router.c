@@ -529,7 +529,8 @@ TEST(router_deadlines_feedback_and_consent)
  * (the first packets of a layer); two packets per frame, the first starting it (DD
  * start_of_frame, VP8 S bit), a key frame's first carrying the structure flag and VP8's P
  * bit clear. The payload names (layer, seq). */
-static size_t layer_packet(uint8_t *buf, int layer, uint16_t seq, bool key, bool with_rid, int tid)
+static size_t layer_packet(uint8_t *buf, int layer, uint16_t seq, bool key, bool with_rid, int tid,
+                           uint8_t tl0)
 {
     uint16_t frame = (uint16_t)(seq / 2);
     bool start = seq % 2 == 0;
@@ -560,13 +561,14 @@ static size_t layer_packet(uint8_t *buf, int layer, uint16_t seq, bool key, bool
     hk_wr16(buf + 14, (uint16_t)words);
     uint8_t *payload = e + 4 * words;
     /* VP8 payload descriptor (RFC 7741 §4.2): X, S; I (15-bit PictureID), L (TL0PICIDX),
-     * T (TID, Y), each layer numbering its own pictures; then the payload header's P bit.
+     * T (TID, Y), each layer numbering its own pictures, TL0PICIDX as the caller counts
+     * its base-layer frames; then the payload header's P bit.
      * (The descriptor's structure flag carries no structure: the temporal layer comes
      * from the TID.) */
     payload[0] = (uint8_t)(0x80 | (start ? 0x10 : 0x00));
     payload[1] = 0xe0;
     hk_wr16(payload + 2, (uint16_t)(0x8000 | (3000 * layer + frame)));
-    payload[4] = (uint8_t)(60 * layer + frame);
+    payload[4] = tl0;
     payload[5] = (uint8_t)(tid << 6 | 0x20);
     payload[6] = key ? 0x00 : 0x01;
     payload[7] = (uint8_t)layer;
@@ -574,17 +576,18 @@ static size_t layer_packet(uint8_t *buf, int layer, uint16_t seq, bool key, bool
     return (size_t)(payload + 10 - buf);
 }
 
-static void publish_layer_tid(world_t *w, int layer, uint16_t seq, bool key, bool with_rid, int tid)
+static void publish_layer_tid(world_t *w, int layer, uint16_t seq, bool key, bool with_rid, int tid,
+                              uint8_t tl0)
 {
     uint8_t pkt[80];
-    size_t n = layer_packet(pkt, layer, seq, key, with_rid, tid);
+    size_t n = layer_packet(pkt, layer, seq, key, with_rid, tid, tl0);
     client_send_rtp(w, &w->peers[PUB], pkt, n, 0);
     w->now_us += 1000;
 }
 
 static void publish_layer(world_t *w, int layer, uint16_t seq, bool key, bool with_rid)
 {
-    publish_layer_tid(w, layer, seq, key, with_rid, 0);
+    publish_layer_tid(w, layer, seq, key, with_rid, 0, (uint8_t)(60 * layer + seq / 2));
 }
 
 /* One frame (2 packets) of each layer in mask, numbered from frame f. */
@@ -921,7 +924,7 @@ static int l1t3_tid(uint16_t f)
 static void publish_r0(world_t *w, uint16_t f, bool key, int from, int to)
 {
     for (int k = from; k < to; k++)
-        publish_layer_tid(w, 0, (uint16_t)(2 * f + k), key, f == 0, l1t3_tid(f));
+        publish_layer_tid(w, 0, (uint16_t)(2 * f + k), key, f == 0, l1t3_tid(f), (uint8_t)(f / 4));
 }
 
 /* Forgets the padding-only packets (probes) subscriber s received since rx[from]. */
@@ -944,7 +947,8 @@ static void check_continuous(const peer_t *s, size_t from)
         CHECK_INT_EQ((uint16_t)(b->seq - a->seq), 1);
         bool same_frame = b->frame == a->frame;
         CHECK_INT_EQ((rx_picture(b) - rx_picture(a)) & 0x7fff, same_frame ? 0 : 1);
-        CHECK_INT_EQ(rx_tl0(b) == rx_tl0(a) || (uint8_t)(rx_tl0(b) - rx_tl0(a)) > 0, 1);
+        /* TL0PICIDX: the same, or the next base-layer frame's (never a gap, never back). */
+        CHECK((uint8_t)(rx_tl0(b) - rx_tl0(a)) <= 1);
     }
 }
 
