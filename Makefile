@@ -32,7 +32,8 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 HEADERS   := $(wildcard common/*.h config/*.h server/*/*.h tests/unit/*.h)
 
 .PHONY: all build run test test-unit test-integration asan deps deps-test clean format \
-        format-check fuzz fuzz-build fuzz-replay bench soak compose-test docker-lint attack-build
+        format-check fuzz fuzz-build fuzz-replay bench soak compose-test docker-lint attack-build \
+        tsan
 
 all: build
 
@@ -59,6 +60,11 @@ $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
 asan:
 	$(MAKE) -j$(JOBS) BUILD=build-asan SAN="$(ASAN_SAN)" build
 
+# ThreadSanitizer in its own build tree: make test runs the integration suite on it with
+# two media workers.
+tsan:
+	$(MAKE) -j$(JOBS) BUILD=build-tsan SAN="-fsanitize=thread -fno-omit-frame-pointer" build-tsan/hisoka
+
 # hisoka with the test-only attacks of a hostile server (-DHK_TEST_ATTACKS, switched on
 # by HISOKA_TEST_ATTACK; tests/browser/mls-replay.test.mjs) in its own build tree: the
 # production binary has none of their code.
@@ -83,6 +89,7 @@ test: deps deps-test
 	$(MAKE) -j$(JOBS) build
 	$(MAKE) fuzz-build
 	$(MAKE) attack-build
+	$(MAKE) tsan
 	tests/run-all.sh
 
 format:
@@ -124,7 +131,7 @@ fuzz-replay: fuzz-build
 	tests/fuzz/replay.sh $(FUZZ_NAMES)
 
 clean:
-	rm -rf build build-asan build-fuzz build-attack
+	rm -rf build build-asan build-fuzz build-attack build-tsan
 
 # The docker/compose.yaml topology without Docker: network namespaces, a veth pair,
 # hisoka in one namespace and a three-member Chromium call in the other (needs root).

@@ -53,6 +53,7 @@ typedef enum {
     TYPE_STRING,
     TYPE_LOG_LEVEL,
     TYPE_LOG_FORMAT,
+    TYPE_WORKERS, /* "auto" (0: one per core) or a count */
 } value_type_t;
 
 typedef struct {
@@ -73,6 +74,7 @@ enum {
     KEY_API_PORT,
     KEY_MEDIA_PORT,
     KEY_MEDIA_TCP_PORT,
+    KEY_WORKERS,
     KEY_PUBLIC_IPV4_ADDRESS,
     KEY_E2EE,
     KEY_SIGNALING_NOTIFY,
@@ -121,6 +123,7 @@ static const key_spec_t keys[KEY_COUNT] = {
     [KEY_API_PORT] = {"api_port", TYPE_INT, FIELD(api_port), 1, 65535, false},
     [KEY_MEDIA_PORT] = {"media_port", TYPE_INT, FIELD(media_port), 1, 65535, false},
     [KEY_MEDIA_TCP_PORT] = {"media_tcp_port", TYPE_INT, FIELD(media_tcp_port), 0, 65535, false},
+    [KEY_WORKERS] = {"workers", TYPE_WORKERS, FIELD(workers), 1, HK_MAX_WORKERS, false},
     [KEY_PUBLIC_IPV4_ADDRESS] = {"public_ipv4_address", TYPE_IPV4, FIELD(public_ipv4_address), 0, 0,
                                  true},
     [KEY_E2EE] = {"e2ee", TYPE_BOOL, FIELD(e2ee), 0, 0, false},
@@ -214,6 +217,7 @@ void hk_config_defaults(hk_config_t *config)
     config->signaling_port = 5000;
     config->api_port = 3000;
     config->media_port = 5004;
+    config->workers = 1;
     config->public_ipv4_address[0] = '\0';
     config->e2ee = false;
     config->signaling_notify = true;
@@ -595,6 +599,18 @@ static int set_value(const parse_ctx_t *ctx, size_t line, const key_spec_t *k, s
         }
         return fail(ctx, line, k->name, no_span,
                     "\"%s\" is not a log format (expected text or json)", shown);
+
+    case TYPE_WORKERS:
+        if (span_eq(value, "auto")) {
+            *(int *)field = 0;
+            return HK_OK;
+        }
+        if (parse_number(value, &v) != value.n)
+            return fail(ctx, line, k->name, no_span, "\"%s\" is neither auto nor a number", shown);
+        if (v < k->min || v > k->max)
+            return out_of_range(ctx, line, k, value);
+        *(int *)field = (int)v;
+        return HK_OK;
     }
     return fail(ctx, line, k->name, no_span, "internal error: unknown value type");
 }

@@ -13,12 +13,17 @@
 
 #define HK_CONFIG_STR 256
 
+/* The most media workers (threads) a server runs. */
+#define HK_MAX_WORKERS 64
+
 typedef struct hk_config_s {
-    char listen_address[64];                 /* listen_address, default 0.0.0.0 */
-    int signaling_port;                      /* signaling_port, default 5000 */
-    int api_port;                            /* api_port, default 3000 */
-    int media_port;                          /* media_port, default 5004 */
-    int media_tcp_port;                      /* media_tcp_port: ICE-TCP, default 0 = off */
+    char listen_address[64]; /* listen_address, default 0.0.0.0 */
+    int signaling_port;      /* signaling_port, default 5000 */
+    int api_port;            /* api_port, default 3000 */
+    int media_port;          /* media_port, default 5004 */
+    int media_tcp_port;      /* media_tcp_port: ICE-TCP, default 0 = off */
+    int workers;             /* workers: media threads, default 1; 0 = auto (one per core); worker i
+                                has media_port + i (and media_tcp_port + i) */
     char public_ipv4_address[64];            /* public_ipv4_address, default "" (local addrs) */
     bool e2ee;                               /* e2ee, default false */
     bool signaling_notify;                   /* signaling_notify, default true */

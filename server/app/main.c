@@ -29,6 +29,16 @@ static void on_stop(void *arg, int signum)
     uv_stop(sig->loop);
 }
 
+/* Signaling holds a worker to touch its media (signal/server.h). */
+static void hold_worker(void *user, int index, bool hold)
+{
+    hk_worker_t *workers = user;
+    if (hold)
+        hk_worker_hold(&workers[index]);
+    else
+        hk_worker_release(&workers[index]);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: hisoka [--config FILE]\n"
@@ -74,8 +84,10 @@ int main(int argc, char **argv)
         return 0;
 
     static hk_process_t process;
-    static hk_worker_t worker;
+    static hk_worker_t workers[HK_MAX_WORKERS];
+    static hk_media_worker_t media[HK_MAX_WORKERS];
     static hk_signal_t sig;
+    int n_workers = 0;
     hk_process_raise_nofile(&process);
     hk_log_setup(config.log_level, config.log_format);
     uv_loop_t loop;
@@ -83,30 +95,46 @@ int main(int argc, char **argv)
     int rc = 1;
     if (hk_process_init(&process, &config) != 0)
         goto out;
-    if (hk_worker_start(&worker, &loop, &config, &process.cert) != 0)
-        goto out;
-    sig.host = &worker.host;
+    int want = hk_worker_count(&config);
+    for (; n_workers < want; n_workers++) {
+        hk_worker_t *w = &workers[n_workers];
+        if (hk_worker_start(w, n_workers, &config, &process.cert) != 0)
+            goto out;
+        media[n_workers] = (hk_media_worker_t){
+            .host = &w->host,
+            .media_port = config.media_port + n_workers,
+            .media_tcp_port = config.media_tcp_port ? config.media_tcp_port + n_workers : 0,
+            .link_counters = &w->udp.counters,
+            .link_gso = &w->udp.gso,
+            .tcp_counters = w->tcp_open ? &w->tcp.counters : NULL,
+        };
+    }
+    sig.workers = media;
+    sig.n_workers = n_workers;
+    sig.hold = hold_worker;
+    sig.hold_user = workers;
     sig.cert = &process.cert;
-    sig.link_counters = &worker.udp.counters;
-    sig.link_gso = &worker.udp.gso;
-    sig.tcp_counters = worker.tcp_open ? &worker.tcp.counters : NULL;
     if (hk_signal_start(&sig, &loop, &config) != 0) {
-        hk_worker_stop(&worker);
         uv_run(&loop, UV_RUN_DEFAULT);
         goto out;
     }
     hk_process_watch_signals(&process, &loop, on_stop, &sig);
-    HK_LOG(HK_LOG_INFO, "main", NULL, "hisoka %s started with %s", HK_VERSION, config_path);
+    HK_LOG(HK_LOG_INFO, "main", NULL, "hisoka %s started with %s: %d media worker(s)", HK_VERSION,
+           config_path, n_workers);
     uv_run(&loop, UV_RUN_DEFAULT);
     /* Stopping: connections are told first (media still flows meanwhile), then the media
-     * port and the signal watchers close, then signaling and the loop finish. */
+     * workers stop, then the signal watchers close, then signaling and the loop finish. */
     hk_signal_close_all(&sig);
-    hk_worker_stop(&worker);
+    for (int i = 0; i < n_workers; i++)
+        hk_worker_stop(&workers[i]);
     hk_process_unwatch_signals(&process);
     hk_signal_stop(&sig);
     rc = 0;
 out:
-    hk_worker_free(&worker);
+    for (int i = 0; i < n_workers; i++) {
+        hk_worker_stop(&workers[i]);
+        hk_worker_free(&workers[i]);
+    }
     hk_process_free(&process);
     uv_loop_close(&loop);
     if (rc == 0)

@@ -9,6 +9,8 @@
 #include "common/error.h"
 #include "common/log.h"
 
+#include <unistd.h>
+
 static uint64_t now_us(void)
 {
     return uv_hrtime() / 1000;
@@ -85,76 +87,63 @@ static void write_bwe_trace(void *user, const char *log_id, const char *line)
     fprintf(user, "%s %s\n", log_id, line);
 }
 
-int hk_worker_start(hk_worker_t *w, uv_loop_t *loop, const hk_config_t *config,
-                    const hk_cert_t *cert)
+int hk_worker_count(const hk_config_t *config)
 {
-    memset(&w->host, 0, sizeof w->host);
-    w->loop = loop;
-    w->udp.fd = -1;
-    w->bwe_trace = NULL;
-    if (hk_rtc_host_init(&w->host, config, cert) != 0)
-        return HK_EIO;
-#ifdef HK_TEST_ATTACKS
-    const char *attack = getenv("HISOKA_TEST_ATTACK");
-    if (attack && strcmp(attack, "replay") == 0) {
-        w->host.attack_replay = true;
-        HK_LOG(HK_LOG_WARN, "media", NULL,
-               "test attack: replaying earlier video frames to subscribers (HISOKA_TEST_ATTACK)");
-    } else if (attack && *attack) {
-        HK_LOG(HK_LOG_ERROR, "media", NULL, "unknown HISOKA_TEST_ATTACK %s (known: replay)",
-               attack);
-        hk_rtc_host_free(&w->host);
-        return HK_EIO;
+    int n = config->workers;
+    if (n <= 0) {
+        unsigned cores = uv_available_parallelism();
+        n = cores > 0 ? (int)cores : 1;
     }
-#endif
-    const char *trace = getenv("HISOKA_BWE_TRACE");
-    if (trace && *trace) {
-        w->bwe_trace = fopen(trace, "a");
-        if (!w->bwe_trace) {
-            HK_LOG(HK_LOG_ERROR, "media", NULL, "cannot open HISOKA_BWE_TRACE %s: %s", trace,
-                   strerror(errno));
-            hk_rtc_host_free(&w->host);
-            return HK_EIO;
-        }
-        HK_LOG(HK_LOG_WARN, "media", NULL,
-               "recording every downlink estimate's inputs in %s (HISOKA_BWE_TRACE)", trace);
-        w->host.bwe_trace = write_bwe_trace;
-        w->host.bwe_trace_user = w->bwe_trace;
-    }
-    if (hk_udp_open(&w->udp, loop, config->listen_address, config->media_port, on_datagram, w) !=
-        0) {
-        hk_rtc_host_free(&w->host);
-        return HK_EIO;
-    }
-    w->udp.busy_poll_ns = (int64_t)config->busy_poll_us * 1000;
-    if (config->media_tcp_port) {
-        hk_tcp_ice_limits_t limits = {.max_connections = config->max_connections,
-                                      .max_per_address = config->max_connections_per_address,
-                                      .idle_timeout_ms = config->consent_timeout_ms};
-        if (hk_tcp_ice_open(&w->tcp, loop, config->listen_address, config->media_tcp_port, &limits,
-                            on_frame, on_tcp_closed, w) != 0) {
-            hk_udp_close(&w->udp);
-            hk_rtc_host_free(&w->host);
-            return HK_EIO;
-        }
-        w->tcp_open = true;
-    }
-    resolve_relays(&w->host, config->turn_urls);
-    int rc = uv_timer_init(loop, &w->tick);
-    w->tick.data = w;
-    if (rc == 0)
-        rc = uv_timer_start(&w->tick, on_tick, HK_WHEEL_TICK_MS, HK_WHEEL_TICK_MS);
-    w->running = true;
-    if (rc != 0) {
-        HK_LOG(HK_LOG_ERROR, "media", NULL, "cannot start the media timer: %s", uv_strerror(rc));
-        hk_worker_stop(w);
-        return HK_EIO;
-    }
-    return 0;
+    return n > HK_MAX_WORKERS ? HK_MAX_WORKERS : n;
 }
 
-void hk_worker_stop(hk_worker_t *w)
+static void on_hold(hk_message_t *m)
 {
+    hk_worker_t *w = (hk_worker_t *)((char *)m - offsetof(hk_worker_t, hold_message));
+    pthread_mutex_lock(&w->hold_lock);
+    if (w->hold == HK_HOLD_ASKED) {
+        w->hold = HK_HOLD_HELD;
+        pthread_cond_broadcast(&w->hold_cond);
+        while (w->hold == HK_HOLD_HELD)
+            pthread_cond_wait(&w->hold_cond, &w->hold_lock);
+    }
+    pthread_mutex_unlock(&w->hold_lock);
+}
+
+void hk_worker_hold(hk_worker_t *w)
+{
+    if (!w->thread_running)
+        return;
+    pthread_mutex_lock(&w->hold_lock);
+    w->hold = HK_HOLD_ASKED;
+    pthread_mutex_unlock(&w->hold_lock);
+    if (!hk_mailbox_post(&w->inbox, &w->hold_message)) {
+        /* Its loop is closing: it runs no more media (hk_worker_stop joins it). */
+        pthread_mutex_lock(&w->hold_lock);
+        w->hold = HK_HOLD_NONE;
+        pthread_mutex_unlock(&w->hold_lock);
+        return;
+    }
+    pthread_mutex_lock(&w->hold_lock);
+    while (w->hold != HK_HOLD_HELD)
+        pthread_cond_wait(&w->hold_cond, &w->hold_lock);
+    pthread_mutex_unlock(&w->hold_lock);
+}
+
+void hk_worker_release(hk_worker_t *w)
+{
+    if (!w->thread_running)
+        return;
+    pthread_mutex_lock(&w->hold_lock);
+    w->hold = HK_HOLD_NONE;
+    pthread_cond_broadcast(&w->hold_cond);
+    pthread_mutex_unlock(&w->hold_lock);
+}
+
+/* On the worker: its handles close, then its loop ends and the thread with it. */
+static void on_stop(hk_message_t *m)
+{
+    hk_worker_t *w = (hk_worker_t *)((char *)m - offsetof(hk_worker_t, stop_message));
     if (!w->running)
         return;
     w->running = false;
@@ -164,12 +153,134 @@ void hk_worker_stop(hk_worker_t *w)
         hk_tcp_ice_close(&w->tcp);
     w->tcp_open = false;
     hk_udp_close(&w->udp);
+    hk_mailbox_close(&w->inbox);
 }
 
-void hk_worker_free(hk_worker_t *w)
+static void run(void *arg)
 {
+    hk_worker_t *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+int hk_worker_start(hk_worker_t *w, int index, const hk_config_t *config, const hk_cert_t *cert)
+{
+    memset(w, 0, sizeof *w);
+    w->index = index;
+    w->udp.fd = -1;
+    w->hold_message.run = on_hold;
+    w->stop_message.run = on_stop;
+    if (uv_loop_init(&w->loop) != 0)
+        return HK_EIO;
+    pthread_mutex_init(&w->hold_lock, NULL);
+    pthread_cond_init(&w->hold_cond, NULL);
+    if (hk_rtc_host_init(&w->host, config, cert) != 0)
+        goto fail_loop;
+#ifdef HK_TEST_ATTACKS
+    const char *attack = getenv("HISOKA_TEST_ATTACK");
+    if (attack && strcmp(attack, "replay") == 0) {
+        w->host.attack_replay = true;
+        HK_LOG(HK_LOG_WARN, "media", NULL,
+               "test attack: replaying earlier video frames to subscribers (HISOKA_TEST_ATTACK)");
+    } else if (attack && *attack) {
+        HK_LOG(HK_LOG_ERROR, "media", NULL, "unknown HISOKA_TEST_ATTACK %s (known: replay)",
+               attack);
+        goto fail_host;
+    }
+#endif
+    const char *trace = getenv("HISOKA_BWE_TRACE");
+    if (trace && *trace) {
+        w->bwe_trace = fopen(trace, "a");
+        if (!w->bwe_trace) {
+            HK_LOG(HK_LOG_ERROR, "media", NULL, "cannot open HISOKA_BWE_TRACE %s: %s", trace,
+                   strerror(errno));
+            goto fail_host;
+        }
+        setvbuf(w->bwe_trace, NULL, _IOLBF, 0); /* whole lines: the workers share the file */
+        HK_LOG(HK_LOG_WARN, "media", NULL,
+               "recording every downlink estimate's inputs in %s (HISOKA_BWE_TRACE)", trace);
+        w->host.bwe_trace = write_bwe_trace;
+        w->host.bwe_trace_user = w->bwe_trace;
+    }
+    int port = config->media_port + index;
+    if (port > 65535) {
+        HK_LOG(HK_LOG_ERROR, "media", NULL,
+               "media_port %d + worker %d is beyond 65535: lower media_port or workers",
+               config->media_port, index);
+        goto fail_host;
+    }
+    if (hk_udp_open(&w->udp, &w->loop, config->listen_address, port, on_datagram, w) != 0)
+        goto fail_host;
+    w->udp.busy_poll_ns = (int64_t)config->busy_poll_us * 1000;
+    if (config->media_tcp_port) {
+        hk_tcp_ice_limits_t limits = {.max_connections = config->max_connections,
+                                      .max_per_address = config->max_connections_per_address,
+                                      .idle_timeout_ms = config->consent_timeout_ms};
+        int tcp_port = config->media_tcp_port + index;
+        if (tcp_port > 65535 || hk_tcp_ice_open(&w->tcp, &w->loop, config->listen_address, tcp_port,
+                                                &limits, on_frame, on_tcp_closed, w) != 0)
+            goto fail_udp;
+        w->tcp_open = true;
+    }
+    resolve_relays(&w->host, config->turn_urls);
+    if (hk_mailbox_init(&w->inbox, &w->loop) != 0)
+        goto fail_tcp;
+    int rc = uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
+    if (rc == 0)
+        rc = uv_timer_start(&w->tick, on_tick, HK_WHEEL_TICK_MS, HK_WHEEL_TICK_MS);
+    w->running = true;
+    if (rc == 0)
+        rc = uv_thread_create(&w->thread, run, w);
+    if (rc != 0) {
+        HK_LOG(HK_LOG_ERROR, "media", NULL, "cannot start media worker %d: %s", index,
+               uv_strerror(rc));
+        on_stop(&w->stop_message); /* closes everything; the loop finishes it here */
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        hk_mailbox_free(&w->inbox);
+        goto fail_host;
+    }
+    w->thread_running = true;
+    return 0;
+
+fail_tcp:
+    if (w->tcp_open)
+        hk_tcp_ice_close(&w->tcp);
+    w->tcp_open = false;
+fail_udp:
+    hk_udp_close(&w->udp);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+fail_host:
     hk_rtc_host_free(&w->host);
     if (w->bwe_trace)
         fclose(w->bwe_trace);
     w->bwe_trace = NULL;
+fail_loop:
+    pthread_mutex_destroy(&w->hold_lock);
+    pthread_cond_destroy(&w->hold_cond);
+    uv_loop_close(&w->loop);
+    return HK_EIO;
+}
+
+void hk_worker_stop(hk_worker_t *w)
+{
+    if (!w->thread_running)
+        return;
+    if (!hk_mailbox_post(&w->inbox, &w->stop_message))
+        HK_LOG(HK_LOG_ERROR, "media", NULL, "media worker %d: its mailbox closed early", w->index);
+    uv_thread_join(&w->thread);
+    w->thread_running = false;
+}
+
+void hk_worker_free(hk_worker_t *w)
+{
+    if (w->thread_running)
+        return; /* hk_worker_stop first */
+    hk_rtc_host_free(&w->host);
+    if (w->bwe_trace)
+        fclose(w->bwe_trace);
+    w->bwe_trace = NULL;
+    hk_mailbox_free(&w->inbox);
+    pthread_mutex_destroy(&w->hold_lock);
+    pthread_cond_destroy(&w->hold_cond);
+    uv_loop_close(&w->loop);
 }

@@ -241,11 +241,58 @@ static hk_mls_ds_stats_t mls_totals(const hk_signal_t *sig)
     X(resets)                                                                                      \
     X(closes)
 
-static char *metrics_text(const hk_signal_t *sig)
+/* The media workers' counters, summed; every worker is held. */
+typedef struct {
+    hk_media_counters_t media;
+    hk_link_counters_t udp;
+    hk_tcp_link_counters_t tcp;
+    hk_pacer_pool_t pool; /* counters, entries and used */
+    uint64_t transports;
+    bool gso, tcp_on;
+} media_totals_t;
+
+/* Adds counter structures that are nothing but uint64_t fields. */
+static void add_counters(void *sum, const void *part, size_t size)
 {
+    uint64_t *s = sum;
+    const uint64_t *p = part;
+    for (size_t i = 0; i < size / sizeof *s; i++)
+        s[i] += p[i];
+}
+
+_Static_assert(sizeof(hk_media_counters_t) % sizeof(uint64_t) == 0, "uint64_t fields only");
+_Static_assert(sizeof(hk_link_counters_t) % sizeof(uint64_t) == 0, "uint64_t fields only");
+_Static_assert(sizeof(hk_tcp_link_counters_t) % sizeof(uint64_t) == 0, "uint64_t fields only");
+_Static_assert(sizeof(hk_pacer_counters_t) % sizeof(uint64_t) == 0, "uint64_t fields only");
+
+static void media_totals(hk_signal_t *sig, media_totals_t *t)
+{
+    memset(t, 0, sizeof *t);
+    hk_signal_media_all(sig);
+    for (int i = 0; i < sig->n_workers; i++) {
+        const hk_media_worker_t *w = &sig->workers[i];
+        add_counters(&t->media, &w->host->counters, sizeof t->media);
+        add_counters(&t->udp, w->link_counters, sizeof t->udp);
+        if (w->tcp_counters) {
+            t->tcp_on = true;
+            add_counters(&t->tcp, w->tcp_counters, sizeof t->tcp);
+        }
+        const hk_pacer_pool_t *pool = &w->host->pacer_pool;
+        add_counters(&t->pool.counters, &pool->counters, sizeof t->pool.counters);
+        t->pool.entries += pool->entries;
+        t->pool.used += pool->used;
+        t->transports += (uint64_t)w->host->n_transports;
+        t->gso = t->gso || *w->link_gso;
+    }
+}
+
+static char *metrics_text(hk_signal_t *sig)
+{
+    media_totals_t totals;
+    media_totals(sig, &totals);
     const hk_counters_t *c = &sig->counters;
-    const hk_media_counters_t *mc = &sig->host->counters;
-    const hk_link_counters_t *uc = sig->link_counters;
+    const hk_media_counters_t *mc = &totals.media;
+    const hk_link_counters_t *uc = &totals.udp;
     text_t t = {0};
     uint64_t websockets = 0;
     for (const hk_peer_t *p = sig->peers; p; p = p->next)
@@ -258,7 +305,16 @@ static char *metrics_text(const hk_signal_t *sig)
     gauge(&t, "hisoka_websockets", "Open signaling WebSockets, before and after connect.",
           websockets);
     gauge(&t, "hisoka_media_transports", "Media transports (one per connection).",
-          (uint64_t)sig->host->n_transports);
+          totals.transports);
+    family(&t, "hisoka_worker_connections", "gauge",
+           "Connections whose media each worker carries (channels are placed on the least "
+           "loaded).");
+    for (int i = 0; i < sig->n_workers; i++) {
+        char index[16];
+        snprintf(index, sizeof index, "%d", i);
+        labelled(&t, "hisoka_worker_connections", "worker", index,
+                 (uint64_t)sig->workers[i].connections);
+    }
     gauge(&t, "hisoka_stopping", "1 while the server shuts down, else 0.",
           (uint64_t)(sig->stopping != 0));
 
@@ -377,8 +433,8 @@ static char *metrics_text(const hk_signal_t *sig)
     counter(&t, "hisoka_ice_tuples_closed_total",
             "Validated tuples forgotten because their ICE-TCP connection closed.",
             mc->tuples_closed);
-    if (sig->tcp_counters)
-        tcp_metrics(&t, sig->tcp_counters);
+    if (totals.tcp_on)
+        tcp_metrics(&t, &totals.tcp);
     counter(&t, "hisoka_consent_expirations_total",
             "Transports removed because ICE consent expired.", mc->consent_expired);
     counter(&t, "hisoka_dtls_handshakes_total", "DTLS-SRTP handshakes completed.",
@@ -439,7 +495,7 @@ static char *metrics_text(const hk_signal_t *sig)
             mc->padding_packets);
     counter(&t, "hisoka_padding_bytes_total", "Bytes of RTX padding sent in probes.",
             mc->padding_bytes);
-    const hk_pacer_pool_t *pool = &sig->host->pacer_pool;
+    const hk_pacer_pool_t *pool = &totals.pool;
     counter(&t, "hisoka_pacer_queued_packets_total",
             "RTP packets a subscriber's pacer held back before sending them.",
             pool->counters.queued);
@@ -503,8 +559,10 @@ static char *metrics_text(const hk_signal_t *sig)
 
 /* --- /stats ------------------------------------------------------------------------------ */
 
-static json_t *stats_json(const hk_signal_t *sig)
+static json_t *stats_json(hk_signal_t *sig)
 {
+    media_totals_t totals;
+    media_totals(sig, &totals);
     json_t *root = json_object();
     json_t *channels = json_array();
     for (const hk_channel_t *c = sig->channels; c; c = c->next) {
@@ -514,8 +572,8 @@ static json_t *stats_json(const hk_signal_t *sig)
                                   json_pack("{s:s,s:s,s:s,s:b}", "connection_id", m->connection_id,
                                             "client_id", m->client_id, "role",
                                             hk_role_name(m->role), "announced", m->announced));
-        json_t *channel = json_pack("{s:s,s:b,s:o}", "channel_id", c->id, "e2ee", c->e2ee,
-                                    "connections", members);
+        json_t *channel = json_pack("{s:s,s:b,s:i,s:o}", "channel_id", c->id, "e2ee", c->e2ee,
+                                    "worker", c->worker, "connections", members);
         if (c->mls_ds) {
             int exists = 0;
             uint64_t epoch = hk_mls_ds_epoch(c->mls_ds, &exists);
@@ -539,8 +597,8 @@ static json_t *stats_json(const hk_signal_t *sig)
     MLS_COUNTERS(MLS_JSON)
 #undef MLS_JSON
     json_object_set_new(root, "mls", mls_json);
-    const hk_media_counters_t *mc = &sig->host->counters;
-    const hk_link_counters_t *uc = sig->link_counters;
+    const hk_media_counters_t *mc = &totals.media;
+    const hk_link_counters_t *uc = &totals.udp;
     json_t *media = json_object();
 #define MEDIA_COUNTER(name) json_object_set_new(media, #name, json_integer((json_int_t)mc->name))
     MEDIA_COUNTER(dropped_unvalidated);
@@ -595,19 +653,19 @@ static json_t *stats_json(const hk_signal_t *sig)
     json_object_set_new(media, "udp_tx_messages", json_integer((json_int_t)uc->tx_messages));
     json_object_set_new(media, "udp_rx_polled", json_integer((json_int_t)uc->rx_polled));
     json_object_set_new(media, "udp_tx_errors", json_integer((json_int_t)uc->tx_errors));
-    json_object_set_new(media, "udp_gso", json_boolean(*sig->link_gso));
+    json_object_set_new(media, "udp_gso", json_boolean(totals.gso));
     json_t *paths = json_object();
     for (int i = 0; i < HK_PATH_COUNT; i++)
         json_object_set_new(paths, hk_path_name((hk_path_t)i),
                             json_integer((json_int_t)mc->selected_paths[i]));
     json_object_set_new(media, "paths", paths);
-    const hk_pacer_pool_t *pool = &sig->host->pacer_pool;
+    const hk_pacer_pool_t *pool = &totals.pool;
     json_object_set_new(media, "pacer",
                         json_pack("{s:I,s:I,s:I,s:I}", "queued_packets",
                                   (json_int_t)pool->counters.queued, "dropped_packets",
                                   (json_int_t)pool->counters.dropped, "pool_entries",
                                   (json_int_t)pool->entries, "pool_used", (json_int_t)pool->used));
-    const hk_tcp_link_counters_t *tc = sig->tcp_counters;
+    const hk_tcp_link_counters_t *tc = totals.tcp_on ? &totals.tcp : NULL;
     if (tc)
         json_object_set_new(
             media, "tcp",
@@ -616,6 +674,19 @@ static json_t *stats_json(const hk_signal_t *sig)
                       (json_int_t)tc->tx_frames, "tx_dropped", (json_int_t)tc->tx_dropped,
                       "closed_stalled", (json_int_t)tc->closed[HK_TCP_CLOSE_STALLED]));
     json_object_set_new(root, "media", media);
+    /* Each media worker: its port, what was placed on it, what it forwarded. */
+    json_t *workers = json_array();
+    for (int i = 0; i < sig->n_workers; i++) {
+        const hk_media_worker_t *w = &sig->workers[i];
+        json_array_append_new(
+            workers,
+            json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:I}", "index", i, "media_port", w->media_port,
+                      "channels", w->channels, "connections", w->connections, "transports",
+                      w->host->n_transports, "rtp_packets_in",
+                      (json_int_t)w->host->counters.rtp_packets_in, "forwarded_packets",
+                      (json_int_t)w->host->counters.forwarded_packets));
+    }
+    json_object_set_new(root, "workers", workers);
     return root;
 }
 
@@ -648,6 +719,7 @@ static json_t *connection_summary(const hk_peer_t *p, uint64_t now_ms)
     json_object_set_new(o, "state", json_string(state_name(p->state)));
     json_object_set_new(o, "e2ee", json_boolean(p->e2ee));
     json_object_set_new(o, "announced", json_boolean(p->announced));
+    json_object_set_new(o, "worker", p->worker >= 0 ? json_integer(p->worker) : json_null());
     json_object_set_new(o, "age_ms", json_integer((json_int_t)(now_ms - p->created_ms)));
     return o;
 }
@@ -678,8 +750,10 @@ static json_t *layer_json(int tid)
     return tid == HK_LAYER_AUTO ? json_null() : json_integer(tid);
 }
 
-static json_t *connection_detail(const hk_peer_t *p, uint64_t now_ms)
+static json_t *connection_detail(hk_signal_t *sig, const hk_peer_t *p, uint64_t now_ms)
 {
+    if (p->worker >= 0)
+        hk_signal_media(sig, p->worker);
     json_t *o = connection_summary(p, now_ms);
     json_object_set_new(o, "audio", json_boolean(p->audio));
     json_object_set_new(o, "video", json_boolean(p->video));
@@ -841,6 +915,8 @@ static int request_rid(struct lws *wsi, hk_signal_t *sig, const char *channel_id
             return respond_error(wsi, 404, "no such sending connection in this channel");
     }
     size_t changed = 0;
+    if (receiver->worker >= 0)
+        hk_signal_media(sig, receiver->worker);
     const hk_map_t *map = &receiver->endpoint.consumers;
     for (size_t i = 0; i < map->cap; i++) {
         hk_consumer_t *c = map->slots[i].value;
@@ -963,7 +1039,7 @@ static int dispatch(struct lws *wsi, api_session_t *s)
             const hk_peer_t *p = find_peer(sig, uri + sizeof conn_prefix - 1);
             if (!p)
                 return respond_error(wsi, 404, "no such connection");
-            return respond_json(wsi, 200, connection_detail(p, now));
+            return respond_json(wsi, 200, connection_detail(sig, p, now));
         }
         return respond_error(wsi, 404, "not found");
     }

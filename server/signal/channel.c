@@ -182,6 +182,8 @@ int hk_channel_join(hk_signal_t *sig, hk_peer_t *peer, const hk_connect_msg_t *m
             channel->mls_timer.data = channel;
         }
         snprintf(channel->id, sizeof channel->id, "%s", msg->channel_id);
+        channel->worker = hk_signal_place(sig);
+        sig->workers[channel->worker].channels++;
         channel->next = sig->channels;
         if (sig->channels)
             sig->channels->prev = channel;
@@ -353,6 +355,7 @@ void hk_channel_leave(hk_peer_t *peer)
         if (channel->next)
             channel->next->prev = channel->prev;
         sig->n_channels--;
+        sig->workers[channel->worker].channels--;
         destroy_channel(channel);
     }
 }
@@ -414,6 +417,8 @@ void hk_channel_relay_key(hk_peer_t *peer, const uint8_t *buf, size_t len)
            msg.type, HK_ID_LEN, dst->connection_id);
     /* dst will install peer's key, and a message to peer may acknowledge peer's key:
      * both publishers owe key frames (docs/protocol.md §3.4). */
+    if (peer->transport || dst->transport)
+        hk_signal_media(peer->sig, peer->channel->worker);
     if (peer->transport)
         hk_transport_keyframe_after_key(peer->transport, now);
     if (dst->transport)

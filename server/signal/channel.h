@@ -22,6 +22,7 @@ struct hk_channel_s {
     hk_mls_ds_t *mls_ds;  /* its delivery service when mls, owned */
     uv_timer_t mls_timer; /* armed at hk_mls_ds_next_deadline; when mls, the channel is
                              freed in the timer's close callback */
+    int worker;           /* the media worker its members' media live on (hk_signal_place) */
     hk_peer_t *members;
     int n_members;
     size_t metadata_bytes; /* the members' signaling_notify_metadata, as relayed */

@@ -25,19 +25,107 @@ bool hk_role_receives(hk_role_t role)
     return role == HK_ROLE_SENDRECV || role == HK_ROLE_RECVONLY;
 }
 
-/* ICE credentials use ice-chars (RFC 8839 §5.4): ALPHA / DIGIT / "+" / "/". */
+/* The endpoint's events come from its media worker's thread (or from the main thread
+ * while it holds the worker). They read only what never changes in a peer (sig, serial,
+ * connection_id) and what belongs to the worker, and post the rest to signaling's
+ * mailbox, where the peer is looked up again: it may be gone by then. */
+typedef enum { PEER_EVENT_FAILED, PEER_EVENT_SWITCHED } peer_event_kind_t;
+
+typedef struct {
+    hk_message_t m;
+    hk_signal_t *sig;
+    uint64_t serial;
+    peer_event_kind_t kind;
+    int code; /* FAILED: close code and reason */
+    char reason[120];
+    char sender[HK_ID_LEN + 1]; /* SWITCHED: whose layer, what was asked, what moved */
+    bool from_api;
+    int want, previous, current;
+} peer_event_t;
+
+static void run_peer_event(hk_message_t *m)
+{
+    peer_event_t *e = (peer_event_t *)m;
+    hk_peer_t *peer = hk_map_get(&e->sig->peer_serials, e->serial);
+    if (!peer || peer->state == HK_PEER_CLOSING) {
+        free(e);
+        return;
+    }
+    if (e->kind == PEER_EVENT_FAILED) {
+        hk_peer_close(peer, e->code, e->reason);
+    } else if (peer->channel) {
+        /* A simulcast layer it receives changed: it is told which (PROTOCOL.md §5). */
+        HK_LOG(HK_LOG_INFO, "sfu", peer->connection_id, "receives %s of %s (was %s)",
+               hk_sora_rid_name(e->current), e->sender, hk_sora_rid_name(e->previous));
+        hk_simulcast_switched_t notify = {
+            .channel_id = peer->channel->id,
+            .sender_connection_id = e->sender,
+            .trigger = e->from_api ? "rpc" : "auto",
+            .request_rid = hk_sora_rid_name(e->want),
+            .current_rid = hk_sora_rid_name(e->current),
+            .previous_rid = hk_sora_rid_name(e->previous),
+        };
+        hk_peer_send_json(peer, hk_sora_build_simulcast_switched(&notify));
+    }
+    free(e);
+}
+
+static void post_event(const hk_peer_t *peer, peer_event_t *e)
+{
+    e->m.run = run_peer_event;
+    e->sig = peer->sig;
+    e->serial = peer->serial;
+    if (!hk_mailbox_post(&peer->sig->events, &e->m))
+        free(e); /* shutting down */
+}
+
 /* Its transport failed (consent, ICE, DTLS): the client is told why. */
 static void on_media_failed(void *owner, int code, const char *reason)
 {
-    hk_peer_close(owner, code, reason);
+    const hk_peer_t *peer = owner;
+    peer_event_t *e = calloc(1, sizeof *e);
+    if (!e) {
+        HK_LOG(HK_LOG_ERROR, "media", peer->connection_id,
+               "out of memory: cannot report a failed transport (%s)", reason);
+        return;
+    }
+    e->kind = PEER_EVENT_FAILED;
+    e->code = code;
+    snprintf(e->reason, sizeof e->reason, "%s", reason);
+    post_event(peer, e);
 }
 
-static void on_layer_switched(void *owner, hk_consumer_t *c, int previous, int current);
+static void on_layer_switched(void *owner, hk_consumer_t *c, int previous, int current)
+{
+    const hk_peer_t *peer = owner;
+    if (!c->producer)
+        return;
+    const hk_peer_t *sender = c->producer->endpoint->owner;
+    peer_event_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return; /* the notify is lost; the media is not */
+    e->kind = PEER_EVENT_SWITCHED;
+    snprintf(e->sender, sizeof e->sender, "%s", sender->connection_id);
+    e->from_api = c->want_from_api;
+    e->want = c->want;
+    e->previous = previous;
+    e->current = current;
+    c->want_from_api = false; /* reported: later switches are the sender's doing */
+    post_event(peer, e);
+}
 
 static const hk_endpoint_owner_t endpoint_owner = {
     .on_failed = on_media_failed,
     .on_layer_switched = on_layer_switched,
 };
+
+/* Holds its channel's media worker: its transport, producers and consumers may be
+ * touched until the current callback returns to the loop. */
+static void hold_media(hk_peer_t *peer)
+{
+    if (peer->worker >= 0)
+        hk_signal_media(peer->sig, peer->worker);
+}
 
 hk_peer_t *hk_peer_create(hk_signal_t *sig, struct lws *wsi)
 {
@@ -47,6 +135,8 @@ hk_peer_t *hk_peer_create(hk_signal_t *sig, struct lws *wsi)
     hk_endpoint_init(&peer->endpoint, &endpoint_owner, peer);
     peer->sig = sig;
     peer->wsi = wsi;
+    peer->worker = -1;
+    peer->serial = ++sig->next_serial;
     peer->state = HK_PEER_WAIT_CONNECT;
     peer->created_ms = hk_signal_now_ms(sig);
     uint64_t session_id = 0;
@@ -56,6 +146,10 @@ hk_peer_t *hk_peer_create(hk_signal_t *sig, struct lws *wsi)
         return NULL;
     }
     peer->session_id = session_id >> 2; /* keeps it a positive 63-bit number */
+    if (hk_map_put(&sig->peer_serials, peer->serial, peer) != 0) {
+        free(peer);
+        return NULL;
+    }
     peer->next = sig->peers;
     if (sig->peers)
         sig->peers->prev = peer;
@@ -83,9 +177,13 @@ void hk_peer_destroy(hk_peer_t *peer)
         hk_channel_leave(peer);
         sig->n_connections--;
     }
+    hold_media(peer);
     hk_endpoint_clear(&peer->endpoint);
-    if (peer->transport)
+    if (peer->transport) {
         hk_transport_destroy(peer->transport);
+        sig->workers[peer->worker].connections--;
+    }
+    hk_map_remove(&sig->peer_serials, peer->serial);
     if (peer->webhook)
         hk_webhook_cancel(peer->webhook);
     if (peer->pending_connect) {
@@ -163,27 +261,6 @@ void hk_peer_close(hk_peer_t *peer, int code, const char *reason)
     lws_callback_on_writable(peer->wsi);
 }
 
-/* A simulcast layer it receives changed: it is told which (PROTOCOL.md §5). */
-static void on_layer_switched(void *owner, hk_consumer_t *c, int previous, int current)
-{
-    hk_peer_t *peer = owner;
-    if (peer->state == HK_PEER_CLOSING || !peer->channel || !c->producer)
-        return;
-    const hk_peer_t *sender = c->producer->endpoint->owner;
-    HK_LOG(HK_LOG_INFO, "sfu", peer->connection_id, "receives %s of %s (was %s)",
-           hk_sora_rid_name(current), sender->connection_id, hk_sora_rid_name(previous));
-    hk_simulcast_switched_t notify = {
-        .channel_id = peer->channel->id,
-        .sender_connection_id = sender->connection_id,
-        .trigger = c->want_from_api ? "rpc" : "auto",
-        .request_rid = hk_sora_rid_name(c->want),
-        .current_rid = hk_sora_rid_name(current),
-        .previous_rid = hk_sora_rid_name(previous),
-    };
-    hk_peer_send_json(peer, hk_sora_build_simulcast_switched(&notify));
-    c->want_from_api = false; /* reported: later switches are the sender's doing */
-}
-
 /* --- offers ---------------------------------------------------------------------- */
 
 /* A slot the client has seen rejected, to take a new mid and track (JSEP 5.2.2), so the
@@ -245,6 +322,7 @@ static void add_forward(hk_peer_t *peer, hk_peer_t *publisher, hk_media_kind_t k
         return;
     }
     /* Its own SSRC and sequence numbers, and no packet before the client answered. */
+    hold_media(peer);
     hk_consumer_t *c =
         hk_endpoint_consume(&peer->endpoint, &publisher->endpoint.producers[kind], s->mid);
     if (!c) {
@@ -287,8 +365,8 @@ static char *write_offer(hk_peer_t *peer)
         .ice_pwd = peer->transport->ice_pwd,
         .fingerprint = sig->cert->fingerprint,
         .n_candidates = sig->n_candidates,
-        .media_port = (uint16_t)sig->config->media_port,
-        .media_tcp_port = (uint16_t)sig->config->media_tcp_port,
+        .media_port = (uint16_t)sig->workers[peer->worker].media_port,
+        .media_tcp_port = (uint16_t)sig->workers[peer->worker].media_tcp_port,
         .e2ee = peer->e2ee,
         .preferred_video = peer->video_codec,
         .sections = peer->sections,
@@ -355,6 +433,7 @@ void hk_peer_remove_publisher(hk_peer_t *peer, const char *publisher_id)
     for (size_t i = 0; i < peer->n_sections; i++) {
         hk_sdp_section_t *s = &peer->sections[i];
         if (s->type == HK_SECTION_FORWARD && strcmp(s->stream_id, publisher_id) == 0) {
+            hold_media(peer);
             hk_consumer_t *c = hk_endpoint_consumer(&peer->endpoint, s->ssrc);
             if (c)
                 hk_endpoint_unconsume(&peer->endpoint, c);
@@ -491,9 +570,13 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
     }
     sig->n_connections++;
     sig->counters.connections_total++;
-    peer->transport = hk_transport_create(sig->host, &hk_endpoint_transport_events, &peer->endpoint,
-                                          peer->connection_id, hk_signal_now_ms(sig));
+    peer->worker = peer->channel->worker;
+    peer->transport =
+        hk_transport_create(hk_signal_media(sig, peer->worker), &hk_endpoint_transport_events,
+                            &peer->endpoint, peer->connection_id, hk_signal_now_ms(sig));
     peer->endpoint.transport = peer->transport;
+    if (peer->transport)
+        sig->workers[peer->worker].connections++;
     if (!peer->transport) {
         sig->counters.refused_out_of_memory++;
         hk_peer_close(peer, HK_CLOSE_INTERNAL, "out of memory");
@@ -643,6 +726,7 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
     }
     /* What the client has now seen: tracks it accepted may get media, rejected slots may
      * be recycled. Sections changed after that offer was written wait for the next. */
+    hold_media(peer);
     char moved[HK_SDP_MAX_MEDIA / 8][HK_SDP_ID_LEN];
     hk_media_kind_t moved_kind[HK_SDP_MAX_MEDIA / 8];
     size_t n_moved = 0;
@@ -756,6 +840,7 @@ void hk_peer_on_text(hk_peer_t *peer, const char *text, size_t len)
             break;
         peer->offer_outstanding = false;
         /* New tracks are known to the browser now: get it a keyframe of each. */
+        hold_media(peer);
         hk_endpoint_request_keyframes(&peer->endpoint, hk_signal_now_ms(peer->sig));
         if (peer->reoffer_pending)
             send_reoffer(peer);

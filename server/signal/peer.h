@@ -49,7 +49,10 @@ struct hk_peer_s {
     hk_peer_t *next, *prev;                 /* sig->peers */
     hk_peer_t *channel_next, *channel_prev; /* channel->members */
     hk_channel_t *channel;
-    hk_transport_t *transport;         /* media: created at connect, owned */
+    uint64_t serial;                   /* finds it for the media workers' events */
+    int worker;                        /* its channel's media worker, -1 before connect */
+    hk_transport_t *transport;         /* media: created at connect, owned; touched only
+                                          while its worker is held (hk_signal_media) */
     hk_endpoint_t endpoint;            /* its producers and consumers (sfu/) */
     struct hk_webhook_s *webhook;      /* auth webhook in flight, or NULL */
     hk_connect_msg_t *pending_connect; /* the connect it decides on, owned */

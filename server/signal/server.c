@@ -29,6 +29,56 @@ uint64_t hk_signal_now_ms(const hk_signal_t *sig)
     return uv_hrtime() / 1000000;
 }
 
+hk_rtc_host_t *hk_signal_media(hk_signal_t *sig, int worker)
+{
+    hk_media_worker_t *w = &sig->workers[worker];
+    if (!w->held) {
+        sig->hold(sig->hold_user, worker, true);
+        w->held = true;
+        sig->n_held++;
+    }
+    return w->host;
+}
+
+void hk_signal_media_all(hk_signal_t *sig)
+{
+    for (int i = 0; i < sig->n_workers; i++)
+        hk_signal_media(sig, i);
+}
+
+static void release_workers(hk_signal_t *sig)
+{
+    for (int i = 0; sig->n_held > 0 && i < sig->n_workers; i++) {
+        if (sig->workers[i].held) {
+            sig->workers[i].held = false;
+            sig->n_held--;
+            sig->hold(sig->hold_user, i, false);
+        }
+    }
+}
+
+static void on_release_prepare(uv_prepare_t *handle)
+{
+    release_workers(handle->data);
+}
+
+static void on_release_check(uv_check_t *handle)
+{
+    release_workers(handle->data);
+}
+
+int hk_signal_place(const hk_signal_t *sig)
+{
+    int best = 0;
+    for (int i = 1; i < sig->n_workers; i++) {
+        const hk_media_worker_t *w = &sig->workers[i], *b = &sig->workers[best];
+        if (w->connections < b->connections ||
+            (w->connections == b->connections && w->channels < b->channels))
+            best = i;
+    }
+    return best;
+}
+
 /* libwebsockets logs through a process-wide hook with no user pointer: the sig that
  * receives its EMFILE reports. */
 static hk_signal_t *log_sig;
@@ -166,6 +216,19 @@ int hk_signal_start(hk_signal_t *sig, uv_loop_t *loop, const hk_config_t *config
     sig->peers = NULL;
     sig->spare_fd = -1;
     pick_candidates(sig);
+    /* Held workers are let go whenever the loop is about to wait, and after the
+     * callbacks of each wake-up: never while signaling is idle. */
+    if (uv_prepare_init(loop, &sig->release_prepare) != 0 ||
+        uv_check_init(loop, &sig->release_check) != 0 || hk_mailbox_init(&sig->events, loop) != 0) {
+        HK_LOG(HK_LOG_ERROR, "signaling", NULL, "cannot set up the media workers' handles");
+        return HK_EIO;
+    }
+    sig->release_prepare.data = sig->release_check.data = sig;
+    uv_prepare_start(&sig->release_prepare, on_release_prepare);
+    uv_check_start(&sig->release_check, on_release_check);
+    uv_unref((uv_handle_t *)&sig->release_prepare);
+    uv_unref((uv_handle_t *)&sig->release_check);
+    uv_unref((uv_handle_t *)&sig->events.async); /* the loop ends without waiting for it */
     /* One external-sender key for the process's MLS channels (docs/protocol.md §6). */
     if (hk_mls_ds_config_default(&sig->mls_config) != 0) {
         HK_LOG(HK_LOG_ERROR, "signaling", NULL, "cannot make the MLS external-sender key");
@@ -339,6 +402,8 @@ void hk_signal_close_all(hk_signal_t *sig)
 void hk_signal_stop(hk_signal_t *sig)
 {
     uv_close((uv_handle_t *)&sig->tick, on_closed);
+    uv_close((uv_handle_t *)&sig->release_prepare, on_closed);
+    uv_close((uv_handle_t *)&sig->release_check, on_closed);
     lws_context_destroy(sig->lws);
     sig->lws = NULL;
     uv_run(sig->loop, UV_RUN_DEFAULT);
@@ -346,5 +411,10 @@ void hk_signal_stop(hk_signal_t *sig)
     if (sig->spare_fd >= 0)
         close(sig->spare_fd);
     sig->spare_fd = -1;
+    hk_mailbox_close(&sig->events); /* the workers are stopped: nothing posts any more */
+    uv_run(sig->loop, UV_RUN_DEFAULT);
+    hk_mailbox_free(&sig->events);
+    release_workers(sig);
     hk_map_free(&sig->sockets_per_address);
+    hk_map_free(&sig->peer_serials);
 }

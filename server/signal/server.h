@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/mailbox.h"
 #include "common/map.h"
 #include "config/config.h"
 #include "server/io/tx.h"
@@ -52,6 +53,21 @@ typedef struct {
     uint64_t api_refused_cross_origin; /* state-changing request from another origin */
 } hk_counters_t;
 
+/* What signaling knows of a media worker (app/worker.h): its host, whose transports,
+ * producers and consumers the main thread may touch only while it holds the worker
+ * (hk_signal_media), its ports, and how many connections it was given. */
+typedef struct {
+    hk_rtc_host_t *host;
+    int media_port;     /* its UDP port, written into offers */
+    int media_tcp_port; /* its ICE-TCP port, 0 when off */
+    const hk_link_counters_t *link_counters;
+    const int *link_gso;                        /* whether it coalesces with GSO */
+    const hk_tcp_link_counters_t *tcp_counters; /* NULL when media_tcp_port is 0 */
+    int connections;                            /* placed on it, open */
+    int channels;                               /* placed on it, live */
+    bool held;
+} hk_media_worker_t;
+
 typedef struct hk_signal_s {
     uv_loop_t *loop;
     const hk_config_t *config;
@@ -73,16 +89,24 @@ typedef struct hk_signal_s {
     int spare_fd;                 /* held open, given up to accept-and-close under EMFILE */
     uint64_t last_emfile_log;
     uint64_t last_per_address_log; /* refusals are logged at most once a second */
-    hk_rtc_host_t *host;           /* the media plane connections get their transport from */
-    const hk_link_counters_t *link_counters;    /* the media port's, for the API */
-    const int *link_gso;                        /* whether it coalesces with GSO */
-    const hk_tcp_link_counters_t *tcp_counters; /* ICE-TCP's; NULL when media_tcp_port is 0 */
+    /* The media workers (given by app/): a channel lives on one; hold(user, i, true)
+     * stops worker i at its mailbox, hold(user, i, false) lets it go on. */
+    hk_media_worker_t *workers;
+    int n_workers;
+    void (*hold)(void *user, int worker, bool hold);
+    void *hold_user;
+    int n_held;
+    uv_prepare_t release_prepare; /* the held workers go on before the loop waits */
+    uv_check_t release_check;     /* and after the callbacks of each wake-up */
+    hk_mailbox_t events;          /* the workers' events (a transport failed, a layer moved) */
+    hk_map_t peer_serials;        /* peer serial -> peer, for those events */
+    uint64_t next_serial;
     hk_mls_ds_config_t mls_config; /* every MLS channel's DS: one external-sender key */
     hk_mls_ds_stats_t mls_retired; /* the DS counters of channels already freed */
 } hk_signal_t;
 
 /* Starts signaling on loop: lws context with the signaling and API vhosts, timers.
- * sig->host, cert, link_counters and link_gso must be set. Returns 0 or a negative
+ * sig->workers, n_workers, hold and cert must be set. Returns 0 or a negative
  * HK_E* code (logged). */
 int hk_signal_start(hk_signal_t *sig, uv_loop_t *loop, const hk_config_t *config);
 
@@ -98,5 +122,14 @@ void hk_signal_close_all(hk_signal_t *sig);
 void hk_signal_stop(hk_signal_t *sig);
 
 uint64_t hk_signal_now_ms(const hk_signal_t *sig);
+
+/* The host of media worker `worker`, held for the main thread (its media may be
+ * touched) until the current callback returns to the loop. */
+hk_rtc_host_t *hk_signal_media(hk_signal_t *sig, int worker);
+/* Every worker held (the API's counters and stats). */
+void hk_signal_media_all(hk_signal_t *sig);
+
+/* The least loaded worker, for a new channel. */
+int hk_signal_place(const hk_signal_t *sig);
 
 #endif

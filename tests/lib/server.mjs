@@ -95,6 +95,9 @@ export async function startServer(overrides = {}, options = {}) {
     public_ipv4_address: '127.0.0.1',
     demo_directory: path.join(ROOT, 'client'),
     log_level: 'debug',
+    // HISOKA_TEST_WORKERS: every suite can run with several media workers (make test
+    // runs the integration suite so under ThreadSanitizer).
+    ...(process.env.HISOKA_TEST_WORKERS ? { workers: process.env.HISOKA_TEST_WORKERS } : {}),
     ...overrides,
   };
   const file = writeConfig(config);
@@ -135,7 +138,7 @@ export async function startServer(overrides = {}, options = {}) {
       const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
       const result = await exited;
       clearTimeout(timer);
-      if (/AddressSanitizer|LeakSanitizer|runtime error:/.test(log)) {
+      if (/AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:/.test(log)) {
         throw new Error(`sanitizer report from hisoka:\n${log.slice(-6000)}`);
       }
       if (result.code !== 0) {
