@@ -688,6 +688,21 @@ static int check_whole(const parse_ctx_t *ctx, const size_t *set_at, const hk_co
         }
     }
 
+    /* Worker i listens on media_port + i (and media_tcp_port + i): those ports exist and
+     * are not the signaling or API port. With workers = auto the count is known at start
+     * only; a port taken then fails there, with its number. */
+    for (int i = 1; i < c->workers; i++) {
+        size_t line = set_at[KEY_WORKERS];
+        if (c->media_port + i > 65535 || (c->media_tcp_port && c->media_tcp_port + i > 65535))
+            return fail(ctx, line, keys[KEY_WORKERS].name, no_span,
+                        "%d workers need media ports beyond 65535", c->workers);
+        int tcp = c->media_tcp_port ? c->media_tcp_port + i : 0;
+        if (tcp && (tcp == c->signaling_port || tcp == c->api_port))
+            return fail(ctx, line, keys[KEY_WORKERS].name, no_span,
+                        "worker %d's media_tcp_port + %d = %d is already used by %s", i, i, tcp,
+                        tcp == c->signaling_port ? "signaling_port" : "api_port");
+    }
+
     static const int pairs[][2] = {{KEY_TLS_CERTIFICATE_FILE, KEY_TLS_PRIVATE_KEY_FILE},
                                    {KEY_API_TLS_CERTIFICATE_FILE, KEY_API_TLS_PRIVATE_KEY_FILE}};
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {

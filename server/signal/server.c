@@ -347,10 +347,11 @@ int hk_signal_start(hk_signal_t *sig, uv_loop_t *loop, const hk_config_t *config
                "(a debugging aid; never in production)",
                config->debug_payload_directory);
     HK_LOG(HK_LOG_INFO, "signaling", NULL,
-           "listening: signaling %s://%s:%d/signaling, api %s://%s:%d, media udp %d (%s)",
+           "listening: signaling %s://%s:%d/signaling, api %s://%s:%d, media udp %d..%d (%s)",
            config->tls_certificate_file[0] ? "wss" : "ws", config->listen_address,
            config->signaling_port, api_cert[0] ? "https" : "http", api_address, config->api_port,
-           config->media_port, sig->candidate_addresses[0]);
+           config->media_port, config->media_port + sig->n_workers - 1,
+           sig->candidate_addresses[0]);
     if (!config->api_secret[0])
         HK_LOG(HK_LOG_INFO, "signaling", NULL,
                "api_secret is not set: the API listens on 127.0.0.1 only and asks for no "

@@ -9,7 +9,9 @@
 # publishing three layers each, every receiver sending transport-cc feedback, 2 of them
 # capped at 1 Mbit/s; hisoka and Janus: the VideoRoom's rid simulcast, no feedback, the 2
 # capped receivers asking for substream 0 with configure, tests/load/README.md).
-# Servers: hisoka; baseline (hisoka built from BENCH_BASELINE, run with the same config);
+# channels20 (20 channels x (1 -> 10)).
+# Servers: hisoka; hisoka-w2 (workers = 2, on both cores: the check 2 workers / 1 worker >=
+# 0.90); baseline (hisoka built from BENCH_BASELINE, run with the same config);
 # janus (Janus' default threading: one loop thread per handle); janus-el1 (event_loops = 1:
 # all media on one loop thread); raw.
 # Then a capacity ramp for hisoka and raw: K channels x (1 publisher -> 10 subscribers),
@@ -29,10 +31,10 @@
 #                      This machine's hypervisor makes single runs vary by up to 3x.
 #                      The whole `make bench` stays under 20 minutes.
 #   BENCH_SCENARIOS="fanout10 fanout50 fanout50tcp fanout200 meeting meeting30 joinstorm
-#                      simulcast" (empty: none)
+#                      simulcast channels20" (empty: none)
 #   BENCH_TCP_REPEAT=3 runs of the ICE-TCP scenarios (at most BENCH_REPEAT; in the first
 #                      repetitions)
-#   BENCH_SERVERS="hisoka baseline janus janus-el1 raw" (Janus is skipped when not
+#   BENCH_SERVERS="hisoka hisoka-w2 baseline janus janus-el1 raw" (Janus is skipped when not
 #                      installed, baseline when BENCH_BASELINE=none)
 #   BENCH_BASELINE=bc04f0a   the commit (any git revision) built as server "baseline": its
 #                      own tree (git archive) and Makefile under
@@ -50,9 +52,9 @@ cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
 SECONDS_PER=${BENCH_SECONDS:-5}
 REPEAT=${BENCH_REPEAT:-3}
-SCENARIOS=${BENCH_SCENARIOS-"fanout10 fanout50 fanout50tcp fanout200 meeting meeting30 joinstorm simulcast"}
+SCENARIOS=${BENCH_SCENARIOS-"fanout10 fanout50 fanout50tcp fanout200 meeting meeting30 joinstorm simulcast channels20"}
 TCP_REPEAT=${BENCH_TCP_REPEAT:-$REPEAT}
-SERVERS=${BENCH_SERVERS:-"hisoka baseline janus janus-el1 raw"}
+SERVERS=${BENCH_SERVERS:-"hisoka hisoka-w2 baseline janus janus-el1 raw"}
 # the round-1 commit (issue 18: every scenario within 5 % of it, measured in the same run)
 ROUND1=bc04f0a
 BASELINE=${BENCH_BASELINE:-$ROUND1}
@@ -191,6 +193,8 @@ scenario_args() {
     # 30 x 29 receive streams: 147,900 packets/s delivered, about half a core for hisoka
     meeting30) echo "--publishers 0 --subscribers 0 --members 30 --connect-interval-ms 300" ;;
     joinstorm) echo "--publishers 1 --subscribers 10 --late 100 --late-at $((SECONDS_PER / 3))" ;;
+    # 20 channels x (1 -> 10): 34,000 packets/s out, spread over the workers of hisoka-w2
+    channels20) echo "--channels 20 --publishers 1 --subscribers 10" ;;
     # 10 members, each sending r0/r1/r2 (1/16, 1/4, all of 1 Mbit/s) and receiving 9; two of
     # them behind a 1 Mbit/s cap: the downlink estimates, allocation and probing at work
     # (Janus has none: there the generator's capped receivers configure substream 0)
@@ -228,10 +232,12 @@ not_applicable() {
     esac
 }
 
-# start_hisoka BINARY [BUSY_POLL_US [TCP]]: the baseline runs with the same config, less the
-# keys it does not know. TCP (1): ICE-TCP on a free port (media_tcp_port).
+# start_hisoka BINARY [BUSY_POLL_US [TCP [WORKERS]]]: the baseline runs with the same config,
+# less the keys it does not know. TCP (1): ICE-TCP on a free port (media_tcp_port).
+# WORKERS (default 1): media workers; with 2, the server may use both cores (taskset), the
+# generator's too.
 start_hisoka() {
-    local bin=$1 sig api media tcp_port
+    local bin=$1 sig api media tcp_port cpus=$SERVER_CPU
     # Every load peer comes from 127.0.0.1: lift the per-address cap (default 100).
     hisoka_conf "$tmp/sora.conf" "max_connections_per_channel = 500" "max_connections = 1000" \
         "max_connections_per_address = 1000" "busy_poll_us = ${2:-0}"
@@ -242,10 +248,14 @@ start_hisoka() {
         done
         echo "media_tcp_port = $tcp_port" >>"$tmp/sora.conf"
     fi
+    if [ "${4:-1}" != 1 ]; then
+        echo "workers = $4" >>"$tmp/sora.conf"
+        cpus="$SERVER_CPU,$GEN_CPU"
+    fi
     if [ "$bin" = "$baseline_bin" ]; then
         baseline_conf "$tmp/sora.conf" || return 1
     fi
-    taskset -c "$SERVER_CPU" "$bin" --config "$tmp/sora.conf" >"$tmp/server.log" 2>&1 &
+    taskset -c "$cpus" "$bin" --config "$tmp/sora.conf" >"$tmp/server.log" 2>&1 &
     server_pid=$!
     wait_healthy "$api"
     target=(--url "ws://127.0.0.1:$sig/signaling")
@@ -458,6 +468,7 @@ run_load() {
     case $server in
     hisoka) start_hisoka "$BUILD/hisoka" 0 "$tcp" ;;
     hisoka-bp) start_hisoka "$BUILD/hisoka" "$BUSY_POLL_US" ;;
+    hisoka-w2) start_hisoka "$BUILD/hisoka" 0 "$tcp" 2 ;;
     baseline) start_hisoka "$baseline_bin" || return 1 ;;
     raw) start_raw ;;
     janus) start_janus default || return 1 ;;
@@ -697,6 +708,24 @@ if (m30.length) {
   });
   checks.push(`meeting30 ÷ meeting (pkt/CPU-s, the same server, paired by repetition): ${items.join(', ')}`);
 }
+// Issue 17's check: two media workers (hisoka-w2, on both cores, the generator sharing
+// them) against one (hisoka, on one core), pkt/CPU-s paired by repetition: >= 0.90 in
+// every scenario both ran (channels20 spreads over both workers; a one-channel scenario
+// runs on one of them).
+const WORKERS2_MIN = 0.9;
+const w2 = rows.filter((r) => r.server === 'hisoka-w2' && find(r.scenario, 'hisoka'));
+if (w2.length) {
+  checkRecord.workers2_min = WORKERS2_MIN;
+  checkRecord.workers2_over_workers1 = {};
+  const items = w2.map((r) => {
+    const v = pairedRatio(r.scenario, 'hisoka-w2', r.scenario, 'hisoka');
+    checkRecord.workers2_over_workers1[r.scenario] = Number.isFinite(v) ? v : null;
+    return { scenario: r.scenario, v, ok: v >= WORKERS2_MIN };
+  });
+  checkRecord.workers2_check_met = items.every((i) => i.ok);
+  checks.push(`2 workers ÷ 1 worker (hisoka-w2 ÷ hisoka, pkt/CPU-s, paired by repetition; target >= ` +
+    `${WORKERS2_MIN}): ${items.map((i) => `${i.scenario} ${f(i.v, 3)}${i.ok ? '' : ' BELOW'}`).join(', ')}`);
+}
 // ICE-TCP against UDP (a figure, not a check): each TCP scenario (fanout50tcp) over its UDP
 // twin (fanout50) on the same server, paired by repetition (the TCP scenario may run in
 // fewer repetitions: BENCH_TCP_REPEAT).
@@ -726,7 +755,7 @@ const mediaItems = probing.flatMap((r) => ['janus', 'janus-el1'].filter((o) => f
 }));
 if (mediaItems.length) checks.push('Media packets only (VP8 + Opus, the RTX and padding of bandwidth ' +
   `probes left out; pkt/CPU-s, paired by repetition; a figure, not a check): ${mediaItems.join(', ')}`);
-if (vsBase.length || m30.length || tcpRows.length || mediaItems.length) all.push(checkRecord);
+if (vsBase.length || m30.length || w2.length || tcpRows.length || mediaItems.length) all.push(checkRecord);
 // servers that did not run a scenario, and why
 const naLines = [...new Set(na.map((r) => r.scenario))].filter((sc) => rows.some((r) => r.scenario === sc))
   .map((sc) => `${sc}: not run on ` + na.filter((r) => r.scenario === sc)

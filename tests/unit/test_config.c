@@ -166,13 +166,13 @@ TEST(config_example_file_is_the_defaults)
     hk_config_defaults(&d);
     check_same(&c, &d);
 
-    /* ...and it names every key: each non-comment line sets one, and there are 44. */
+    /* ...and it names every key: each non-comment line sets one, and there are 45. */
     int keys = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] != '#')
             keys++;
     }
-    CHECK_INT_EQ(keys, 44);
+    CHECK_INT_EQ(keys, 45);
     free(text);
 }
 
@@ -663,6 +663,25 @@ TEST(config_error_port_clash)
     CHECK_INT_EQ(hk_config_parse(&c, "e2ee = true\n", 12, "sora.conf", err, sizeof err), HK_EINVAL);
     CHECK_STR_EQ(err, "sora.conf:0: api_port: 5000 is already used by signaling_port");
     CHECK_INT_EQ(c.e2ee, false);
+}
+
+TEST(config_workers)
+{
+    hk_config_t c;
+    CHECK_PARSE_OK(&c, "");
+    CHECK_INT_EQ(c.workers, 1);
+    CHECK_PARSE_OK(&c, "workers = auto\n");
+    CHECK_INT_EQ(c.workers, 0);
+    CHECK_PARSE_OK(&c, "workers = 4\nmedia_port = 6000\n");
+    CHECK_INT_EQ(c.workers, 4);
+    CHECK_PARSE_ERROR("workers = 0\n", "sora.conf:1: workers: 0 is out of range (1..64)");
+    CHECK_PARSE_ERROR("workers = some\n",
+                      "sora.conf:1: workers: \"some\" is neither auto nor a number");
+    CHECK_PARSE_ERROR("media_port = 65535\nworkers = 2\n",
+                      "sora.conf:2: workers: 2 workers need media ports beyond 65535");
+    CHECK_PARSE_ERROR("workers = 3\nmedia_tcp_port = 4998\n",
+                      "sora.conf:1: workers: worker 2's media_tcp_port + 2 = 5000 is already used "
+                      "by signaling_port");
 }
 
 TEST(config_media_tcp_port_and_turn)
