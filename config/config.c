@@ -75,6 +75,7 @@ enum {
     KEY_MEDIA_PORT,
     KEY_MEDIA_TCP_PORT,
     KEY_WORKERS,
+    KEY_CHANNEL_SPREAD_THRESHOLD,
     KEY_PUBLIC_IPV4_ADDRESS,
     KEY_E2EE,
     KEY_SIGNALING_NOTIFY,
@@ -124,6 +125,8 @@ static const key_spec_t keys[KEY_COUNT] = {
     [KEY_MEDIA_PORT] = {"media_port", TYPE_INT, FIELD(media_port), 1, 65535, false},
     [KEY_MEDIA_TCP_PORT] = {"media_tcp_port", TYPE_INT, FIELD(media_tcp_port), 0, 65535, false},
     [KEY_WORKERS] = {"workers", TYPE_WORKERS, FIELD(workers), 1, HK_MAX_WORKERS, false},
+    [KEY_CHANNEL_SPREAD_THRESHOLD] = {"channel_spread_threshold", TYPE_INT,
+                                      FIELD(channel_spread_threshold), 0, 100000, false},
     [KEY_PUBLIC_IPV4_ADDRESS] = {"public_ipv4_address", TYPE_IPV4, FIELD(public_ipv4_address), 0, 0,
                                  true},
     [KEY_E2EE] = {"e2ee", TYPE_BOOL, FIELD(e2ee), 0, 0, false},
@@ -218,6 +221,7 @@ void hk_config_defaults(hk_config_t *config)
     config->api_port = 3000;
     config->media_port = 5004;
     config->workers = 1;
+    config->channel_spread_threshold = 250;
     config->public_ipv4_address[0] = '\0';
     config->e2ee = false;
     config->signaling_notify = true;

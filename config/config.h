@@ -24,15 +24,18 @@ typedef struct hk_config_s {
     int media_tcp_port;      /* media_tcp_port: ICE-TCP, default 0 = off */
     int workers;             /* workers: media threads, default 1; 0 = auto (one per core); worker i
                                 has media_port + i (and media_tcp_port + i) */
-    char public_ipv4_address[64];            /* public_ipv4_address, default "" (local addrs) */
-    bool e2ee;                               /* e2ee, default false */
-    bool signaling_notify;                   /* signaling_notify, default true */
-    bool signaling_notify_metadata;          /* signaling_notify_metadata, default true */
-    int max_connections_per_channel;         /* default 50, 1..1000 */
-    int max_connections;                     /* default 1000, 1..100000 */
-    int max_channels;                        /* default 1000, 1..100000 */
-    int max_connections_per_address;         /* open WebSockets from one IP address, default 100 */
-    size_t max_notify_metadata_size;         /* one connection's, default 8 KiB */
+    int channel_spread_threshold;    /* channel_spread_threshold: a channel's connections on one
+                                        worker before the next go to others, default 250; 0 =
+                                        never (a channel stays on its worker) */
+    char public_ipv4_address[64];    /* public_ipv4_address, default "" (local addrs) */
+    bool e2ee;                       /* e2ee, default false */
+    bool signaling_notify;           /* signaling_notify, default true */
+    bool signaling_notify_metadata;  /* signaling_notify_metadata, default true */
+    int max_connections_per_channel; /* default 50, 1..1000 */
+    int max_connections;             /* default 1000, 1..100000 */
+    int max_channels;                /* default 1000, 1..100000 */
+    int max_connections_per_address; /* open WebSockets from one IP address, default 100 */
+    size_t max_notify_metadata_size; /* one connection's, default 8 KiB */
     size_t max_channel_notify_metadata_size; /* all members' of a channel, default 256 KiB */
     uint32_t ping_interval_ms;               /* ping_interval, default 5 s, 1 s..1 min */
     int max_missed_pongs;                    /* max_missed_pongs, default 3, 1..100 */

@@ -85,11 +85,13 @@ run_suite client node-summary node --test --test-reporter=tap tests/client/*.tes
 run_suite docker docker_checks
 run_suite integration tests/node-suite.sh build/hisoka tests/integration
 run_suite integration-asan tests/node-suite.sh build-asan/hisoka tests/integration
-# ThreadSanitizer, two media workers: the integration suite, and the browser calls that
-# put media on both workers at once.
+# ThreadSanitizer, two media workers: the integration suite, the browser calls that put
+# media on both workers at once (and a channel over both, through relays), and the load
+# generator's 1 -> 60 over both workers.
 run_suite integration-tsan env HISOKA_TEST_WORKERS=2 tests/node-suite.sh build-tsan/hisoka tests/integration
 run_suite browser-tsan env HISOKA_TEST_WORKERS=2 tests/node-suite.sh build-tsan/hisoka tests/browser \
     workers call
+run_suite load-tsan env HISOKA_TEST_WORKERS=2 tests/node-suite.sh build-tsan/hisoka tests/load smoke
 run_suite abuse tests/node-suite.sh build/hisoka tests/abuse
 run_suite abuse-asan tests/node-suite.sh build-asan/hisoka tests/abuse
 run_suite load-smoke tests/node-suite.sh build/hisoka tests/load

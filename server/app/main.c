@@ -102,6 +102,7 @@ int main(int argc, char **argv)
             goto out;
         media[n_workers] = (hk_media_worker_t){
             .host = &w->host,
+            .relays = &w->relays,
             .media_port = config.media_port + n_workers,
             .media_tcp_port = config.media_tcp_port ? config.media_tcp_port + n_workers : 0,
             .link_counters = &w->udp.counters,

@@ -39,6 +39,22 @@ static void on_tcp_closed(void *arg, const hk_tuple_t *tuple)
     hk_rtc_host_forget_tuple(&w->host, tuple);
 }
 
+/* Relayed packets arrived (or key frames are wanted of a publisher here): their fan-out
+ * leaves in one batch, as a UDP burst's. */
+static void on_relay_wake(uv_async_t *async)
+{
+    hk_worker_t *w = async->data;
+    w->udp.in_burst = 1;
+    hk_relay_inbox_drain(&w->relays, now_us() / 1000);
+    w->udp.in_burst = 0;
+    hk_udp_flush(&w->udp);
+}
+
+static void wake_relays(void *user)
+{
+    uv_async_send(user);
+}
+
 static void on_tick(uv_timer_t *timer)
 {
     hk_worker_t *w = timer->data;
@@ -149,6 +165,7 @@ static void on_stop(hk_message_t *m)
     w->running = false;
     uv_timer_stop(&w->tick);
     uv_close((uv_handle_t *)&w->tick, NULL);
+    uv_close((uv_handle_t *)&w->relay_wake, NULL);
     if (w->tcp_open)
         hk_tcp_ice_close(&w->tcp);
     w->tcp_open = false;
@@ -222,8 +239,16 @@ int hk_worker_start(hk_worker_t *w, int index, const hk_config_t *config, const 
         w->tcp_open = true;
     }
     resolve_relays(&w->host, config->turn_urls);
-    if (hk_mailbox_init(&w->inbox, &w->loop) != 0)
+    if (uv_async_init(&w->loop, &w->relay_wake, on_relay_wake) != 0)
         goto fail_tcp;
+    w->relay_wake.data = w;
+    w->relays.wake = wake_relays;
+    w->relays.wake_user = &w->relay_wake;
+    w->relays.host = &w->host;
+    if (hk_mailbox_init(&w->inbox, &w->loop) != 0) {
+        uv_close((uv_handle_t *)&w->relay_wake, NULL);
+        goto fail_tcp;
+    }
     int rc = uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
     if (rc == 0)

@@ -26,6 +26,7 @@
 #include "server/io/udp.h"
 #include "server/rtc/cert.h"
 #include "server/rtc/host.h"
+#include "server/sfu/relay.h"
 
 typedef enum { HK_HOLD_NONE = 0, HK_HOLD_ASKED, HK_HOLD_HELD } hk_hold_t;
 
@@ -39,7 +40,9 @@ typedef struct {
     hk_tcp_ice_t tcp; /* open when tcp_open */
     bool tcp_open;
     hk_rtc_host_t host;
-    uv_timer_t tick; /* HK_WHEEL_TICK_MS */
+    uv_timer_t tick;         /* HK_WHEEL_TICK_MS */
+    hk_relay_inbox_t relays; /* relays of a channel over several workers (sfu/relay.h) */
+    uv_async_t relay_wake;   /* their wake: the inbox is drained on this loop */
     bool running;
     FILE *bwe_trace; /* HISOKA_BWE_TRACE: the downlink estimates' inputs, appended */
     /* Holds: the main thread asks (ASKED), the worker answers at its mailbox (HELD) and

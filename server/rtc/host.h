@@ -80,6 +80,8 @@ typedef struct {
     uint64_t selected_paths[HK_PATH_COUNT];  /* gauge: transports sending on each path */
     uint64_t path_selections[HK_PATH_COUNT]; /* tuples selected, by path */
     uint64_t tuples_closed;                  /* validated tuples whose link closed (TCP) */
+    uint64_t relay_packets; /* pushed to other workers' relays (a channel over workers) */
+    uint64_t relay_dropped; /* not: the relay's ring was full */
 } hk_media_counters_t;
 
 typedef struct hk_rtc_host_s {

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/id.h"
 #include "server/rtc/bwe.h"
+#include "server/sfu/relay.h"
 
 void hk_endpoint_init(hk_endpoint_t *e, const hk_endpoint_owner_t *owner_events, void *owner)
 {
@@ -483,6 +484,8 @@ static void on_sender_report(void *user, hk_stream_index_t stream, const hk_rtcp
     for (size_t i = 0; i < p->n_consumers; i++)
         if (!p->layers || p->consumers[i]->layer == layer)
             hk_consumer_send_sender_report(p->consumers[i], sr);
+    for (size_t i = 0; i < p->n_taps; i++)
+        hk_relay_push_report(p->taps[i], layer, sr);
 }
 
 static void on_nack(hk_endpoint_t *e, const hk_rtcp_fb_t *fb, uint64_t now_ms)

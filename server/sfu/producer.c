@@ -6,6 +6,7 @@
 #include "server/proto/vcodec.h"
 #include "server/sfu/consumer.h"
 #include "server/sfu/endpoint.h"
+#include "server/sfu/relay.h"
 
 int hk_producer_attach(hk_producer_t *p, hk_consumer_t *c)
 {
@@ -19,6 +20,30 @@ int hk_producer_attach(hk_producer_t *p, hk_consumer_t *c)
     }
     p->consumers[p->n_consumers++] = c;
     return 0;
+}
+
+int hk_producer_tap(hk_producer_t *p, hk_relay_t *r)
+{
+    if (p->n_taps == p->cap_taps) {
+        size_t cap = p->cap_taps ? p->cap_taps * 2 : 4;
+        hk_relay_t **grown = realloc(p->taps, cap * sizeof *grown);
+        if (!grown)
+            return HK_ENOMEM;
+        p->taps = grown;
+        p->cap_taps = cap;
+    }
+    p->taps[p->n_taps++] = r;
+    return 0;
+}
+
+void hk_producer_untap(hk_producer_t *p, hk_relay_t *r)
+{
+    for (size_t i = 0; i < p->n_taps; i++) {
+        if (p->taps[i] == r) {
+            p->taps[i] = p->taps[--p->n_taps];
+            return;
+        }
+    }
 }
 
 void hk_producer_detach(hk_producer_t *p, hk_consumer_t *c)
@@ -109,6 +134,8 @@ void hk_producer_forward(hk_producer_t *p, int layer, const uint8_t *buf, size_t
         hk_vcodec_layer(buf, hdr, &p->dd_layers[layer], &vl);
         count_layers(p, layer, &vl, len);
     }
+    for (size_t i = 0; i < p->n_taps; i++)
+        hk_relay_push(p->taps[i], layer, buf, len);
     if (!p->layers) {
         const hk_video_layer_t *svc = p->svc ? &vl : NULL;
         for (size_t i = 0; i < p->n_consumers; i++)
@@ -130,13 +157,19 @@ void hk_producer_forward(hk_producer_t *p, int layer, const uint8_t *buf, size_t
 
 hk_stream_t *hk_producer_stream(const hk_producer_t *p, int layer)
 {
+    if (p->relay)
+        return &p->relay->streams[p->kind == HK_MEDIA_AUDIO ? 0 : layer];
     int index = p->kind == HK_MEDIA_AUDIO ? HK_STREAM_AUDIO : HK_STREAM_VIDEO + layer;
     return &p->endpoint->transport->streams[index];
 }
 
 void hk_producer_request_keyframe(hk_producer_t *p, int layer, uint64_t now_ms)
 {
-    if (p->live && p->kind == HK_MEDIA_VIDEO && layer >= 0 && layer < HK_SIMULCAST_MAX_LAYERS)
+    if (!p->live || p->kind != HK_MEDIA_VIDEO || layer < 0 || layer >= HK_SIMULCAST_MAX_LAYERS)
+        return;
+    if (p->relay)
+        hk_relay_request_keyframe(p->relay, layer); /* asked on the publisher's worker */
+    else
         hk_transport_request_keyframe(p->endpoint->transport, hk_producer_stream(p, layer), false,
                                       now_ms);
 }
@@ -148,6 +181,9 @@ void hk_producer_close(hk_producer_t *p)
     free(p->consumers);
     p->consumers = NULL;
     p->n_consumers = p->cap_consumers = 0;
+    free(p->taps); /* its relays were destroyed first (signal/peer.c) */
+    p->taps = NULL;
+    p->n_taps = p->cap_taps = 0;
     p->live = false;
     p->layers = 0;
     p->svc = false;

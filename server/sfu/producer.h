@@ -18,6 +18,7 @@
 
 typedef struct hk_endpoint_s hk_endpoint_t;
 typedef struct hk_consumer_s hk_consumer_t;
+typedef struct hk_relay_s hk_relay_t;
 
 /* A layer counts as flowing while its latest packet is younger than this. */
 #define HK_LAYER_FLOWING_MS 1000
@@ -63,11 +64,21 @@ typedef struct hk_producer_s {
     hk_dd_layers_t dd_layers[HK_SIMULCAST_MAX_LAYERS]; /* each stream's templates */
     hk_consumer_t **consumers;
     size_t n_consumers, cap_consumers;
+    /* Relays of this producer to other workers (sfu/relay.h): each packet is pushed to
+     * them after the consumers. */
+    hk_relay_t **taps;
+    size_t n_taps, cap_taps;
+    /* Set in a relay's mirror: its streams and key frame requests are the relay's. */
+    hk_relay_t *relay;
 } hk_producer_t;
 
 /* Adds / removes a consumer of this producer. Returns 0 or HK_ENOMEM. */
 int hk_producer_attach(hk_producer_t *p, hk_consumer_t *c);
 void hk_producer_detach(hk_producer_t *p, hk_consumer_t *c);
+
+/* Adds / removes a relay to another worker (sfu/relay.h). Returns 0 or HK_ENOMEM. */
+int hk_producer_tap(hk_producer_t *p, hk_relay_t *r);
+void hk_producer_untap(hk_producer_t *p, hk_relay_t *r);
 
 /* A packet of this track's layer (0 without simulcast): to every active consumer that
  * receives that layer, or moves to it at this packet. */
@@ -81,7 +92,7 @@ void hk_producer_update_rates(hk_producer_t *p, uint64_t now_ms);
 /* The layers (bit i: layer i) that have sent a packet within HK_LAYER_FLOWING_MS. */
 uint8_t hk_producer_flowing(const hk_producer_t *p, uint64_t now_ms);
 
-/* The stream of one of its layers in the publisher's transport. */
+/* The stream of one of its layers in the publisher's transport (a mirror's: the relay's). */
 hk_stream_t *hk_producer_stream(const hk_producer_t *p, int layer);
 
 /* Asks the publisher for a key frame of this layer (throttled per layer, so requests of

@@ -546,6 +546,11 @@ static char *metrics_text(hk_signal_t *sig)
            "Simulcast video tracks sent to subscribers, by the layer each receives now.");
     for (int l = -1; l < HK_SIMULCAST_MAX_LAYERS; l++)
         labelled(&t, "hisoka_simulcast_consumers", "rid", hk_sora_rid_name(l), by_layer[l + 1]);
+    counter(&t, "hisoka_relay_packets_total",
+            "Packets pushed to another worker's relay (a channel spread over workers).",
+            mc->relay_packets);
+    counter(&t, "hisoka_relay_dropped_total",
+            "Packets a relay to another worker dropped: its ring was full.", mc->relay_dropped);
     counter(&t, "hisoka_receiver_reports_sent_total", "RTCP receiver reports sent.",
             mc->receiver_reports_sent);
     counter(&t, "hisoka_sender_reports_relayed_total", "RTCP sender reports relayed.",
@@ -637,6 +642,8 @@ static json_t *stats_json(hk_signal_t *sig)
     MEDIA_COUNTER(ice_nominations_refused);
     MEDIA_COUNTER(ice_consent_checks_sent);
     MEDIA_COUNTER(ice_tuple_moves);
+    MEDIA_COUNTER(relay_packets);
+    MEDIA_COUNTER(relay_dropped);
 #undef MEDIA_COUNTER
     json_t *stun = json_object();
     for (int i = 0; i < HK_STUN_STATUS_COUNT; i++)
@@ -921,7 +928,7 @@ static int request_rid(struct lws *wsi, hk_signal_t *sig, const char *channel_id
     for (size_t i = 0; i < map->cap; i++) {
         hk_consumer_t *c = map->slots[i].value;
         if (!c || !c->producer || !c->producer->layers ||
-            (sender && c->producer->endpoint != &sender->endpoint))
+            (sender && c->producer->endpoint->owner != sender))
             continue;
         hk_consumer_set_want(c, reset ? receiver->simulcast_want : want, !reset);
         changed++;

@@ -329,6 +329,8 @@ void hk_channel_leave(hk_peer_t *peer)
     if (peer->channel_next)
         peer->channel_next->channel_prev = peer->channel_prev;
     channel->n_members--;
+    if (peer->worker >= 0)
+        channel->members_on[peer->worker]--;
     channel->metadata_bytes -= peer->metadata_charge;
     peer->metadata_charge = 0;
     peer->channel = NULL;
@@ -358,6 +360,19 @@ void hk_channel_leave(hk_peer_t *peer)
         sig->workers[channel->worker].channels--;
         destroy_channel(channel);
     }
+}
+
+int hk_channel_member_worker(const hk_channel_t *channel)
+{
+    const hk_signal_t *sig = channel->sig;
+    int threshold = sig->config->channel_spread_threshold;
+    if (threshold == 0 || channel->members_on[channel->worker] < threshold)
+        return channel->worker;
+    int best = channel->worker;
+    for (int i = 0; i < sig->n_workers; i++)
+        if (channel->members_on[i] < channel->members_on[best])
+            best = i;
+    return best;
 }
 
 hk_peer_t *hk_channel_find(const hk_channel_t *channel, const char *connection_id, size_t len)
@@ -417,10 +432,12 @@ void hk_channel_relay_key(hk_peer_t *peer, const uint8_t *buf, size_t len)
            msg.type, HK_ID_LEN, dst->connection_id);
     /* dst will install peer's key, and a message to peer may acknowledge peer's key:
      * both publishers owe key frames (docs/protocol.md §3.4). */
-    if (peer->transport || dst->transport)
-        hk_signal_media(peer->sig, peer->channel->worker);
-    if (peer->transport)
+    if (peer->transport) {
+        hk_signal_media(peer->sig, peer->worker);
         hk_transport_keyframe_after_key(peer->transport, now);
-    if (dst->transport)
+    }
+    if (dst->transport) {
+        hk_signal_media(peer->sig, dst->worker);
         hk_transport_keyframe_after_key(dst->transport, now);
+    }
 }

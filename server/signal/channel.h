@@ -22,7 +22,9 @@ struct hk_channel_s {
     hk_mls_ds_t *mls_ds;  /* its delivery service when mls, owned */
     uv_timer_t mls_timer; /* armed at hk_mls_ds_next_deadline; when mls, the channel is
                              freed in the timer's close callback */
-    int worker;           /* the media worker its members' media live on (hk_signal_place) */
+    int worker;           /* its home media worker (hk_signal_place): its members' media live there,
+                             up to channel_spread_threshold of them (hk_channel_member_worker) */
+    int members_on[HK_MAX_WORKERS]; /* members whose media each worker carries */
     hk_peer_t *members;
     int n_members;
     size_t metadata_bytes; /* the members' signaling_notify_metadata, as relayed */
@@ -53,6 +55,11 @@ int hk_channel_mls_join(hk_peer_t *peer);
 /* A binary message whose first byte is an MLS envelope type (0x10..0x1f): handed to the
  * channel's delivery service in an MLS channel, dropped and counted anywhere else. */
 void hk_channel_relay_mls(hk_peer_t *peer, const uint8_t *buf, size_t len);
+
+/* The worker a new member's media goes to: the channel's own, until it carries
+ * channel_spread_threshold of its members; then the worker with the fewest of them
+ * (their media cross between workers through relays, sfu/relay.h). */
+int hk_channel_member_worker(const hk_channel_t *channel);
 
 /* Counts of announced members. */
 hk_channel_counts_t hk_channel_counts(const hk_channel_t *channel);

@@ -10,6 +10,7 @@
 #include "server/proto/turn_rest.h"
 #include "server/signal/channel.h"
 #include "server/rtc/transport.h"
+#include "server/sfu/relay.h"
 #include "server/signal/webhook.h"
 
 #define TX_QUEUE_LIMIT (4u << 20) /* bytes queued for a client that does not read */
@@ -178,6 +179,15 @@ void hk_peer_destroy(hk_peer_t *peer)
         sig->n_connections--;
     }
     hold_media(peer);
+    for (int k = 0; k < 2; k++) {
+        for (int w = 0; w < sig->n_workers; w++) {
+            if (peer->relays[k][w]) {
+                hk_signal_media(sig, w);
+                hk_relay_destroy(peer->relays[k][w]);
+                peer->relays[k][w] = NULL;
+            }
+        }
+    }
     hk_endpoint_clear(&peer->endpoint);
     if (peer->transport) {
         hk_transport_destroy(peer->transport);
@@ -301,6 +311,29 @@ static hk_sdp_section_t *add_section(hk_peer_t *peer, hk_section_type_t type, hk
     return s;
 }
 
+/* The producer peer's consumer of publisher's `kind` attaches to, with peer's worker held:
+ * the publisher's own on the same worker, else its relay's mirror on peer's worker (made
+ * now if it is the first there, with both workers held). NULL on ENOMEM. */
+static hk_producer_t *source_of(hk_peer_t *peer, hk_peer_t *publisher, hk_media_kind_t kind)
+{
+    hk_signal_t *sig = peer->sig;
+    hold_media(peer);
+    hk_producer_t *own = &publisher->endpoint.producers[kind];
+    if (publisher->worker == peer->worker)
+        return own;
+    hk_relay_t **relay = &publisher->relays[kind][peer->worker];
+    if (!*relay) {
+        hold_media(publisher);
+        *relay = hk_relay_create(own, sig->workers[publisher->worker].relays,
+                                 sig->workers[peer->worker].relays);
+        if (*relay)
+            HK_LOG(HK_LOG_INFO, "sfu", publisher->connection_id,
+                   "relays its %s from worker %d to worker %d",
+                   kind == HK_MEDIA_AUDIO ? "audio" : "video", publisher->worker, peer->worker);
+    }
+    return *relay ? &(*relay)->mirror : NULL;
+}
+
 static void add_forward(hk_peer_t *peer, hk_peer_t *publisher, hk_media_kind_t kind,
                         const hk_track_t *track)
 {
@@ -322,9 +355,8 @@ static void add_forward(hk_peer_t *peer, hk_peer_t *publisher, hk_media_kind_t k
         return;
     }
     /* Its own SSRC and sequence numbers, and no packet before the client answered. */
-    hold_media(peer);
-    hk_consumer_t *c =
-        hk_endpoint_consume(&peer->endpoint, &publisher->endpoint.producers[kind], s->mid);
+    hk_producer_t *producer = source_of(peer, publisher, kind);
+    hk_consumer_t *c = producer ? hk_endpoint_consume(&peer->endpoint, producer, s->mid) : NULL;
     if (!c) {
         HK_LOG(HK_LOG_ERROR, "sfu", peer->connection_id, "out of memory: track not sent");
         s->type = HK_SECTION_CLOSED;
@@ -570,7 +602,8 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
     }
     sig->n_connections++;
     sig->counters.connections_total++;
-    peer->worker = peer->channel->worker;
+    peer->worker = hk_channel_member_worker(peer->channel);
+    peer->channel->members_on[peer->worker]++;
     peer->transport =
         hk_transport_create(hk_signal_media(sig, peer->worker), &hk_endpoint_transport_events,
                             &peer->endpoint, peer->connection_id, hk_signal_now_ms(sig));

@@ -49,8 +49,11 @@ struct hk_peer_s {
     hk_peer_t *next, *prev;                 /* sig->peers */
     hk_peer_t *channel_next, *channel_prev; /* channel->members */
     hk_channel_t *channel;
-    uint64_t serial;                   /* finds it for the media workers' events */
-    int worker;                        /* its channel's media worker, -1 before connect */
+    uint64_t serial; /* finds it for the media workers' events */
+    int worker;      /* the media worker of its transport (hk_channel_member_worker), -1 before */
+    /* Its producers' relays to the other workers its channel's subscribers are on, by
+     * kind and worker (sfu/relay.h); created when a subscriber there first needs one. */
+    struct hk_relay_s *relays[2][HK_MAX_WORKERS];
     hk_transport_t *transport;         /* media: created at connect, owned; touched only
                                           while its worker is held (hk_signal_media) */
     hk_endpoint_t endpoint;            /* its producers and consumers (sfu/) */

@@ -17,6 +17,7 @@
 #include "server/io/tx.h"
 #include "server/rtc/cert.h"
 #include "server/rtc/host.h"
+#include "server/sfu/relay.h"
 #include "server/signal/mls_ds.h"
 
 typedef struct hk_peer_s hk_peer_t;
@@ -58,8 +59,9 @@ typedef struct {
  * (hk_signal_media), its ports, and how many connections it was given. */
 typedef struct {
     hk_rtc_host_t *host;
-    int media_port;     /* its UDP port, written into offers */
-    int media_tcp_port; /* its ICE-TCP port, 0 when off */
+    hk_relay_inbox_t *relays; /* relays' inbox (a channel over several workers) */
+    int media_port;           /* its UDP port, written into offers */
+    int media_tcp_port;       /* its ICE-TCP port, 0 when off */
     const hk_link_counters_t *link_counters;
     const int *link_gso;                        /* whether it coalesces with GSO */
     const hk_tcp_link_counters_t *tcp_counters; /* NULL when media_tcp_port is 0 */

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import { CallMember, serverAndBrowser, waitFor } from '../lib/browser.mjs';
 import { connectClient } from '../lib/client.mjs';
-import { apiRequest } from '../lib/server.mjs';
+import { apiRequest, startServer } from '../lib/server.mjs';
 
 let server;
 let browser;
@@ -83,4 +83,37 @@ test('a three-member call on each worker: everyone decodes everyone', async () =
     assert.equal(w.connections, 3);
   }
   for (const members of calls) for (const m of members) await m.leave();
+});
+
+// A channel over both workers (channel_spread_threshold = 2): the third member's media is
+// on the other worker, and every track crosses between them through relays, both ways:
+// its key frames are asked through the relay, its NACKs answered from the mirror's cache.
+test('a channel spread over both workers: the third member decodes the first two, they decode it', async () => {
+  const spread = await startServer({ log_level: 'info', workers: 2, channel_spread_threshold: 2 });
+  const members = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      members.push(await CallMember.join(browser, spread, { role: 'sendrecv', channel_id: 'spread' }));
+    }
+    const s = JSON.parse((await apiRequest(spread, '/stats')).text);
+    const workerOf = Object.fromEntries((await Promise.all(members.map(async (m) => {
+      const c = JSON.parse((await apiRequest(spread, `/stats/connections/${m.id}`)).text);
+      return [m.id, c.worker];
+    }))));
+    assert.deepEqual(members.map((m) => workerOf[m.id]), [0, 0, 1], JSON.stringify(s.workers));
+    const ids = members.map((m) => m.id);
+    for (const m of members) {
+      const others = ids.filter((id) => id !== m.id);
+      const ok = await waitFor(async () => receivesAll(await m.stats(), others, 60), 20000);
+      assert.ok(ok, `${m.id} decodes the others: ${JSON.stringify((await m.stats()).remote)}`);
+    }
+    const after = JSON.parse((await apiRequest(spread, '/stats')).text);
+    assert.ok(after.media.relay_packets > 1000, `relayed ${after.media.relay_packets}`);
+    assert.equal(after.media.relay_dropped, 0);
+    assert.match(spread.log, /relays its video from worker 0 to worker 1/);
+    assert.match(spread.log, /relays its video from worker 1 to worker 0/);
+  } finally {
+    for (const m of members) await m.leave();
+    await spread.stop();
+  }
 });
