@@ -128,6 +128,21 @@ static void hold_media(hk_peer_t *peer)
         hk_signal_media(peer->sig, peer->worker);
 }
 
+void hk_peer_drop_relays(hk_peer_t *peer)
+{
+    hk_signal_t *sig = peer->sig;
+    for (int k = 0; k < 2; k++) {
+        for (int w = 0; w < sig->n_workers; w++) {
+            if (peer->relays[k][w]) {
+                hold_media(peer);
+                hk_signal_media(sig, w);
+                hk_relay_destroy(peer->relays[k][w]);
+                peer->relays[k][w] = NULL;
+            }
+        }
+    }
+}
+
 hk_peer_t *hk_peer_create(hk_signal_t *sig, struct lws *wsi)
 {
     hk_peer_t *peer = calloc(1, sizeof *peer);
@@ -179,15 +194,7 @@ void hk_peer_destroy(hk_peer_t *peer)
         sig->n_connections--;
     }
     hold_media(peer);
-    for (int k = 0; k < 2; k++) {
-        for (int w = 0; w < sig->n_workers; w++) {
-            if (peer->relays[k][w]) {
-                hk_signal_media(sig, w);
-                hk_relay_destroy(peer->relays[k][w]);
-                peer->relays[k][w] = NULL;
-            }
-        }
-    }
+    hk_peer_drop_relays(peer);
     hk_endpoint_clear(&peer->endpoint);
     if (peer->transport) {
         hk_transport_destroy(peer->transport);

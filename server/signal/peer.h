@@ -124,6 +124,10 @@ struct hk_peer_s {
 /* Allocates a peer for an established WebSocket. Returns NULL on ENOMEM. */
 hk_peer_t *hk_peer_create(hk_signal_t *sig, struct lws *wsi);
 
+/* Destroys its producers' relays to other workers (their subscribers there get nothing
+ * more from it); holds the workers concerned. */
+void hk_peer_drop_relays(hk_peer_t *peer);
+
 /* Leaves the channel (notifying the others), frees everything. */
 void hk_peer_destroy(hk_peer_t *peer);
 

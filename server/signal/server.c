@@ -397,6 +397,11 @@ void hk_signal_close_all(hk_signal_t *sig)
     if (sig->peers)
         HK_LOG(HK_LOG_WARN, "signaling", NULL,
                "shutdown_timeout: dropping connections that did not close in time");
+    /* The workers stop one after another next: no relay may still push to one that
+     * stopped. */
+    for (hk_peer_t *p = sig->peers; p; p = p->next)
+        hk_peer_drop_relays(p);
+    release_workers(sig); /* held for that: they must take their stop message */
     uv_run(sig->loop, UV_RUN_NOWAIT); /* the drain timer's close */
 }
 
