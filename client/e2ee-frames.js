@@ -18,6 +18,8 @@ import { MlsFrameKeys } from './sframe-mls.js';
 import { clearLength, codecOfMimeType, joinFrame, splitFrame } from './frame-format.js';
 
 const utf8 = new TextEncoder();
+// Per sender, the first-decryption time of so many epochs is kept (stats epochsAt).
+const EPOCHS_TIMED = 4;
 
 function bytesOf(x) {
   if (x instanceof Uint8Array) return x;
@@ -130,6 +132,9 @@ export class FrameCrypto {
         if (!this.mls) this.mls = new MlsFrameKeys({ now: this.now });
         this.mls.setEpoch({ epoch: BigInt(msg.epoch), baseKey: bytesOf(msg.baseKey), leafIndex: msg.leafIndex });
         this.mlsLeaves = new Map(Object.entries(msg.leaves ?? {}).map(([id, leaf]) => [id, Number(leaf)]));
+        // The new epoch's low bits may be an old one's (mod 256): time it afresh.
+        const bits = Number(BigInt(msg.epoch) & 0xffn);
+        for (const st of this.stats.values()) if (st.epochsAt) st.epochsAt = st.epochsAt.filter(([b]) => b !== bits);
         this._requestKeyFrames((source) => source.missing);
         return { type: 'ack' };
       }
@@ -146,7 +151,7 @@ export class FrameCrypto {
       case 'stats': {
         const reply = {
           type: 'stats',
-          stats: Object.fromEntries([...this.stats].map(([k, v]) => [k, { ...v }])),
+          stats: Object.fromEntries([...this.stats].map(([k, v]) => [k, v.epochsAt ? { ...v, epochsAt: v.epochsAt.map((x) => [...x]) } : { ...v }])),
           encrypted: this.encrypted,
           dropped: this.dropped,
         };
@@ -238,8 +243,16 @@ export class FrameCrypto {
       const info = {};
       const plaintext = await this.mls.decrypt(parts.sframe, parts.prefix, leaf, info);
       this._count(senderConnectionId, 'decrypted');
-      // The epoch (low bits) of this sender's latest frame: tests see members switch.
-      this.stats.get(senderConnectionId).epochBits = info.epochBits;
+      // The epoch (low bits) of this sender's latest frame, and [epochBits, when its first
+      // frame of that epoch decrypted (this.now(), the page's clock)] for its last
+      // EPOCHS_TIMED epochs: tests see members switch, and time it here, not when they poll.
+      const s = this.stats.get(senderConnectionId);
+      s.epochBits = info.epochBits;
+      s.epochsAt ??= [];
+      if (!s.epochsAt.some(([bits]) => bits === info.epochBits)) {
+        s.epochsAt.push([info.epochBits, this.now()]);
+        if (s.epochsAt.length > EPOCHS_TIMED) s.epochsAt.shift();
+      }
       return { plaintext: concat(parts.prefix, this._stripMarker(plaintext)), result: 'decrypted' };
     } catch (e) {
       const result = e?.code === 'unknown-key' ? 'missing' : 'failed';

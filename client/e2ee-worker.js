@@ -26,7 +26,8 @@
 //   {type:'set-streams', payloadTypes:{[pt]: 'vp8'|'opus'|...},
 //    ssrcOwners:{[ssrc]: connectionId}}                       -> {type:'ack'}
 //   {type:'request-key-frames'} -> {type:'key-frames-requested', count}
-//   {type:'stats'} -> {type:'stats', stats:{[connId]:{decrypted,failed,missing}}, encrypted, dropped}
+//   {type:'stats'} -> {type:'stats', stats:{[connId]:{decrypted,failed,missing[,epochBits,epochsAt]}},
+//                      encrypted, dropped[, mls]}
 //   {type:'debug-marker', marker: string|null}               -> {type:'ack'}
 //   {type:'debug-null-cipher', on: bool}                     -> {type:'ack'}
 //   {type:'debug-capture', n, plaintext?: bool}              -> {type:'ack'}

@@ -59,6 +59,12 @@ test('three E2EEMls members decode each other; join and leave rekey; rosters fro
     const stats = await b.e2ee.stats();
     assert.equal(stats.mls.replayed, 1);
     assert.equal(stats.mls.wrongSender, 1);
+    // When b first decrypted a frame of A's in each epoch (B's join, C's join, C's leave),
+    // by the worker's clock.
+    const e = Number(a.e2ee.mls.epoch);
+    assert.deepEqual(stats[A].epochsAt.map(([bits]) => bits), [e - 2, e - 1, e]);
+    const times = stats[A].epochsAt.map(([, at]) => at);
+    assert.ok(times.every((t, i) => t <= Date.now() && (i === 0 || t >= times[i - 1])), `times: ${times}`);
   } finally {
     ch.close();
   }

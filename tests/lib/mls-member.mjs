@@ -5,7 +5,8 @@
 //   rosters   every group update: {epoch, code, roster, added, removed, credentialChanged, banner, at}
 //   notifies  the server's member-joined/member-left: {event, id, at}
 //   firstAt   per sender and epoch (low 8 bits) the first time a frame of that epoch
-//             decrypted: {'<id>:<epochBits>': at}, polled every 25 ms
+//             decrypted, as the E2EE worker timed it: {'<id>:<epochBits>': at}, read
+//             every 25 ms (the worker keeps the last 4 epochs per sender)
 export class MlsPage {
   static async join(browser, server, channel, options = {}) {
     // protocol: 'mls' (default) or null for round 1's scheme (join-latency comparisons).
@@ -67,9 +68,11 @@ export class MlsPage {
         for (const [sender, v] of Object.entries(s)) {
           if (!v || typeof v !== 'object') continue;
           if (v.decrypted > 0 && !(sender in m.firstDecrypt)) m.firstDecrypt[sender] = Date.now();
-          if (v.epochBits === undefined) continue;
-          const key = `${sender}:${v.epochBits}`;
-          if (!(key in m.firstAt)) m.firstAt[key] = Date.now();
+          // The worker's time of each epoch's first decrypted frame (not this poll's).
+          for (const [bits, at] of v.epochsAt || []) {
+            const key = `${sender}:${bits}`;
+            if (!(key in m.firstAt)) m.firstAt[key] = at;
+          }
         }
       }, 25);
       return m.id;
