@@ -6,6 +6,7 @@
 // on loopback; 20 joins and leaves in a row with media flowing lose no member. Also
 // measures join latency (connect -> first decrypted frame) for MLS and round 1.
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { after, before, test } from 'node:test';
 
 import { waitFor } from '../lib/browser.mjs';
@@ -15,6 +16,15 @@ import { startServer } from '../lib/server.mjs';
 
 const EPOCH_CHANGE_MS = 1000;
 const MAX_CHANGE_MS = 6000;
+// Every change is held to EPOCH_CHANGE_MS unless the machine was overloaded when it was
+// measured: a 1-minute load average above LOADED (8 per core). This test's own five
+// pages take a quiet two-core machine to a load of about 10. Measured 2026-12-01 on two
+// shared cores: every change at a load up to 15.2 took at most 898 ms; the changes over
+// 1 s were at loads of 16.6 and 17.5, and their time went to the renegotiation in a
+// starved Chromium (setRemoteDescription, createAnswer and setLocalDescription taking up
+// to 700 ms each; Firefox 20-40 ms), not to MLS, whose epoch change had ended before the
+// notify. An overloaded change is listed with its load and held to MAX_CHANGE_MS only.
+const LOADED = 8 * os.cpus().length;
 const CYCLES = Number(process.env.HK_MLS_CYCLES || 20);
 
 let server;
@@ -35,6 +45,20 @@ after(async () => {
 async function joinPage(name, channel, options) {
   const m = await MlsPage.join(browsers[name], server, channel, options);
   open.add(m);
+  // How long each step of a renegotiation takes in the page: into its trace (shown for
+  // a slow change), e.g. "srd:230" = setRemoteDescription took 230 ms, logged at its end.
+  await m.page.evaluate(() => {
+    const { pc } = window.mlsMember.client;
+    for (const [name, short] of [['setRemoteDescription', 'srd'], ['createAnswer', 'ca'], ['setLocalDescription', 'sld']]) {
+      const f = pc[name].bind(pc);
+      pc[name] = async (...args) => {
+        const t = Date.now();
+        try { return await f(...args); } finally {
+          window.mlsMember.trace.push({ dir: 'out', at: Date.now(), type: `${short}:${Date.now() - t}` });
+        }
+      };
+    }
+  });
   return m;
 }
 
@@ -99,8 +123,31 @@ function changeTime(states, subject, event) {
       parts.push(`${r.id.slice(-4)}<-${s.id.slice(-4)} +${at - notified}`);
     }
   }
-  if (done - notified > EPOCH_CHANGE_MS) console.log(`# slow ${event} of ${subject.slice(-4)}: ${parts.join(', ')}`);
+  if (done - notified > EPOCH_CHANGE_MS / 2) {
+    // Where the time went: each member's signaling and MLS messages around the change
+    // (0x12 proposal, 0x14 commit, 0x15 announced commit, 0x16 welcome, 0x17 refused).
+    const msgs = states.map((r) => `${r.id.slice(-4)} [${r.trace.filter((t) => t.at >= notified - 1500 && t.at <= done
+      && t.type !== 'ping' && t.type !== 'pong').map((t) => `${t.dir === 'in' ? '<' : '>'}${t.type}${t.at - notified >= 0 ? '+' : ''}${t.at - notified}`).join(' ')}]`);
+    console.log(`# ${done - notified > EPOCH_CHANGE_MS ? 'slow' : 'detail of'} ${event} of ${subject.slice(-4)} `
+      + `(load ${loadavg()}): ${parts.join(', ')}; messages: ${msgs.join('; ')}`);
+  }
   return done - notified;
+}
+
+const loadavg = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
+
+// Asserts the bound on changes [{what, ms, load}]: EPOCH_CHANGE_MS for each measured at
+// a load up to LOADED, MAX_CHANGE_MS for the others, which are listed.
+function withinBound(changes) {
+  const held = changes.filter((c) => c.load <= LOADED);
+  const excused = changes.filter((c) => c.load > LOADED);
+  const show = (list) => list.map((c) => `${c.what} ${c.ms} ms (load ${c.load.toFixed(1)})`).join(', ');
+  console.log(`# ${held.length} of ${changes.length} changes measured at a load <= ${LOADED} and held to `
+    + `${EPOCH_CHANGE_MS} ms${excused.length ? `; at a higher load, held to ${MAX_CHANGE_MS} ms only: ${show(excused)}` : ''}`);
+  const slow = held.filter((c) => c.ms > EPOCH_CHANGE_MS);
+  assert.equal(slow.length, 0, `changes over ${EPOCH_CHANGE_MS} ms at a load <= ${LOADED}: ${show(slow)}`);
+  const verySlow = excused.filter((c) => c.ms > MAX_CHANGE_MS);
+  assert.equal(verySlow.length, 0, `changes over ${MAX_CHANGE_MS} ms: ${show(verySlow)}`);
 }
 
 const members = [];
@@ -122,6 +169,7 @@ test('three Chromium members and one Firefox member decode each other in an MLS 
   const joiner = await joinPage('chromium', channel, { label: 'chromium joiner' });
   const joined = await settled([...members, joiner]);
   const joinMs = changeTime(joined, joiner.id, 'joined');
+  const joinLoad = os.loadavg()[0];
   for (const st of joined.filter((x) => x.id !== joiner.id)) {
     const u = st.rosters.find((x) => x.epoch === joined[0].epoch);
     assert.deepEqual(u.added, [joiner.id]);
@@ -130,16 +178,14 @@ test('three Chromium members and one Firefox member decode each other in an MLS 
   await leavePage(joiner);
   const left = await settled(members);
   const leaveMs = changeTime(left, joiner.id, 'left');
+  const leaveLoad = os.loadavg()[0];
   for (const st of left) {
     const u = st.rosters.find((x) => x.epoch === left[0].epoch);
     assert.deepEqual(u.removed, [joiner.id]);
   }
-  console.log(`# epoch change after the notify: join ${joinMs} ms, leave ${leaveMs} ms`);
-  // EPOCH_CHANGE_MS is checked on the median of the 20 cycles below; one change on a
-  // loaded shared machine may take longer (the joiner's media reaching the others through
-  // re-offers, or ts-mls in a starved page), never past MAX_CHANGE_MS.
-  assert.ok(joinMs <= MAX_CHANGE_MS, `join completed in ${joinMs} ms`);
-  assert.ok(leaveMs <= MAX_CHANGE_MS, `leave completed in ${leaveMs} ms`);
+  console.log(`# epoch change after the notify: join ${joinMs} ms (load ${joinLoad.toFixed(1)}), `
+    + `leave ${leaveMs} ms (load ${leaveLoad.toFixed(1)})`);
+  withinBound([{ what: 'join', ms: joinMs, load: joinLoad }, { what: 'leave', ms: leaveMs, load: leaveLoad }]);
 });
 
 test(`${CYCLES} joins and leaves in a row with media flowing lose no member`, async () => {
@@ -149,10 +195,12 @@ test(`${CYCLES} joins and leaves in a row with media flowing lose no member`, as
   const leaves = [];
   const firstFrame = [];
   const firstFromAll = [];
+  const changes = [];
   for (let i = 0; i < CYCLES; i++) {
     const joiner = await joinPage('chromium', channel, { label: `joiner ${i}` });
     const joined = await settled([...members, joiner]);
     joins.push(changeTime(joined, joiner.id, 'joined'));
+    changes.push({ what: `join ${i}`, ms: joins.at(-1), load: os.loadavg()[0] });
     const mine = joined.find((x) => x.id === joiner.id);
     const firsts = Object.values(mine.firstDecrypt);
     firstFrame.push(Math.min(...firsts) - mine.connectStart);
@@ -160,20 +208,23 @@ test(`${CYCLES} joins and leaves in a row with media flowing lose no member`, as
     await leavePage(joiner);
     const left = await settled(members);
     leaves.push(changeTime(left, joiner.id, 'left'));
+    changes.push({ what: `leave ${i}`, ms: leaves.at(-1), load: os.loadavg()[0] });
   }
   const states = await settled(members);
   for (const st of states) assert.equal(st.closed, null, `${st.id} still connected`);
   const fmt = (v) => `p50 ${percentile(v, 50)} ms, p99 ${percentile(v, 99)} ms, max ${Math.max(...v)} ms`;
   console.log(`# ${CYCLES} cycles, epoch change after the notify: join ${fmt(joins)}; leave ${fmt(leaves)}`);
+  console.log(`# per cycle, join/leave ms (1-min load averages): ${joins.map((j, i) => `${j}/${leaves[i]} `
+    + `(${changes[2 * i].load.toFixed(1)}/${changes[2 * i + 1].load.toFixed(1)})`).join(', ')}`);
+  const commits = await Promise.all(members.map((m) => m.page.evaluate(() => ({ ...window.mlsMember.client.e2ee.mls.stats }))));
+  console.log(`# commits of the four members over ${2 * CYCLES} changes: sent ${commits.map((c) => c.commitsSent).join('/')}, `
+    + `won ${commits.map((c) => c.commitsWon).join('/')}, refused ${commits.map((c) => c.refused).join('/')}`);
   console.log(`# MLS join latency (connect -> first decrypted frame), 4 members there: ${fmt(firstFrame)}; `
     + `from all four: ${fmt(firstFromAll)}`);
-  // No member lost (settled above: all four on one epoch, decoding each other). The
-  // typical change is well within EPOCH_CHANGE_MS; on a shared two-core machine single
-  // changes have taken up to 5.7 s under load (mostly the joiner's media reaching the
-  // others after their re-offer; the members were on the new epoch before the notify).
+  // No member lost (settled above: all four on one epoch, decoding each other).
+  withinBound(changes);
   assert.ok(percentile(joins, 50) <= EPOCH_CHANGE_MS, `joins: ${joins}`);
   assert.ok(percentile(leaves, 50) <= EPOCH_CHANGE_MS, `leaves: ${leaves}`);
-  assert.ok(Math.max(...joins, ...leaves) <= MAX_CHANGE_MS, `joins: ${joins}; leaves: ${leaves}`);
   for (const m of members) await leavePage(m);
 });
 
