@@ -73,15 +73,7 @@ function claimingBrowser(browser, victimId) {
 
 // The next n frames page m sends, as {leafIndex, ctr} of their SFrame headers.
 async function sentKids(m, n) {
-  await m.page.evaluate((count) => window.mlsMember.client.e2ee.debug.capture(count), n);
-  let frames = [];
-  await waitFor(async () => {
-    frames = await m.page.evaluate(async () => (await window.mlsMember.client.e2ee.debug.captured())
-      .map((f) => ({ bytes: [...f.bytes], codec: f.codec })));
-    return frames.length >= n;
-  }, 10000, 100);
-  await m.page.evaluate(() => window.mlsMember.client.e2ee.debug.capture(0));
-  return frames.map((f) => {
+  return (await m.captureSent(n)).map((f) => {
     const h = decodeHeader(splitFrame(f.codec, Uint8Array.from(f.bytes)).sframe);
     return { leafIndex: splitMlsKid(h.kid).leafIndex, ctr: Number(h.ctr) };
   });

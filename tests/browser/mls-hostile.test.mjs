@@ -24,19 +24,6 @@ let proxy;
 const browsers = {};
 const pages = [];
 
-// The frames page m encrypts next (n of them), as sent: [{bytes, codec}].
-async function captureFrames(m, n) {
-  await m.page.evaluate((count) => window.mlsMember.client.e2ee.debug.capture(count), n);
-  let frames = [];
-  await waitFor(async () => {
-    frames = await m.page.evaluate(async () => (await window.mlsMember.client.e2ee.debug.captured())
-      .map((f) => ({ bytes: [...f.bytes], codec: f.codec })));
-    return frames.length >= n;
-  }, 10000, 100);
-  await m.page.evaluate(() => window.mlsMember.client.e2ee.debug.capture(0));
-  return frames;
-}
-
 // How many of sender's frames the ghost decrypts with the keys of its epochs.
 async function ghostDecrypts(ghost, senderId, frames) {
   let ok = 0;
@@ -155,7 +142,7 @@ test('a ghost hidden from notify shows in every roster, in a banner and in a new
   // Frames the pages encrypted so far (all of epochs up to before0.epoch), and 40 of
   // page 0's as sent, just before the ghost comes.
   const encryptedBefore = states.map((s) => s.e2ee.encrypted);
-  const framesBefore = await captureFrames(pages[0], 40);
+  const framesBefore = await pages[0].captureSent(40);
 
   const ghost = await mlsJoin(server, channel);
   const all = [...ids, ghost.id].sort();
@@ -174,7 +161,7 @@ test('a ghost hidden from notify shows in every roster, in a banner and in a new
   // earlier epoch secret (its first epoch is its join).
   assert.equal(ghost.epochs[0].epoch, states[0].epoch);
   assert.ok(ghost.epochs[0].epoch > before0.epoch);
-  const framesAfter = await captureFrames(pages[0], 40);
+  const framesAfter = await pages[0].captureSent(40);
   const readBefore = await ghostDecrypts(ghost, pages[0].id, framesBefore);
   const readAfter = await ghostDecrypts(ghost, pages[0].id, framesAfter);
   console.log(`# ghost at epoch ${ghost.epochs[0].epoch} (pages had encrypted ${encryptedBefore.join(', ')} frames `

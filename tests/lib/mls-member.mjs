@@ -1,3 +1,5 @@
+import { waitFor } from './browser.mjs';
+
 // One page running hisoka's client in an MLS channel (client/hisoka.js with
 // e2eeProtocol 'mls', served by hisoka at /demo/), in Chromium or Firefox (the browser
 // objects of tests/lib/firefox.js launchBrowser). The page records, with Date.now()
@@ -115,6 +117,19 @@ export class MlsPage {
         remote, errors: m.errors, closed: m.closed,
       };
     });
+  }
+
+  // The frames this page encrypts next (n of them), as sent: [{bytes, codec}].
+  async captureSent(n) {
+    await this.page.evaluate((count) => window.mlsMember.client.e2ee.debug.capture(count), n);
+    let frames = [];
+    await waitFor(async () => {
+      frames = await this.page.evaluate(async () => (await window.mlsMember.client.e2ee.debug.captured())
+        .map((f) => ({ bytes: [...f.bytes], codec: f.codec })));
+      return frames.length >= n;
+    }, 10000, 100);
+    await this.page.evaluate(() => window.mlsMember.client.e2ee.debug.capture(0));
+    return frames;
   }
 
   async leave() {
