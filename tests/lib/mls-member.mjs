@@ -11,12 +11,27 @@ import { waitFor } from './browser.mjs';
 //             every 25 ms (the worker keeps the last 4 epochs per sender)
 export class MlsPage {
   static async join(browser, server, channel, options = {}) {
+    try {
+      return await MlsPage.#join(browser, server, channel, options);
+    } catch (e) {
+      // Chromium aborts the requests in flight when the machine's network interfaces
+      // change (net::ERR_NETWORK_CHANGED), as other test suites' containers and network
+      // namespaces make them do: the page's import of the client failed before it
+      // connected. Once more in a new page.
+      if (!/Failed to fetch dynamically imported module/.test(String(e?.message))) throw e;
+      console.log(`# ${browser.name}: the client's import failed (${e.message.split('\n')[0]}); once more in a new page`);
+      return MlsPage.#join(browser, server, channel, options);
+    }
+  }
+
+  static async #join(browser, server, channel, options) {
     // protocol: 'mls' (default) or null for round 1's scheme (join-latency comparisons).
     const { role = 'sendrecv', label, protocol = 'mls' } = options;
     const page = await browser.newPage();
     await page.goto(`${server.apiUrl}/health`);
     const t0 = Date.now();
     const id = await page.evaluate(async ({ url, channel, role, protocol }) => {
+      // (A failed import throws before anything connected: join() may try again.)
       const { HisokaClient } = await import('/demo/hisoka.js');
       // Every signaling message in and out, with its time: {dir, type, at}.
       const trace = [];
@@ -78,7 +93,10 @@ export class MlsPage {
         }
       }, 25);
       return m.id;
-    }, { url: server.url, channel, role, protocol });
+    }, { url: server.url, channel, role, protocol }).catch(async (e) => {
+      await page.close().catch(() => {});
+      throw e;
+    });
     const member = new MlsPage();
     member.page = page;
     member.id = id;
