@@ -135,13 +135,17 @@ test('a member claiming another member\'s leaf index: a joiner drops and counts 
       + `${j1.e2ee[attacker.id]?.decrypted || 0} on the attacker's track; of the victim's ${sent} frames it decrypted `
       + `${decrypted} and decoded ${decoded} video frames; its MLS drops: ${JSON.stringify(j1.e2ee.mls)}`);
     assert.equal(j1.e2ee[attacker.id]?.decrypted || 0, 0, 'nothing decrypted on the attacker\'s track (all of it claims the victim)');
+    // Every frame that came on the attacker's track was dropped as wrong sender, and only
+    // those were; they were (nearly) all the attacker sent (the two pages' counts are read
+    // a moment apart, and a loaded receiver may lose a few).
+    const onTrack = (j1.e2ee[attacker.id]?.failed || 0) - (j0.e2ee[attacker.id]?.failed || 0);
+    assert.equal(dropped, onTrack, `the ${onTrack} frames on the attacker's track are the ${dropped} counted as wrong sender`);
     assert.ok(dropped <= claimed + IN_FLIGHT, `only claimed frames were counted as wrong sender: ${dropped} of ${claimed}`);
-    assert.ok(dropped >= 0.9 * claimed - IN_FLIGHT, `the claimed frames were dropped and counted: ${dropped} of ${claimed}`);
+    assert.ok(dropped >= 0.8 * claimed - IN_FLIGHT, `the claimed frames reached the joiner: ${dropped} of ${claimed}`);
     assert.equal(j1.e2ee.mls.replayed, 0, 'no genuine frame of the victim taken for a replay');
-    // No more than the victim sent (none of the attacker's among them); nearly all of them
-    // (the transform sees what the network delivered).
+    // No more than the victim sent (none of the attacker's among them); nearly all of them.
     assert.ok(decrypted <= sent + IN_FLIGHT, `the joiner decrypted no more of the victim's frames than it sent: ${decrypted} of ${sent}`);
-    assert.ok(decrypted >= 0.9 * sent - IN_FLIGHT, `the joiner decrypts the victim's frames: ${decrypted} of ${sent}`);
+    assert.ok(decrypted >= 0.8 * sent - IN_FLIGHT, `the joiner decrypts the victim's frames: ${decrypted} of ${sent}`);
     assert.ok(decoded > (WATCH_MS / 1000) * 10, `the joiner is not blinded to the victim: ${decoded} video frames decoded`);
     pages.pop();
     await joiner.leave();
