@@ -1,7 +1,7 @@
 # hisoka — build, run and test.  `make run` and `make test` are the two commands
 # README starts with; both install what is missing first (tools/deps.sh).
 
-PKGS    := libwebsockets jansson libuv libsrtp2 openssl nice
+PKGS    := libwebsockets jansson libuv libsrtp2 openssl nice hiredis
 BUILD   ?= build
 CC      ?= cc
 SAN     ?=

@@ -115,6 +115,8 @@ enum {
     KEY_TURN_URLS,
     KEY_TURN_SECRET,
     KEY_TURN_CREDENTIAL_TTL,
+    KEY_CLUSTER_REDIS_URL,
+    KEY_CLUSTER_NODE_URL,
     KEY_COUNT
 };
 
@@ -194,6 +196,9 @@ static const key_spec_t keys[KEY_COUNT] = {
     [KEY_TURN_CREDENTIAL_TTL] = {"turn_credential_ttl", TYPE_DURATION,
                                  FIELD(turn_credential_ttl_ms), MS_PER_MINUTE, 7 * 24 * MS_PER_HOUR,
                                  false},
+    [KEY_CLUSTER_REDIS_URL] = {"cluster_redis_url", TYPE_STRING, FIELD(cluster_redis_url), 0, 0,
+                               true},
+    [KEY_CLUSTER_NODE_URL] = {"cluster_node_url", TYPE_STRING, FIELD(cluster_node_url), 0, 0, true},
 };
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
@@ -746,6 +751,83 @@ static int check_whole(const parse_ctx_t *ctx, const size_t *set_at, const hk_co
         return fail(ctx, set_at[KEY_API_LISTEN_ADDRESS], keys[KEY_API_LISTEN_ADDRESS].name, no_span,
                     "%s needs api_secret: without one the API listens on 127.0.0.1 only",
                     c->api_listen_address);
+
+    char host[HK_CONFIG_STR];
+    int port = 0;
+    const char *why = NULL;
+    if (c->cluster_redis_url[0] &&
+        hk_config_parse_redis_url(c->cluster_redis_url, host, sizeof host, &port, &why) != 0)
+        return fail(ctx, set_at[KEY_CLUSTER_REDIS_URL], keys[KEY_CLUSTER_REDIS_URL].name, no_span,
+                    "%s", why);
+    if (c->cluster_redis_url[0] && !c->cluster_node_url[0])
+        return fail(ctx, set_at[KEY_CLUSTER_REDIS_URL], keys[KEY_CLUSTER_NODE_URL].name, no_span,
+                    "must be set when cluster_redis_url is set (this node's signaling URL, "
+                    "e.g. wss://node1.example.com/signaling, sent to clients in redirects)");
+    if (c->cluster_node_url[0] && strncmp(c->cluster_node_url, "ws://", 5) != 0 &&
+        strncmp(c->cluster_node_url, "wss://", 6) != 0)
+        return fail(ctx, set_at[KEY_CLUSTER_NODE_URL], keys[KEY_CLUSTER_NODE_URL].name, no_span,
+                    "must be a ws:// or wss:// URL (clients are redirected to it)");
+    if (c->cluster_node_url[0] && strpbrk(c->cluster_node_url, " \"\\"))
+        return fail(ctx, set_at[KEY_CLUSTER_NODE_URL], keys[KEY_CLUSTER_NODE_URL].name, no_span,
+                    "must not contain spaces, quotes or backslashes");
+    if (c->cluster_node_url[0] && !c->cluster_redis_url[0])
+        return fail(ctx, set_at[KEY_CLUSTER_NODE_URL], keys[KEY_CLUSTER_REDIS_URL].name, no_span,
+                    "must be set when cluster_node_url is set (no cluster without Redis)");
+    return HK_OK;
+}
+
+int hk_config_parse_redis_url(const char *url, char *host, size_t host_size, int *port,
+                              const char **why)
+{
+    static const char scheme[] = "redis://";
+    if (strncmp(url, scheme, sizeof scheme - 1) != 0) {
+        *why = strncmp(url, "rediss://", 9) == 0
+                   ? "rediss:// (TLS) is not supported: use redis://host[:port] on a private "
+                     "network"
+                   : "must be redis://host[:port]";
+        return HK_EINVAL;
+    }
+    const char *h = url + sizeof scheme - 1;
+    size_t n = strcspn(h, ":/@?#");
+    if (h[n] == '@' || h[n] == '?' || h[n] == '#') {
+        *why = "passwords, user names and options are not supported: redis://host[:port]";
+        return HK_EINVAL;
+    }
+    if (n == 0 || n >= host_size) {
+        *why = n == 0 ? "has no host: redis://host[:port]" : "host name is too long";
+        return HK_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = h[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-' || ch == '_')) {
+            *why = "host must be a name or an IPv4 address: redis://host[:port]";
+            return HK_EINVAL;
+        }
+    }
+    const char *rest = h + n;
+    long p = 6379;
+    if (*rest == ':') {
+        char *end = NULL;
+        rest++;
+        if (*rest < '0' || *rest > '9') {
+            *why = "port must be a number from 1 to 65535";
+            return HK_EINVAL;
+        }
+        p = strtol(rest, &end, 10);
+        if (p < 1 || p > 65535 || end - rest > 5) {
+            *why = "port must be a number from 1 to 65535";
+            return HK_EINVAL;
+        }
+        rest = end;
+    }
+    if (strcmp(rest, "") != 0 && strcmp(rest, "/") != 0) {
+        *why = "database numbers, paths and options are not supported: redis://host[:port]";
+        return HK_EINVAL;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (int)p;
     return HK_OK;
 }
 

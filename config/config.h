@@ -73,6 +73,12 @@ typedef struct hk_config_s {
     char turn_urls[HK_CONFIG_STR];   /* turn_urls: comma-separated turn:/turns: URLs, "" = none */
     char turn_secret[HK_CONFIG_STR]; /* turn_secret: coturn's static-auth-secret */
     uint32_t turn_credential_ttl_ms; /* turn_credential_ttl, default 1 day, 1 min..7 days */
+    /* Several nodes through Redis (README "Cluster"): */
+    char cluster_redis_url[HK_CONFIG_STR]; /* cluster_redis_url: redis://host[:port], "" = one
+                                              node, no cluster (the default) */
+    char cluster_node_url[HK_CONFIG_STR];  /* cluster_node_url: this node's ws:// or wss://
+                                              signaling URL, sent in redirects; required with
+                                              cluster_redis_url */
 } hk_config_t;
 
 /* TURN URLs in turn_urls (at most HK_CONFIG_TURN_URLS, each shorter than HK_CONFIG_STR). */
@@ -97,6 +103,12 @@ const char *hk_config_api_address(const hk_config_t *config);
 /* The API's TLS certificate and key (its own, else the signaling ones), or "" for plain. */
 const char *hk_config_api_tls_certificate(const hk_config_t *config);
 const char *hk_config_api_tls_private_key(const hk_config_t *config);
+
+/* Splits a cluster_redis_url, redis://host[:port] (port 6379 by default; a trailing "/"
+ * is allowed), into host (NUL-terminated, at most host_size - 1 bytes) and *port. Pure.
+ * Returns 0, or HK_EINVAL with *why set to a static reason. */
+int hk_config_parse_redis_url(const char *url, char *host, size_t host_size, int *port,
+                              const char **why);
 
 /* Fills every field with its default. */
 void hk_config_defaults(hk_config_t *config);

@@ -7,10 +7,10 @@ set -e
 cd "$(dirname "$0")/.."
 
 RUN_PKGS="build-essential pkg-config libssl-dev libsrtp2-dev libnice-dev libwebsockets-dev
-libwebsockets-evlib-uv libjansson-dev libuv1-dev"
+libwebsockets-evlib-uv libjansson-dev libuv1-dev libhiredis-dev"
 TEST_PKGS="clang libclang-rt-14-dev clang-format chromium chromium-driver iproute2 nftables
 curl procps openssl git docker-compose podman runc debootstrap firefox-esr
-python3-aiortc python3-websockets coturn libnss3-tools"
+python3-aiortc python3-websockets coturn libnss3-tools redis-server"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then

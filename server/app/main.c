@@ -10,11 +10,15 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "server/app/cluster.h"
 #include "server/app/process.h"
 #include "server/app/worker.h"
 #include "server/signal/server.h"
 
 #define HK_VERSION "0.1.0"
+
+/* The cluster (NULL without cluster_redis_url): the signal handler tells it to drain. */
+static hk_cluster_t *cluster;
 
 /* SIGTERM / SIGINT: from now on /health answers 503 and new WebSockets are refused;
  * the loop stops and main drains the connections. */
@@ -26,6 +30,7 @@ static void on_stop(void *arg, int signum)
     HK_LOG(HK_LOG_INFO, "main", NULL, "signal %d: shutting down (drain up to %u ms)", signum,
            sig->config->shutdown_timeout_ms);
     hk_signal_drain(sig);
+    hk_cluster_drain(cluster);
     uv_stop(sig->loop);
 }
 
@@ -115,7 +120,14 @@ int main(int argc, char **argv)
     sig.hold = hold_worker;
     sig.hold_user = workers;
     sig.cert = &process.cert;
+    if (config.cluster_redis_url[0] && !(cluster = hk_cluster_start(&loop, &config, &sig))) {
+        for (int i = 0; i < n_workers; i++)
+            hk_worker_stop(&workers[i]);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        goto out;
+    }
     if (hk_signal_start(&sig, &loop, &config) != 0) {
+        hk_cluster_stop(cluster);
         uv_run(&loop, UV_RUN_DEFAULT);
         goto out;
     }
@@ -126,6 +138,7 @@ int main(int argc, char **argv)
     /* Stopping: connections are told first (media still flows meanwhile), then the media
      * workers stop, then the signal watchers close, then signaling and the loop finish. */
     hk_signal_close_all(&sig);
+    hk_cluster_stop(cluster);
     for (int i = 0; i < n_workers; i++)
         hk_worker_stop(&workers[i]);
     hk_process_unwatch_signals(&process);

@@ -637,3 +637,8 @@ char *hk_sora_build_notify(const char *event_type, const char *channel_id,
     raw_list = NULL;
     return text;
 }
+
+char *hk_sora_build_redirect(const char *location)
+{
+    return dump(json_pack("{s:s,s:s}", "type", "redirect", "location", location));
+}

@@ -19,6 +19,7 @@
 #define HK_CLOSE_TOO_LARGE    4413 /* message over the size limit */
 #define HK_CLOSE_LIMIT        4429 /* channel or server full */
 #define HK_CLOSE_INTERNAL     4500
+#define HK_CLOSE_UNAVAILABLE  4503 /* cluster: the channel cannot be placed now */
 
 #define HK_CHANNEL_ID_MAX 255
 #define HK_CLIENT_ID_MAX  255
@@ -140,6 +141,8 @@ char *hk_sora_build_reoffer(const char *sdp);
 /* The legacy renegotiation offer {"type":"update","sdp":...} (hk_sora_client_uses_update). */
 char *hk_sora_build_update(const char *sdp);
 char *hk_sora_build_ping(void);
+/* Sora's cluster: {"type":"redirect","location":location}. */
+char *hk_sora_build_redirect(const char *location);
 
 /* notify simulcast.switched (PROTOCOL.md §5): the layer a receiver gets of a sender's
  * video changed. Rids are "r0".."r2", "none", or "auto" (request_rid). */

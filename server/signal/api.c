@@ -555,6 +555,10 @@ static char *metrics_text(hk_signal_t *sig)
             mc->receiver_reports_sent);
     counter(&t, "hisoka_sender_reports_relayed_total", "RTCP sender reports relayed.",
             mc->sender_reports_relayed);
+    char *cluster = sig->placement ? sig->placement->metrics(sig->placement->impl) : NULL;
+    if (cluster)
+        text_printf(&t, "%s", cluster);
+    free(cluster);
     if (t.failed) {
         free(t.p);
         return NULL;
@@ -1012,6 +1016,16 @@ static int sora_api(struct lws *wsi, hk_signal_t *sig, const api_session_t *s)
 
 /* --- routing ---------------------------------------------------------------------- */
 
+/* /health with a cluster: "status" is "degraded" (still 200: this node serves its
+ * channels) while it cannot place new ones, and "cluster" says why (README "Cluster"). */
+static json_t *cluster_health(const hk_signal_t *sig)
+{
+    bool degraded = false;
+    json_t *cluster = sig->placement->health(sig->placement->impl, &degraded);
+    const char *status = sig->stopping ? "stopping" : degraded ? "degraded" : "ok";
+    return json_pack("{s:s,s:o*}", "status", status, "cluster", cluster);
+}
+
 static int dispatch(struct lws *wsi, api_session_t *s)
 {
     hk_signal_t *sig = lws_context_user(lws_get_context(wsi));
@@ -1024,6 +1038,8 @@ static int dispatch(struct lws *wsi, api_session_t *s)
     if (s->body_too_large)
         return respond_error(wsi, 413, "request body too large");
     if (s->method == M_GET) {
+        if (strcmp(uri, "/health") == 0 && sig->placement)
+            return respond_json(wsi, sig->stopping ? 503 : 200, cluster_health(sig));
         if (strcmp(uri, "/health") == 0)
             return respond(wsi, sig->stopping ? 503 : 200, "application/json",
                            sig->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}");

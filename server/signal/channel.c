@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "server/proto/keyrelay.h"
 #include "server/rtc/transport.h"
+#include "server/signal/placement.h"
 
 static hk_channel_t *find_channel(hk_signal_t *sig, const char *id)
 {
@@ -358,6 +359,7 @@ void hk_channel_leave(hk_peer_t *peer)
             channel->next->prev = channel->prev;
         sig->n_channels--;
         sig->workers[channel->worker].channels--;
+        hk_placement_channel_ended(sig, channel->id);
         destroy_channel(channel);
     }
 }

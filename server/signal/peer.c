@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "server/proto/turn_rest.h"
 #include "server/signal/channel.h"
+#include "server/signal/placement.h"
 #include "server/rtc/transport.h"
 #include "server/sfu/relay.h"
 #include "server/signal/webhook.h"
@@ -203,6 +204,7 @@ void hk_peer_destroy(hk_peer_t *peer)
     hk_map_remove(&sig->peer_serials, peer->serial);
     if (peer->webhook)
         hk_webhook_cancel(peer->webhook);
+    hk_placement_cancel(peer);
     if (peer->pending_connect) {
         hk_connect_msg_clear(peer->pending_connect);
         free(peer->pending_connect);
@@ -579,6 +581,8 @@ static void on_connect(hk_peer_t *peer, const char *text, size_t len)
         sig->counters.refused_e2ee_mismatch++;
         hk_peer_close(peer, HK_CLOSE_FORBIDDEN,
                       "E2EE-DISABLED: e2ee is not enabled on this server");
+    } else if (hk_placement_needed(sig, &msg)) {
+        hk_placement_start(peer, &msg); /* then hk_peer_connect_placed */
     } else if (config->auth_webhook_url[0]) {
         ask_webhook(peer, &msg);
     } else {
@@ -925,6 +929,8 @@ void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms)
     const hk_config_t *config = peer->sig->config;
     if (peer->state == HK_PEER_CLOSING)
         return;
+    if (peer->state == HK_PEER_WAIT_AUTH && peer->placing)
+        return; /* the cluster answers or gives up by itself */
     if (peer->state == HK_PEER_WAIT_AUTH) {
         if (now_ms - peer->auth_started_ms >= config->auth_webhook_timeout_ms) {
             hk_webhook_cancel(peer->webhook);
@@ -969,4 +975,14 @@ void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms)
     peer->missed_pongs++;
     peer->next_ping_ms = now_ms + config->ping_interval_ms;
     hk_peer_send_json(peer, hk_sora_build_ping());
+}
+
+/* The cluster placed the channel here (server/signal/placement.c): the connect goes on as
+ * if it had just arrived. msg's JSON references are taken. */
+void hk_peer_connect_placed(hk_peer_t *peer, hk_connect_msg_t *msg)
+{
+    if (peer->sig->config->auth_webhook_url[0])
+        ask_webhook(peer, msg);
+    else
+        admit(peer, msg);
 }

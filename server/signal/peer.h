@@ -63,6 +63,8 @@ struct hk_peer_s {
     hk_peer_state_t state;
     uint64_t created_ms;
     uint64_t joined_ms;
+    /* The cluster's placement of its connect while it waits for it, or NULL. */
+    struct hk_place_request_s *placing;
 
     char connection_id[HK_ID_LEN + 1];
     char client_id[HK_CLIENT_ID_MAX + 1];
@@ -153,6 +155,10 @@ void hk_peer_add_publisher(hk_peer_t *peer, hk_peer_t *publisher);
 
 /* Closes the sections that carry publisher's tracks and re-offers. */
 void hk_peer_remove_publisher(hk_peer_t *peer, const char *publisher_id);
+
+/* Goes on with a connect whose channel the cluster placed on this node (webhook, then
+ * admission). msg's JSON references are taken. */
+void hk_peer_connect_placed(hk_peer_t *peer, hk_connect_msg_t *msg);
 
 /* True when the role sends / receives media. */
 bool hk_role_sends(hk_role_t role);

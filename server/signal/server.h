@@ -19,6 +19,7 @@
 #include "server/rtc/host.h"
 #include "server/sfu/relay.h"
 #include "server/signal/mls_ds.h"
+#include "server/signal/placement.h"
 
 typedef struct hk_peer_s hk_peer_t;
 typedef struct hk_channel_s hk_channel_t;
@@ -105,6 +106,8 @@ typedef struct hk_signal_s {
     uint64_t next_serial;
     hk_mls_ds_config_t mls_config; /* every MLS channel's DS: one external-sender key */
     hk_mls_ds_stats_t mls_retired; /* the DS counters of channels already freed */
+    /* The cluster (app/cluster.c sets it before hk_signal_start), NULL: one node. */
+    const hk_placement_t *placement;
 } hk_signal_t;
 
 /* Starts signaling on loop: lws context with the signaling and API vhosts, timers.
