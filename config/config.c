@@ -788,8 +788,8 @@ int hk_config_parse_redis_url(const char *url, char *host, size_t host_size, int
         return HK_EINVAL;
     }
     const char *h = url + sizeof scheme - 1;
-    size_t n = strcspn(h, ":/@?#");
-    if (h[n] == '@' || h[n] == '?' || h[n] == '#') {
+    size_t n = strcspn(h, ":/");
+    if (strpbrk(h, "@?#")) {
         *why = "passwords, user names and options are not supported: redis://host[:port]";
         return HK_EINVAL;
     }

@@ -111,7 +111,7 @@ export async function startServer(overrides = {}, options = {}) {
   // Ready when the API answers /health (whatever the log level). The API has TLS when
   // it or signaling has a certificate.
   const tls = config.api_tls_certificate_file || config.tls_certificate_file;
-  const apiUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${apiPort}`;
+  const apiUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${config.api_port}`;
   const deadline = Date.now() + 10000;
   for (;;) {
     if (Date.now() > deadline || child.exitCode !== null) {
@@ -128,7 +128,7 @@ export async function startServer(overrides = {}, options = {}) {
   }
   return {
     config,
-    url: `ws://127.0.0.1:${signalingPort}/signaling`,
+    url: `ws://127.0.0.1:${config.signaling_port}/signaling`,
     apiUrl,
     get log() { return log; },
     pid: child.pid,

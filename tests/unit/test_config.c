@@ -784,3 +784,59 @@ TEST(config_load_size_limit)
     snprintf(expected, sizeof expected, "%s:0: config: file is larger than 1 MiB", path);
     CHECK_STR_EQ(err, expected);
 }
+
+TEST(config_cluster)
+{
+    hk_config_t c;
+    CHECK_PARSE_OK(&c, "cluster_redis_url = redis://10.0.0.5:6380\n"
+                       "cluster_node_url = wss://node1.example.com/signaling\n");
+    CHECK_STR_EQ(c.cluster_redis_url, "redis://10.0.0.5:6380");
+    CHECK_STR_EQ(c.cluster_node_url, "wss://node1.example.com/signaling");
+    CHECK_PARSE_ERROR("cluster_redis_url = redis://r\n",
+                      "sora.conf:1: cluster_node_url: must be set when cluster_redis_url is set "
+                      "(this node's signaling URL, e.g. wss://node1.example.com/signaling, sent "
+                      "to clients in redirects)");
+    CHECK_PARSE_ERROR("cluster_node_url = ws://a:5000/signaling\n",
+                      "sora.conf:1: cluster_redis_url: must be set when cluster_node_url is set "
+                      "(no cluster without Redis)");
+    CHECK_PARSE_ERROR("cluster_redis_url = redis://r\ncluster_node_url = http://a/signaling\n",
+                      "sora.conf:2: cluster_node_url: must be a ws:// or wss:// URL (clients "
+                      "are redirected to it)");
+    CHECK_PARSE_ERROR("cluster_redis_url = http://r\ncluster_node_url = ws://a/signaling\n",
+                      "sora.conf:1: cluster_redis_url: must be redis://host[:port]");
+    CHECK_PARSE_ERROR("cluster_redis_url = rediss://r:6380\ncluster_node_url = ws://a/s\n",
+                      "sora.conf:1: cluster_redis_url: rediss:// (TLS) is not supported: use "
+                      "redis://host[:port] on a private network");
+    CHECK_PARSE_ERROR("cluster_redis_url = redis://r:0\ncluster_node_url = ws://a/s\n",
+                      "sora.conf:1: cluster_redis_url: port must be a number from 1 to 65535");
+}
+
+TEST(config_redis_url)
+{
+    char host[64];
+    int port = 0;
+    const char *why = NULL;
+    CHECK_INT_EQ(hk_config_parse_redis_url("redis://127.0.0.1", host, sizeof host, &port, &why),
+                 HK_OK);
+    CHECK_STR_EQ(host, "127.0.0.1");
+    CHECK_INT_EQ(port, 6379);
+    CHECK_INT_EQ(hk_config_parse_redis_url("redis://redis:7000/", host, sizeof host, &port, &why),
+                 HK_OK);
+    CHECK_STR_EQ(host, "redis");
+    CHECK_INT_EQ(port, 7000);
+    static const char *const bad[] = {
+        "redis://",      "redis://:6379", "redis://h:",        "redis://h:65536",
+        "redis://h:12x", "redis://h/0",   "redis://u:p@h:1",   "redis://h?x=1",
+        "redis://h o",   "redis://h:+1",  "redis://h:0006379", "unix:///tmp/redis.sock",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why = NULL;
+        if (hk_config_parse_redis_url(bad[i], host, sizeof host, &port, &why) != HK_EINVAL ||
+            !why) {
+            fprintf(stderr, "accepted: %s\n", bad[i]);
+            CHECK(0);
+        }
+    }
+    /* A host that does not fit is refused, not cut. */
+    CHECK_INT_EQ(hk_config_parse_redis_url("redis://abcdefgh", host, 8, &port, &why), HK_EINVAL);
+}
