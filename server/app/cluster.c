@@ -1,7 +1,6 @@
 #include "server/app/cluster.h"
 
 #include <arpa/inet.h>
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -223,7 +222,10 @@ static uint64_t now_ms(void)
 static void set_down(hk_cluster_t *c, const char *why)
 {
     snprintf(c->last_error, sizeof c->last_error, "%s", why);
-    if (c->up || !c->down_logged || hk_log_due(&c->last_error_log, now_ms(), 30000))
+    bool first = c->up || !c->down_logged; /* then again every 30 s while it lasts */
+    if (first)
+        c->last_error_log = now_ms();
+    if (first || hk_log_due(&c->last_error_log, now_ms(), 30000))
         HK_LOG(HK_LOG_ERROR, "cluster", NULL,
                "Redis at %s:%d is unreachable (%s): channels live on this node go on, new "
                "channels are refused with 4503 CLUSTER-UNAVAILABLE until it returns",
@@ -607,6 +609,93 @@ static void send_refresh(hk_cluster_t *c)
     c->next_refresh_ms = now_ms() + HK_CLUSTER_REFRESH_MS;
 }
 
+/* --- hiredis on libuv ----------------------------------------------------------------------
+ * hiredis 0.14's own adapters/libuv.h drops a poll error (a refused connect is reported as
+ * UV_EBADF with no events), so hiredis never hears of it and the connection hangs in
+ * "connecting" for ever. This one hands an error to hiredis as the events it waits for,
+ * as later hiredis releases do: its read or write then finds the socket error. */
+
+typedef struct {
+    redisAsyncContext *context; /* NULL once hiredis let go of it */
+    uv_poll_t handle;
+    int events;
+} redis_events_t;
+
+static void redis_poll(uv_poll_t *handle, int status, int events)
+{
+    redis_events_t *p = handle->data;
+    int ready = status ? p->events : events;
+    if (p->context && (ready & UV_READABLE))
+        redisAsyncHandleRead(p->context);
+    if (p->context && (ready & UV_WRITABLE))
+        redisAsyncHandleWrite(p->context);
+}
+
+static void redis_watch(redis_events_t *p, int events)
+{
+    p->events = events;
+    if (events)
+        uv_poll_start(&p->handle, events, redis_poll);
+    else
+        uv_poll_stop(&p->handle);
+}
+
+static void redis_add_read(void *data)
+{
+    redis_events_t *p = data;
+    redis_watch(p, p->events | UV_READABLE);
+}
+
+static void redis_del_read(void *data)
+{
+    redis_events_t *p = data;
+    redis_watch(p, p->events & ~UV_READABLE);
+}
+
+static void redis_add_write(void *data)
+{
+    redis_events_t *p = data;
+    redis_watch(p, p->events | UV_WRITABLE);
+}
+
+static void redis_del_write(void *data)
+{
+    redis_events_t *p = data;
+    redis_watch(p, p->events & ~UV_WRITABLE);
+}
+
+static void redis_poll_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void redis_cleanup(void *data)
+{
+    redis_events_t *p = data;
+    p->context = NULL;
+    uv_close((uv_handle_t *)&p->handle, redis_poll_closed);
+}
+
+static int redis_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    redis_events_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return REDIS_ERR;
+    if (uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
+        free(p);
+        return REDIS_ERR;
+    }
+    p->handle.data = p;
+    p->context = ac;
+    ac->ev.data = p;
+    ac->ev.addRead = redis_add_read;
+    ac->ev.delRead = redis_del_read;
+    ac->ev.addWrite = redis_add_write;
+    ac->ev.delWrite = redis_del_write;
+    ac->ev.cleanup = redis_cleanup;
+    return REDIS_OK;
+}
+
 /* --- connection -------------------------------------------------------------------------- */
 
 static void schedule_reconnect(hk_cluster_t *c)
@@ -667,7 +756,7 @@ static void connect_to(hk_cluster_t *c, const char *ip)
         return;
     }
     ac->data = c;
-    if (redisLibuvAttach(ac, c->loop) != REDIS_OK) {
+    if (redis_attach(ac, c->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         set_down(c, "cannot attach to the event loop");
         schedule_reconnect(c);

@@ -122,6 +122,10 @@ test('Redis down: live channels go on and take members, new channels are refused
   await expectClose(c, 4503, /^CLUSTER-UNAVAILABLE/);
   assert.ok(metric(await b.metrics(), 'hisoka_cluster_placements_total{result="refused_unavailable"}') >= 1);
 
+  // Long enough for a few reconnects to be refused (backoff 200 ms, doubling).
+  await sleep(2000);
+  assert.match((await b.health()).body.cluster.last_error, /Connection refused/,
+    'b tried again while Redis was away');
   redis = await startRedis(port);
   const back = await until(async () => (await b.health()).body.cluster.redis === 'up', 15000);
   assert.ok(back, 'b reconnected to Redis');
