@@ -16,7 +16,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "0 passed, 1 failed"
     exit 1
 fi
-for tool in ip node /usr/bin/chromium; do
+for tool in ip node /usr/bin/chromium redis-server; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "compose-test: $tool is missing (make deps-test)"
         echo "0 passed, 1 failed"

@@ -27,6 +27,7 @@ PROJECT=hkimagetest
 NETWORK=${PROJECT}_hisoka-net
 RUNTIME_IMAGE=docker.io/library/hisoka:dev
 BROWSER_IMAGE=docker.io/library/hisoka-browser-tests:dev
+REDIS_IMAGE=docker.io/library/hisoka-redis:dev
 SIZE_LIMIT=150000000
 ALONE=hkimagetest-alone
 BROKEN=hkimagetest-broken
@@ -101,6 +102,7 @@ build_image() { # TARGET TAG
 }
 build_image runtime "$RUNTIME_IMAGE"
 build_image browser-tests "$BROWSER_IMAGE"
+build_image redis "$REDIS_IMAGE"
 runtime_size=$(podman image inspect --format '{{.Size}}' "$RUNTIME_IMAGE")
 browser_size=$(podman image inspect --format '{{.Size}}' "$BROWSER_IMAGE")
 hk_ct_log "runtime image $((runtime_size / 1000000)) MB, browser-tests image $((browser_size / 1000000)) MB"

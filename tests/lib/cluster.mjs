@@ -18,12 +18,15 @@ export async function until(fn, ms, every = 200) {
   }
 }
 
-// Starts redis-server (no persistence) on port (a free one by default); resolves once it
-// answers PING.
-export async function startRedis(port) {
+// Starts redis-server (no persistence) on port (a free one by default) of 127.0.0.1;
+// resolves once it answers PING. options.wrap: an argv prefix for it and redis-cli (e.g.
+// entering a network namespace).
+export async function startRedis(port, options = {}) {
   const p = port ?? await freePort();
-  const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const wrap = options.wrap || [];
+  const argv = [...wrap, 'redis-server', '--port', String(p), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no'];
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout.on('data', (d) => { log += d; });
   child.stderr.on('data', (d) => { log += d; });
@@ -33,7 +36,8 @@ export async function startRedis(port) {
     url: `redis://127.0.0.1:${p}`,
     get log() { return log; },
     cli(...args) {
-      return execFileSync('redis-cli', ['-p', String(p), ...args],
+      const cli = [...wrap, 'redis-cli', '-p', String(p), ...args];
+      return execFileSync(cli[0], cli.slice(1),
         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     },
     async stop() {
