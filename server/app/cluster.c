@@ -24,6 +24,10 @@
 
 /* --- pure logic ------------------------------------------------------------------------ */
 
+static const char redirected_reason[] =
+    "CLUSTER-REDIRECTED: the channel is on another node than the one this client was "
+    "redirected to; connect again";
+
 const hk_cluster_node_t *hk_cluster_least_loaded(const hk_cluster_node_t *nodes, size_t n_nodes,
                                                  const char *self_id)
 {
@@ -59,8 +63,7 @@ hk_cluster_action_t hk_cluster_decide(const char *self_id, bool self_draining, c
         if (strcmp(owner, self_id) == 0)
             return HK_CLUSTER_ADMIT;
         if (redirected) {
-            *reason = "CLUSTER-REDIRECTED: the channel is on another node than the one this "
-                      "client was redirected to; connect again";
+            *reason = redirected_reason;
             return HK_CLUSTER_REFUSE;
         }
         *target_id = owner_node->id;
@@ -322,16 +325,25 @@ static bool reply_failed(hk_cluster_t *c, const redisReply *reply, const char *w
     return true;
 }
 
-static void on_claim(redisAsyncContext *ac, void *reply_ptr, void *privdata)
+/* A reply for r has come: NULL when r was cancelled or given up meanwhile (and then
+ * freed if nothing else refers to it), else r. */
+static hk_place_request_t *replied(void *privdata)
 {
     hk_place_request_t *r = privdata;
+    r->in_flight--;
+    if (r->done)
+        return r;
+    release_request(r);
+    return NULL;
+}
+
+static void on_claim(redisAsyncContext *ac, void *reply_ptr, void *privdata)
+{
+    hk_place_request_t *r = replied(privdata);
     hk_cluster_t *c = ac->data;
     const redisReply *reply = reply_ptr;
-    r->in_flight--;
-    if (!r->done) {
-        release_request(r);
+    if (!r)
         return;
-    }
     if (reply_failed(c, reply, "claim") || reply->type != REDIS_REPLY_ARRAY ||
         reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_STRING) {
@@ -343,9 +355,7 @@ static void on_claim(redisAsyncContext *ac, void *reply_ptr, void *privdata)
         admit_here(r);
     } else if (r->redirected) {
         c->refused_redirected++;
-        refuse(r, HK_CLOSE_UNAVAILABLE,
-               "CLUSTER-REDIRECTED: the channel is on another node than the one this client was "
-               "redirected to; connect again");
+        refuse(r, HK_CLOSE_UNAVAILABLE, redirected_reason);
     } else if (url[0]) {
         HK_LOG(HK_LOG_INFO, "cluster", NULL, "channel %s is on node %s", r->channel_id, owner);
         redirect(r, url);
@@ -356,14 +366,11 @@ static void on_claim(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 
 static void on_lookup(redisAsyncContext *ac, void *reply_ptr, void *privdata)
 {
-    hk_place_request_t *r = privdata;
+    hk_place_request_t *r = replied(privdata);
     hk_cluster_t *c = ac->data;
     const redisReply *reply = reply_ptr;
-    r->in_flight--;
-    if (!r->done) {
-        release_request(r);
+    if (!r)
         return;
-    }
     if (reply_failed(c, reply, "lookup") || reply->type != REDIS_REPLY_ARRAY ||
         reply->elements > 1 + 5 * HK_CLUSTER_MAX_NODES * 4) {
         refuse_unavailable(r);
@@ -631,37 +638,32 @@ static void redis_poll(uv_poll_t *handle, int status, int events)
         redisAsyncHandleWrite(p->context);
 }
 
-static void redis_watch(redis_events_t *p, int events)
+/* Starts or stops watching event (UV_READABLE or UV_WRITABLE) for hiredis. */
+static void redis_watch(void *data, int event, bool on)
 {
-    p->events = events;
-    if (events)
-        uv_poll_start(&p->handle, events, redis_poll);
+    redis_events_t *p = data;
+    p->events = on ? p->events | event : p->events & ~event;
+    if (p->events)
+        uv_poll_start(&p->handle, p->events, redis_poll);
     else
         uv_poll_stop(&p->handle);
 }
 
 static void redis_add_read(void *data)
 {
-    redis_events_t *p = data;
-    redis_watch(p, p->events | UV_READABLE);
+    redis_watch(data, UV_READABLE, true);
 }
-
 static void redis_del_read(void *data)
 {
-    redis_events_t *p = data;
-    redis_watch(p, p->events & ~UV_READABLE);
+    redis_watch(data, UV_READABLE, false);
 }
-
 static void redis_add_write(void *data)
 {
-    redis_events_t *p = data;
-    redis_watch(p, p->events | UV_WRITABLE);
+    redis_watch(data, UV_WRITABLE, true);
 }
-
 static void redis_del_write(void *data)
 {
-    redis_events_t *p = data;
-    redis_watch(p, p->events & ~UV_WRITABLE);
+    redis_watch(data, UV_WRITABLE, false);
 }
 
 static void redis_poll_closed(uv_handle_t *handle)

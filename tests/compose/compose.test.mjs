@@ -23,8 +23,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { CallMember, launchChromium, waitFor } from '../lib/browser.mjs';
-import { startRedis } from '../lib/cluster.mjs';
-import { freePort, startServer } from '../lib/server.mjs';
+import { freePorts, startRedis } from '../lib/cluster.mjs';
+import { startServer } from '../lib/server.mjs';
 
 const NS_SERVER = process.env.HK_NS_SERVER;
 const NS_BROWSER = process.env.HK_NS_BROWSER;
@@ -59,9 +59,7 @@ before(async () => {
     const wrap = ['ip', 'netns', 'exec', NS_SERVER];
     redis = await startRedis(undefined, { wrap });
     const node = async () => {
-      const ports = new Set();
-      while (ports.size < 3) ports.add(await freePort());
-      const [signaling, api, media] = [...ports];
+      const [signaling, api, media] = await freePorts();
       const n = await startServer({
         listen_address: SERVER_ADDR,
         public_ipv4_address: SERVER_ADDR,

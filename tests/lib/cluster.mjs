@@ -56,11 +56,16 @@ export async function startRedis(port, options = {}) {
   return redis;
 }
 
-// A hisoka node of the cluster on redis, with its own free ports.
-export async function startNode(redisUrl, overrides = {}, options = {}) {
+// Three distinct free ports: signaling, API, media.
+export async function freePorts() {
   const ports = new Set();
   while (ports.size < 3) ports.add(await freePort());
-  const [signaling, api, media] = [...ports];
+  return [...ports];
+}
+
+// A hisoka node of the cluster on redis, with its own free ports.
+export async function startNode(redisUrl, overrides = {}, options = {}) {
+  const [signaling, api, media] = await freePorts();
   const node = await startServer({
     signaling_port: signaling,
     api_port: api,
