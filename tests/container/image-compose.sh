@@ -6,7 +6,8 @@
 #   1. image       the runtime image passes its own HEALTHCHECK (and fails it when
 #                  /health is not there), runs as uid and gid 10001, and is under 150 MB;
 #   2. browser     the Compose browser test (service browser-tests) passes through the
-#                  hisoka container, which the compose healthcheck reports healthy;
+#                  hisoka and hisoka-2 containers (a call through each, one Redis), which
+#                  the compose healthcheck reports healthy;
 #   3. offer       a WebSocket connect on the published signaling port gets an offer;
 #                  only signaling and API are published, both on 127.0.0.1;
 #   4. sigterm     SIGTERM (podman stop, docker-compose stop) ends hisoka with exit code 0.
@@ -187,12 +188,14 @@ compose() {
 
 # One `up` for both services: docker-compose 1.29 reads podman's IPAM option
 # driver=host-local as a changed network on a second `up` and refuses to go on.
-# up -d waits for hisoka to be healthy (depends_on: service_healthy) before it starts
-# browser-tests; the loop below runs hisoka's healthcheck meanwhile, and until the end.
+# up -d waits for both nodes to be healthy (depends_on: service_healthy) before it starts
+# browser-tests; the loop below runs their healthchecks meanwhile, and until the end.
 (while kill -0 $$ 2>/dev/null; do # ends with this script, even on SIGKILL
-    ctr=$(podman ps -q --filter "label=com.docker.compose.project=$PROJECT" \
-        --filter label=com.docker.compose.service=hisoka)
-    [ -n "$ctr" ] && podman healthcheck run "$ctr" >/dev/null 2>&1
+    for service in hisoka hisoka-2; do # the two nodes of the cluster
+        ctr=$(podman ps -q --filter "label=com.docker.compose.project=$PROJECT" \
+            --filter label=com.docker.compose.service=$service)
+        [ -n "$ctr" ] && podman healthcheck run "$ctr" >/dev/null 2>&1
+    done
     sleep 1
 done) &
 health_pid=$!
