@@ -401,7 +401,7 @@ void hk_signal_close_all(hk_signal_t *sig)
      * stopped. */
     for (hk_peer_t *p = sig->peers; p; p = p->next)
         hk_peer_drop_relays(p);
-    release_workers(sig); /* held for that: they must take their stop message */
+    release_workers(sig);             /* held for that: they must take their stop message */
     uv_run(sig->loop, UV_RUN_NOWAIT); /* the drain timer's close */
 }
 
