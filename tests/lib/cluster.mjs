@@ -20,12 +20,16 @@ export async function until(fn, ms, every = 200) {
 
 // Starts redis-server (no persistence) on port (a free one by default) of 127.0.0.1;
 // resolves once it answers PING. options.wrap: an argv prefix for it and redis-cli (e.g.
-// entering a network namespace).
+// entering a network namespace); options.host: the address it binds instead of 127.0.0.1
+// (e.g. its namespace's). redis.pid is redis-server's own (`ip netns exec` execs it).
 export async function startRedis(port, options = {}) {
   const p = port ?? await freePort();
   const wrap = options.wrap || [];
-  const argv = [...wrap, 'redis-server', '--port', String(p), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no'];
+  const host = options.host || '127.0.0.1';
+  // Protected mode refuses clients from other addresses than loopback: off when it binds
+  // another address (one of a namespace the test made).
+  const argv = [...wrap, 'redis-server', '--port', String(p), '--bind', host, '--save', '',
+    '--appendonly', 'no', ...(host === '127.0.0.1' ? [] : ['--protected-mode', 'no'])];
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout.on('data', (d) => { log += d; });
@@ -33,10 +37,12 @@ export async function startRedis(port, options = {}) {
   const exited = new Promise((resolve) => child.on('exit', resolve));
   const redis = {
     port: p,
-    url: `redis://127.0.0.1:${p}`,
+    host,
+    pid: child.pid,
+    url: `redis://${host}:${p}`,
     get log() { return log; },
     cli(...args) {
-      const cli = [...wrap, 'redis-cli', '-p', String(p), ...args];
+      const cli = [...wrap, 'redis-cli', '-h', host, '-p', String(p), ...args];
       return execFileSync(cli[0], cli.slice(1),
         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     },
@@ -63,24 +69,41 @@ export async function freePorts() {
   return [...ports];
 }
 
-// A hisoka node of the cluster on redis, with its own free ports.
+// A hisoka node of the cluster on redis, with its own free ports. options.address: the
+// address it listens on and announces (signaling, media, API with a secret, and
+// cluster_node_url), e.g. its network namespace's with options.wrap entering it; node.url
+// and node.apiUrl are then on that address.
 export async function startNode(redisUrl, overrides = {}, options = {}) {
   const [signaling, api, media] = await freePorts();
+  const host = options.address || '127.0.0.1';
   const node = await startServer({
     signaling_port: signaling,
     api_port: api,
     media_port: media,
     log_level: 'info',
     cluster_redis_url: redisUrl,
-    cluster_node_url: `ws://127.0.0.1:${signaling}/signaling`,
+    cluster_node_url: `ws://${host}:${signaling}/signaling`,
+    ...(options.address ? {
+      listen_address: host,
+      public_ipv4_address: host,
+      api_listen_address: host,
+      api_secret: `cluster-test-secret-${signaling}`,
+    } : {}),
     ...overrides,
   }, options);
+  if (options.address) {
+    node.url = `ws://${host}:${node.config.signaling_port}/signaling`;
+    node.apiUrl = `http://${host}:${node.config.api_port}`;
+  }
   node.health = async () => {
     const r = await apiRequest(node, '/health');
     return { status: r.status, body: JSON.parse(r.text) };
   };
   node.metrics = async () => (await apiRequest(node, '/metrics')).text;
-  node.nodeId = (await node.health()).body.cluster.node_id;
+  // In a namespace, readiness is a log line: the API may answer a moment later.
+  const first = await until(() => node.health().catch(() => null), 5000, 50);
+  if (!first) throw new Error(`node API did not answer at ${node.apiUrl}:\n${node.log}`);
+  node.nodeId = first.body.cluster.node_id;
   // Registered (its first refresh answered) before it is used, unless Redis is down.
   if (!options.redisDown) {
     const up = await until(async () => (await node.health()).body.cluster.redis === 'up', 10000);

@@ -62,3 +62,44 @@ export function createNetns(prefix = 'hk') {
     },
   };
 }
+
+// A small LAN: a bridge in the root namespace with address `address` (e.g.
+// '10.207.0.1/24') and, for each {name: address} of `members`, a namespace of that
+// fixed name joined to the bridge by a veth pair, with that address on its eth0 and its
+// loopback up. The root namespace (a test, a browser) reaches every member directly, and
+// the members reach each other. Leftovers of the same names (a run killed before its
+// cleanup) are removed first; destroy() removes everything and may be called twice.
+export function createLan(bridge, address, members) {
+  const prefix = address.split('/')[1];
+  const remove = () => {
+    for (const ns of Object.keys(members)) {
+      // Deleting a namespace deletes the veth pair with an end in it.
+      try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* absent */ }
+      try { execFileSync('ip', ['link', 'del', `${ns}-v`], { stdio: 'ignore' }); } catch { /* absent */ }
+    }
+    try { execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' }); } catch { /* absent */ }
+  };
+  remove();
+  const lan = { bridge, address: address.split('/')[0], ns: {}, destroy: remove };
+  try {
+    execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge']);
+    execFileSync('ip', ['addr', 'add', address, 'dev', bridge]);
+    execFileSync('ip', ['link', 'set', bridge, 'up']);
+    for (const [ns, nsAddress] of Object.entries(members)) {
+      const outer = `${ns}-v`;
+      if (outer.length > 15) throw new Error(`namespace name ${ns} too long for a veth name`);
+      execFileSync('ip', ['netns', 'add', ns]);
+      execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      execFileSync('ip', ['link', 'add', outer, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+      execFileSync('ip', ['link', 'set', outer, 'master', bridge]);
+      execFileSync('ip', ['link', 'set', outer, 'up']);
+      execFileSync('ip', ['-n', ns, 'addr', 'add', `${nsAddress}/${prefix}`, 'dev', 'eth0']);
+      execFileSync('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+      lan.ns[ns] = { name: ns, address: nsAddress, wrap: ['ip', 'netns', 'exec', ns] };
+    }
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  return lan;
+}
