@@ -678,7 +678,7 @@ const checks = [];
 const checkRecord = { kind: 'checks', baseline: baselineRec ? baselineRec.label : null, baseline_min: BASELINE_MIN,
   hisoka_over_baseline: {}, meeting30_min: MEETING30_MIN, meeting30_over_meeting: {} };
 // scenarios round 1 did not have: shown against the baseline, but not part of that check
-const NEW_SCENARIOS = ['meeting30'];
+const NEW_SCENARIOS = ['meeting30', 'channels20'];
 const vsBase = rows.filter((r) => r.server === 'hisoka' && find(r.scenario, 'baseline'));
 if (vsBase.length) {
   const items = vsBase.map((r) => {
