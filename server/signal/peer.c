@@ -121,8 +121,8 @@ static const hk_endpoint_owner_t endpoint_owner = {
     .on_layer_switched = on_layer_switched,
 };
 
-/* Holds its channel's media worker: its transport, producers and consumers may be
- * touched until the current callback returns to the loop. */
+/* Holds its media worker: its transport, producers and consumers may be touched until
+ * the current callback returns to the loop. */
 static void hold_media(hk_peer_t *peer)
 {
     if (peer->worker >= 0)
