@@ -19,6 +19,8 @@ int hk_producer_attach(hk_producer_t *p, hk_consumer_t *c)
         p->cap_consumers = cap;
     }
     p->consumers[p->n_consumers++] = c;
+    if (p->relay)
+        hk_relay_set_wanted(p->relay, true);
     return 0;
 }
 
@@ -51,6 +53,8 @@ void hk_producer_detach(hk_producer_t *p, hk_consumer_t *c)
     for (size_t i = 0; i < p->n_consumers; i++) {
         if (p->consumers[i] == c) {
             p->consumers[i] = p->consumers[--p->n_consumers];
+            if (p->relay && p->n_consumers == 0)
+                hk_relay_set_wanted(p->relay, false);
             return;
         }
     }

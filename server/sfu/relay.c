@@ -79,6 +79,11 @@ void hk_relay_destroy(hk_relay_t *r)
     unref(r);
 }
 
+void hk_relay_set_wanted(hk_relay_t *r, bool wanted)
+{
+    atomic_store_explicit(&r->wanted, wanted, memory_order_relaxed);
+}
+
 static void schedule(hk_relay_t *r)
 {
     if (atomic_exchange(&r->scheduled, true))
@@ -90,6 +95,8 @@ static void schedule(hk_relay_t *r)
 
 static hk_relay_slot_t *claim(hk_relay_t *r, uint32_t *head)
 {
+    if (!atomic_load_explicit(&r->wanted, memory_order_relaxed))
+        return NULL; /* nobody on the target: no copy */
     *head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
     if (*head - tail >= r->n_slots) {
@@ -110,7 +117,8 @@ void hk_relay_push(hk_relay_t *r, int layer, const uint8_t *buf, size_t len)
 {
     uint32_t head;
     if (len > HK_RELAY_PACKET_MAX) {
-        r->source_counters->relay_dropped++;
+        if (atomic_load_explicit(&r->wanted, memory_order_relaxed))
+            r->source_counters->relay_dropped++;
         return;
     }
     hk_relay_slot_t *slot = claim(r, &head);

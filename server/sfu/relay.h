@@ -8,7 +8,8 @@
  *
  * The ring is lock-free (C11 atomics): the source copies a packet into a preallocated
  * slot and the target reads it; nothing is allocated per packet, and a full ring drops
- * (counted in the source host's relay_dropped). A relay with packets goes on its target
+ * (counted in the source host's relay_dropped). While the mirror has no consumers (they
+ * all left that worker), the source copies nothing. A relay with packets goes on its target
  * inbox's ready stack once (a flag), and the inbox's wake function (app/worker.c: an
  * uv_async_send) wakes the target: no scan of relays.
  *
@@ -67,6 +68,7 @@ struct hk_relay_s {
     _Atomic uint32_t keyframe_layers; /* bit i: a consumer on the target wants one of layer i */
     _Atomic int refs;                 /* the owner's, and each stack's while on it */
     _Atomic bool dead;
+    _Atomic bool wanted; /* the mirror has consumers: the source pushes only then */
     hk_relay_t *next_ready, *next_keyframe;
     uint64_t forwarded; /* packets the target fanned out (the target's) */
 };
@@ -80,6 +82,10 @@ hk_relay_t *hk_relay_create(hk_producer_t *source, hk_relay_inbox_t *source_inbo
 /* Detaches it from the source and its consumers from the mirror (both workers held);
  * freed now or when the last stack lets it go. */
 void hk_relay_destroy(hk_relay_t *r);
+
+/* The mirror's consumers came or all went (hk_producer_attach / detach, with the target
+ * held): while it has none, the source pushes nothing. */
+void hk_relay_set_wanted(hk_relay_t *r, bool wanted);
 
 /* Source worker, per packet of layer `layer` of its producer (hk_producer_forward). */
 void hk_relay_push(hk_relay_t *r, int layer, const uint8_t *buf, size_t len);

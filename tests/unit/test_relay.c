@@ -62,7 +62,10 @@ static int fixture_init(fixture_t *f)
     f->p = &f->e.producers[HK_MEDIA_VIDEO];
     f->p->live = true;
     f->r = hk_relay_create(f->p, &f->a.inbox, &f->b.inbox);
-    return f->r ? 0 : -1;
+    if (!f->r)
+        return -1;
+    hk_relay_set_wanted(f->r, true); /* as when a consumer attaches to the mirror */
+    return 0;
 }
 
 TEST(relay_carries_packets_to_the_mirror_in_order)
@@ -146,5 +149,32 @@ TEST(relay_keyframe_requests_go_to_the_source_worker)
     f.r->mirror.live = false; /* as hk_relay_destroy leaves it */
     hk_relay_destroy(f.r);
     hk_relay_inbox_drain(&f.a.inbox, 13);
+    hk_endpoint_clear(&f.e);
+}
+
+TEST(relay_without_consumers_copies_nothing)
+{
+    static fixture_t f;
+    CHECK_INT_EQ(fixture_init(&f), 0);
+    CHECK(!atomic_load(&f.r->scheduled));
+    /* The mirror's consumers decide: the first attach wants packets, the last detach not. */
+    static hk_consumer_t c1, c2;
+    CHECK_INT_EQ(hk_producer_attach(&f.r->mirror, &c1), 0);
+    CHECK_INT_EQ(hk_producer_attach(&f.r->mirror, &c2), 0);
+    hk_producer_detach(&f.r->mirror, &c1);
+    CHECK(atomic_load(&f.r->wanted));
+    hk_producer_detach(&f.r->mirror, &c2);
+    CHECK(!atomic_load(&f.r->wanted));
+    uint8_t buf[1500];
+    hk_relay_push(f.r, 0, buf, rtp_packet(buf, 1, 7, 100));
+    CHECK_INT_EQ(f.a.host.counters.relay_packets, 0);
+    CHECK_INT_EQ(f.a.host.counters.relay_dropped, 0);
+    CHECK_INT_EQ(f.b.wakes, 0);
+    CHECK_INT_EQ(hk_producer_attach(&f.r->mirror, &c1), 0);
+    hk_relay_push(f.r, 0, buf, rtp_packet(buf, 2, 7, 100));
+    CHECK_INT_EQ(f.a.host.counters.relay_packets, 1);
+    CHECK_INT_EQ(f.b.wakes, 1);
+    hk_relay_destroy(f.r);
+    hk_relay_inbox_drain(&f.b.inbox, 1);
     hk_endpoint_clear(&f.e);
 }
