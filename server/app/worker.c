@@ -126,18 +126,21 @@ static void on_hold(hk_message_t *m)
     pthread_mutex_unlock(&w->hold_lock);
 }
 
+static void set_hold(hk_worker_t *w, hk_hold_t hold)
+{
+    pthread_mutex_lock(&w->hold_lock);
+    w->hold = hold;
+    pthread_cond_broadcast(&w->hold_cond);
+    pthread_mutex_unlock(&w->hold_lock);
+}
+
 void hk_worker_hold(hk_worker_t *w)
 {
     if (!w->thread_running)
         return;
-    pthread_mutex_lock(&w->hold_lock);
-    w->hold = HK_HOLD_ASKED;
-    pthread_mutex_unlock(&w->hold_lock);
+    set_hold(w, HK_HOLD_ASKED);
     if (!hk_mailbox_post(&w->inbox, &w->hold_message)) {
-        /* Its loop is closing: it runs no more media (hk_worker_stop joins it). */
-        pthread_mutex_lock(&w->hold_lock);
-        w->hold = HK_HOLD_NONE;
-        pthread_mutex_unlock(&w->hold_lock);
+        set_hold(w, HK_HOLD_NONE); /* its loop is closing: it runs no more media */
         return;
     }
     pthread_mutex_lock(&w->hold_lock);
@@ -150,10 +153,7 @@ void hk_worker_release(hk_worker_t *w)
 {
     if (!w->thread_running)
         return;
-    pthread_mutex_lock(&w->hold_lock);
-    w->hold = HK_HOLD_NONE;
-    pthread_cond_broadcast(&w->hold_cond);
-    pthread_mutex_unlock(&w->hold_lock);
+    set_hold(w, HK_HOLD_NONE);
 }
 
 /* On the worker: its handles close, then its loop ends and the thread with it. */

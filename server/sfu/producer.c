@@ -139,7 +139,7 @@ void hk_producer_forward(hk_producer_t *p, int layer, const uint8_t *buf, size_t
         count_layers(p, layer, &vl, len);
     }
     for (size_t i = 0; i < p->n_taps; i++)
-        hk_relay_push(p->taps[i], layer, buf, len);
+        hk_relay_push(p->taps[i], layer, buf, len, hdr);
     if (!p->layers) {
         const hk_video_layer_t *svc = p->svc ? &vl : NULL;
         for (size_t i = 0; i < p->n_consumers; i++)

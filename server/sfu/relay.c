@@ -113,7 +113,8 @@ static void publish(hk_relay_t *r, uint32_t head)
     schedule(r);
 }
 
-void hk_relay_push(hk_relay_t *r, int layer, const uint8_t *buf, size_t len)
+void hk_relay_push(hk_relay_t *r, int layer, const uint8_t *buf, size_t len,
+                   const hk_rtp_header_t *hdr)
 {
     uint32_t head;
     if (len > HK_RELAY_PACKET_MAX) {
@@ -127,6 +128,7 @@ void hk_relay_push(hk_relay_t *r, int layer, const uint8_t *buf, size_t len)
     slot->len = (uint16_t)len;
     slot->layer = (uint8_t)layer;
     slot->sender_report = false;
+    slot->hdr = *hdr;
     memcpy(slot->data, buf, len);
     publish(r, head);
 }
@@ -157,8 +159,7 @@ void hk_relay_request_keyframe(hk_relay_t *r, int layer)
 
 /* Target: one slot to the mirror's consumers, as the publisher's endpoint does with what
  * its transport received. */
-static void deliver(hk_relay_t *r, hk_relay_slot_t *slot, hk_media_counters_t *counters,
-                    uint64_t now_ms)
+static void deliver(hk_relay_t *r, hk_relay_slot_t *slot, uint64_t now_ms)
 {
     hk_producer_t *p = &r->mirror;
     int layer = slot->layer < HK_SIMULCAST_MAX_LAYERS ? slot->layer : 0;
@@ -170,41 +171,35 @@ static void deliver(hk_relay_t *r, hk_relay_slot_t *slot, hk_media_counters_t *c
                 hk_consumer_send_sender_report(p->consumers[i], &sr);
         return;
     }
-    hk_rtp_header_t hdr;
-    const char *err = NULL;
-    if (hk_rtp_parse(slot->data, slot->len, &hdr, &err) != 0) {
-        counters->rtp_errors++; /* it parsed on the source: never */
-        return;
-    }
+    const hk_rtp_header_t *hdr = &slot->hdr;
     hk_stream_t *s = &r->streams[layer];
-    s->ssrc = hdr.ssrc;
+    s->ssrc = hdr->ssrc;
     s->packets++;
     s->bytes += slot->len;
     if (s->cache)
-        hk_nack_cache_put(s->cache, hdr.seq, slot->data, slot->len, now_ms);
-    hk_producer_forward(p, layer, slot->data, slot->len, &hdr, now_ms);
+        hk_nack_cache_put(s->cache, hdr->seq, slot->data, slot->len, now_ms);
+    hk_producer_forward(p, layer, slot->data, slot->len, hdr, now_ms);
     r->forwarded++;
 }
 
-static void drain_ring(hk_relay_t *r, hk_media_counters_t *counters, uint64_t now_ms)
+static void drain_ring(hk_relay_t *r, uint64_t now_ms)
 {
     uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
     for (; tail != head; tail++) {
-        deliver(r, &r->slots[tail & (r->n_slots - 1)], counters, now_ms);
+        deliver(r, &r->slots[tail & (r->n_slots - 1)], now_ms);
         atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
     }
 }
 
 void hk_relay_inbox_drain(hk_relay_inbox_t *inbox, uint64_t now_ms)
 {
-    hk_media_counters_t *counters = &inbox->host->counters;
     for (hk_relay_t *r = atomic_exchange(&inbox->ready, NULL), *next; r; r = next) {
         next = r->next_ready;
         /* Cleared first: a packet pushed from now on schedules it again. */
         atomic_store(&r->scheduled, false);
         if (!atomic_load(&r->dead))
-            drain_ring(r, counters, now_ms);
+            drain_ring(r, now_ms);
         unref(r);
     }
     for (hk_relay_t *r = atomic_exchange(&inbox->keyframes, NULL), *next; r; r = next) {

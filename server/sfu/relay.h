@@ -47,7 +47,8 @@ typedef struct {
 typedef struct {
     uint16_t len;
     uint8_t layer;
-    bool sender_report; /* data holds an hk_rtcp_report_t */
+    bool sender_report;  /* data holds an hk_rtcp_report_t */
+    hk_rtp_header_t hdr; /* the source's parse of data (its offsets hold in the copy) */
     uint8_t data[HK_RELAY_PACKET_MAX];
 } hk_relay_slot_t;
 
@@ -88,7 +89,8 @@ void hk_relay_destroy(hk_relay_t *r);
 void hk_relay_set_wanted(hk_relay_t *r, bool wanted);
 
 /* Source worker, per packet of layer `layer` of its producer (hk_producer_forward). */
-void hk_relay_push(hk_relay_t *r, int layer, const uint8_t *buf, size_t len);
+void hk_relay_push(hk_relay_t *r, int layer, const uint8_t *buf, size_t len,
+                   const hk_rtp_header_t *hdr);
 /* Source worker: a sender report of that layer (relayed to the mirror's consumers). */
 void hk_relay_push_report(hk_relay_t *r, int layer, const hk_rtcp_report_t *sr);
 

@@ -44,6 +44,16 @@ static size_t rtp_packet(uint8_t *buf, uint16_t seq, uint32_t ssrc, size_t size)
     return 12 + size;
 }
 
+/* Pushes a packet as hk_producer_forward does: with the source's parse of it. */
+static void push(hk_relay_t *r, const uint8_t *buf, size_t len)
+{
+    hk_rtp_header_t hdr = {0};
+    const char *err = NULL;
+    if (len <= HK_RELAY_PACKET_MAX)
+        CHECK_INT_EQ(hk_rtp_parse(buf, len, &hdr, &err), 0);
+    hk_relay_push(r, 0, buf, len, &hdr);
+}
+
 static int owner_tag;
 
 /* Two workers, a publisher's live video on a and its relay to b. */
@@ -78,7 +88,7 @@ TEST(relay_carries_packets_to_the_mirror_in_order)
 
     uint8_t buf[1500];
     for (uint16_t seq = 100; seq < 110; seq++)
-        hk_relay_push(f.r, 0, buf, rtp_packet(buf, seq, 0x1234, 200));
+        push(f.r, buf, rtp_packet(buf, seq, 0x1234, 200));
     CHECK_INT_EQ(f.b.wakes, 1); /* scheduled once until drained */
     CHECK_INT_EQ(f.a.host.counters.relay_packets, 10);
     hk_relay_inbox_drain(&f.b.inbox, 1000);
@@ -95,7 +105,7 @@ TEST(relay_carries_packets_to_the_mirror_in_order)
     CHECK_INT_EQ(cached_len, 212);
     CHECK_MEM_EQ(cached, buf, 212);
     /* Drained: the next packet wakes the target again. */
-    hk_relay_push(f.r, 0, buf, rtp_packet(buf, 110, 0x1234, 200));
+    push(f.r, buf, rtp_packet(buf, 110, 0x1234, 200));
     CHECK_INT_EQ(f.b.wakes, 2);
     hk_relay_inbox_drain(&f.b.inbox, 1001);
     CHECK_INT_EQ(f.r->forwarded, 11);
@@ -111,17 +121,17 @@ TEST(relay_full_ring_drops_and_counts)
     CHECK_INT_EQ(fixture_init(&f), 0);
     uint8_t buf[1500];
     for (int i = 0; i < HK_RELAY_SLOTS_VIDEO + 20; i++)
-        hk_relay_push(f.r, 0, buf, rtp_packet(buf, (uint16_t)i, 7, 100));
+        push(f.r, buf, rtp_packet(buf, (uint16_t)i, 7, 100));
     CHECK_INT_EQ(f.a.host.counters.relay_packets, HK_RELAY_SLOTS_VIDEO);
     CHECK_INT_EQ(f.a.host.counters.relay_dropped, 20);
     hk_relay_inbox_drain(&f.b.inbox, 5);
     CHECK_INT_EQ(f.r->forwarded, HK_RELAY_SLOTS_VIDEO);
     /* Room again. */
-    hk_relay_push(f.r, 0, buf, rtp_packet(buf, 9, 7, 100));
+    push(f.r, buf, rtp_packet(buf, 9, 7, 100));
     CHECK_INT_EQ(f.a.host.counters.relay_dropped, 20);
     /* A packet over the slot size is dropped, never cut. */
     static uint8_t big[HK_RELAY_PACKET_MAX + 1];
-    hk_relay_push(f.r, 0, big, sizeof big);
+    push(f.r, big, sizeof big);
     CHECK_INT_EQ(f.a.host.counters.relay_dropped, 21);
     hk_relay_destroy(f.r);
     hk_relay_inbox_drain(&f.b.inbox, 6); /* frees it: it was still on the ready stack */
@@ -166,12 +176,12 @@ TEST(relay_without_consumers_copies_nothing)
     hk_producer_detach(&f.r->mirror, &c2);
     CHECK(!atomic_load(&f.r->wanted));
     uint8_t buf[1500];
-    hk_relay_push(f.r, 0, buf, rtp_packet(buf, 1, 7, 100));
+    push(f.r, buf, rtp_packet(buf, 1, 7, 100));
     CHECK_INT_EQ(f.a.host.counters.relay_packets, 0);
     CHECK_INT_EQ(f.a.host.counters.relay_dropped, 0);
     CHECK_INT_EQ(f.b.wakes, 0);
     CHECK_INT_EQ(hk_producer_attach(&f.r->mirror, &c1), 0);
-    hk_relay_push(f.r, 0, buf, rtp_packet(buf, 2, 7, 100));
+    push(f.r, buf, rtp_packet(buf, 2, 7, 100));
     CHECK_INT_EQ(f.a.host.counters.relay_packets, 1);
     CHECK_INT_EQ(f.b.wakes, 1);
     hk_relay_destroy(f.r);
