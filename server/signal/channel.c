@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "server/proto/keyrelay.h"
+#include "server/proto/mls_frame.h"
 #include "server/rtc/transport.h"
 #include "server/signal/placement.h"
 
@@ -144,6 +145,10 @@ void hk_channel_relay_mls(hk_peer_t *peer, const uint8_t *buf, size_t len)
         sig->counters.mls_messages_dropped++;
         HK_LOG(HK_LOG_DEBUG, "mls", peer->connection_id, "MLS message type 0x%02x dropped: %s",
                len ? buf[0] : 0, why ? why : hk_strerror(rc));
+    } else if (buf[0] == HK_MLS_KEY_PACKAGE && peer->state != HK_PEER_CLOSING) {
+        /* Its Add is on its way to the group: the members' renegotiation for its tracks
+         * starts now, alongside its own setup, rather than after its answer. */
+        hk_channel_offer_early(peer);
     }
     /* The peer may have been closed by the DS: it is still a member until its socket
      * goes, and the channel lives until then. */
@@ -284,6 +289,15 @@ static void notify_members(hk_channel_t *channel, const char *event, const hk_pe
     free(text);
 }
 
+/* Offers publisher's tracks to every receiving member. */
+static void offer_tracks(hk_channel_t *channel, hk_peer_t *publisher)
+{
+    for (hk_peer_t *m = channel->members; m; m = m->channel_next)
+        if (m != publisher && m->state != HK_PEER_CLOSING && m->state != HK_PEER_WAIT_CONNECT &&
+            hk_role_receives(m->role))
+            hk_peer_add_publisher(m, publisher);
+}
+
 void hk_channel_announce(hk_peer_t *peer)
 {
     hk_channel_t *channel = peer->channel;
@@ -310,13 +324,29 @@ void hk_channel_announce(hk_peer_t *peer)
         notify_members(channel, "connection.created", peer, peer);
     }
 
-    if (hk_role_sends(peer->role) &&
-        (peer->audio_track.ssrc || peer->video_track.ssrc || peer->video_track.simulcast_rids)) {
-        for (hk_peer_t *m = channel->members; m; m = m->channel_next)
-            if (m != peer && m->state != HK_PEER_CLOSING && m->state != HK_PEER_WAIT_CONNECT &&
-                hk_role_receives(m->role))
-                hk_peer_add_publisher(m, peer);
+    if (!peer->tracks_early && hk_role_sends(peer->role) &&
+        (peer->audio_track.ssrc || peer->video_track.ssrc || peer->video_track.simulcast_rids))
+        offer_tracks(channel, peer);
+}
+
+void hk_channel_offer_early(hk_peer_t *peer)
+{
+    if (peer->channel && !peer->announced && hk_peer_publish_early(peer)) {
+        HK_LOG(HK_LOG_DEBUG, "channel", peer->connection_id,
+               "its tracks are offered to the members with its Add, before its answer");
+        offer_tracks(peer->channel, peer);
     }
+}
+
+void hk_channel_take_back_early(hk_peer_t *peer)
+{
+    HK_LOG(HK_LOG_INFO, "channel", peer->connection_id,
+           "its answer differs from the tracks offered before it: offered again as answered");
+    for (hk_peer_t *m = peer->channel->members; m; m = m->channel_next)
+        if (m != peer)
+            hk_peer_remove_publisher(m, peer->connection_id);
+    hk_peer_drop_relays(peer);
+    peer->tracks_early = false;
 }
 
 void hk_channel_leave(hk_peer_t *peer)
@@ -341,12 +371,11 @@ void hk_channel_leave(hk_peer_t *peer)
             mls_arm(channel);
     }
 
-    if (peer->announced) {
+    if (peer->announced)
         notify_members(channel, "connection.destroyed", peer, NULL);
-        if (hk_role_sends(peer->role))
-            for (hk_peer_t *m = channel->members; m; m = m->channel_next)
-                hk_peer_remove_publisher(m, peer->connection_id);
-    }
+    if ((peer->announced || peer->tracks_early) && hk_role_sends(peer->role))
+        for (hk_peer_t *m = channel->members; m; m = m->channel_next)
+            hk_peer_remove_publisher(m, peer->connection_id);
     HK_LOG(HK_LOG_INFO, "channel", peer->connection_id, "left channel %s (%d members left)",
            channel->id, channel->n_members);
 

@@ -44,6 +44,16 @@ void hk_channel_leave(hk_peer_t *peer);
  * with `data` for itself) and forward its tracks to the receiving members. */
 void hk_channel_announce(hk_peer_t *peer);
 
+/* MLS channels (docs/protocol.md §6.5): a joiner whose key package the delivery service
+ * took, before its answer. Its tracks as its connect asked for them (not simulcast) are
+ * offered to the receiving members now, so their renegotiation runs alongside the
+ * joiner's own setup and its Add; hk_channel_announce then offers nothing more. */
+void hk_channel_offer_early(hk_peer_t *peer);
+
+/* The joiner's answer differs from the tracks offered early: takes them back from every
+ * member (and its relays); hk_channel_announce offers what it answered. */
+void hk_channel_take_back_early(hk_peer_t *peer);
+
 /* Validates a binary key message from peer and routes it, unchanged, to the member it
  * names. Anything invalid is dropped and counted (never forwarded). */
 void hk_channel_relay_key(hk_peer_t *peer, const uint8_t *buf, size_t len);

@@ -346,8 +346,8 @@ static hk_producer_t *source_of(hk_peer_t *peer, hk_peer_t *publisher, hk_media_
 static void add_forward(hk_peer_t *peer, hk_peer_t *publisher, hk_media_kind_t kind,
                         const hk_track_t *track)
 {
-    if (track->ssrc == 0 && !track->simulcast_rids)
-        return;
+    if (!publisher->endpoint.producers[kind].live)
+        return; /* it does not publish this kind (its answer, or hk_peer_publish_early) */
     /* Reuse an idle placeholder of the same kind before appending. */
     hk_sdp_section_t *s = NULL;
     for (size_t i = 0; i < peer->n_sections; i++) {
@@ -375,8 +375,13 @@ static void add_forward(hk_peer_t *peer, hk_peer_t *publisher, hk_media_kind_t k
     hk_consumer_set_want(c, peer->simulcast_want, false);
     s->offered = s->answered = false;
     snprintf(s->stream_id, sizeof s->stream_id, "%s", publisher->connection_id);
-    snprintf(s->track_id, sizeof s->track_id, "%s",
-             track->track_id[0] ? track->track_id : (kind == HK_MEDIA_AUDIO ? "audio" : "video"));
+    /* Its publisher's track id; without one (no msid, or offered before its answer),
+     * one unique in the channel: browsers take it for the track's id. */
+    if (track->track_id[0])
+        snprintf(s->track_id, sizeof s->track_id, "%s", track->track_id);
+    else
+        snprintf(s->track_id, sizeof s->track_id, "%s-%s",
+                 kind == HK_MEDIA_AUDIO ? "audio" : "video", publisher->connection_id);
     snprintf(s->cname, sizeof s->cname, "%s", publisher->connection_id);
     s->ssrc = c->ssrc;
     /* Retransmissions go in the consumer's own SSRC; its RTX SSRC carries only the
@@ -459,6 +464,17 @@ static void offer_changed(hk_peer_t *peer)
         peer->reoffer_pending = true;
     else
         send_reoffer(peer);
+}
+
+bool hk_peer_publish_early(hk_peer_t *peer)
+{
+    if (peer->state != HK_PEER_WAIT_ANSWER || peer->tracks_early || !hk_role_sends(peer->role) ||
+        peer->simulcast_rids || (!peer->audio && !peer->video))
+        return false;
+    hold_media(peer);
+    hk_endpoint_set_producers(&peer->endpoint, peer->audio, peer->video, 0);
+    peer->tracks_early = true;
+    return true;
 }
 
 void hk_peer_add_publisher(hk_peer_t *peer, hk_peer_t *publisher)
@@ -666,7 +682,7 @@ static void admit(hk_peer_t *peer, hk_connect_msg_t *msg_in)
     }
     if (hk_role_receives(peer->role)) {
         for (hk_peer_t *m = peer->channel->members; m; m = m->channel_next) {
-            if (m != peer && m->announced && hk_role_sends(m->role)) {
+            if (m != peer && (m->announced || m->tracks_early) && hk_role_sends(m->role)) {
                 add_forward(peer, m, HK_MEDIA_AUDIO, &m->audio_track);
                 add_forward(peer, m, HK_MEDIA_VIDEO, &m->video_track);
             }
@@ -837,8 +853,15 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
         if (peer->simulcast_rids && !video->simulcast_rids && video->ssrc)
             HK_LOG(HK_LOG_INFO, "sdp", peer->connection_id,
                    "simulcast offered, answered with one stream");
-        hk_endpoint_set_producers(&peer->endpoint, peer->audio_track.ssrc != 0,
-                                  video->ssrc != 0 || video->simulcast_rids, video->simulcast_rids);
+        bool audio = peer->audio_track.ssrc != 0;
+        bool has_video = video->ssrc != 0 || video->simulcast_rids;
+        /* Tracks offered to the members before this answer that it did not confirm are
+         * taken back; the announcement offers what it answered. */
+        if (peer->tracks_early &&
+            (audio != peer->endpoint.producers[HK_MEDIA_AUDIO].live ||
+             has_video != peer->endpoint.producers[HK_MEDIA_VIDEO].live || video->simulcast_rids))
+            hk_channel_take_back_early(peer);
+        hk_endpoint_set_producers(&peer->endpoint, audio, has_video, video->simulcast_rids);
     }
     free(answer);
     return 0;

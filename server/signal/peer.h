@@ -85,6 +85,8 @@ struct hk_peer_s {
     size_t metadata_charge;    /* its bytes counted in channel->metadata_bytes */
     json_t *authn_metadata;
     bool announced; /* connection.created was sent for it */
+    /* Its tracks were offered to the members before its answer (hk_peer_publish_early). */
+    bool tracks_early;
 
     /* The m-sections of the offers this connection gets; mids never change. */
     hk_sdp_section_t *sections;
@@ -150,7 +152,14 @@ void hk_peer_close(hk_peer_t *peer, int code, const char *reason);
 /* Called each second by the sig: pings, connect timeout. */
 void hk_peer_tick(hk_peer_t *peer, uint64_t now_ms);
 
-/* Adds FORWARD sections for publisher's tracks to peer (a subscriber) and re-offers. */
+/* Makes the producers of a joiner that has not answered yet live for the tracks it was
+ * offered to send (audio and video as its connect asked; not with simulcast, whose
+ * layers come from the answer), so that members can be offered them before its answer
+ * (MLS channels, hk_channel_offer_early). False when it cannot or did already. */
+bool hk_peer_publish_early(hk_peer_t *peer);
+
+/* Adds FORWARD sections for publisher's tracks (the kinds whose producers are live) to
+ * peer (a subscriber) and re-offers. */
 void hk_peer_add_publisher(hk_peer_t *peer, hk_peer_t *publisher);
 
 /* Closes the sections that carry publisher's tracks and re-offers. */

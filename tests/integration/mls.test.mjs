@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { T, encodeEnvelope } from '../../client/mls.js';
+import { MlsMember, T, encodeEnvelope } from '../../client/mls.js';
 import { expectClose, freshChannel, join, open, sleep, stats, wrapped } from '../lib/abuse.mjs';
 import { MLS, agree, lastEpoch, mlsJoin as mlsJoinAt } from '../lib/mls-node.mjs';
+import { describeOffer, fakeAnswer } from '../lib/sdp.mjs';
 import { startServer } from '../lib/server.mjs';
 
 let server;
@@ -117,5 +118,76 @@ test('a silent committer does not stall the group: after the commit deadline the
   assert.ok(s.mls.resets >= 1, 'counted as a reset');
   // A never answers the REJOIN: closed for want of a key package (10 s).
   await expectClose(a.client, 4408, /^MLS-NO-KEY-PACKAGE/, 15000);
+  b.client.close();
+});
+
+// A joiner whose key package the DS took, before it answered (hk_channel_offer_early):
+// connect, offer, KEY_PACKAGE; its answer is sent by the test.
+async function earlyJoiner(ch) {
+  const client = await open(server.url, { role: 'sendrecv', channel_id: ch, ...MLS });
+  const offer = await client.next('offer');
+  const mls = new MlsMember({ connectionId: offer.connection_id, send: (b) => client.sendBinary(Buffer.from(b)) });
+  client.ws.on('message', (data, isBinary) => { if (isBinary) mls.receive(new Uint8Array(data)); });
+  await mls.start();
+  return { client, id: offer.connection_id, offer };
+}
+
+// The sections of an offer that carry publisher id's tracks: {kind: {port, mid, direction, ssrcs}}.
+const tracksOf = (sdp, id) => Object.fromEntries(describeOffer(sdp)
+  .filter((s) => s.msid?.startsWith(`${id} `)).map((s) => [s.kind, s]));
+const notifiedAbout = (m, id) => m.client.messages.filter((x) => x.type === 'notify' && x.connection_id === id)
+  .map((x) => x.event_type);
+
+test('a joiner\'s tracks reach the members with its Add, before its answer; what it did not answer, or a leave before answering, takes them back', async () => {
+  const ch = freshChannel('mls-early');
+  const a = await mlsJoin(ch);
+  await agree([a]);
+
+  // B sent its key package and has not answered: A is offered its audio and video now.
+  const b = await earlyJoiner(ch);
+  const early = await a.client.next('re-offer');
+  const offered = tracksOf(early.sdp, b.id);
+  assert.deepEqual(Object.keys(offered).sort(), ['audio', 'video'], early.sdp);
+  for (const s of Object.values(offered)) {
+    assert.equal(s.direction, 'sendonly');
+    assert.equal(s.ssrcs.length, s.kind === 'video' ? 2 : 1);
+    assert.match(s.msid, new RegExp(`^${b.id} ${s.kind}-${b.id}$`), 'a track id unique in the channel');
+  }
+  assert.deepEqual(notifiedAbout(a, b.id), [], 'no notify before its answer');
+  a.client.send({ type: 're-answer', sdp: fakeAnswer(early.sdp) });
+
+  // B answers with audio only: A gets connection.created, a re-offer that takes back both
+  // early tracks, and then one with B's audio as answered.
+  const answer = fakeAnswer(b.offer.sdp).split(/(?=m=)/).map((part) => (!part.startsWith('m=video') ? part
+    : part.replace('a=sendonly', 'a=inactive').split('\r\n').filter((l) => !/^a=(ssrc|msid)/.test(l)).join('\r\n'))).join('');
+  b.client.send({ type: 'answer', sdp: answer });
+  await b.client.nextNotify('connection.created');
+  const created = await a.client.nextNotify('connection.created');
+  assert.equal(created.connection_id, b.id);
+  const back = await a.client.next('re-offer');
+  for (const s of Object.values(offered)) {
+    assert.equal(describeOffer(back.sdp).find((x) => x.mid === s.mid).port, 0, `B's early ${s.kind} is taken back: ${back.sdp}`);
+  }
+  a.client.send({ type: 're-answer', sdp: fakeAnswer(back.sdp) });
+  const again = await a.client.next('re-offer');
+  const now = tracksOf(again.sdp, b.id);
+  assert.deepEqual(Object.keys(now), ['audio'], 'B\'s audio only, as answered');
+  assert.notEqual(now.audio.port, 0);
+  assert.notEqual(now.audio.mid, offered.audio.mid);
+  a.client.send({ type: 're-answer', sdp: fakeAnswer(again.sdp) });
+
+  // C leaves before answering: its tracks are taken back, and nobody was told of it.
+  const c = await earlyJoiner(ch);
+  const cOffer = await a.client.next('re-offer');
+  const cTracks = tracksOf(cOffer.sdp, c.id);
+  assert.deepEqual(Object.keys(cTracks).sort(), ['audio', 'video']);
+  a.client.send({ type: 're-answer', sdp: fakeAnswer(cOffer.sdp) });
+  c.client.close();
+  const gone = await a.client.next('re-offer');
+  for (const s of Object.values(cTracks)) {
+    assert.equal(describeOffer(gone.sdp).find((x) => x.mid === s.mid).port, 0, `C's ${s.kind} is taken back`);
+  }
+  assert.deepEqual(notifiedAbout(a, c.id), [], 'C was never announced');
+  a.client.close();
   b.client.close();
 });
