@@ -327,6 +327,9 @@ static char *metrics_text(hk_signal_t *sig)
              c->api_refused_unauthorized);
     labelled(&t, "hisoka_api_refusals_total", "reason", "cross_origin",
              c->api_refused_cross_origin);
+    counter(&t, "hisoka_metrics_repeated_total",
+            "Scrapes of /metrics answered with the last text: more than 20 in a second.",
+            c->api_metrics_repeated);
     family(&t, "hisoka_refusals_total", "counter", "Connections refused, by reason.");
     labelled(&t, "hisoka_refusals_total", "reason", "bad_request", c->refused_bad_request);
     labelled(&t, "hisoka_refusals_total", "reason", "auth", c->refused_auth);
@@ -1044,11 +1047,26 @@ static int dispatch(struct lws *wsi, api_session_t *s)
             return respond(wsi, sig->stopping ? 503 : 200, "application/json",
                            sig->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}");
         if (strcmp(uri, "/metrics") == 0) {
-            char *text = metrics_text(sig);
-            int rc = respond(wsi, text ? 200 : 500, "text/plain; version=0.0.4; charset=utf-8",
-                             text ? text : "");
-            free(text);
-            return rc;
+            /* A flood of scrapes must not keep the workers held: past
+             * HK_METRICS_RENDERS_PER_SECOND renders in a second, the last text again. */
+            if (now - sig->metrics_second_ms >= 1000) {
+                sig->metrics_second_ms = now;
+                sig->metrics_renders = 0;
+            }
+            char *text = NULL;
+            if (!sig->metrics_text || sig->metrics_renders < HK_METRICS_RENDERS_PER_SECOND) {
+                text = metrics_text(sig);
+                sig->metrics_renders++;
+            }
+            if (text) {
+                free(sig->metrics_text);
+                sig->metrics_text = text;
+            } else if (sig->metrics_text) {
+                sig->counters.api_metrics_repeated++;
+            }
+            return respond(wsi, sig->metrics_text ? 200 : 500,
+                           "text/plain; version=0.0.4; charset=utf-8",
+                           sig->metrics_text ? sig->metrics_text : "");
         }
         if (strcmp(uri, "/stats") == 0)
             return respond_json(wsi, 200, stats_json(sig));

@@ -423,4 +423,6 @@ void hk_signal_stop(hk_signal_t *sig)
     release_workers(sig);
     hk_map_free(&sig->sockets_per_address);
     hk_map_free(&sig->peer_serials);
+    free(sig->metrics_text);
+    sig->metrics_text = NULL;
 }

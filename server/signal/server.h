@@ -53,6 +53,7 @@ typedef struct {
     uint64_t api_refused_host;         /* Host not an address, localhost or api_allowed_hosts */
     uint64_t api_refused_unauthorized; /* no or wrong Authorization: Bearer */
     uint64_t api_refused_cross_origin; /* state-changing request from another origin */
+    uint64_t api_metrics_repeated;     /* /metrics scrapes given the last text (a flood) */
 } hk_counters_t;
 
 /* What signaling knows of a media worker (app/worker.h): its host, whose transports,
@@ -70,6 +71,10 @@ typedef struct {
     int channels;                               /* placed on it, live */
     bool held;
 } hk_media_worker_t;
+
+/* /metrics is rendered at most this many times a second (a render holds every worker, and
+ * the path asks for no secret); further scrapes in that second get the last text. */
+#define HK_METRICS_RENDERS_PER_SECOND 20
 
 typedef struct hk_signal_s {
     uv_loop_t *loop;
@@ -106,6 +111,10 @@ typedef struct hk_signal_s {
     uint64_t next_serial;
     hk_mls_ds_config_t mls_config; /* every MLS channel's DS: one external-sender key */
     hk_mls_ds_stats_t mls_retired; /* the DS counters of channels already freed */
+    /* /metrics as last rendered, and the renders of the current second. */
+    char *metrics_text;
+    uint64_t metrics_second_ms;
+    int metrics_renders;
     /* The cluster (app/cluster.c sets it before hk_signal_start), NULL: one node. */
     const hk_placement_t *placement;
 } hk_signal_t;

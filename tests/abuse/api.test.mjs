@@ -63,6 +63,33 @@ test('abuse 16: with api_secret, everything but /health and /metrics needs the B
   }
 });
 
+test('abuse 16: a flood of /metrics scrapes (no secret needed) holds the media workers at most 20 times a second', async () => {
+  const server = await startServer({ api_secret: SECRET, workers: 2 });
+  try {
+    const m = await member(server, 'metrics-flood');
+    const none = { secret: false };
+    const repeated = (text) => Number(/^hisoka_metrics_repeated_total (\d+)$/m.exec(text)[1]);
+    const N = 200;
+    const t0 = Date.now();
+    const bodies = [];
+    for (let i = 0; i < N; i++) bodies.push((await apiRequest(server, '/metrics', none)).text);
+    const seconds = Math.ceil((Date.now() - t0) / 1000) + 1; // windows the burst can span
+    await new Promise((r) => setTimeout(r, 1100));
+    const after = await apiRequest(server, '/metrics', none);
+    const n = repeated(after.text);
+    console.log(`# ${N} scrapes in ${Date.now() - t0 - 1100} ms: ${n} answered with the last text, ${N - n} rendered`);
+    assert.ok(N - n <= 20 * seconds, `rendered at most 20 a second: ${N - n} in at most ${seconds} windows`);
+    assert.ok(n >= N - 20 * seconds && n > 0, `${n} repeated`);
+    // A repeated answer is a complete earlier text; the next second renders afresh.
+    assert.ok(bodies.every((b) => /^hisoka_metrics_repeated_total \d+$/m.test(b)));
+    assert.ok(repeated(after.text) > repeated(bodies[0]), 'a fresh render after the flood');
+    assert.ok(await connected(server, m.id), 'the member is still connected');
+    m.client.close();
+  } finally {
+    await server.stop();
+  }
+});
+
 test('abuse 16: cross-origin state changes are refused (CSRF), same-origin ones work', async () => {
   const server = await startServer(); // no secret: loopback only, no credentials asked
   try {
