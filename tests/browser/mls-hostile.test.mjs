@@ -228,7 +228,12 @@ test('moved frames (a page told that A\'s tracks are B\'s and the reverse) are d
 
 test('a swap (the server takes over a member\'s name with its own key) shows as a key change on every other screen', async () => {
   const ids = pages.map((p) => p.id).sort();
-  let states = await Promise.all(pages.map((p) => p.state()));
+  // From one epoch that every page is on (the last test waited for the roster only).
+  let states = [];
+  assert.ok(await waitFor(async () => {
+    states = await Promise.all(pages.map((p) => p.state()));
+    return states.every((x) => x.epoch === states[0].epoch && JSON.stringify(x.roster) === JSON.stringify(ids));
+  }, 15000, 200), `one epoch before the swap: ${JSON.stringify(states.map((x) => [x.epoch, x.roster.length]))}`);
   const start = { epoch: states[0].epoch, code: states[0].code };
   const victim = pages[1];
   const others = pages.filter((p) => p !== victim);
@@ -244,7 +249,8 @@ test('a swap (the server takes over a member\'s name with its own key) shows as 
     // The Remove and the Add may be committed together (one epoch, one banner) or apart
     // ("left", then the key change).
     const changed = changes.find((u) => u.credentialChanged?.includes(victim.id));
-    assert.ok(changed, `${s.id} showed a key change for ${victim.id}: ${JSON.stringify(changes)}`);
+    assert.ok(changed, `${s.id} showed a key change for ${victim.id}: ${JSON.stringify(changes)} (from epoch `
+      + `${start.epoch}; the impostor's epochs ${conn.epochs}; last updates ${JSON.stringify(s.rosters.slice(-3))})`);
     assert.match(changed.banner, new RegExp(`KEY CHANGED for ${victim.id}`));
     assert.notEqual(changed.code, start.code);
   }
