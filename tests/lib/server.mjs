@@ -83,9 +83,15 @@ export function run(args, opts = {}) {
 // options.wrap: an argv prefix to run the server with (e.g. entering a network namespace);
 // options.bin: another binary than BIN; options.env: variables added to its environment.
 export async function startServer(overrides = {}, options = {}) {
-  // Three different ports: the kernel may hand a just-freed port out again.
+  // Three different ports, none of them one the overrides name (e.g. a media_tcp_port
+  // the test took from freePort): the kernel may hand a just-freed port out again.
+  const named = new Set(['signaling_port', 'api_port', 'media_port', 'media_tcp_port']
+    .map((k) => Number(overrides[k])).filter((p) => p > 0));
   const ports = new Set();
-  while (ports.size < 3) ports.add(await freePort());
+  while (ports.size < 3) {
+    const p = await freePort();
+    if (!named.has(p)) ports.add(p);
+  }
   const [signalingPort, apiPort, mediaPort] = [...ports];
   const config = {
     listen_address: '127.0.0.1',
