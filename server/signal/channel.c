@@ -331,7 +331,7 @@ void hk_channel_announce(hk_peer_t *peer)
 
 void hk_channel_offer_early(hk_peer_t *peer)
 {
-    if (peer->channel && !peer->announced && hk_peer_publish_early(peer)) {
+    if (peer->channel && hk_peer_publish_early(peer)) { /* before its answer, so unannounced */
         HK_LOG(HK_LOG_DEBUG, "channel", peer->connection_id,
                "its tracks are offered to the members with its Add, before its answer");
         offer_tracks(peer->channel, peer);

@@ -856,10 +856,10 @@ static int accept_answer(hk_peer_t *peer, const char *sdp, size_t len, bool firs
         bool audio = peer->audio_track.ssrc != 0;
         bool has_video = video->ssrc != 0 || video->simulcast_rids;
         /* Tracks offered to the members before this answer that it did not confirm are
-         * taken back; the announcement offers what it answered. */
-        if (peer->tracks_early &&
-            (audio != peer->endpoint.producers[HK_MEDIA_AUDIO].live ||
-             has_video != peer->endpoint.producers[HK_MEDIA_VIDEO].live || video->simulcast_rids))
+         * taken back; the announcement offers what it answered. (An early publisher was
+         * offered no simulcast, so its answer has none.) */
+        if (peer->tracks_early && (audio != peer->endpoint.producers[HK_MEDIA_AUDIO].live ||
+                                   has_video != peer->endpoint.producers[HK_MEDIA_VIDEO].live))
             hk_channel_take_back_early(peer);
         hk_endpoint_set_producers(&peer->endpoint, audio, has_video, video->simulcast_rids);
     }
